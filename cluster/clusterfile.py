@@ -1,0 +1,294 @@
+"""Load a Clusterfile: YAML documents -> schema checks -> semantic checks -> a desired Cluster.
+
+Every problem is collected (not just the first) as `FILE:LINE:COL: PATH: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+from pathlib import Path
+
+from cluster import image as images
+from cluster.errors import InputError, SealerError
+from cluster.model import MASTER, SSH, Cluster, Document, Host, Taint
+from cluster.yamldoc import YamlDoc, format_path, key_node_at, load_documents, node_at, read_text
+from schemas import KUBEADM_KINDS, SUPPORTED_KINDS, schema_errors
+
+DEFAULT_NAME = "my-cluster"
+MAX_RANGE = 65536
+ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+TAINT = re.compile(
+    r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=(?P<value>[^:]*))?:(?P<effect>[A-Za-z]+)$"
+)
+# A removal is the whole taint followed by one "-": "key-", "key:Effect-" or "key=v:Effect-".
+TAINT_REMOVAL = re.compile(
+    r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=[^:]*)?(:(?P<effect>[A-Za-z]+))?-$"
+)
+
+
+class Problems:
+    """Collects one-line errors that point into the file."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def at(self, doc: YamlDoc, path: list, message: str, *, key: bool = False, warn=False) -> None:
+        node = key_node_at(doc.node, path) if key else node_at(doc.node, path)
+        m = node.start_mark
+        place = format_path(path) if path else f"document {doc.index}"
+        line = f"{self.file}:{m.line + 1}:{m.column + 1}: {place}: {message}"
+        found = self.warnings if warn else self.errors
+        if line not in found:  # a shared setting checked once per host group reports once
+            found.append(line)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise InputError(sorted(self.errors, key=_position))
+
+
+def _position(line: str) -> tuple[int, int]:
+    """Sort key: LINE and COL of a `FILE:LINE:COL: ...` message."""
+    m = re.search(r":(\d+):(\d+): ", line)
+    return (int(m[1]), int(m[2])) if m else (0, 0)
+
+
+def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, list[str]]:
+    """The desired cluster and the warnings, or InputError listing every problem."""
+    environ = os.environ if environ is None else environ
+    text = read_text(path, "Clusterfile")
+    docs = load_documents(path, text)
+    problems = Problems(path)
+    cluster_doc, others = _split_kinds(docs, problems)
+    if cluster_doc is None:
+        problems.raise_if_any()
+
+    _substitute_env(cluster_doc, environ, problems)
+    for doc in [cluster_doc, *others]:
+        for err_path, message in schema_errors(doc.data["kind"], doc.data):
+            problems.at(doc, err_path, message, key=message.startswith("unknown field"))
+    problems.raise_if_any()
+
+    cluster_env = _env(cluster_doc, ["spec", "env"], problems)
+    hosts = _hosts(cluster_doc, cluster_env, problems)
+    spec = cluster_doc.data["spec"]
+    image = None
+    try:
+        image = images.resolve(spec["image"], Path(path).resolve().parent)
+    except SealerError as e:
+        problems.at(cluster_doc, ["spec", "image"], str(e))
+    if image and image.runtime != "kubernetes":
+        for doc in others:
+            if doc.data["kind"] in KUBEADM_KINDS:
+                problems.at(doc, ["kind"], f"{doc.data['kind']} (document {doc.index}) only "
+                            f"applies to the kubernetes runtime; this image runs {image.runtime}")
+    problems.raise_if_any()
+
+    metadata = cluster_doc.data.get("metadata") or {}
+    cluster = Cluster(
+        name=metadata.get("name", DEFAULT_NAME),
+        image=image,
+        hosts=hosts,
+        env=cluster_env,
+        cmd=tuple(spec.get("cmd") or ()),
+        app_names=tuple(spec.get("appNames") or ()),
+        plugins=_documents(others, ("Plugin",)),
+        configs=_documents(others, ("Config",)),
+        kube_documents=_documents(others, KUBEADM_KINDS),
+        source=path,
+        source_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
+    )
+    return cluster, problems.warnings
+
+
+def _split_kinds(docs: list[YamlDoc], problems: Problems) -> tuple[YamlDoc, list[YamlDoc]]:
+    clusters, others = [], []
+    for doc in docs:
+        kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+        if not isinstance(doc.data, dict):
+            problems.at(doc, [], f"document {doc.index} is not a mapping")
+        elif kind is None:
+            problems.at(doc, [], f"document {doc.index} has no 'kind'")
+        elif kind not in SUPPORTED_KINDS:
+            problems.at(doc, ["kind"], f"unknown kind {kind!r} in document {doc.index}; "
+                        f"supported kinds: {', '.join(SUPPORTED_KINDS)}")
+        elif kind == "Cluster":
+            clusters.append(doc)
+        else:
+            others.append(doc)
+    if not docs:
+        problems.errors.append(f"{problems.file}:1:1: the file holds no YAML document")
+    elif not clusters and not problems.errors:
+        problems.errors.append(f"{problems.file}:1:1: no document of kind Cluster")
+    for extra in clusters[1:]:
+        problems.at(extra, ["kind"], f"a second Cluster document (document {extra.index}); "
+                    f"a Clusterfile holds exactly one")
+    return (clusters[0] if clusters else None), others
+
+
+def _substitute_env(doc: YamlDoc, environ, problems: Problems) -> None:
+    """Replace ${VAR} and ${VAR:-default} in every string of the Cluster document."""
+
+    def expand(value: str, path: list) -> str:
+        def one(m: re.Match) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name, default = m.group(1), m.group(2)
+            if environ.get(name):
+                return environ[name]
+            if default is not None:
+                return default
+            problems.at(doc, path, f"environment variable {name} is not set")
+            return ""
+
+        return ENV_REF.sub(one, value) if "$" in value else value
+
+    def walk(value, path):
+        if isinstance(value, str):
+            return expand(value, path)
+        if isinstance(value, list):
+            return [walk(v, path + [i]) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {k: walk(v, path + [k]) for k, v in value.items()}
+        return value
+
+    doc.data = walk(doc.data, [])
+
+
+def _env(doc: YamlDoc, path: list, problems: Problems) -> dict[str, str]:
+    """`K=V` strings to a dict; the last duplicate wins, as in sealer."""
+    env = {}
+    for i, entry in enumerate(_get(doc.data, path) or []):
+        key, sep, value = entry.partition("=")
+        if not sep or not ENV_KEY.match(key):
+            problems.at(doc, path + [i], f"{entry!r} is not of the form KEY=VALUE")
+            continue
+        env[key] = value
+    return env
+
+
+def _hosts(doc: YamlDoc, cluster_env: dict, problems: Problems) -> dict[str, Host]:
+    spec = doc.data["spec"]
+    cluster_ssh = spec.get("ssh") or {}
+    hosts: dict[str, Host] = {}
+    seen_at: dict[str, list] = {}
+    families: dict[int, list] = {}
+    for g, group in enumerate(spec["hosts"]):
+        base = ["spec", "hosts", g]
+        roles = tuple(dict.fromkeys(group["roles"]))
+        labels = _labels(doc, base, group.get("labels") or {}, problems)
+        taints = _taints(doc, base, group.get("taints") or [], problems)
+        env = {**cluster_env, **_env(doc, base + ["env"], problems)}
+        ssh = _ssh(doc, base, {**cluster_ssh, **(group.get("ssh") or {})}, problems)
+        for i, entry in enumerate(group["ips"]):
+            for ip in _expand_ips(doc, base + ["ips", i], entry, problems):
+                if ip in seen_at:
+                    problems.at(doc, base + ["ips", i], f"{ip} is already listed at "
+                                f"{format_path(seen_at[ip])}; an IP may appear only once")
+                    continue
+                seen_at[ip] = base + ["ips", i]
+                families.setdefault(ipaddress.ip_address(ip).version, base + ["ips", i])
+                hosts[ip] = Host(ip, roles, labels, taints, env, ssh)
+    if len(families) > 1:
+        problems.at(doc, families[6], "IPv4 and IPv6 addresses are mixed; use one family")
+    masters = [ip for ip, h in hosts.items() if MASTER in h.roles]
+    if not masters and not problems.errors:
+        problems.at(doc, ["spec", "hosts"], "no host has the role 'master'; at least one is needed")
+    elif masters and len(masters) % 2 == 0:
+        problems.at(doc, ["spec", "hosts"], f"{len(masters)} masters: an even number of etcd "
+                    f"members tolerates no more failures than one fewer; prefer an odd number",
+                    warn=True)
+    return hosts
+
+
+def _expand_ips(doc: YamlDoc, path: list, entry: str, problems: Problems) -> list[str]:
+    entry = entry.strip()
+    first, sep, last = entry.partition("-")
+    try:
+        if not sep:
+            return [ipaddress.ip_address(entry).compressed]
+        start, end = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
+    except ValueError:
+        problems.at(doc, path, f"{entry!r} is not a valid IP address" +
+                    (" range (A-B)" if sep else ""))
+        return []
+    if start.version != end.version or int(end) < int(start):
+        problems.at(doc, path, f"{entry!r} is not a valid range: the end must be an address of "
+                    "the same family, not lower than the start")
+        return []
+    if int(end) - int(start) >= MAX_RANGE:
+        problems.at(doc, path, f"{entry!r} spans more than {MAX_RANGE} addresses")
+        return []
+    return [ipaddress.ip_address(n).compressed for n in range(int(start), int(end) + 1)]
+
+
+def parse_taint(text: str) -> Taint | None:
+    removal = TAINT_REMOVAL.match(text)
+    if removal and not TAINT.match(text):
+        return Taint(removal["key"], "", removal["effect"] or "", remove=True)
+    m = TAINT.match(text)
+    if not m or m["effect"] not in TAINT_EFFECTS:
+        return None
+    return Taint(m["key"], m["value"] or "", m["effect"])
+
+
+def _taints(doc: YamlDoc, base: list, entries: list, problems: Problems) -> tuple[str, ...]:
+    taints = []
+    for i, entry in enumerate(entries):
+        taint = parse_taint(entry)
+        if taint is None or (taint.effect and taint.effect not in TAINT_EFFECTS):
+            problems.at(doc, base + ["taints", i], f"{entry!r} is not a taint: use key=value:Effect, "
+                        f"key:Effect or key- (Effect is one of {', '.join(TAINT_EFFECTS)})")
+            continue
+        taints.append(str(taint))
+    return tuple(taints)
+
+
+def _labels(doc: YamlDoc, base: list, labels: dict, problems: Problems) -> dict[str, str]:
+    out = {}
+    for key, value in labels.items():
+        if not LABEL_KEY.match(str(key)):
+            problems.at(doc, base + ["labels", key], f"{key!r} is not a valid label key", key=True)
+        out[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def _ssh(doc: YamlDoc, base: list, raw: dict, problems: Problems) -> SSH:
+    port = raw.get("port", 22)
+    try:
+        port_number = int(port)
+        if not 0 < port_number < 65536:
+            raise ValueError
+    except ValueError:
+        where = base + ["ssh", "port"] if "port" in (_get(doc.data, base + ["ssh"]) or {}) \
+            else ["spec", "ssh", "port"]
+        problems.at(doc, where, f"{port!r} is not a TCP port (1-65535)")
+        port_number = 22
+    return SSH(
+        user=raw.get("user", "root"),
+        password=raw.get("passwd", ""),
+        key_file=os.path.expanduser(raw.get("pk", "")),
+        key_passphrase=raw.get("pkPasswd", ""),
+        port=port_number,
+    )
+
+
+def _documents(docs: list[YamlDoc], kinds: tuple[str, ...]) -> tuple[Document, ...]:
+    found = [d.data for d in docs if d.data["kind"] in kinds]
+    return tuple(Document(d["kind"], (d.get("metadata") or {}).get("name", ""), d) for d in found)
+
+
+def _get(data, path: list):
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data

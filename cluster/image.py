@@ -1,0 +1,242 @@
+"""ClusterImages: a rootfs folder with a Metadata file, found by path or in the local store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from cluster.errors import SealerError
+from cluster.model import RUNTIMES, Image
+
+RUNTIME_LABEL = "cluster.alpha.sealer.io/cluster-runtime-type"
+RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
+REF_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+VERSION_PATTERN = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)([-+].*)?$")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+class ImageError(SealerError):
+    pass
+
+
+def sealer_home() -> Path:
+    return Path(os.environ.get("SEALER_HOME") or Path.home() / ".sealer")
+
+
+def choose_runtime(metadata: dict, where: str = "Metadata") -> str:
+    """The distribution a ClusterImage runs: ClusterRuntime (or the runtime label), kubernetes if unset."""
+    value = metadata.get("ClusterRuntime")
+    if value is None:
+        value = (metadata.get("labels") or {}).get(RUNTIME_LABEL, "")
+    if not isinstance(value, str):
+        raise ImageError(f"{where}: ClusterRuntime must be a string, got {value!r}")
+    runtime = RUNTIME_ALIASES.get(value.strip().lower(), value.strip().lower())
+    if runtime not in RUNTIMES:
+        raise ImageError(
+            f"{where}: unknown ClusterRuntime {value!r}; supported: kubernetes (alias k8s), k3s, k0s"
+        )
+    return runtime
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    m = VERSION_PATTERN.match(version or "")
+    if not m:
+        raise ImageError(f"version {version!r} is not of the form vMAJOR.MINOR.PATCH")
+    return int(m[1]), int(m[2]), int(m[3])
+
+
+def read_metadata(rootfs: Path, name: str) -> dict:
+    where = f"{name}: Metadata"
+    path = rootfs / "Metadata"
+    if not path.is_file():
+        raise ImageError(f"{name}: not a ClusterImage: no Metadata file at {path}")
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ImageError(f"{path}: Metadata is not valid JSON: {e}") from None
+    if not isinstance(metadata, dict):
+        raise ImageError(f"{path}: Metadata must be a JSON object")
+    version = metadata.get("version")
+    if not isinstance(version, str):
+        raise ImageError(f"{where}: 'version' is missing or not a string")
+    try:
+        parse_version(version)
+    except ImageError as e:
+        raise ImageError(f"{where}: {e}") from None
+    choose_runtime(metadata, where)
+    cmds = metadata.get("cmd", [])
+    if not isinstance(cmds, list) or not all(isinstance(c, str) for c in cmds):
+        raise ImageError(f"{where}: 'cmd' must be a list of strings")
+    return metadata
+
+
+def rootfs_digest(rootfs: Path) -> str:
+    """sha256 over every file's relative path, executable bit and content (or link target)."""
+    outer = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(rootfs):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            full = os.path.join(dirpath, filename)
+            rel = os.path.relpath(full, rootfs)
+            if os.path.islink(full):
+                outer.update(f"{rel}\0l\0{os.readlink(full)}\n".encode())
+                continue
+            inner = hashlib.sha256()
+            with open(full, "rb") as f:
+                for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                    inner.update(chunk)
+            mode = "x" if os.stat(full).st_mode & 0o111 else "f"
+            outer.update(f"{rel}\0{mode}\0{inner.hexdigest()}\n".encode())
+    return "sha256:" + outer.hexdigest()
+
+
+def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:
+    metadata = read_metadata(rootfs, name)
+    return Image(
+        name=name,
+        rootfs=str(rootfs),
+        digest=digest or rootfs_digest(rootfs),
+        version=metadata["version"],
+        runtime=choose_runtime(metadata),
+        kube_version=str(metadata.get("kubeVersion", "")),
+        arch=str(metadata.get("arch", "")),
+        variant=str(metadata.get("variant", "")),
+        launch_cmds=tuple(metadata.get("cmd", [])),
+    )
+
+
+# ---- the local store: $SEALER_HOME/images/<ref>/{rootfs/, image.json} ----
+
+
+def _store_dir(ref: str) -> Path:
+    return sealer_home() / "images" / ref.replace("/", "%2F")
+
+
+def is_image_ref(value: str) -> bool:
+    return bool(REF_PATTERN.match(value)) and not value.endswith(TAR_SUFFIXES)
+
+
+def resolve(spec_image: str, base_dir: Path) -> Image:
+    """Find the image spec.image names: a path (relative to base_dir) or NAME:TAG in the store."""
+    path = Path(spec_image)
+    if not path.is_absolute():
+        path = base_dir / path
+    if path.exists():
+        return _from_path(spec_image, path)
+    if is_image_ref(spec_image):
+        return from_store(spec_image)
+    raise ImageError(f"image {spec_image!r}: no such folder or archive at {path}")
+
+
+def from_store(ref: str) -> Image:
+    folder = _store_dir(ref)
+    info_path = folder / "image.json"
+    if not info_path.is_file():
+        raise ImageError(
+            f"image {ref!r} is not in the local store ({sealer_home() / 'images'}); "
+            f"load it with: sealer image load PATH --name {ref}"
+        )
+    info = json.loads(info_path.read_text())
+    return build_image(ref, folder / "rootfs", digest=info["digest"])
+
+
+def _from_path(name: str, path: Path) -> Image:
+    if path.is_dir():
+        return build_image(name, path)
+    if path.name.endswith(TAR_SUFFIXES):
+        return build_image(name, _unpacked(path))
+    raise ImageError(f"image {name!r}: {path} is neither a folder nor a .tar/.tar.gz archive")
+
+
+def _unpacked(archive: Path) -> Path:
+    """Unpack an archive once into the cache, keyed by the archive's own sha256."""
+    file_hash = hashlib.sha256()
+    with open(archive, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            file_hash.update(chunk)
+    target = sealer_home() / "cache" / "archives" / file_hash.hexdigest()
+    if not target.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent))
+        try:
+            _extract(archive, staging)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return _rootfs_in(target)
+
+
+def _extract(archive: Path, into: Path) -> None:
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if member.name.startswith("/") or ".." in Path(member.name).parts:
+                    raise ImageError(f"{archive}: unsafe path in archive: {member.name!r}")
+                if member.isdev():
+                    raise ImageError(f"{archive}: device file in archive: {member.name!r}")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:  # pragma: no cover - Python < 3.10.12
+                tar.extractall(into)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ImageError(f"{archive}: not a readable tar archive: {e}") from None
+
+
+def _rootfs_in(folder: Path) -> Path:
+    """An archive holds the rootfs at its top, or inside one folder."""
+    if (folder / "Metadata").exists():
+        return folder
+    entries = [p for p in folder.iterdir()]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return folder
+
+
+def load_into_store(source: Path, name: str | None) -> Image:
+    """`sealer image load`: copy a rootfs folder or archive into the store under NAME:TAG."""
+    if not source.exists():
+        raise ImageError(f"{source}: no such folder or archive")
+    rootfs = _unpacked(source) if source.is_file() else source
+    image = build_image(str(source), rootfs)
+    ref = name or f"{image.runtime}:{image.version}"
+    if not is_image_ref(ref):
+        raise ImageError(f"image name {ref!r} is not of the form NAME:TAG")
+    folder = _store_dir(ref)
+    staging = Path(tempfile.mkdtemp(dir=_ensure(folder.parent)))
+    try:
+        shutil.copytree(rootfs, staging / "rootfs", symlinks=True)
+        record = {"name": ref, "digest": image.digest, "version": image.version,
+                  "runtime": image.runtime}
+        (staging / "image.json").write_text(json.dumps(record, indent=2) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return build_image(ref, folder / "rootfs", digest=image.digest)
+
+
+def list_store() -> list[dict]:
+    root = sealer_home() / "images"
+    if not root.is_dir():
+        return []
+    records = []
+    for info in sorted(root.glob("*/image.json")):
+        try:
+            records.append(json.loads(info.read_text()))
+        except ValueError:
+            continue
+    return records
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

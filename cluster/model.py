@@ -1,0 +1,206 @@
+"""The plain data types shared by every layer. This module imports nothing of the project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MASTER = "master"
+WORKER = "node"
+
+RUNTIMES = ("kubernetes", "k3s", "k0s")
+
+
+@dataclass(frozen=True)
+class SSH:
+    user: str = "root"
+    password: str = field(default="", repr=False)  # a secret: never printed nor stored
+    key_file: str = ""
+    key_passphrase: str = field(default="", repr=False)  # a secret too
+    port: int = 22
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+    remove: bool = False
+
+    def __str__(self) -> str:
+        if self.remove:
+            return f"{self.key}-"
+        value = f"={self.value}" if self.value else ""
+        return f"{self.key}{value}:{self.effect}"
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host as the Clusterfile wants it."""
+
+    ip: str
+    roles: tuple[str, ...]
+    labels: dict[str, str]
+    taints: tuple[str, ...]
+    env: dict[str, str]  # cluster env merged under the host's own env
+    ssh: SSH
+
+    @property
+    def is_master(self) -> bool:
+        return MASTER in self.roles
+
+
+@dataclass(frozen=True)
+class Image:
+    """A resolved ClusterImage."""
+
+    name: str  # what spec.image said (NAME:TAG or a path)
+    rootfs: str  # local folder holding the rootfs
+    digest: str  # "sha256:..." over the rootfs files
+    version: str
+    runtime: str  # one of RUNTIMES
+    kube_version: str = ""
+    arch: str = ""
+    variant: str = ""
+    launch_cmds: tuple[str, ...] = ()
+
+    def record(self) -> dict:
+        """The fields kept in state and plans."""
+        return {
+            "name": self.name,
+            "digest": self.digest,
+            "version": self.version,
+            "runtime": self.runtime,
+        }
+
+
+@dataclass(frozen=True)
+class Document:
+    """A Plugin, Config or kubeadm document carried along with the cluster."""
+
+    kind: str
+    name: str
+    body: dict
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The desired cluster, as loaded and checked from a Clusterfile."""
+
+    name: str
+    image: Image
+    hosts: dict[str, Host]  # by IP, in Clusterfile order
+    env: dict[str, str]
+    cmd: tuple[str, ...]
+    app_names: tuple[str, ...]
+    plugins: tuple[Document, ...] = ()
+    configs: tuple[Document, ...] = ()
+    kube_documents: tuple[Document, ...] = ()
+    source: str = ""  # path of the Clusterfile
+    source_digest: str = ""  # sha256 of its text
+
+    @property
+    def masters(self) -> list[str]:
+        return [ip for ip, h in self.hosts.items() if h.is_master]
+
+    @property
+    def workers(self) -> list[str]:
+        return [ip for ip, h in self.hosts.items() if not h.is_master]
+
+
+# ---- plans ----
+
+ADD_KINDS = ("init_cluster", "join_master", "join_worker")
+CHANGE_KINDS = ("upgrade_master", "upgrade_worker", "update_host")
+DESTROY_KINDS = ("delete_master", "delete_worker", "reset_cluster")
+# Inner steps that change no host: a barrier between two batches of worker upgrades.
+INNER_KINDS = ("upgrade_batch",)
+ACTION_KINDS = ADD_KINDS + CHANGE_KINDS + DESTROY_KINDS + INNER_KINDS
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    kind: str
+    host: str | None
+    roles: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "host": self.host,
+            "roles": list(self.roles),
+            "depends_on": list(self.depends_on),
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Action:
+        return cls(
+            id=data["id"],
+            kind=data["kind"],
+            host=data["host"],
+            roles=tuple(data["roles"]),
+            depends_on=tuple(data["depends_on"]),
+            details=dict(data["details"]),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    cluster: str
+    lineage: str | None  # None: the state does not exist yet
+    serial: int
+    actions: tuple[Action, ...]  # in a topological order
+    image: dict | None  # the desired image record (None for a destroy plan)
+    previous_image: dict | None
+    bootstrap_master: str | None  # after the plan is applied
+    destroy: bool = False
+    changes: tuple[str, ...] = ()  # cluster-level changes, one line each
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {"add": 0, "change": 0, "destroy": 0}
+        for action in self.actions:
+            if action.kind in ADD_KINDS:
+                counts["add"] += 1
+            elif action.kind in CHANGE_KINDS:
+                counts["change"] += 1
+            elif action.kind in DESTROY_KINDS:
+                counts["destroy"] += 1
+        return counts
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def to_json(self) -> dict:
+        return {
+            "format_version": "1",
+            "cluster": self.cluster,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "destroy": self.destroy,
+            "image": self.image,
+            "previous_image": self.previous_image,
+            "bootstrap_master": self.bootstrap_master,
+            "changes": list(self.changes),
+            "actions": [a.to_json() for a in self.actions],
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Plan:
+        return cls(
+            cluster=data["cluster"],
+            lineage=data["lineage"],
+            serial=data["serial"],
+            actions=tuple(Action.from_json(a) for a in data["actions"]),
+            image=data["image"],
+            previous_image=data["previous_image"],
+            bootstrap_master=data["bootstrap_master"],
+            destroy=data["destroy"],
+            changes=tuple(data["changes"]),
+        )

@@ -1,0 +1,201 @@
+"""Planning rules: which actions turn the recorded cluster into the desired one, in what order.
+
+- A new cluster: init_cluster on the first master, the other masters join one at a time, the
+  workers join in parallel after the init.
+- A running cluster: existing masters upgrade one at a time (bootstrap first), then workers in
+  batches of at most max_unavailable; new masters join one at a time after the control plane is
+  upgraded (so they join at the new version); then removed masters leave one at a time, the
+  bootstrap master last. Removed workers leave independently. Hosts whose labels, taints or env
+  changed get update_host. A host that changes between master and worker is removed and re-joined.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from cluster.errors import SealerError
+from cluster.model import MASTER, WORKER, Cluster, Plan
+from planner.explain import explain
+from planner.graph import ActionGraph
+from planner.records import desired_record, is_master_record, recorded_record
+from planner.versions import check_transition, check_version_step, is_upgrade
+
+DEFAULT_MAX_UNAVAILABLE = "10%"
+
+
+class PlanError(SealerError):
+    pass
+
+
+def batch_size(max_unavailable: str | int, workers: int) -> int:
+    """N, or P% of the workers rounded down; at least 1."""
+    text = str(max_unavailable).strip()
+    m = re.fullmatch(r"(\d+)(%?)", text)
+    if not m or (m[2] and int(m[1]) > 100):
+        raise PlanError(f"--max-unavailable: {text!r} is not a count (3) or a percentage (10%)")
+    value = int(m[1])
+    if m[2]:
+        value = math.floor(workers * value / 100)
+    return max(1, value)
+
+
+def make_plan(desired: Cluster, state: dict, max_unavailable=DEFAULT_MAX_UNAVAILABLE) -> Plan:
+    image = desired.image.record()
+    previous_image = state.get("image")
+    check_transition(previous_image, image)
+    graph = ActionGraph()
+    if state["hosts"]:
+        bootstrap = _plan_running_cluster(graph, desired, state, max_unavailable)
+    else:
+        bootstrap = _plan_new_cluster(graph, desired)
+    changes = ()
+    if previous_image and previous_image != image:
+        changes = tuple(f"image.{line}" for line in explain(previous_image, image))
+    return Plan(
+        cluster=desired.name,
+        lineage=state["lineage"] if state["serial"] else None,
+        serial=state["serial"],
+        actions=graph.ordered(),
+        image=image,
+        previous_image=previous_image,
+        bootstrap_master=bootstrap,
+        changes=changes,
+    )
+
+
+def make_destroy_plan(state: dict) -> Plan:
+    """reset_cluster on every host: workers in parallel, then masters one by one, bootstrap last."""
+    graph = ActionGraph()
+    hosts = state["hosts"]
+    bootstrap = state.get("bootstrap_master")
+    workers = [ip for ip, r in hosts.items() if not is_master_record(r)]
+    masters = [ip for ip, r in hosts.items() if is_master_record(r) and ip != bootstrap]
+    if bootstrap in hosts:
+        masters.append(bootstrap)
+    worker_resets = [graph.add("reset_cluster", ip, hosts[ip]["roles"]) for ip in workers]
+    previous = None
+    for ip in masters:
+        deps = worker_resets if previous is None else [previous]
+        previous = graph.add("reset_cluster", ip, hosts[ip]["roles"], deps)
+    return Plan(
+        cluster=state["cluster"],
+        lineage=state["lineage"] if state["serial"] else None,
+        serial=state["serial"],
+        actions=graph.ordered(),
+        image=None,
+        previous_image=state.get("image"),
+        bootstrap_master=None,
+        destroy=True,
+    )
+
+
+def _plan_new_cluster(graph: ActionGraph, desired: Cluster) -> str:
+    first, *other_masters = desired.masters
+    hosts = desired.hosts
+    init = graph.add("init_cluster", first, hosts[first].roles, **_join_details(desired, first))
+    previous = init
+    for ip in other_masters:
+        previous = graph.add("join_master", ip, hosts[ip].roles, [previous],
+                             **_join_details(desired, ip))
+    for ip in desired.workers:
+        graph.add("join_worker", ip, hosts[ip].roles, [init], **_join_details(desired, ip))
+    return first
+
+
+def _plan_running_cluster(graph: ActionGraph, desired: Cluster, state: dict,
+                          max_unavailable) -> str:
+    recorded = state["hosts"]
+    wanted = desired.hosts
+    key = state["lineage"]
+    version = desired.image.version
+
+    # A host that changes between master and worker is removed, then joined again.
+    replaced = {ip for ip in wanted if ip in recorded
+                and wanted[ip].is_master != is_master_record(recorded[ip])}
+    removed = [ip for ip in recorded if ip not in wanted or ip in replaced]
+    added = [ip for ip in wanted if ip not in recorded or ip in replaced]
+    kept = [ip for ip in wanted if ip in recorded and ip not in replaced]
+
+    kept_masters = [ip for ip in kept if wanted[ip].is_master]
+    if not kept_masters:
+        current = [ip for ip in recorded if is_master_record(recorded[ip])]
+        raise PlanError(
+            f"this change removes every current master ({', '.join(current)}); keep at least "
+            f"one master in the Clusterfile so the others can join its control plane"
+        )
+    old_bootstrap = state.get("bootstrap_master")
+    bootstrap = old_bootstrap if old_bootstrap in kept_masters else kept_masters[0]
+
+    # Upgrades of hosts that stay: masters one at a time (bootstrap first), then workers in batches.
+    for ip in kept:
+        check_version_step(recorded[ip]["version"], version)
+    stale = [ip for ip in kept if is_upgrade(recorded[ip]["version"], version)]
+    master_order = [ip for ip in [bootstrap, *kept_masters] if ip in stale]
+    upgrades: dict[str, str] = {}
+    previous = None
+    for ip in dict.fromkeys(master_order):
+        previous = upgrades[ip] = graph.add(
+            "upgrade_master", ip, wanted[ip].roles, [previous],
+            **{"from": recorded[ip]["version"], "to": version})
+    control_plane_ready = previous
+    stale_workers = [ip for ip in stale if not wanted[ip].is_master]
+    size = batch_size(max_unavailable, len(desired.workers))
+    barrier = control_plane_ready
+    for number, start in enumerate(range(0, len(stale_workers), size), start=1):
+        batch = stale_workers[start:start + size]
+        ids = [graph.add("upgrade_worker", ip, wanted[ip].roles, [barrier],
+                         **{"from": recorded[ip]["version"], "to": version, "batch": number})
+               for ip in batch]
+        upgrades.update(zip(batch, ids))
+        if start + size < len(stale_workers):
+            barrier = graph.add("upgrade_batch", None, (), ids, batch=number, size=len(batch))
+
+    # Removals first known, so that a re-joined host can wait for its own removal.
+    removals: dict[str, str] = {}
+    removed_masters = [ip for ip in removed if is_master_record(recorded[ip])]
+    removed_masters.sort(key=lambda ip: ip == old_bootstrap)  # the bootstrap master leaves last
+    for ip in removed:
+        if not is_master_record(recorded[ip]):
+            removals[ip] = graph.add("delete_worker", ip, recorded[ip]["roles"],
+                                     version=recorded[ip]["version"])
+
+    # Joins: new masters one at a time, new workers in parallel, both at the new version.
+    previous = control_plane_ready
+    for ip in [ip for ip in added if wanted[ip].is_master]:
+        previous = graph.add("join_master", ip, wanted[ip].roles,
+                             [previous, removals.get(ip)], **_join_details(desired, ip))
+    masters_joined = previous
+    for ip in [ip for ip in added if not wanted[ip].is_master]:
+        graph.add("join_worker", ip, wanted[ip].roles, [control_plane_ready, removals.get(ip)],
+                  **_join_details(desired, ip))
+
+    # Masters leave one at a time, after the new ones joined; a re-joined worker waits for it.
+    previous = masters_joined
+    for ip in removed_masters:
+        details = {"version": recorded[ip]["version"]}
+        if ip == old_bootstrap:
+            details["hands_bootstrap_to"] = bootstrap
+        previous = removals[ip] = graph.add("delete_master", ip, recorded[ip]["roles"],
+                                            [previous], **details)
+    for ip in replaced:
+        if is_master_record(recorded[ip]):
+            graph.depend(f"join_worker.{ip}", removals[ip])
+
+    # Labels, taints, env (and free-form roles) of hosts that stay.
+    for ip in kept:
+        old, new = recorded_record(recorded[ip]), desired_record(wanted[ip], key)
+        if old != new:
+            graph.add("update_host", ip, wanted[ip].roles, [upgrades.get(ip)],
+                      changes=explain(old, new))
+    return bootstrap
+
+
+def _join_details(desired: Cluster, ip: str) -> dict:
+    host = desired.hosts[ip]
+    return {
+        "version": desired.image.version,
+        "role": MASTER if host.is_master else WORKER,
+        "labels": dict(host.labels),
+        "taints": list(host.taints),
+    }

@@ -1,0 +1,1 @@
+"""The `sealer` command line: parses flags, calls the layers, renders. No logic hides here."""

@@ -1,0 +1,157 @@
+"""The body of each command: load, lock, plan, render. Each returns the exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from cluster import clusterfile
+from cluster import image as images
+from cluster.durations import parse_duration
+from cluster.errors import SealerError
+from cluster.model import Cluster, Plan
+from sealer_cli import render
+from state import planfile
+from state.document import host_record, is_empty, new_document
+from state.location import backend_for
+
+
+def run(args) -> int:
+    handler = {
+        "validate": cmd_validate,
+        "plan": cmd_plan,
+        "graph": cmd_graph,
+        "show": cmd_show,
+        "import": cmd_import,
+        "image": cmd_image,
+    }[args.command]
+    return handler(args)
+
+
+def load_cluster(path: str) -> Cluster:
+    cluster, warnings = clusterfile.load(path)
+    for warning in warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    return cluster
+
+
+@contextmanager
+def locked_state(args, cluster_name: str, operation: str):
+    """The backend, locked for this command, and the state document as read under the lock."""
+    backend = backend_for(cluster_name, args.state)
+    with backend.lock(operation, parse_duration(args.lock_timeout, "--lock-timeout")):
+        yield backend, backend.read(cluster_name)
+
+
+def make_plan(args, cluster: Cluster, state: dict) -> Plan:
+    from planner import make_destroy_plan, make_plan
+
+    if getattr(args, "destroy", False):
+        return make_destroy_plan(state)
+    return make_plan(cluster, state, max_unavailable=args.max_unavailable)
+
+
+def cmd_validate(args) -> int:
+    cluster = load_cluster(args.file)
+    image = cluster.image
+    print(f"{args.file}: valid. Cluster {cluster.name!r}: {len(cluster.masters)} master(s), "
+          f"{len(cluster.workers)} worker(s); image {image.name} ({image.runtime} {image.version},"
+          f" {image.digest[:19]}).")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    cluster = load_cluster(args.file)
+    with locked_state(args, cluster.name, "plan") as (backend, state):
+        plan = make_plan(args, cluster, state)
+    if args.out:
+        planfile.save(args.out, plan.to_json(), {
+            "clusterfile": str(Path(args.file).resolve()),
+            "clusterfile_digest": cluster.source_digest,
+            "image_digest": cluster.image.digest,
+            "state": backend.describe(),
+            "max_unavailable": args.max_unavailable,
+        })
+    if args.json:
+        json.dump(plan.to_json(), sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render.render_plan(plan, render.use_colour()))
+        if args.out:
+            print(f"\nSaved the plan to {args.out}. To perform exactly these actions, run: "
+                  f"sealer apply {args.out}")
+    if args.detailed_exitcode and not plan.empty:
+        return 2
+    return 0
+
+
+def cmd_graph(args) -> int:
+    from planner.graph import to_dot
+
+    cluster = load_cluster(args.file)
+    with locked_state(args, cluster.name, "graph") as (_, state):
+        plan = make_plan(args, cluster, state)
+    sys.stdout.write(to_dot(plan.actions, cluster.name))
+    return 0
+
+
+def cmd_show(args) -> int:
+    if args.planfile:
+        plan, _ = planfile.load(args.planfile)
+        if args.json:
+            print(json.dumps(plan, indent=1))
+        else:
+            sys.stdout.write(render.render_plan(Plan.from_json(plan), render.use_colour()))
+        return 0
+    cluster = load_cluster(args.file)
+    with locked_state(args, cluster.name, "show") as (backend, state):
+        pass
+    if args.json:
+        print(json.dumps(state, indent=1))
+    elif is_empty(state) and not state["serial"]:
+        print(f"No state for cluster {cluster.name!r} yet ({backend.describe()}).")
+    else:
+        sys.stdout.write(render.render_state(state))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from planner.records import env_digest
+
+    cluster = load_cluster(args.file)
+    with locked_state(args, cluster.name, "import") as (backend, state):
+        if not is_empty(state):
+            raise SealerError(f"{backend.describe()}: a state with {len(state['hosts'])} host(s) "
+                              f"already exists for cluster {cluster.name!r}; import only adopts a "
+                              f"cluster that has no state")
+        doc = new_document(cluster.name)
+        doc["lineage"] = state["lineage"] if state["serial"] else doc["lineage"]
+        doc["image"] = cluster.image.record()
+        doc["bootstrap_master"] = cluster.masters[0]
+        for ip, host in cluster.hosts.items():
+            doc["hosts"][ip] = host_record(
+                roles=host.roles, labels=host.labels, taints=host.taints,
+                env_digest=env_digest(host.env, doc["lineage"]),
+                version=cluster.image.version, status="imported")
+        backend.write(doc, state)
+    print(f"Imported cluster {cluster.name!r}: {len(cluster.hosts)} host(s) recorded in "
+          f"{backend.describe()} without contacting them.")
+    return 0
+
+
+def cmd_image(args) -> int:
+    if args.image_command == "load":
+        image = images.load_into_store(Path(args.path), args.name)
+        print(f"Loaded {image.name} ({image.runtime} {image.version}, {image.digest})")
+        return 0
+    records = images.list_store()
+    if not records:
+        print(f"No images in {images.sealer_home() / 'images'}. "
+              f"Load one with: sealer image load PATH")
+        return 0
+    print(f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST")
+    for r in records:
+        print(f"{r['name']:<32} {r['runtime']:<11} {r['version']:<10} {r['digest'][:19]}")
+    return 0

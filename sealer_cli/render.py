@@ -1,0 +1,150 @@
+"""Human output: Terraform-style plans and state summaries. Colour only on a TTY, never under NO_COLOR."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from cluster.model import ADD_KINDS, CHANGE_KINDS, Action, Plan
+
+SYMBOLS = {"add": "+", "change": "~", "destroy": "-"}
+LEGEND = {"add": "create", "change": "update in-place", "destroy": "destroy"}
+COLOURS = {"add": "32", "change": "33", "destroy": "31", "bold": "1"}
+
+
+def use_colour(stream=sys.stdout) -> bool:
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+class Painter:
+    def __init__(self, colour: bool):
+        self.colour = colour
+
+    def __call__(self, text: str, style: str) -> str:
+        return f"\033[{COLOURS[style]}m{text}\033[0m" if self.colour else text
+
+
+def change_type(action: Action) -> str | None:
+    if action.kind in ADD_KINDS:
+        return "add"
+    if action.kind in CHANGE_KINDS:
+        return "change"
+    return "destroy" if action.host is not None else None
+
+
+def render_plan(plan: Plan, colour: bool = False) -> str:
+    paint = Painter(colour)
+    if plan.empty:
+        return paint("No changes.", "bold") + " Your cluster matches the Clusterfile.\n"
+    out: list[str] = []
+    used = []
+    for action in plan.actions:
+        kind = change_type(action)
+        if kind and kind not in used:
+            used.append(kind)
+    out.append("Sealer used the Clusterfile to generate the following execution plan. "
+               "Actions are indicated with the following symbols:")
+    for kind in ("add", "change", "destroy"):
+        if kind in used:
+            out.append(f"  {paint(SYMBOLS[kind], kind)} {LEGEND[kind]}")
+    out.append("")
+    if plan.changes:
+        out.append(f'Cluster "{plan.cluster}" changes:')
+        out += [f"  ~ {line}" for line in plan.changes]
+        out.append("")
+    out.append(paint("Sealer will perform the following actions:", "bold"))
+    batches = 0
+    for action in plan.actions:
+        if action.kind == "upgrade_batch":
+            batches += 1
+            continue
+        out.append("")
+        out += _action_block(action, paint)
+    if batches:
+        out.append("")
+        out.append(f"  # workers upgrade in {batches + 1} batches, each after the previous one")
+    s = plan.summary
+    out.append("")
+    out.append(paint("Plan:", "bold") + f" {s['add']} to add, {s['change']} to change, "
+               f"{s['destroy']} to destroy.")
+    return "\n".join(out) + "\n"
+
+
+def _action_block(action: Action, paint: Painter) -> list[str]:
+    kind = change_type(action)
+    symbol = paint(SYMBOLS[kind], kind)
+    d = action.details
+    verb = {"add": "will be created", "change": "will be updated in-place",
+            "destroy": "will be destroyed"}[kind]
+    reason = _reason(action)
+    lines = [f"  # {action.id} {verb}" + (f" ({reason})" if reason else "")]
+    lines.append(f'  {symbol} {action.kind} "{action.host}" {{')
+    fields: list[tuple[str, str]] = [("roles", json.dumps(list(action.roles)))]
+    if action.kind in ADD_KINDS:
+        fields.append(("version", json.dumps(d.get("version"))))
+        if d.get("labels"):
+            fields.append(("labels", _map(d["labels"])))
+        if d.get("taints"):
+            fields.append(("taints", json.dumps(d["taints"])))
+    elif action.kind in ("upgrade_master", "upgrade_worker"):
+        fields.append(("version", f'{json.dumps(d["from"])} -> {json.dumps(d["to"])}'))
+    elif action.kind == "update_host":
+        fields += [(line.split(":", 1)[0], line.split(":", 1)[1].strip())
+                   for line in d.get("changes", [])]
+    elif "version" in d:
+        fields.append(("version", json.dumps(d["version"])))
+    width = max(len(name) for name, _ in fields)
+    for name, value in fields:
+        # An in-place change marks only what changes; roles stay as they are.
+        mark = " " if kind == "change" and name == "roles" else symbol
+        lines.append(f"      {mark} {name.ljust(width)} = {value}")
+    lines.append("    }")
+    return lines
+
+
+def _reason(action: Action) -> str:
+    d = action.details
+    if action.kind == "init_cluster":
+        return "the first master: initialises the control plane"
+    if action.kind == "join_master":
+        return "joins the control plane"
+    if action.kind in ("upgrade_master", "upgrade_worker"):
+        batch = f", batch {d['batch']}" if "batch" in d else ""
+        return f"because {d['from']} -> {d['to']}{batch}"
+    if action.kind == "delete_master":
+        hand = f"; the bootstrap role moves to {d['hands_bootstrap_to']}" \
+            if "hands_bootstrap_to" in d else ""
+        return f"leaves etcd and the cluster, host cleaned{hand}"
+    if action.kind == "delete_worker":
+        return "drained, deleted from the cluster, host cleaned"
+    if action.kind == "reset_cluster":
+        return "reset and cleaned"
+    if action.kind == "update_host":
+        return "because its settings changed"
+    return ""
+
+
+def _map(values: dict) -> str:
+    return "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in values.items()) + "}"
+
+
+def render_state(doc: dict) -> str:
+    image = doc.get("image") or {}
+    lines = [
+        f"cluster:   {doc['cluster']}",
+        f"lineage:   {doc['lineage']}",
+        f"serial:    {doc['serial']}",
+        f"image:     {image.get('name', '-')} ({image.get('runtime', '-')} "
+        f"{image.get('version', '-')}, {image.get('digest', '-')[:19]})",
+        f"bootstrap: {doc.get('bootstrap_master') or '-'}",
+        f"updated:   {doc.get('updated_at', '-')}",
+        f"hosts:     {len(doc['hosts'])}",
+    ]
+    if doc["hosts"]:
+        lines.append("")
+        lines.append(f"  {'IP':<39} {'ROLES':<14} {'VERSION':<10} {'STATUS':<10} HOSTNAME")
+        for ip, h in doc["hosts"].items():
+            lines.append(f"  {ip:<39} {','.join(h['roles']):<14} {h.get('version', ''):<10} "
+                         f"{h.get('status', ''):<10} {h.get('hostname', '')}")
+    return "\n".join(lines) + "\n"

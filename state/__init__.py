@@ -1,0 +1,1 @@
+"""Reading, locking and writing state documents. Knows nothing of planning or hosts."""

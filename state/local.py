@@ -1,0 +1,184 @@
+"""The local state backend: a JSON file written atomically, guarded by an OS lock.
+
+- Writes go to a temp file, are fsynced and renamed over the state: a crash leaves the old or the
+  new document, never a partial one.
+- The lock is an fcntl lock on `<state>.lock`, which the kernel drops when the holder dies, so a
+  killed run can never leave it stuck. The lock file also carries who holds it.
+- The first write that changes content keeps the document as read at start in `<state>.backup`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import getpass
+import json
+import os
+import socket
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from cluster.errors import SealerError
+from state.document import FORMAT_VERSION, content, new_document, touch
+
+
+class StateError(SealerError):
+    pass
+
+
+class LockError(StateError):
+    pass
+
+
+class LocalBackend:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._as_read: bytes | None = None  # the file as first read by this command
+        self._backed_up = False
+        self._lock_fd: int | None = None
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    # ---- locking ----
+
+    @contextlib.contextmanager
+    def lock(self, operation: str, timeout: float = 0.0):
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        _ensure_folder(lock_path.parent)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockError(_lock_held_message(lock_path, self.path)) from None
+                    time.sleep(0.1)
+            info = lock_info(operation, str(self.path))
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            self._lock_fd = fd
+            yield info
+        finally:
+            if self._lock_fd == fd:
+                os.ftruncate(fd, 0)
+                self._lock_fd = None
+            os.close(fd)  # closing drops the flock
+
+    # ---- reading ----
+
+    def read(self, cluster: str) -> dict:
+        """The state document, or a new empty one (not yet written) when there is none."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self._as_read = b""
+            return new_document(cluster)
+        except OSError as e:
+            raise StateError(f"{self.path}: cannot read the state: {e.strerror}") from None
+        if self._as_read is None:
+            self._as_read = raw
+        return parse(raw, str(self.path), cluster)
+
+    # ---- writing ----
+
+    def write(self, doc: dict, previous: dict | None) -> bool:
+        """Write doc if its content differs from previous; bump the serial. True if written."""
+        if previous is not None and content(doc) == content(previous):
+            return False
+        doc["serial"] = (previous or {}).get("serial", doc.get("serial", 0)) + 1
+        touch(doc)
+        data = (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
+        if not self._backed_up and self._as_read:
+            atomic_write(self.path.with_name(self.path.name + ".backup"), self._as_read)
+            self._backed_up = True
+        atomic_write(self.path, data)
+        return True
+
+
+def parse(raw: bytes, where: str, cluster: str | None = None) -> dict:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StateError(f"{where}: the state is not valid JSON ({e}); restore it from "
+                         f"{where}.backup or move it away") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("hosts"), dict) \
+            or not isinstance(doc.get("lineage"), str) or not isinstance(doc.get("serial"), int):
+        raise StateError(f"{where}: not a sealer state document (needs lineage, serial, hosts)")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise StateError(f"{where}: state format_version {doc.get('format_version')!r} is not "
+                         f"supported (this sealer reads {FORMAT_VERSION})")
+    if cluster is not None and doc.get("cluster") != cluster:
+        raise StateError(f"{where}: this state belongs to cluster {doc.get('cluster')!r}, "
+                         f"not {cluster!r}; pass the right --state")
+    return doc
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write data to path so that a crash leaves either the old file or the new one."""
+    _ensure_folder(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise StateError(f"{path}: cannot write the state: {e.strerror}; the old state is "
+                         f"unchanged") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = "the disk is full" if e.errno == errno.ENOSPC else e.strerror
+        raise StateError(f"{path}: cannot write the state: {reason}; the old state is "
+                         f"unchanged") from None
+
+
+def lock_info(operation: str, path: str) -> dict:
+    return {
+        "ID": str(uuid.uuid4()),
+        "Operation": operation,
+        "Who": f"{_user()}@{socket.gethostname()}",
+        "PID": os.getpid(),
+        "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "Path": path,
+    }
+
+
+def _lock_held_message(lock_path: Path, state_path: Path) -> str:
+    try:
+        info = json.loads(lock_path.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    held = ", ".join(f"{k}={info[k]}" for k in ("ID", "Operation", "Who", "PID", "Created")
+                     if k in info) or "holder unknown"
+    return (f"{state_path}: the state is locked by another sealer run ({held}); "
+            f"wait for it, or retry with --lock-timeout")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in minimal containers
+        return str(os.getuid())
+
+
+def _ensure_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StateError(f"{folder}: cannot create the state folder: {e.strerror}") from None
