@@ -21,7 +21,9 @@ DEFAULT_NAME = "my-cluster"
 MAX_RANGE = 65536
 ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TAINT = re.compile(
     r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=(?P<value>[^:]*))?:(?P<effect>[A-Za-z]+)$"
@@ -87,8 +89,12 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
     if image and image.runtime != "kubernetes":
         for doc in others:
             if doc.data["kind"] in KUBEADM_KINDS:
-                problems.at(doc, ["kind"], f"{doc.data['kind']} (document {doc.index}) only "
-                            f"applies to the kubernetes runtime; this image runs {image.runtime}")
+                problems.at(
+                    doc,
+                    ["kind"],
+                    f"{doc.data['kind']} (document {doc.index}) only "
+                    f"applies to the kubernetes runtime; this image runs {image.runtime}",
+                )
     problems.raise_if_any()
 
     metadata = cluster_doc.data.get("metadata") or {}
@@ -117,8 +123,12 @@ def _split_kinds(docs: list[YamlDoc], problems: Problems) -> tuple[YamlDoc, list
         elif kind is None:
             problems.at(doc, [], f"document {doc.index} has no 'kind'")
         elif kind not in SUPPORTED_KINDS:
-            problems.at(doc, ["kind"], f"unknown kind {kind!r} in document {doc.index}; "
-                        f"supported kinds: {', '.join(SUPPORTED_KINDS)}")
+            problems.at(
+                doc,
+                ["kind"],
+                f"unknown kind {kind!r} in document {doc.index}; "
+                f"supported kinds: {', '.join(SUPPORTED_KINDS)}",
+            )
         elif kind == "Cluster":
             clusters.append(doc)
         else:
@@ -128,8 +138,11 @@ def _split_kinds(docs: list[YamlDoc], problems: Problems) -> tuple[YamlDoc, list
     elif not clusters and not problems.errors:
         problems.errors.append(f"{problems.file}:1:1: no document of kind Cluster")
     for extra in clusters[1:]:
-        problems.at(extra, ["kind"], f"a second Cluster document (document {extra.index}); "
-                    f"a Clusterfile holds exactly one")
+        problems.at(
+            extra,
+            ["kind"],
+            f"a second Cluster document (document {extra.index}); a Clusterfile holds exactly one",
+        )
     return (clusters[0] if clusters else None), others
 
 
@@ -190,8 +203,12 @@ def _hosts(doc: YamlDoc, cluster_env: dict, problems: Problems) -> dict[str, Hos
         for i, entry in enumerate(group["ips"]):
             for ip in _expand_ips(doc, base + ["ips", i], entry, problems):
                 if ip in seen_at:
-                    problems.at(doc, base + ["ips", i], f"{ip} is already listed at "
-                                f"{format_path(seen_at[ip])}; an IP may appear only once")
+                    problems.at(
+                        doc,
+                        base + ["ips", i],
+                        f"{ip} is already listed at "
+                        f"{format_path(seen_at[ip])}; an IP may appear only once",
+                    )
                     continue
                 seen_at[ip] = base + ["ips", i]
                 families.setdefault(ipaddress.ip_address(ip).version, base + ["ips", i])
@@ -202,9 +219,13 @@ def _hosts(doc: YamlDoc, cluster_env: dict, problems: Problems) -> dict[str, Hos
     if not masters and not problems.errors:
         problems.at(doc, ["spec", "hosts"], "no host has the role 'master'; at least one is needed")
     elif masters and len(masters) % 2 == 0:
-        problems.at(doc, ["spec", "hosts"], f"{len(masters)} masters: an even number of etcd "
-                    f"members tolerates no more failures than one fewer; prefer an odd number",
-                    warn=True)
+        problems.at(
+            doc,
+            ["spec", "hosts"],
+            f"{len(masters)} masters: an even number of etcd "
+            f"members tolerates no more failures than one fewer; prefer an odd number",
+            warn=True,
+        )
     return hosts
 
 
@@ -216,12 +237,17 @@ def _expand_ips(doc: YamlDoc, path: list, entry: str, problems: Problems) -> lis
             return [ipaddress.ip_address(entry).compressed]
         start, end = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
     except ValueError:
-        problems.at(doc, path, f"{entry!r} is not a valid IP address" +
-                    (" range (A-B)" if sep else ""))
+        problems.at(
+            doc, path, f"{entry!r} is not a valid IP address" + (" range (A-B)" if sep else "")
+        )
         return []
     if start.version != end.version or int(end) < int(start):
-        problems.at(doc, path, f"{entry!r} is not a valid range: the end must be an address of "
-                    "the same family, not lower than the start")
+        problems.at(
+            doc,
+            path,
+            f"{entry!r} is not a valid range: the end must be an address of "
+            "the same family, not lower than the start",
+        )
         return []
     if int(end) - int(start) >= MAX_RANGE:
         problems.at(doc, path, f"{entry!r} spans more than {MAX_RANGE} addresses")
@@ -244,8 +270,12 @@ def _taints(doc: YamlDoc, base: list, entries: list, problems: Problems) -> tupl
     for i, entry in enumerate(entries):
         taint = parse_taint(entry)
         if taint is None or (taint.effect and taint.effect not in TAINT_EFFECTS):
-            problems.at(doc, base + ["taints", i], f"{entry!r} is not a taint: use key=value:Effect, "
-                        f"key:Effect or key- (Effect is one of {', '.join(TAINT_EFFECTS)})")
+            problems.at(
+                doc,
+                base + ["taints", i],
+                f"{entry!r} is not a taint: use key=value:Effect, "
+                f"key:Effect or key- (Effect is one of {', '.join(TAINT_EFFECTS)})",
+            )
             continue
         taints.append(str(taint))
     return tuple(taints)
@@ -267,8 +297,11 @@ def _ssh(doc: YamlDoc, base: list, raw: dict, problems: Problems) -> SSH:
         if not 0 < port_number < 65536:
             raise ValueError
     except ValueError:
-        where = base + ["ssh", "port"] if "port" in (_get(doc.data, base + ["ssh"]) or {}) \
+        where = (
+            base + ["ssh", "port"]
+            if "port" in (_get(doc.data, base + ["ssh"]) or {})
             else ["spec", "ssh", "port"]
+        )
         problems.at(doc, where, f"{port!r} is not a TCP port (1-65535)")
         port_number = 22
     return SSH(

@@ -212,8 +212,12 @@ def load_into_store(source: Path, name: str | None) -> Image:
     staging = Path(tempfile.mkdtemp(dir=_ensure(folder.parent)))
     try:
         shutil.copytree(rootfs, staging / "rootfs", symlinks=True)
-        record = {"name": ref, "digest": image.digest, "version": image.version,
-                  "runtime": image.runtime}
+        record = {
+            "name": ref,
+            "digest": image.digest,
+            "version": image.version,
+            "runtime": image.runtime,
+        }
         (staging / "image.json").write_text(json.dumps(record, indent=2) + "\n")
         if folder.exists():
             shutil.rmtree(folder)

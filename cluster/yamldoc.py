@@ -92,8 +92,10 @@ def _check_expansion(path: str, root: yaml.Node) -> None:
     if size(root) > MAX_EXPANDED_NODES:
         m = root.start_mark
         raise InputError(
-            [f"{path}:{m.line + 1}:{m.column + 1}: YAML aliases expand to more than "
-             f"{MAX_EXPANDED_NODES:,} nodes (a YAML bomb?), refused"]
+            [
+                f"{path}:{m.line + 1}:{m.column + 1}: YAML aliases expand to more than "
+                f"{MAX_EXPANDED_NODES:,} nodes (a YAML bomb?), refused"
+            ]
         )
 
 
@@ -107,9 +109,12 @@ def node_at(root: yaml.Node, path: list) -> yaml.Node:
                 if getattr(key, "value", None) == str(part):
                     child = value
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
         if child is None:
             break
         node = child

@@ -96,23 +96,28 @@ def _plan_new_cluster(graph: ActionGraph, desired: Cluster) -> str:
     init = graph.add("init_cluster", first, hosts[first].roles, **_join_details(desired, first))
     previous = init
     for ip in other_masters:
-        previous = graph.add("join_master", ip, hosts[ip].roles, [previous],
-                             **_join_details(desired, ip))
+        previous = graph.add(
+            "join_master", ip, hosts[ip].roles, [previous], **_join_details(desired, ip)
+        )
     for ip in desired.workers:
         graph.add("join_worker", ip, hosts[ip].roles, [init], **_join_details(desired, ip))
     return first
 
 
-def _plan_running_cluster(graph: ActionGraph, desired: Cluster, state: dict,
-                          max_unavailable) -> str:
+def _plan_running_cluster(
+    graph: ActionGraph, desired: Cluster, state: dict, max_unavailable
+) -> str:
     recorded = state["hosts"]
     wanted = desired.hosts
     key = state["lineage"]
     version = desired.image.version
 
     # A host that changes between master and worker is removed, then joined again.
-    replaced = {ip for ip in wanted if ip in recorded
-                and wanted[ip].is_master != is_master_record(recorded[ip])}
+    replaced = {
+        ip
+        for ip in wanted
+        if ip in recorded and wanted[ip].is_master != is_master_record(recorded[ip])
+    }
     removed = [ip for ip in recorded if ip not in wanted or ip in replaced]
     added = [ip for ip in wanted if ip not in recorded or ip in replaced]
     kept = [ip for ip in wanted if ip in recorded and ip not in replaced]
@@ -136,18 +141,29 @@ def _plan_running_cluster(graph: ActionGraph, desired: Cluster, state: dict,
     previous = None
     for ip in dict.fromkeys(master_order):
         previous = upgrades[ip] = graph.add(
-            "upgrade_master", ip, wanted[ip].roles, [previous],
-            **{"from": recorded[ip]["version"], "to": version})
+            "upgrade_master",
+            ip,
+            wanted[ip].roles,
+            [previous],
+            **{"from": recorded[ip]["version"], "to": version},
+        )
     control_plane_ready = previous
     stale_workers = [ip for ip in stale if not wanted[ip].is_master]
     size = batch_size(max_unavailable, len(desired.workers))
     barrier = control_plane_ready
     for number, start in enumerate(range(0, len(stale_workers), size), start=1):
-        batch = stale_workers[start:start + size]
-        ids = [graph.add("upgrade_worker", ip, wanted[ip].roles, [barrier],
-                         **{"from": recorded[ip]["version"], "to": version, "batch": number})
-               for ip in batch]
-        upgrades.update(zip(batch, ids))
+        batch = stale_workers[start : start + size]
+        ids = [
+            graph.add(
+                "upgrade_worker",
+                ip,
+                wanted[ip].roles,
+                [barrier],
+                **{"from": recorded[ip]["version"], "to": version, "batch": number},
+            )
+            for ip in batch
+        ]
+        upgrades.update(zip(batch, ids, strict=True))
         if start + size < len(stale_workers):
             barrier = graph.add("upgrade_batch", None, (), ids, batch=number, size=len(batch))
 
@@ -157,18 +173,29 @@ def _plan_running_cluster(graph: ActionGraph, desired: Cluster, state: dict,
     removed_masters.sort(key=lambda ip: ip == old_bootstrap)  # the bootstrap master leaves last
     for ip in removed:
         if not is_master_record(recorded[ip]):
-            removals[ip] = graph.add("delete_worker", ip, recorded[ip]["roles"],
-                                     version=recorded[ip]["version"])
+            removals[ip] = graph.add(
+                "delete_worker", ip, recorded[ip]["roles"], version=recorded[ip]["version"]
+            )
 
     # Joins: new masters one at a time, new workers in parallel, both at the new version.
     previous = control_plane_ready
     for ip in [ip for ip in added if wanted[ip].is_master]:
-        previous = graph.add("join_master", ip, wanted[ip].roles,
-                             [previous, removals.get(ip)], **_join_details(desired, ip))
+        previous = graph.add(
+            "join_master",
+            ip,
+            wanted[ip].roles,
+            [previous, removals.get(ip)],
+            **_join_details(desired, ip),
+        )
     masters_joined = previous
     for ip in [ip for ip in added if not wanted[ip].is_master]:
-        graph.add("join_worker", ip, wanted[ip].roles, [control_plane_ready, removals.get(ip)],
-                  **_join_details(desired, ip))
+        graph.add(
+            "join_worker",
+            ip,
+            wanted[ip].roles,
+            [control_plane_ready, removals.get(ip)],
+            **_join_details(desired, ip),
+        )
 
     # Masters leave one at a time, after the new ones joined; a re-joined worker waits for it.
     previous = masters_joined
@@ -176,8 +203,9 @@ def _plan_running_cluster(graph: ActionGraph, desired: Cluster, state: dict,
         details = {"version": recorded[ip]["version"]}
         if ip == old_bootstrap:
             details["hands_bootstrap_to"] = bootstrap
-        previous = removals[ip] = graph.add("delete_master", ip, recorded[ip]["roles"],
-                                            [previous], **details)
+        previous = removals[ip] = graph.add(
+            "delete_master", ip, recorded[ip]["roles"], [previous], **details
+        )
     for ip in replaced:
         if is_master_record(recorded[ip]):
             graph.depend(f"join_worker.{ip}", removals[ip])
@@ -186,8 +214,9 @@ def _plan_running_cluster(graph: ActionGraph, desired: Cluster, state: dict,
     for ip in kept:
         old, new = recorded_record(recorded[ip]), desired_record(wanted[ip], key)
         if old != new:
-            graph.add("update_host", ip, wanted[ip].roles, [upgrades.get(ip)],
-                      changes=explain(old, new))
+            graph.add(
+                "update_host", ip, wanted[ip].roles, [upgrades.get(ip)], changes=explain(old, new)
+            )
     return bootstrap
 
 

@@ -18,7 +18,11 @@ class ActionGraph:
             raise SealerError(f"internal planning error: action {action_id} planned twice")
         deps = [d for d in dict.fromkeys(depends_on) if d is not None]
         self._actions[action_id] = {
-            "kind": kind, "host": host, "roles": tuple(roles), "deps": deps, "details": details,
+            "kind": kind,
+            "host": host,
+            "roles": tuple(roles),
+            "deps": deps,
+            "details": details,
         }
         return action_id
 
@@ -35,8 +39,9 @@ class ActionGraph:
         for action_id, a in self._actions.items():
             for dep in a["deps"]:
                 if dep not in index:
-                    raise SealerError(f"internal planning error: {action_id} depends on "
-                                      f"unknown action {dep}")
+                    raise SealerError(
+                        f"internal planning error: {action_id} depends on unknown action {dep}"
+                    )
                 graph.add_edge(dep, action_id)
         if not nx.is_directed_acyclic_graph(graph):
             cycle = " -> ".join(u for u, _ in nx.find_cycle(graph))
@@ -57,8 +62,14 @@ class ActionGraph:
 
 def to_dot(actions: tuple[Action, ...], name: str = "plan") -> str:
     """Graphviz DOT text of a plan's DAG."""
-    colours = {"init": "palegreen", "join": "palegreen", "upgrade": "khaki", "update": "khaki",
-               "delete": "lightpink", "reset": "lightpink"}
+    colours = {
+        "init": "palegreen",
+        "join": "palegreen",
+        "upgrade": "khaki",
+        "update": "khaki",
+        "delete": "lightpink",
+        "reset": "lightpink",
+    }
     lines = [f'digraph "{name}" {{', "  rankdir=LR;", '  node [shape=box, style="rounded,filled"];']
     for a in actions:
         colour = colours.get(a.kind.split("_")[0], "lightgrey")

@@ -56,9 +56,11 @@ def make_plan(args, cluster: Cluster, state: dict) -> Plan:
 def cmd_validate(args) -> int:
     cluster = load_cluster(args.file)
     image = cluster.image
-    print(f"{args.file}: valid. Cluster {cluster.name!r}: {len(cluster.masters)} master(s), "
-          f"{len(cluster.workers)} worker(s); image {image.name} ({image.runtime} {image.version},"
-          f" {image.digest[:19]}).")
+    print(
+        f"{args.file}: valid. Cluster {cluster.name!r}: {len(cluster.masters)} master(s), "
+        f"{len(cluster.workers)} worker(s); image {image.name} ({image.runtime} {image.version},"
+        f" {image.digest[:19]})."
+    )
     return 0
 
 
@@ -67,21 +69,27 @@ def cmd_plan(args) -> int:
     with locked_state(args, cluster.name, "plan") as (backend, state):
         plan = make_plan(args, cluster, state)
     if args.out:
-        planfile.save(args.out, plan.to_json(), {
-            "clusterfile": str(Path(args.file).resolve()),
-            "clusterfile_digest": cluster.source_digest,
-            "image_digest": cluster.image.digest,
-            "state": backend.describe(),
-            "max_unavailable": args.max_unavailable,
-        })
+        planfile.save(
+            args.out,
+            plan.to_json(),
+            {
+                "clusterfile": str(Path(args.file).resolve()),
+                "clusterfile_digest": cluster.source_digest,
+                "image_digest": cluster.image.digest,
+                "state": backend.describe(),
+                "max_unavailable": args.max_unavailable,
+            },
+        )
     if args.json:
         json.dump(plan.to_json(), sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render.render_plan(plan, render.use_colour()))
         if args.out:
-            print(f"\nSaved the plan to {args.out}. To perform exactly these actions, run: "
-                  f"sealer apply {args.out}")
+            print(
+                f"\nSaved the plan to {args.out}. To perform exactly these actions, run: "
+                f"sealer apply {args.out}"
+            )
     if args.detailed_exitcode and not plan.empty:
         return 2
     return 0
@@ -123,21 +131,29 @@ def cmd_import(args) -> int:
     cluster = load_cluster(args.file)
     with locked_state(args, cluster.name, "import") as (backend, state):
         if not is_empty(state):
-            raise SealerError(f"{backend.describe()}: a state with {len(state['hosts'])} host(s) "
-                              f"already exists for cluster {cluster.name!r}; import only adopts a "
-                              f"cluster that has no state")
+            raise SealerError(
+                f"{backend.describe()}: a state with {len(state['hosts'])} host(s) "
+                f"already exists for cluster {cluster.name!r}; import only adopts a "
+                f"cluster that has no state"
+            )
         doc = new_document(cluster.name)
         doc["lineage"] = state["lineage"] if state["serial"] else doc["lineage"]
         doc["image"] = cluster.image.record()
         doc["bootstrap_master"] = cluster.masters[0]
         for ip, host in cluster.hosts.items():
             doc["hosts"][ip] = host_record(
-                roles=host.roles, labels=host.labels, taints=host.taints,
+                roles=host.roles,
+                labels=host.labels,
+                taints=host.taints,
                 env_digest=env_digest(host.env, doc["lineage"]),
-                version=cluster.image.version, status="imported")
+                version=cluster.image.version,
+                status="imported",
+            )
         backend.write(doc, state)
-    print(f"Imported cluster {cluster.name!r}: {len(cluster.hosts)} host(s) recorded in "
-          f"{backend.describe()} without contacting them.")
+    print(
+        f"Imported cluster {cluster.name!r}: {len(cluster.hosts)} host(s) recorded in "
+        f"{backend.describe()} without contacting them."
+    )
     return 0
 
 
@@ -148,8 +164,9 @@ def cmd_image(args) -> int:
         return 0
     records = images.list_store()
     if not records:
-        print(f"No images in {images.sealer_home() / 'images'}. "
-              f"Load one with: sealer image load PATH")
+        print(
+            f"No images in {images.sealer_home() / 'images'}. Load one with: sealer image load PATH"
+        )
         return 0
     print(f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST")
     for r in records:

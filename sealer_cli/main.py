@@ -31,78 +31,133 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 
 def _sub(subparsers, name: str, summary: str, example: str, description: str = ""):
     return subparsers.add_parser(
-        name, help=summary, description=(description or summary) + "\n",
-        epilog="example:\n" + example, formatter_class=Formatter)
+        name,
+        help=summary,
+        description=(description or summary) + "\n",
+        epilog="example:\n" + example,
+        formatter_class=Formatter,
+    )
 
 
 def _clusterfile(p) -> None:
-    p.add_argument("-f", "--file", default="Clusterfile", metavar="CLUSTERFILE",
-                   help="the Clusterfile (default: ./Clusterfile)")
+    p.add_argument(
+        "-f",
+        "--file",
+        default="Clusterfile",
+        metavar="CLUSTERFILE",
+        help="the Clusterfile (default: ./Clusterfile)",
+    )
 
 
 def _state(p) -> None:
-    p.add_argument("--state", metavar="PATH",
-                   help="state file (default: $SEALER_STATE or $SEALER_HOME/state/<cluster>.json)")
-    p.add_argument("--lock-timeout", default="0s", metavar="DURATION",
-                   help="how long to wait for the state lock (default 0s: fail at once)")
+    p.add_argument(
+        "--state",
+        metavar="PATH",
+        help="state file (default: $SEALER_STATE or $SEALER_HOME/state/<cluster>.json)",
+    )
+    p.add_argument(
+        "--lock-timeout",
+        default="0s",
+        metavar="DURATION",
+        help="how long to wait for the state lock (default 0s: fail at once)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sealer", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=Formatter)
+    parser = argparse.ArgumentParser(
+        prog="sealer", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = _sub(subparsers, "validate", "check a Clusterfile and its ClusterImage",
-             "  sealer validate -f Clusterfile",
-             "Check a Clusterfile: YAML, schemas, hosts, taints, env, the ClusterImage.\n"
-             "Every problem is one line FILE:LINE:COL: PATH: message; exit 1 if any.")
+    p = _sub(
+        subparsers,
+        "validate",
+        "check a Clusterfile and its ClusterImage",
+        "  sealer validate -f Clusterfile",
+        "Check a Clusterfile: YAML, schemas, hosts, taints, env, the ClusterImage.\n"
+        "Every problem is one line FILE:LINE:COL: PATH: message; exit 1 if any.",
+    )
     _clusterfile(p)
 
-    p = _sub(subparsers, "plan", "show what apply would change",
-             "  sealer plan -f Clusterfile --detailed-exitcode\n"
-             "  sealer plan -f Clusterfile --json --out plan.json\n"
-             "  sealer plan -f Clusterfile --destroy",
-             "Compare the Clusterfile with the recorded state and print the actions that\n"
-             "would bring the cluster to it. Touches no host.")
+    p = _sub(
+        subparsers,
+        "plan",
+        "show what apply would change",
+        "  sealer plan -f Clusterfile --detailed-exitcode\n"
+        "  sealer plan -f Clusterfile --json --out plan.json\n"
+        "  sealer plan -f Clusterfile --destroy",
+        "Compare the Clusterfile with the recorded state and print the actions that\n"
+        "would bring the cluster to it. Touches no host.",
+    )
     _clusterfile(p)
     _state(p)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", metavar="FILE", help="save the plan for `sealer apply FILE`")
     p.add_argument("--destroy", action="store_true", help="plan to reset every host")
-    p.add_argument("--detailed-exitcode", action="store_true",
-                   help="exit 0 when there are no changes, 1 on error, 2 when there are changes")
-    p.add_argument("--max-unavailable", default="10%", metavar="N|P%",
-                   help="workers upgraded at once, a count or a percentage (default 10%%)")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there are no changes, 1 on error, 2 when there are changes",
+    )
+    p.add_argument(
+        "--max-unavailable",
+        default="10%",
+        metavar="N|P%",
+        help="workers upgraded at once, a count or a percentage (default 10%%)",
+    )
 
-    p = _sub(subparsers, "graph", "print the plan's DAG in Graphviz DOT",
-             "  sealer graph -f Clusterfile | dot -Tpng > plan.png")
+    p = _sub(
+        subparsers,
+        "graph",
+        "print the plan's DAG in Graphviz DOT",
+        "  sealer graph -f Clusterfile | dot -Tpng > plan.png",
+    )
     _clusterfile(p)
     _state(p)
     p.add_argument("--destroy", action="store_true", help="graph the destroy plan")
     p.add_argument("--max-unavailable", default="10%", metavar="N|P%")
 
-    p = _sub(subparsers, "show", "print the state, or a saved plan",
-             "  sealer show -f Clusterfile\n  sealer show --json plan.json")
+    p = _sub(
+        subparsers,
+        "show",
+        "print the state, or a saved plan",
+        "  sealer show -f Clusterfile\n  sealer show --json plan.json",
+    )
     _clusterfile(p)
     _state(p)
     p.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved with --out")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = _sub(subparsers, "import", "adopt an existing cluster into the state, touching no host",
-             "  sealer import -f Clusterfile",
-             "Record the hosts of a running cluster (built by sealer, sealos or by hand)\n"
-             "as they are in the Clusterfile, without contacting them.")
+    p = _sub(
+        subparsers,
+        "import",
+        "adopt an existing cluster into the state, touching no host",
+        "  sealer import -f Clusterfile",
+        "Record the hosts of a running cluster (built by sealer, sealos or by hand)\n"
+        "as they are in the Clusterfile, without contacting them.",
+    )
     _clusterfile(p)
     _state(p)
 
-    p = _sub(subparsers, "image", "manage the local ClusterImage store ($SEALER_HOME/images)",
-             "  sealer image load ./rootfs --name kubernetes:v1.25.3\n  sealer image ls")
+    p = _sub(
+        subparsers,
+        "image",
+        "manage the local ClusterImage store ($SEALER_HOME/images)",
+        "  sealer image load ./rootfs --name kubernetes:v1.25.3\n  sealer image ls",
+    )
     images = p.add_subparsers(dest="image_command", metavar="IMAGE_COMMAND")
-    q = _sub(images, "load", "copy a rootfs folder or .tar/.tar.gz into the store",
-             "  sealer image load ./examples/images/k3s-v1.25.3 --name k3s:v1.25.3")
+    q = _sub(
+        images,
+        "load",
+        "copy a rootfs folder or .tar/.tar.gz into the store",
+        "  sealer image load ./examples/images/k3s-v1.25.3 --name k3s:v1.25.3",
+    )
     q.add_argument("path", metavar="PATH")
-    q.add_argument("--name", metavar="NAME:TAG",
-                   help="name in the store (default: <runtime>:<version> from Metadata)")
+    q.add_argument(
+        "--name",
+        metavar="NAME:TAG",
+        help="name in the store (default: <runtime>:<version> from Metadata)",
+    )
     _sub(images, "ls", "list the images in the store", "  sealer image ls")
     return parser
 
@@ -135,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug: still one line, with a way to see more
         if os.environ.get("SEALER_DEBUG"):
             raise
-        print(f"Error: internal error: {type(e).__name__}: {e} (set SEALER_DEBUG=1 for a "
-              f"traceback, and please report it)", file=sys.stderr)
+        print(
+            f"Error: internal error: {type(e).__name__}: {e} (set SEALER_DEBUG=1 for a "
+            f"traceback, and please report it)",
+            file=sys.stderr,
+        )
         return 1
 
 

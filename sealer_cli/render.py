@@ -43,8 +43,10 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
         kind = change_type(action)
         if kind and kind not in used:
             used.append(kind)
-    out.append("Sealer used the Clusterfile to generate the following execution plan. "
-               "Actions are indicated with the following symbols:")
+    out.append(
+        "Sealer used the Clusterfile to generate the following execution plan. "
+        "Actions are indicated with the following symbols:"
+    )
     for kind in ("add", "change", "destroy"):
         if kind in used:
             out.append(f"  {paint(SYMBOLS[kind], kind)} {LEGEND[kind]}")
@@ -66,8 +68,10 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
         out.append(f"  # workers upgrade in {batches + 1} batches, each after the previous one")
     s = plan.summary
     out.append("")
-    out.append(paint("Plan:", "bold") + f" {s['add']} to add, {s['change']} to change, "
-               f"{s['destroy']} to destroy.")
+    out.append(
+        paint("Plan:", "bold") + f" {s['add']} to add, {s['change']} to change, "
+        f"{s['destroy']} to destroy."
+    )
     return "\n".join(out) + "\n"
 
 
@@ -75,8 +79,11 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
     kind = change_type(action)
     symbol = paint(SYMBOLS[kind], kind)
     d = action.details
-    verb = {"add": "will be created", "change": "will be updated in-place",
-            "destroy": "will be destroyed"}[kind]
+    verb = {
+        "add": "will be created",
+        "change": "will be updated in-place",
+        "destroy": "will be destroyed",
+    }[kind]
     reason = _reason(action)
     lines = [f"  # {action.id} {verb}" + (f" ({reason})" if reason else "")]
     lines.append(f'  {symbol} {action.kind} "{action.host}" {{')
@@ -88,10 +95,11 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
         if d.get("taints"):
             fields.append(("taints", json.dumps(d["taints"])))
     elif action.kind in ("upgrade_master", "upgrade_worker"):
-        fields.append(("version", f'{json.dumps(d["from"])} -> {json.dumps(d["to"])}'))
+        fields.append(("version", f"{json.dumps(d['from'])} -> {json.dumps(d['to'])}"))
     elif action.kind == "update_host":
-        fields += [(line.split(":", 1)[0], line.split(":", 1)[1].strip())
-                   for line in d.get("changes", [])]
+        fields += [
+            (line.split(":", 1)[0], line.split(":", 1)[1].strip()) for line in d.get("changes", [])
+        ]
     elif "version" in d:
         fields.append(("version", json.dumps(d["version"])))
     width = max(len(name) for name, _ in fields)
@@ -113,8 +121,11 @@ def _reason(action: Action) -> str:
         batch = f", batch {d['batch']}" if "batch" in d else ""
         return f"because {d['from']} -> {d['to']}{batch}"
     if action.kind == "delete_master":
-        hand = f"; the bootstrap role moves to {d['hands_bootstrap_to']}" \
-            if "hands_bootstrap_to" in d else ""
+        hand = (
+            f"; the bootstrap role moves to {d['hands_bootstrap_to']}"
+            if "hands_bootstrap_to" in d
+            else ""
+        )
         return f"leaves etcd and the cluster, host cleaned{hand}"
     if action.kind == "delete_worker":
         return "drained, deleted from the cluster, host cleaned"
@@ -145,6 +156,8 @@ def render_state(doc: dict) -> str:
         lines.append("")
         lines.append(f"  {'IP':<39} {'ROLES':<14} {'VERSION':<10} {'STATUS':<10} HOSTNAME")
         for ip, h in doc["hosts"].items():
-            lines.append(f"  {ip:<39} {','.join(h['roles']):<14} {h.get('version', ''):<10} "
-                         f"{h.get('status', ''):<10} {h.get('hostname', '')}")
+            lines.append(
+                f"  {ip:<39} {','.join(h['roles']):<14} {h.get('version', ''):<10} "
+                f"{h.get('status', ''):<10} {h.get('hostname', '')}"
+            )
     return "\n".join(lines) + "\n"

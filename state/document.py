@@ -34,8 +34,9 @@ def is_empty(doc: dict) -> bool:
     return not doc.get("hosts") and doc.get("image") is None
 
 
-def host_record(*, roles, labels, taints, env_digest, version, status, hostname="",
-                host_key="") -> dict:
+def host_record(
+    *, roles, labels, taints, env_digest, version, status, hostname="", host_key=""
+) -> dict:
     return {
         "roles": list(roles),
         "labels": dict(labels),

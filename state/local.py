@@ -106,17 +106,27 @@ def parse(raw: bytes, where: str, cluster: str | None = None) -> dict:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise StateError(f"{where}: the state is not valid JSON ({e}); restore it from "
-                         f"{where}.backup or move it away") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("hosts"), dict) \
-            or not isinstance(doc.get("lineage"), str) or not isinstance(doc.get("serial"), int):
+        raise StateError(
+            f"{where}: the state is not valid JSON ({e}); restore it from "
+            f"{where}.backup or move it away"
+        ) from None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("hosts"), dict)
+        or not isinstance(doc.get("lineage"), str)
+        or not isinstance(doc.get("serial"), int)
+    ):
         raise StateError(f"{where}: not a sealer state document (needs lineage, serial, hosts)")
     if doc.get("format_version") != FORMAT_VERSION:
-        raise StateError(f"{where}: state format_version {doc.get('format_version')!r} is not "
-                         f"supported (this sealer reads {FORMAT_VERSION})")
+        raise StateError(
+            f"{where}: state format_version {doc.get('format_version')!r} is not "
+            f"supported (this sealer reads {FORMAT_VERSION})"
+        )
     if cluster is not None and doc.get("cluster") != cluster:
-        raise StateError(f"{where}: this state belongs to cluster {doc.get('cluster')!r}, "
-                         f"not {cluster!r}; pass the right --state")
+        raise StateError(
+            f"{where}: this state belongs to cluster {doc.get('cluster')!r}, "
+            f"not {cluster!r}; pass the right --state"
+        )
     return doc
 
 
@@ -126,8 +136,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise StateError(f"{path}: cannot write the state: {e.strerror}; the old state is "
-                         f"unchanged") from None
+        raise StateError(
+            f"{path}: cannot write the state: {e.strerror}; the old state is unchanged"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -144,8 +155,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         reason = "the disk is full" if e.errno == errno.ENOSPC else e.strerror
-        raise StateError(f"{path}: cannot write the state: {reason}; the old state is "
-                         f"unchanged") from None
+        raise StateError(
+            f"{path}: cannot write the state: {reason}; the old state is unchanged"
+        ) from None
 
 
 def lock_info(operation: str, path: str) -> dict:
@@ -164,10 +176,16 @@ def _lock_held_message(lock_path: Path, state_path: Path) -> str:
         info = json.loads(lock_path.read_text() or "{}")
     except (OSError, ValueError):
         info = {}
-    held = ", ".join(f"{k}={info[k]}" for k in ("ID", "Operation", "Who", "PID", "Created")
-                     if k in info) or "holder unknown"
-    return (f"{state_path}: the state is locked by another sealer run ({held}); "
-            f"wait for it, or retry with --lock-timeout")
+    held = (
+        ", ".join(
+            f"{k}={info[k]}" for k in ("ID", "Operation", "Who", "PID", "Created") if k in info
+        )
+        or "holder unknown"
+    )
+    return (
+        f"{state_path}: the state is locked by another sealer run ({held}); "
+        f"wait for it, or retry with --lock-timeout"
+    )
 
 
 def _user() -> str:

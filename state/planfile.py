@@ -46,6 +46,8 @@ def load(path: str | Path) -> tuple[dict, dict]:
         raise StateError(f"{path}: not a saved sealer plan")
     body = {k: document.get(k) for k in ("kind", "plan", "sources")}
     if document.get("checksum") != _checksum(body):
-        raise StateError(f"{path}: the saved plan's checksum does not match its content "
-                         f"(edited by hand?); make a new plan with `sealer plan --out`")
+        raise StateError(
+            f"{path}: the saved plan's checksum does not match its content "
+            f"(edited by hand?); make a new plan with `sealer plan --out`"
+        )
     return document["plan"], document["sources"]
