@@ -81,8 +81,8 @@ def cmd_plan(args) -> int:
             },
         )
     if args.json:
-        json.dump(plan.to_json(), sys.stdout, separators=(",", ":"))
-        sys.stdout.write("\n")
+        # One write: streaming json.dump makes ~200,000 small writes at 5,000 hosts.
+        sys.stdout.write(json.dumps(plan.to_json(), separators=(",", ":")) + "\n")
     else:
         sys.stdout.write(render.render_plan(plan, render.use_colour()))
         if args.out:
