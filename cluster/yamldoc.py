@@ -62,14 +62,19 @@ def load_documents(path: str, text: str) -> list[YamlDoc]:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
         problem = e.problem or e.context or "invalid YAML"
-        if "\t" in problem or "tab" in problem:
-            problem += " (indent with spaces, not tabs)"
+        if mark and _char_at(text, mark.line, mark.column) == "\t":
+            problem += " (a tab; indent with spaces, not tabs)"
         raise InputError([f"{where}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as e:
         raise InputError([f"{path}: invalid YAML: {str(e).splitlines()[0]}"]) from None
     finally:
         loader.dispose()
     return docs
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.splitlines()
+    return lines[line][column] if line < len(lines) and column < len(lines[line]) else ""
 
 
 def _check_expansion(path: str, root: yaml.Node) -> None:

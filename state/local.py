@@ -60,6 +60,7 @@ class LocalBackend:
                     if time.monotonic() >= deadline:
                         raise LockError(_lock_held_message(lock_path, self.path)) from None
                     time.sleep(0.1)
+            self._remove_orphan_temp_files()
             info = lock_info(operation, str(self.path))
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
@@ -70,6 +71,12 @@ class LocalBackend:
                 os.ftruncate(fd, 0)
                 self._lock_fd = None
             os.close(fd)  # closing drops the flock
+
+    def _remove_orphan_temp_files(self) -> None:
+        """Temp files of a writer killed mid-write; safe to remove while we hold the lock."""
+        for orphan in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                orphan.unlink()
 
     # ---- reading ----
 
