@@ -13,8 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_image(folder: Path, version: str = "v1.25.3", runtime: str | None = "kubernetes",
-               **extra) -> Path:
+def make_image(
+    folder: Path, version: str = "v1.25.3", runtime: str | None = "kubernetes", **extra
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     metadata = {"version": version, "arch": "amd64", "variant": "test", "kubeVersion": version}
     if runtime is not None:
@@ -35,8 +36,12 @@ def cluster_doc(masters, workers=(), image="image", name="test", **spec) -> dict
         "apiVersion": "sealer.io/v2",
         "kind": "Cluster",
         "metadata": {"name": name},
-        "spec": {"image": image, "ssh": {"user": "root", "pk": "/root/.ssh/id"}, "hosts": hosts,
-                 **spec},
+        "spec": {
+            "image": image,
+            "ssh": {"user": "root", "pk": "/root/.ssh/id"},
+            "hosts": hosts,
+            **spec,
+        },
     }
 
 
@@ -45,8 +50,13 @@ def write_clusterfile(path: Path, *docs: dict) -> Path:
     return path
 
 
-def sealer(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 60,
-           input: str | None = None) -> subprocess.CompletedProcess:
+def sealer(
+    *args: str,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     """Run the real `sealer` command as a process."""
     return subprocess.run(
         [sys.executable, "-m", "sealer_cli.main", *args],

@@ -90,7 +90,8 @@ def test_schema_type_errors_and_unknown_fields(tmp_path, image):
 
 def test_missing_required_field_and_wrong_api_version(tmp_path, image):
     text = VALID.replace("apiVersion: sealer.io/v2", "apiVersion: sealer.io/v1").replace(
-        "  image: image\n", "")
+        "  image: image\n", ""
+    )
     problems = errors_of(write(tmp_path, text))
     assert any("apiVersion: 'sealer.io/v1' must be 'sealer.io/v2'" in p for p in problems)
     assert any("spec: 'image' is a required property" in p for p in problems)
@@ -142,21 +143,26 @@ def test_kubeadm_documents_are_refused_for_k3s(tmp_path):
 
 
 def test_plugin_with_unknown_phase_is_an_error(tmp_path, image):
-    extra = ("---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: p}\n"
-             "spec: {type: SHELL, action: post-everything, data: x}\n")
+    extra = (
+        "---\napiVersion: sealer.io/v1\nkind: Plugin\nmetadata: {name: p}\n"
+        "spec: {type: SHELL, action: post-everything, data: x}\n"
+    )
     (problem,) = errors_of(write(tmp_path, VALID + extra))
     assert "spec.action: 'post-everything' is not one of" in problem
 
 
 def test_env_substitution_with_default_and_missing_variable(tmp_path, image):
     text = VALID.replace("user: root", "user: '${SSH_USER:-admin}'").replace(
-        "PodCIDR=100.64.0.0/10", "'PodCIDR=${POD_CIDR}'")
+        "PodCIDR=100.64.0.0/10", "'PodCIDR=${POD_CIDR}'"
+    )
     cluster, _ = clusterfile.load(write(tmp_path, text), {"SSH_PASSWORD": "x", "POD_CIDR": "p"})
     assert cluster.hosts["192.168.0.2"].ssh.user == "admin"
     assert cluster.env["PodCIDR"] == "p"
     problems = errors_of(write(tmp_path, text), {"POD_CIDR": "p"})
-    assert problems == [f"{tmp_path}/Clusterfile:8:45: spec.ssh.passwd: environment variable "
-                        "SSH_PASSWORD is not set"]
+    assert problems == [
+        f"{tmp_path}/Clusterfile:8:45: spec.ssh.passwd: environment variable "
+        "SSH_PASSWORD is not set"
+    ]
 
 
 def test_ranges_expand_and_bad_ranges_are_refused(tmp_path, image):
@@ -178,8 +184,10 @@ def test_ipv4_and_ipv6_may_not_be_mixed_but_ipv6_alone_works(tmp_path, image):
 def test_the_same_ip_in_two_roles_is_refused(tmp_path, image):
     doc = cluster_doc(["10.0.0.1"], ["10.0.0.1"])
     problems = errors_of(str(write_clusterfile(tmp_path / "Clusterfile", doc)))
-    assert problems == [f"{tmp_path}/Clusterfile:16:7: spec.hosts[1].ips[0]: 10.0.0.1 is already "
-                        "listed at spec.hosts[0].ips[0]; an IP may appear only once"]
+    assert problems == [
+        f"{tmp_path}/Clusterfile:16:7: spec.hosts[1].ips[0]: 10.0.0.1 is already "
+        "listed at spec.hosts[0].ips[0]; an IP may appear only once"
+    ]
 
 
 def test_at_least_one_master_and_even_masters_warn(tmp_path, image):
@@ -192,16 +200,21 @@ def test_at_least_one_master_and_even_masters_warn(tmp_path, image):
     assert len(warnings) == 1 and "2 masters: an even number of etcd members" in warnings[0]
 
 
-@pytest.mark.parametrize("taint, expected", [
-    ("dedicated=db:NoSchedule", ("dedicated", "db", "NoSchedule", False)),
-    ("gpu:NoExecute", ("gpu", "", "NoExecute", False)),
-    ("node-role.kubernetes.io/master:NoSchedule",
-     ("node-role.kubernetes.io/master", "", "NoSchedule", False)),
-    ("dedicated-node=x:PreferNoSchedule", ("dedicated-node", "x", "PreferNoSchedule", False)),
-    ("old-", ("old", "", "", True)),
-    ("my-key-", ("my-key", "", "", True)),
-    ("my-key:NoSchedule-", ("my-key", "", "NoSchedule", True)),
-])
+@pytest.mark.parametrize(
+    "taint, expected",
+    [
+        ("dedicated=db:NoSchedule", ("dedicated", "db", "NoSchedule", False)),
+        ("gpu:NoExecute", ("gpu", "", "NoExecute", False)),
+        (
+            "node-role.kubernetes.io/master:NoSchedule",
+            ("node-role.kubernetes.io/master", "", "NoSchedule", False),
+        ),
+        ("dedicated-node=x:PreferNoSchedule", ("dedicated-node", "x", "PreferNoSchedule", False)),
+        ("old-", ("old", "", "", True)),
+        ("my-key-", ("my-key", "", "", True)),
+        ("my-key:NoSchedule-", ("my-key", "", "NoSchedule", True)),
+    ],
+)
 def test_taints_parse_and_a_dash_in_a_key_is_not_a_removal(taint, expected):
     t = clusterfile.parse_taint(taint)
     assert (t.key, t.value, t.effect, t.remove) == expected
@@ -212,8 +225,9 @@ def test_bad_taints_are_refused(taint):
     assert clusterfile.parse_taint(taint) is None
 
 
-@pytest.mark.parametrize("port, ok", [("22", True), (2222, True), ("0", False), ("ssh", False),
-                                      (70000, False)])
+@pytest.mark.parametrize(
+    "port, ok", [("22", True), (2222, True), ("0", False), ("ssh", False), (70000, False)]
+)
 def test_ssh_port_is_a_string_or_an_integer(tmp_path, image, port, ok):
     doc = cluster_doc(["10.0.0.1"])
     doc["spec"]["ssh"]["port"] = port
@@ -225,13 +239,16 @@ def test_ssh_port_is_a_string_or_an_integer(tmp_path, image, port, ok):
         assert "is not a TCP port" in errors_of(path)[0]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("spec:\n\thosts: []\n", "invalid YAML"),
-    ("kind: Cluster\nspec: [unclosed\n", "invalid YAML"),
-    ("- just\n- a list\n", "document 1 is not a mapping"),
-    ("", "holds no YAML document"),
-    ("kind: Cluster\nspec: {}\n", "'apiVersion' is a required property"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("spec:\n\thosts: []\n", "invalid YAML"),
+        ("kind: Cluster\nspec: [unclosed\n", "invalid YAML"),
+        ("- just\n- a list\n", "document 1 is not a mapping"),
+        ("", "holds no YAML document"),
+        ("kind: Cluster\nspec: {}\n", "'apiVersion' is a required property"),
+    ],
+)
 def test_broken_yaml_is_one_clear_line(tmp_path, text, message):
     problems = errors_of(write(tmp_path, text))
     assert message in problems[0] and problems[0].startswith(str(tmp_path / "Clusterfile"))
@@ -239,16 +256,20 @@ def test_broken_yaml_is_one_clear_line(tmp_path, text, message):
 
 def test_tabs_are_explained(tmp_path):
     problems = errors_of(write(tmp_path, "spec:\n\thosts: []\n"))
-    assert problems == [f"{tmp_path}/Clusterfile:2:1: invalid YAML: found character that cannot "
-                        "start any token (a tab; indent with spaces, not tabs)"]
+    assert problems == [
+        f"{tmp_path}/Clusterfile:2:1: invalid YAML: found character that cannot "
+        "start any token (a tab; indent with spaces, not tabs)"
+    ]
 
 
 def test_yaml_bomb_is_refused(tmp_path):
     bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
     for level in "bcdefghi":
         prev = chr(ord(level) - 1)
-        bomb.append(f"{level}: &{level} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},"
-                    f"*{prev},*{prev},*{prev}]")
+        bomb.append(
+            f"{level}: &{level} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},"
+            f"*{prev},*{prev},*{prev}]"
+        )
     problems = errors_of(write(tmp_path, "\n".join(bomb) + "\n"))
     assert "YAML aliases expand to more than" in problems[0]
 

@@ -12,14 +12,17 @@ from cluster.errors import SealerError
 from tests.helpers import make_image, sealer
 
 
-@pytest.mark.parametrize("metadata, runtime", [
-    ({}, "kubernetes"),
-    ({"ClusterRuntime": "kubernetes"}, "kubernetes"),
-    ({"ClusterRuntime": "k8s"}, "kubernetes"),
-    ({"ClusterRuntime": "K3S"}, "k3s"),
-    ({"ClusterRuntime": "k0s"}, "k0s"),
-    ({"labels": {images.RUNTIME_LABEL: "k3s"}}, "k3s"),
-])
+@pytest.mark.parametrize(
+    "metadata, runtime",
+    [
+        ({}, "kubernetes"),
+        ({"ClusterRuntime": "kubernetes"}, "kubernetes"),
+        ({"ClusterRuntime": "k8s"}, "kubernetes"),
+        ({"ClusterRuntime": "K3S"}, "k3s"),
+        ({"ClusterRuntime": "k0s"}, "k0s"),
+        ({"labels": {images.RUNTIME_LABEL: "k3s"}}, "k3s"),
+    ],
+)
 def test_choose_runtime(metadata, runtime):
     assert images.choose_runtime(metadata) == runtime
 

@@ -80,8 +80,9 @@ with LocalBackend(sys.argv[2]).lock("apply"):
 
 
 def _hold_lock(path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(ROOT), str(path)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(ROOT), str(path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -134,8 +135,9 @@ while True:
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.13, 0.31])
 def test_a_killed_writer_leaves_a_whole_state(tmp_path, delay):
     path = tmp_path / "s.json"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), str(path)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(ROOT), str(path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "writing"
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)

@@ -1,0 +1,289 @@
+"""Planning rules: each rule of the planner, on models built in memory (the planner is pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.errors import SealerError
+from cluster.model import SSH, Cluster, Host, Image
+from planner import make_destroy_plan, make_plan
+from planner.build import batch_size
+from planner.records import env_digest
+from state.document import host_record, new_document
+
+
+def image(version="v1.25.3", runtime="kubernetes", digest=None) -> Image:
+    return Image(
+        name=f"{runtime}:{version}",
+        rootfs="/nowhere",
+        digest=digest or f"sha256:{runtime}{version}",
+        version=version,
+        runtime=runtime,
+    )
+
+
+def host(ip, master=False, labels=None, taints=(), env=None, port=22) -> Host:
+    return Host(
+        ip,
+        ("master",) if master else ("node",),
+        labels or {},
+        tuple(taints),
+        env or {},
+        SSH(port=port),
+    )
+
+
+def desired(masters, workers=(), version="v1.25.3", runtime="kubernetes", **overrides) -> Cluster:
+    hosts = {ip: host(ip, master=True) for ip in masters}
+    hosts.update({ip: host(ip) for ip in workers})
+    hosts.update(overrides)
+    return Cluster(
+        name="c", image=image(version, runtime), hosts=hosts, env={}, cmd=(), app_names=()
+    )
+
+
+def applied(cluster: Cluster, version=None, bootstrap=None) -> dict:
+    """A state as if `cluster` had been applied."""
+    doc = new_document(cluster.name)
+    doc["serial"] = 5
+    doc["image"] = cluster.image.record()
+    if version:
+        doc["image"]["version"] = version
+    doc["bootstrap_master"] = bootstrap or cluster.masters[0]
+    for ip, h in cluster.hosts.items():
+        doc["hosts"][ip] = host_record(
+            roles=h.roles,
+            labels=h.labels,
+            taints=h.taints,
+            env_digest=env_digest(h.env, doc["lineage"]),
+            version=version or cluster.image.version,
+            status="ready",
+        )
+    return doc
+
+
+def by_id(plan):
+    return {a.id: a for a in plan.actions}
+
+
+def kinds(plan):
+    return [(a.kind, a.host) for a in plan.actions]
+
+
+M = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+W = ["10.0.1.1", "10.0.1.2", "10.0.1.3"]
+
+
+def test_empty_state_init_first_master_chain_masters_workers_after_init():
+    plan = make_plan(desired(M, W), new_document("c"))
+    a = by_id(plan)
+    assert plan.actions[0].id == "init_cluster.10.0.0.1"
+    assert a["join_master.10.0.0.2"].depends_on == ("init_cluster.10.0.0.1",)
+    assert a["join_master.10.0.0.3"].depends_on == ("join_master.10.0.0.2",)
+    for ip in W:
+        assert a[f"join_worker.{ip}"].depends_on == ("init_cluster.10.0.0.1",)
+    assert plan.summary == {"add": 6, "change": 0, "destroy": 0}
+    assert plan.bootstrap_master == "10.0.0.1" and plan.lineage is None
+
+
+def test_no_change_is_an_empty_plan_and_ssh_settings_do_not_count():
+    cluster = desired(M, W)
+    state = applied(cluster)
+    assert make_plan(cluster, state).empty
+    moved = desired(M, W, **{W[0]: host(W[0], port=2222)})
+    assert make_plan(moved, state).empty
+
+
+def test_new_masters_join_before_any_master_leaves_and_masters_leave_one_at_a_time():
+    state = applied(desired(M, W))
+    plan = make_plan(desired(["10.0.0.1", "10.0.0.4", "10.0.0.5"], W), state)
+    a = by_id(plan)
+    assert a["join_master.10.0.0.4"].depends_on == ()
+    assert a["join_master.10.0.0.5"].depends_on == ("join_master.10.0.0.4",)
+    assert a["delete_master.10.0.0.2"].depends_on == ("join_master.10.0.0.5",)
+    assert a["delete_master.10.0.0.3"].depends_on == ("delete_master.10.0.0.2",)
+    order = [x.id for x in plan.actions]
+    assert order.index("join_master.10.0.0.5") < order.index("delete_master.10.0.0.2")
+
+
+def test_removing_the_bootstrap_master_hands_the_role_over_and_it_leaves_last():
+    state = applied(desired(M, W))
+    plan = make_plan(desired(["10.0.0.2", "10.0.0.3", "10.0.0.4"], W), state)
+    a = by_id(plan)
+    assert plan.bootstrap_master == "10.0.0.2"
+    assert a["delete_master.10.0.0.1"].details["hands_bootstrap_to"] == "10.0.0.2"
+    assert a["delete_master.10.0.0.1"].depends_on == ("join_master.10.0.0.4",)
+
+
+def test_removing_every_master_is_refused_even_with_new_ones():
+    state = applied(desired(M, W))
+    with pytest.raises(SealerError, match=r"removes every current master \(10.0.0.1, 10.0.0.2"):
+        make_plan(desired(["10.0.0.7"], W), state)
+
+
+def test_removed_workers_are_deleted_independently():
+    state = applied(desired(M, W))
+    plan = make_plan(desired(M, W[:1] + ["10.0.1.9"]), state)
+    a = by_id(plan)
+    assert a["delete_worker.10.0.1.2"].depends_on == ()
+    assert a["delete_worker.10.0.1.3"].depends_on == ()
+    assert a["join_worker.10.0.1.9"].depends_on == ()
+    assert plan.summary == {"add": 1, "change": 0, "destroy": 2}
+
+
+def test_upgrade_masters_one_at_a_time_bootstrap_first_then_worker_batches():
+    workers = [f"10.0.1.{i}" for i in range(1, 8)]
+    state = applied(desired(M, workers), bootstrap="10.0.0.2")
+    plan = make_plan(desired(M, workers, version="v1.26.1"), state, max_unavailable="3")
+    a = by_id(plan)
+    masters = [x.host for x in plan.actions if x.kind == "upgrade_master"]
+    assert masters == ["10.0.0.2", "10.0.0.1", "10.0.0.3"]
+    assert a["upgrade_master.10.0.0.1"].depends_on == ("upgrade_master.10.0.0.2",)
+    batches = {}
+    for x in plan.actions:
+        if x.kind == "upgrade_worker":
+            batches.setdefault(x.details["batch"], []).append(x)
+    assert [len(b) for b in batches.values()] == [3, 3, 1]
+    assert all(x.depends_on == ("upgrade_master.10.0.0.3",) for x in batches[1])
+    assert a["upgrade_batch.1"].depends_on == tuple(x.id for x in batches[1])
+    assert all(x.depends_on == ("upgrade_batch.1",) for x in batches[2])
+    assert all(x.depends_on == ("upgrade_batch.2",) for x in batches[3])
+    assert a["upgrade_master.10.0.0.2"].details == {"from": "v1.25.3", "to": "v1.26.1"}
+    assert plan.summary == {"add": 0, "change": 10, "destroy": 0}
+    assert 'image.version: "v1.25.3" -> "v1.26.1"' in plan.changes
+
+
+@pytest.mark.parametrize(
+    "spec, workers, expected",
+    [
+        ("10%", 100, 10),
+        ("10%", 5, 1),
+        ("25%", 10, 2),
+        ("3", 100, 3),
+        ("0", 10, 1),
+        ("100%", 4, 4),
+    ],
+)
+def test_batch_size(spec, workers, expected):
+    assert batch_size(spec, workers) == expected
+
+
+@pytest.mark.parametrize("spec", ["ten", "150%", "-1", "5.5"])
+def test_bad_max_unavailable(spec):
+    with pytest.raises(SealerError, match="--max-unavailable"):
+        batch_size(spec, 10)
+
+
+def test_default_batch_is_ten_percent_of_workers():
+    workers = [f"10.0.1.{i}" for i in range(1, 41)]
+    state = applied(desired(M, workers))
+    plan = make_plan(desired(M, workers, version="v1.26.1"), state)
+    sizes = {}
+    for x in plan.actions:
+        if x.kind == "upgrade_worker":
+            sizes[x.details["batch"]] = sizes.get(x.details["batch"], 0) + 1
+    assert list(sizes.values()) == [4] * 10
+
+
+def test_hosts_being_added_get_the_new_version_and_removed_hosts_are_not_upgraded():
+    state = applied(desired(M, W))
+    plan = make_plan(desired(M, W[:2] + ["10.0.1.9"], version="v1.26.1"), state)
+    a = by_id(plan)
+    assert "upgrade_worker.10.0.1.3" not in a and "delete_worker.10.0.1.3" in a
+    assert a["join_worker.10.0.1.9"].details["version"] == "v1.26.1"
+    assert a["join_worker.10.0.1.9"].depends_on == ("upgrade_master.10.0.0.3",)
+
+
+def test_partially_upgraded_cluster_upgrades_only_the_rest():
+    cluster = desired(M, W)
+    state = applied(cluster)
+    for ip in ["10.0.0.1", "10.0.1.1"]:
+        state["hosts"][ip]["version"] = "v1.26.1"
+    state["image"]["version"] = "v1.26.1"
+    plan = make_plan(desired(M, W, version="v1.26.1"), state)
+    assert {a.host for a in plan.actions if a.kind.startswith("upgrade_") and a.host} == {
+        "10.0.0.2",
+        "10.0.0.3",
+        "10.0.1.2",
+        "10.0.1.3",
+    }
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("v1.26.1", "v1.25.3", "downgrading from v1.26.1 to v1.25.3 is not supported"),
+        ("v1.25.3", "v1.27.0", "skips a minor version"),
+        ("v1.25.3", "v2.0.0", "skips a minor version"),
+    ],
+)
+def test_downgrades_and_minor_skips_are_refused(old, new, message):
+    state = applied(desired(M, W, version=old))
+    with pytest.raises(SealerError, match=message):
+        make_plan(desired(M, W, version=new), state)
+
+
+def test_changing_the_runtime_requires_destroy():
+    state = applied(desired(M, W, runtime="k3s"))
+    with pytest.raises(SealerError, match="from k3s to k0s requires `sealer destroy` first"):
+        make_plan(desired(M, W, runtime="k0s"), state)
+
+
+def test_label_taint_and_env_changes_are_update_host_with_field_reasons():
+    state = applied(desired(M, W))
+    changed = desired(
+        M,
+        W,
+        **{
+            W[0]: host(W[0], labels={"disk": "ssd"}),
+            W[1]: host(W[1], taints=("gpu:NoSchedule",)),
+            W[2]: host(W[2], env={"TOKEN": "hunter2"}),
+        },
+    )
+    plan = make_plan(changed, state)
+    a = by_id(plan)
+    assert a[f"update_host.{W[0]}"].details["changes"] == ['labels.disk: + "ssd"']
+    assert a[f"update_host.{W[1]}"].details["changes"] == ['taints[0]: + "gpu:NoSchedule"']
+    assert a[f"update_host.{W[2]}"].details["changes"] == ["env_digest: changed (values hidden)"]
+    assert "hunter2" not in repr(plan.to_json())
+    assert plan.summary == {"add": 0, "change": 3, "destroy": 0}
+
+
+def test_update_host_waits_for_that_hosts_upgrade():
+    state = applied(desired(M, W))
+    changed = desired(M, W, version="v1.26.1", **{W[0]: host(W[0], labels={"a": "b"})})
+    a = by_id(make_plan(changed, state))
+    assert a[f"update_host.{W[0]}"].depends_on == (f"upgrade_worker.{W[0]}",)
+
+
+def test_a_worker_turned_master_is_removed_then_joined():
+    state = applied(desired(M, W))
+    plan = make_plan(desired(M + [W[0]], W[1:]), state)
+    a = by_id(plan)
+    assert a[f"join_master.{W[0]}"].depends_on == (f"delete_worker.{W[0]}",)
+    state = applied(desired(M, W))
+    a = by_id(make_plan(desired(M[:2], W + [M[2]]), state))
+    assert f"delete_master.{M[2]}" in a[f"join_worker.{M[2]}"].depends_on
+
+
+def test_destroy_resets_workers_then_masters_one_at_a_time_bootstrap_last():
+    state = applied(desired(M, W), bootstrap="10.0.0.2")
+    plan = make_destroy_plan(state)
+    a = by_id(plan)
+    assert all(a[f"reset_cluster.{ip}"].depends_on == () for ip in W)
+    masters = [x.host for x in plan.actions if x.host in M]
+    assert masters == ["10.0.0.1", "10.0.0.3", "10.0.0.2"]
+    assert set(a["reset_cluster.10.0.0.1"].depends_on) == {f"reset_cluster.{ip}" for ip in W}
+    assert a["reset_cluster.10.0.0.2"].depends_on == ("reset_cluster.10.0.0.3",)
+    assert plan.summary == {"add": 0, "change": 0, "destroy": 6}
+
+
+def test_the_plan_is_deterministic_and_topologically_ordered():
+    state = applied(desired(M, W))
+    target = desired(["10.0.0.2", "10.0.0.3", "10.0.0.4"], W[1:] + ["10.0.1.7"], version="v1.26.1")
+    first = make_plan(target, state).to_json()
+    assert first == make_plan(target, state).to_json()
+    seen = set()
+    for action in first["actions"]:
+        assert set(action["depends_on"]) <= seen
+        seen.add(action["id"])
