@@ -1,0 +1,145 @@
+"""Build the sandbox ClusterImages into examples/images/<runtime>-<version>/.
+
+Kubernetes binaries cannot be downloaded on the machines sealer is tested on, so these images
+carry SANDBOX STAND-INS (src/sandbox-standin.py) in place of kubeadm/kubelet/kubectl, k3s and
+k0s. Everything else is a real ClusterImage rootfs: Metadata, bin/, scripts/init.sh,
+scripts/clean.sh, etc/, and a payload (images/) so that distribution costs something.
+The output is deterministic: the same source gives the same image digest.
+
+    python examples/images/build.py            # all six images
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VERSIONS = ("v1.25.3", "v1.26.1")
+BINARIES = {
+    "kubernetes": ("kubeadm", "kubelet", "kubectl", "systemctl"),
+    "k3s": ("k3s", "kubectl", "systemctl"),
+    "k0s": ("k0s", "kubectl", "systemctl"),
+}
+PAYLOAD_FILES, PAYLOAD_BYTES = 16, 128 * 1024  # 2 MiB of "container images"
+
+WRAPPER = """#!/bin/sh
+# SANDBOX STAND-IN for {tool} {version}: not the real {tool}. See sandbox-standin.py.
+exec /usr/bin/python3 "$(dirname "$(readlink -f "$0")")/sandbox-standin.py" {tool} {version} "$@"
+"""
+
+INIT = """#!/bin/bash
+# Prepare this host for {runtime} {version} (sandbox image): install the binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+install -d /usr/local/bin
+install -m 0755 bin/* /usr/local/bin/
+{extra}
+echo "{runtime} {version} installed (SANDBOX STAND-IN binaries)"
+"""
+
+CLEAN = """#!/bin/bash
+# Undo scripts/init.sh: remove what it installed and what the runtime left on the host.
+set -uo pipefail
+for tool in {binaries} sandbox-standin.py; do rm -f "/usr/local/bin/$tool"; done
+rm -rf {paths}
+echo "host cleaned"
+"""
+
+EXTRA_INIT = {
+    "kubernetes": """install -d /etc/systemd/system /var/lib/kubelet
+cat > /etc/systemd/system/kubelet.service <<'UNIT'
+[Service]
+ExecStart=/usr/local/bin/kubelet --kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml
+UNIT""",
+    "k3s": """install -d /etc/rancher/k3s /etc/systemd/system
+for kind in "" "-agent"; do
+  cat > "/usr/local/bin/k3s${kind}-uninstall.sh" <<UNINSTALL
+#!/bin/sh
+# SANDBOX STAND-IN of the uninstall script the k3s installer writes.
+systemctl stop k3s${kind} || true
+rm -rf /etc/rancher/k3s /var/lib/rancher/k3s /var/lib/sandbox-apiserver /etc/systemd/system/k3s${kind}.service
+rm -f /usr/local/bin/k3s-uninstall.sh /usr/local/bin/k3s-agent-uninstall.sh
+UNINSTALL
+  chmod 0755 "/usr/local/bin/k3s${kind}-uninstall.sh"
+done""",
+    "k0s": "install -d /etc/k0s",
+}
+
+CLEAN_PATHS = {
+    "kubernetes": "/etc/kubernetes /var/lib/kubelet /var/lib/sandbox-apiserver "
+    "/etc/systemd/system/kubelet.service /root/.kube",
+    "k3s": "/etc/rancher/k3s /var/lib/rancher/k3s /var/lib/sandbox-apiserver "
+    "/etc/systemd/system/k3s.service /etc/systemd/system/k3s-agent.service "
+    "/usr/local/bin/k3s-uninstall.sh /usr/local/bin/k3s-agent-uninstall.sh /root/.kube",
+    "k0s": "/etc/k0s /var/lib/k0s /var/lib/sandbox-apiserver "
+    "/etc/systemd/system/k0scontroller.service /etc/systemd/system/k0sworker.service "
+    "/root/.kube",
+}
+
+ETC = {
+    "kubernetes": (
+        "kubeadm.yaml",
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration"
+        "\nkubernetesVersion: {version}\n",
+    ),
+    "k3s": (
+        "k3s-config.yaml",
+        '# template; sealer writes /etc/rancher/k3s/config.yaml\nwrite-kubeconfig-mode: "0600"\n',
+    ),
+    "k0s": (
+        "k0s.yaml",
+        "apiVersion: k0s.k0sproject.io/v1beta1\nkind: ClusterConfig\nmetadata:\n  name: k0s\n",
+    ),
+}
+
+
+def build(runtime: str, version: str, out: Path) -> Path:
+    folder = out / f"{runtime}-{version}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "bin").mkdir(parents=True)
+    metadata = {
+        "version": version,
+        "arch": "amd64",
+        "variant": "sandbox",
+        "kubeVersion": version,
+        "ClusterRuntime": runtime,
+    }
+    (folder / "Metadata").write_text(json.dumps(metadata, indent=1) + "\n")
+    shutil.copy(HERE / "src" / "sandbox-standin.py", folder / "bin" / "sandbox-standin.py")
+    for tool in BINARIES[runtime]:
+        (folder / "bin" / tool).write_text(WRAPPER.format(tool=tool, version=version))
+    (folder / "scripts").mkdir()
+    (folder / "scripts" / "init.sh").write_text(
+        INIT.format(runtime=runtime, version=version, extra=EXTRA_INIT[runtime])
+    )
+    (folder / "scripts" / "clean.sh").write_text(
+        CLEAN.format(binaries=" ".join(BINARIES[runtime]), paths=CLEAN_PATHS[runtime])
+    )
+    (folder / "etc").mkdir()
+    name, text = ETC[runtime]
+    (folder / "etc" / name).write_text(text.format(version=version))
+    (folder / "images").mkdir()
+    rng = random.Random(f"{runtime}-{version}")  # deterministic payload, stable digest
+    for n in range(PAYLOAD_FILES):
+        (folder / "images" / f"layer-{n:02d}.tar").write_bytes(rng.randbytes(PAYLOAD_BYTES))
+    for path in list((folder / "bin").iterdir()) + list((folder / "scripts").iterdir()):
+        os.chmod(path, 0o755)
+    return folder
+
+
+def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
+    for runtime in BINARIES:
+        for version in VERSIONS:
+            build(runtime, version, out)
+    print(f"built {len(BINARIES) * len(VERSIONS)} sandbox images in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""Start, list, fault and stop sandbox hosts (see ../shared/reference/sandbox-hosts.md).
+
+Host N is `sandbox-N` on 127.0.1.N:22: an `unshare` of mount, UTS and PID namespaces whose PID 1
+is sandbox/init.py. Everything lives under $SEALER_HOME/sandbox: the key pair, one folder per
+host (overlay upper/work/root, the init's pid), and a ready Clusterfile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster.errors import SealerError
+from cluster.image import sealer_home
+
+INIT = Path(__file__).with_name("init.py")
+MAX_HOSTS = 250
+
+
+class SandboxError(SealerError):
+    pass
+
+
+@dataclass
+class SandboxHost:
+    number: int
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return f"sandbox-{self.number}"
+
+    @property
+    def address(self) -> str:
+        return address(self.number)
+
+    @property
+    def init_pid(self) -> int | None:
+        try:
+            pid = int((self.folder / "init.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def processes(self) -> list[int]:
+        """Every process of this host (its PID namespace), as pids of the machine."""
+        init = self.init_pid
+        if init is None:
+            return []
+        namespace = os.readlink(f"/proc/{init}/ns/pid")
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/ns/pid") == namespace:
+                        found.append(int(entry))
+        return found
+
+
+def address(number: int) -> str:
+    return f"127.0.1.{number}"
+
+
+def base() -> Path:
+    return sealer_home() / "sandbox"
+
+
+def key_path() -> Path:
+    return base() / "id_ed25519"
+
+
+def hosts() -> list[SandboxHost]:
+    folder = base() / "hosts"
+    if not folder.is_dir():
+        return []
+    found = [SandboxHost(int(p.name), p) for p in folder.iterdir() if p.name.isdigit()]
+    return sorted(found, key=lambda h: h.number)
+
+
+def check_support() -> None:
+    if sys.platform != "linux":
+        raise SandboxError("sandbox hosts need Linux namespaces; this is " + sys.platform)
+    if os.geteuid() != 0:
+        raise SandboxError("sandbox hosts need root (mount, unshare and chroot); run as root")
+    for tool in ("unshare", "nsenter", "ssh-keygen", "mount"):
+        if not shutil.which(tool):
+            raise SandboxError(f"sandbox hosts need `{tool}`; install util-linux / openssh-client")
+    if not os.path.exists("/usr/sbin/sshd"):
+        raise SandboxError("sandbox hosts need an OpenSSH server: apt-get install openssh-server")
+
+
+def ensure_key() -> Path:
+    key = key_path()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sealer-sandbox", "-f", str(key)],
+            check=True,
+        )
+    return key
+
+
+def up(count: int, timeout: float = 30.0) -> list[SandboxHost]:
+    """Start hosts 1..count (those already running are kept)."""
+    check_support()
+    if not 1 <= count <= MAX_HOSTS:
+        raise SandboxError(f"sandbox up: between 1 and {MAX_HOSTS} hosts, not {count}")
+    public_key = ensure_key().with_suffix(".pub").read_text()
+    started = []
+    for number in range(1, count + 1):
+        host = SandboxHost(number, base() / "hosts" / str(number))
+        if host.init_pid is None:
+            _start(host, public_key)
+            started.append(host)
+    for host in started:
+        _wait_for_ssh(host, timeout)
+    return hosts()[:count]
+
+
+def _start(host: SandboxHost, public_key: str) -> None:
+    for sub in ("upper", "work", "root"):
+        (host.folder / sub).mkdir(parents=True, exist_ok=True)
+    log = open(host.folder / "init.log", "w")  # noqa: SIM115 - the child keeps it open
+    proc = subprocess.Popen(
+        [
+            "unshare",
+            "--mount",
+            "--uts",
+            "--pid",
+            "--fork",
+            sys.executable,
+            str(INIT),
+            str(host.folder),
+            host.name,
+            host.address,
+            public_key,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    log.close()
+    init = _child_of(proc.pid, timeout=10)
+    (host.folder / "init.pid").write_text(str(init))
+    (host.folder / "unshare.pid").write_text(str(proc.pid))
+
+
+def _child_of(pid: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            if children:
+                return int(children[0])
+        time.sleep(0.01)
+    raise SandboxError(f"sandbox host did not start (unshare pid {pid})")
+
+
+def _wait_for_ssh(host: SandboxHost, timeout: float) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host.address, 22), 0.5) as s:
+            if s.recv(4).startswith(b"SSH-"):
+                return
+        if host.init_pid is None:
+            break
+        time.sleep(0.05)
+    log = (host.folder / "init.log").read_text()[-400:] if host.folder.exists() else ""
+    raise SandboxError(f"{host.name} ({host.address}) did not start its SSH server: {log}")
+
+
+def down() -> int:
+    """Stop every sandbox host and remove its mounts and files (the key pair stays)."""
+    count = 0
+    for host in hosts():
+        init = host.init_pid
+        if init is not None:
+            os.kill(init, signal.SIGKILL)  # the kernel ends the whole PID namespace
+            _wait_gone(init)
+            count += 1
+        _wait_unshare(host)
+        shutil.rmtree(host.folder, ignore_errors=True)
+    return count
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _wait_unshare(host: SandboxHost) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int((host.folder / "unshare.pid").read_text())
+        _wait_gone(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purpose.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    return False
+
+
+# ---- faults and repairs, for tests and for trying things by hand ----
+
+
+def _sshd_pids(host: SandboxHost) -> list[int]:
+    pids = []
+    for pid in host.processes():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
+                pids.append(pid)
+    return pids
+
+
+def stop_sshd(host: SandboxHost) -> None:
+    """The host goes dark for SSH: its server and every open session end."""
+    for pid in _sshd_pids(host):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _sshd_pids(host) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def start_sshd(host: SandboxHost, timeout: float = 30) -> None:
+    run_in(
+        host,
+        [
+            "/usr/sbin/sshd",
+            "-o",
+            f"ListenAddress={host.address}",
+            "-o",
+            "UseDNS=no",
+            "-o",
+            "MaxStartups=100:30:200",
+            "-o",
+            "MaxSessions=100",
+        ],
+    )
+    _wait_for_ssh(host, timeout)
+
+
+def regenerate_host_key(host: SandboxHost) -> None:
+    run_in(host, ["sh", "-c", "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null"])
+    stop_sshd(host)
+    start_sshd(host)
+
+
+def run_in(host: SandboxHost, command: list[str]) -> subprocess.CompletedProcess:
+    """Run a command inside the host (its namespaces and root), as root, without SSH."""
+    init = host.init_pid
+    if init is None:
+        raise SandboxError(f"{host.name} is not running")
+    return subprocess.run(
+        ["nsenter", "-t", str(init), "-m", "-u", "-p", "-r", "-w", *command],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def clusterfile(count: int, image: str, masters: int = 1, name: str = "sandbox") -> str:
+    """A ready Clusterfile for the first `count` sandbox hosts."""
+    ips = [address(n) for n in range(1, count + 1)]
+    spec = {
+        "apiVersion": "sealer.io/v2",
+        "kind": "Cluster",
+        "metadata": {"name": name},
+        "spec": {
+            "image": image,
+            "ssh": {"user": "root", "pk": str(key_path()), "port": "22"},
+            "hosts": [{"ips": ips[:masters], "roles": ["master"]}]
+            + ([{"ips": ips[masters:], "roles": ["node"]}] if ips[masters:] else []),
+        },
+    }
+    return "# sandbox hosts made by `sealer sandbox up`\n" + _yaml(spec)
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def describe() -> list[dict]:
+    return [
+        {
+            "name": h.name,
+            "address": h.address,
+            "running": h.init_pid is not None,
+            "sshd": bool(_sshd_pids(h)),
+        }
+        for h in hosts()
+    ]
+
+
+if __name__ == "__main__":  # python -m sandbox.hosts up 3 | down | ls
+    command = sys.argv[1]
+    if command == "up":
+        print(json.dumps([h.address for h in up(int(sys.argv[2]))]))
+    elif command == "down":
+        print(down())
+    else:
+        print(json.dumps(describe(), indent=1))

@@ -1,0 +1,92 @@
+"""PID 1 of one sandbox host, run by `unshare --mount --uts --pid --fork`.
+
+It builds the host's root (an overlay of the machine's / with the host's own upper folder),
+chroots into it, starts OpenSSH on the host's address, then reaps orphans until it is killed.
+Killing it ends every process of the host (the kernel empties a PID namespace with its init).
+Usage: init.py HOST_DIR NAME ADDRESS AUTHORIZED_KEY
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+
+def sh(*args: str) -> None:
+    subprocess.run(args, check=True)
+
+
+def build_root(host_dir: str, name: str) -> str:
+    upper, work, root = (os.path.join(host_dir, d) for d in ("upper", "work", "root"))
+    sh("mount", "--make-rprivate", "/")
+    sh(
+        "mount",
+        "-t",
+        "overlay",
+        "overlay",
+        "-o",
+        f"lowerdir=/,upperdir={upper},workdir={work}",
+        root,
+    )
+    sh("mount", "-t", "proc", "proc", f"{root}/proc")
+    sh("mount", "--rbind", "/dev", f"{root}/dev")
+    sh("mount", "--rbind", "/sys", f"{root}/sys")
+    for tmpfs in ("run", "tmp"):
+        sh("mount", "-t", "tmpfs", "tmpfs", f"{root}/{tmpfs}")
+    sh("hostname", name)
+    return root
+
+
+def prepare_ssh(authorized_key: str) -> None:
+    marker = "/etc/ssh/.sandbox-host-keys"
+    if not os.path.exists(marker):  # the first boot: this host's own keys, not the machine's
+        for f in os.listdir("/etc/ssh"):
+            if f.startswith("ssh_host_"):
+                os.unlink(os.path.join("/etc/ssh", f))
+        sh("ssh-keygen", "-A")
+        open(marker, "w").close()
+    os.makedirs("/root/.ssh", mode=0o700, exist_ok=True)
+    with open("/root/.ssh/authorized_keys", "w") as f:
+        f.write(authorized_key.strip() + "\n")
+    os.chmod("/root/.ssh/authorized_keys", 0o600)
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+
+
+def start_sshd(address: str) -> None:
+    # sshd daemonizes; its orphans are reaped below.
+    sh(
+        "/usr/sbin/sshd",
+        "-o",
+        f"ListenAddress={address}",
+        "-o",
+        "UseDNS=no",
+        "-o",
+        "MaxStartups=100:30:200",
+        "-o",
+        "MaxSessions=100",
+    )
+
+
+def main() -> None:
+    host_dir, name, address, key = sys.argv[1:5]
+    os.chroot(build_root(host_dir, name))
+    os.chdir("/")
+    prepare_ssh(key)
+    # The host's "network card": stand-ins read their node address here, as a kubelet would
+    # read it from its interface.
+    os.makedirs("/etc/sandbox-host", exist_ok=True)
+    with open("/etc/sandbox-host/address", "w") as f:
+        f.write(address + "\n")
+    start_sshd(address)
+    print("ready", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes pause() when an orphan arrives
+    while True:  # reap every orphan so that no zombie piles up
+        try:
+            os.wait()
+        except ChildProcessError:
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()
