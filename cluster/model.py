@@ -106,13 +106,18 @@ class Cluster:
     def workers(self) -> list[str]:
         return [ip for ip, h in self.hosts.items() if not h.is_master]
 
+    @property
+    def launch_cmds(self) -> tuple[str, ...]:
+        """spec.cmd overrides the image's launch commands."""
+        return self.cmd or self.image.launch_cmds
+
 
 # ---- plans ----
 
 ADD_KINDS = ("init_cluster", "join_master", "join_worker")
-CHANGE_KINDS = ("upgrade_master", "upgrade_worker", "update_host")
+CHANGE_KINDS = ("upgrade_master", "upgrade_worker", "update_host", "launch_apps")
 DESTROY_KINDS = ("delete_master", "delete_worker", "reset_cluster")
-# Inner steps that change no host: a barrier between two batches of worker upgrades.
+# Inner step: a barrier between two batches of worker upgrades; it changes no host.
 INNER_KINDS = ("upgrade_batch",)
 ACTION_KINDS = ADD_KINDS + CHANGE_KINDS + DESTROY_KINDS + INNER_KINDS
 

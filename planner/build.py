@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
 from cluster.errors import SealerError
-from cluster.model import MASTER, WORKER, Cluster, Plan
+from cluster.model import ADD_KINDS, CHANGE_KINDS, MASTER, WORKER, Cluster, Plan
 from planner.explain import explain
 from planner.graph import ActionGraph
 from planner.records import desired_record, is_master_record, recorded_record
@@ -49,6 +50,7 @@ def make_plan(desired: Cluster, state: dict, max_unavailable=DEFAULT_MAX_UNAVAIL
         bootstrap = _plan_running_cluster(graph, desired, state, max_unavailable)
     else:
         bootstrap = _plan_new_cluster(graph, desired)
+    _plan_launch(graph, desired, state, bootstrap)
     changes = ()
     if previous_image and previous_image != image:
         changes = tuple(f"image.{line}" for line in explain(previous_image, image))
@@ -218,6 +220,20 @@ def _plan_running_cluster(
                 "update_host", ip, wanted[ip].roles, [upgrades.get(ip)], changes=explain(old, new)
             )
     return bootstrap
+
+
+def launch_digest(commands: tuple[str, ...]) -> str:
+    return "sha256:" + hashlib.sha256("\n".join(commands).encode()).hexdigest()
+
+
+def _plan_launch(graph: ActionGraph, desired: Cluster, state: dict, bootstrap: str) -> None:
+    """Run the launch commands once the cluster is up, and again whenever they change."""
+    commands = desired.launch_cmds
+    if not commands or state.get("launch_digest") == launch_digest(commands):
+        return
+    after = [a for a in graph.ids() if a.split(".")[0] in ADD_KINDS + CHANGE_KINDS]
+    graph.add("launch_apps", bootstrap, desired.hosts[bootstrap].roles, after,
+              commands=list(commands), digest=launch_digest(commands))
 
 
 def _join_details(desired: Cluster, ip: str) -> dict:

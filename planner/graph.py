@@ -26,6 +26,9 @@ class ActionGraph:
         }
         return action_id
 
+    def ids(self) -> list[str]:
+        return list(self._actions)
+
     def depend(self, action_id: str, *on: str | None) -> None:
         deps = self._actions[action_id]["deps"]
         deps.extend(d for d in on if d is not None and d not in deps)

@@ -100,6 +100,8 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
         fields += [
             (line.split(":", 1)[0], line.split(":", 1)[1].strip()) for line in d.get("changes", [])
         ]
+    elif action.kind == "launch_apps":
+        fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d["commands"])]
     elif "version" in d:
         fields.append(("version", json.dumps(d["version"])))
     width = max(len(name) for name, _ in fields)
@@ -133,6 +135,8 @@ def _reason(action: Action) -> str:
         return "reset and cleaned"
     if action.kind == "update_host":
         return "because its settings changed"
+    if action.kind == "launch_apps":
+        return "runs the launch commands on the bootstrap master"
     return ""
 
 

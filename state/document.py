@@ -55,3 +55,40 @@ def _now() -> str:
 
 def touch(doc: dict) -> None:
     doc["updated_at"] = _now()
+
+
+# ---- patches: what one finished action changes in the state ----
+# The journal stores patches; replaying them on the document they were made against gives the
+# document as it was after the last finished action.
+
+
+def set_host(ip: str, record: dict) -> dict:
+    return {"op": "set_host", "ip": ip, "record": record}
+
+
+def update_host(ip: str, **fields) -> dict:
+    return {"op": "update_host", "ip": ip, "fields": fields}
+
+
+def delete_host(ip: str) -> dict:
+    return {"op": "delete_host", "ip": ip}
+
+
+def set_field(name: str, value) -> dict:
+    assert name in ("image", "bootstrap_master", "launch_digest"), name
+    return {"op": "set", "field": name, "value": value}
+
+
+def apply_patch(doc: dict, patch: dict) -> None:
+    op = patch["op"]
+    if op == "set_host":
+        doc["hosts"][patch["ip"]] = patch["record"]
+    elif op == "update_host":
+        if patch["ip"] in doc["hosts"]:
+            doc["hosts"][patch["ip"]].update(patch["fields"])
+    elif op == "delete_host":
+        doc["hosts"].pop(patch["ip"], None)
+    elif op == "set":
+        doc[patch["field"]] = patch["value"]
+    else:
+        raise ValueError(f"unknown state patch {op!r}")

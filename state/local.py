@@ -5,6 +5,9 @@
 - The lock is an fcntl lock on `<state>.lock`, which the kernel drops when the holder dies, so a
   killed run can never leave it stuck. The lock file also carries who holds it.
 - The first write that changes content keeps the document as read at start in `<state>.backup`.
+- During apply, each finished action appends one patch to `<state>.journal` (fsynced), so the
+  bytes written grow with the number of actions, not with actions x hosts. Reading replays the
+  journal; the next full write folds it in and removes it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import uuid
 from pathlib import Path
 
 from cluster.errors import SealerError
-from state.document import FORMAT_VERSION, content, new_document, touch
+from state.document import FORMAT_VERSION, apply_patch, content, new_document, touch
 
 
 class StateError(SealerError):
@@ -39,6 +42,7 @@ class LocalBackend:
         self._as_read: bytes | None = None  # the file as first read by this command
         self._backed_up = False
         self._lock_fd: int | None = None
+        self._journal_pending = False  # entries on disk not yet folded into the state file
 
     def describe(self) -> str:
         return str(self.path)
@@ -91,13 +95,56 @@ class LocalBackend:
             raise StateError(f"{self.path}: cannot read the state: {e.strerror}") from None
         if self._as_read is None:
             self._as_read = raw
-        return parse(raw, str(self.path), cluster)
+        doc = parse(raw, str(self.path), cluster)
+        self._replay_journal(doc)
+        return doc
+
+    # ---- the journal of finished actions ----
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".journal")
+
+    def _replay_journal(self, doc: dict) -> None:
+        try:
+            lines = self.journal_path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                break  # a line cut by a crash: every entry before it is whole
+            if entry.get("lineage") != doc["lineage"] or entry.get("serial") != doc["serial"]:
+                continue  # made against another document: already folded in, or foreign
+            apply_patch(doc, entry["patch"])
+            self._journal_pending = True
+
+    def append(self, doc: dict, patch: dict) -> None:
+        """Record one finished action durably, and apply it to doc."""
+        apply_patch(doc, patch)
+        entry = {"lineage": doc["lineage"], "serial": doc["serial"], "patch": patch}
+        _ensure_folder(self.path.parent)
+        try:
+            fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._journal_pending = True
+        except OSError as e:
+            raise StateError(f"{self.journal_path}: cannot record a finished action: "
+                             f"{e.strerror}") from None
 
     # ---- writing ----
 
     def write(self, doc: dict, previous: dict | None) -> bool:
-        """Write doc if its content differs from previous; bump the serial. True if written."""
-        if previous is not None and content(doc) == content(previous):
+        """Write doc if its content differs from previous; bump the serial. True if written.
+
+        previous is the document as read (journal replayed); its serial is the one on disk.
+        """
+        if previous is not None and not self._journal_pending and content(doc) == content(previous):
             return False
         doc["serial"] = (previous or {}).get("serial", doc.get("serial", 0)) + 1
         touch(doc)
@@ -106,6 +153,9 @@ class LocalBackend:
             atomic_write(self.path.with_name(self.path.name + ".backup"), self._as_read)
             self._backed_up = True
         atomic_write(self.path, data)
+        with contextlib.suppress(FileNotFoundError):  # its entries now live in the state
+            self.journal_path.unlink()
+        self._journal_pending = False
         return True
 
 

@@ -1,0 +1,1 @@
+"""Executors: the infra driver (SSH), rootfs distribution, runtimes and the DAG scheduler."""

@@ -1,0 +1,235 @@
+"""The infra driver: one Fabric connection per host, reused for the whole run.
+
+Commands run over the connection's own SSH transport (one exec channel each), so that stdin can
+carry secrets and large streams (a rootfs tarball) without per-chunk overhead. Secrets passed to
+`run(..., secrets=...)` are masked in every error this module raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+import threading
+import time
+from dataclasses import dataclass
+
+from cluster.errors import SealerError
+from cluster.model import SSH
+
+MASK = "(sensitive value)"
+
+
+class HostError(SealerError):
+    """A command failed on a host, or the host could not be reached."""
+
+    def __init__(self, ip: str, message: str, unreachable: bool = False):
+        self.ip = ip
+        self.unreachable = unreachable
+        super().__init__(f"{ip}: {message}")
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def mask(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    command: float = 600.0
+
+
+class Remote:
+    """One host: a lazily opened Fabric connection and the commands run over it."""
+
+    def __init__(self, ip: str, ssh: SSH, timeouts: Timeouts, known_key: str = ""):
+        self.ip = ip
+        self.ssh = ssh
+        self.timeouts = timeouts
+        self.known_key = known_key
+        self._connection = None
+        self._lock = threading.Lock()
+
+    # ---- connecting ----
+
+    def _connect(self):
+        from fabric import Connection  # imported late: planning never needs it
+        from paramiko.ssh_exception import AuthenticationException, SSHException
+
+        connect_kwargs = {"allow_agent": False, "look_for_keys": False,
+                          "banner_timeout": self.timeouts.connect,
+                          "auth_timeout": self.timeouts.connect}
+        if self.ssh.key_file:
+            connect_kwargs["key_filename"] = self.ssh.key_file
+            if self.ssh.key_passphrase:
+                connect_kwargs["passphrase"] = self.ssh.key_passphrase
+        if self.ssh.password:
+            connect_kwargs["password"] = self.ssh.password
+        connection = Connection(self.ip, user=self.ssh.user, port=self.ssh.port,
+                                connect_timeout=self.timeouts.connect,
+                                connect_kwargs=connect_kwargs)
+        try:
+            connection.open()
+        except AuthenticationException:
+            raise HostError(self.ip, f"SSH authentication failed for user {self.ssh.user!r} "
+                                     f"(check ssh.passwd / ssh.pk)", unreachable=True) from None
+        except TimeoutError:
+            raise HostError(self.ip, f"SSH connection timed out after "
+                                     f"{self.timeouts.connect:g}s", unreachable=True) from None
+        except (OSError, SSHException, EOFError) as e:
+            reason = str(e) or type(e).__name__
+            raise HostError(self.ip, f"cannot connect over SSH on port {self.ssh.port}: "
+                                     f"{mask(reason, self._secrets())}", unreachable=True) from None
+        return connection
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.ssh.password, self.ssh.key_passphrase)
+
+    def transport(self):
+        with self._lock:
+            if self._connection is None or not self._connection.is_connected:
+                self._connection = self._connect()
+            return self._connection.client.get_transport()
+
+    def host_key(self) -> str:
+        """SHA256 fingerprint of the host's key, as OpenSSH prints it."""
+        key = self.transport().get_remote_server_key()
+        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        return f"SHA256:{digest}"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    # ---- running ----
+
+    def run(self, command: str, *, env: dict[str, str] | None = None, stdin: bytes = b"",
+            check: bool = True, timeout: float | None = None,
+            secrets: tuple[str, ...] = ()) -> Result:
+        """Run command (through sudo for a non-root user). stdin may carry secrets."""
+        script = command
+        if env:
+            exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+            script = f"export {exports}; {command}"
+        wrapped = f"bash -c {shlex.quote(script)}"
+        if self.ssh.user != "root":
+            if self.ssh.password:  # sudo reads the password as the first line of stdin
+                wrapped = f"sudo -S -p '' -- {wrapped}"
+                stdin = self.ssh.password.encode() + b"\n" + stdin
+            else:
+                wrapped = f"sudo -n -- {wrapped}"
+        all_secrets = tuple(secrets) + self._secrets() + tuple(env.values() if env else ())
+        result = self._exec(wrapped, stdin, timeout or self.timeouts.command, all_secrets)
+        if check and result.exit_code != 0:
+            detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
+            raise HostError(self.ip, f"`{mask(command, all_secrets)}` exited with "
+                                     f"{result.exit_code}: {mask(' | '.join(detail), all_secrets)}")
+        return result
+
+    def _exec(self, command: str, stdin: bytes, timeout: float, secrets) -> Result:
+        try:
+            channel = self.transport().open_session(timeout=self.timeouts.connect)
+        except HostError:
+            raise
+        except Exception as e:  # the transport died under us: the host went away
+            self.close()
+            raise HostError(self.ip, f"SSH session failed: {e}", unreachable=True) from None
+        try:
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            stdout, stderr = self._drain(channel, timeout)
+            code = channel.recv_exit_status()
+        except TimeoutError:
+            raise HostError(self.ip, f"`{mask(command, secrets)[:200]}` timed out after "
+                                     f"{timeout:g}s") from None
+        except (OSError, EOFError) as e:
+            self.close()
+            raise HostError(self.ip, f"SSH session failed: {e}", unreachable=True) from None
+        finally:
+            channel.close()
+        return Result(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+
+    @staticmethod
+    def _drain(channel, timeout: float) -> tuple[bytes, bytes]:
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            if channel.recv_ready():
+                out += channel.recv(65536)
+            elif channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            elif channel.exit_status_ready() and not channel.recv_ready() \
+                    and not channel.recv_stderr_ready():
+                break
+            else:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                channel.status_event.wait(0.005)
+        return bytes(out), bytes(err)
+
+    def stream(self, command: str, chunks, timeout: float | None = None) -> Result:
+        """Run command with a large stdin (an iterable of bytes), e.g. `tar xf -`."""
+        wrapped = f"bash -c {shlex.quote(command)}"
+        if self.ssh.user != "root":
+            wrapped = f"sudo -n -- {wrapped}"
+        channel = self.transport().open_session(timeout=self.timeouts.connect)
+        try:
+            channel.settimeout(timeout or self.timeouts.command)
+            channel.exec_command(wrapped)
+            for chunk in chunks:
+                channel.sendall(chunk)
+            channel.shutdown_write()
+            stdout, stderr = self._drain(channel, timeout or self.timeouts.command)
+            code = channel.recv_exit_status()
+        except (OSError, EOFError, TimeoutError) as e:
+            self.close()
+            raise HostError(self.ip, f"upload failed: {e or type(e).__name__}",
+                            unreachable=True) from None
+        finally:
+            channel.close()
+        result = Result(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+        if code != 0:
+            raise HostError(self.ip, f"`{command}` exited with {code}: {result.stderr.strip()}")
+        return result
+
+
+class Driver:
+    """The connections of one run, by IP."""
+
+    def __init__(self, hosts: dict[str, SSH], timeouts: Timeouts | None = None):
+        self.timeouts = timeouts or Timeouts()
+        self._ssh = dict(hosts)
+        self._remotes: dict[str, Remote] = {}
+        self._lock = threading.Lock()
+
+    def add(self, ip: str, ssh: SSH) -> None:
+        with self._lock:
+            self._ssh.setdefault(ip, ssh)
+
+    def host(self, ip: str) -> Remote:
+        with self._lock:
+            remote = self._remotes.get(ip)
+            if remote is None:
+                if ip not in self._ssh:
+                    raise HostError(ip, "no SSH settings for this host")
+                remote = self._remotes[ip] = Remote(ip, self._ssh[ip], self.timeouts)
+            return remote
+
+    def close(self) -> None:
+        for remote in list(self._remotes.values()):
+            remote.close()

@@ -1,0 +1,149 @@
+"""What every runtime shares: the node operations it is given and the kubectl steps."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from typing import Protocol
+
+from cluster.errors import SealerError
+from executors.driver import Result
+
+
+class NodeOps(Protocol):
+    """What a runtime may do; given by the applier. A runtime never opens a connection itself."""
+
+    bootstrap: str  # IP of the master that runs cluster-wide commands
+
+    def run(self, ip: str, command: str, *, stdin: bytes = b"", check: bool = True,
+            secrets: tuple[str, ...] = ()) -> Result: ...
+
+    def name(self, ip: str) -> str: ...  # the node name (the host's hostname)
+
+    def address(self, ip: str) -> str: ...
+
+    def labels(self, ip: str) -> dict[str, str]: ...
+
+    def taints(self, ip: str) -> list[str]: ...
+
+    @property
+    def version(self) -> str: ...  # the image version being installed
+
+
+class Runtime:
+    name = ""
+    kubectl_command = "kubectl"
+    # Whether control-plane hosts are Kubernetes nodes (k0s controllers are not).
+    masters_are_nodes = True
+    ready_timeout = 60.0
+
+    # ---- cluster-wide helpers, run on the bootstrap master ----
+
+    def kubectl(self, ops: NodeOps, args: str, check: bool = True) -> Result:
+        return ops.run(ops.bootstrap, f"{self.kubectl_command} {args}", check=check)
+
+    def nodes(self, ops: NodeOps) -> dict[str, dict]:
+        """The cluster's nodes by name, from `kubectl get nodes -o json`."""
+        out = self.kubectl(ops, "get nodes -o json").stdout
+        try:
+            items = json.loads(out)["items"]
+        except (ValueError, KeyError) as e:
+            raise SealerError(f"{ops.bootstrap}: unreadable `kubectl get nodes -o json`: {e}") \
+                from None
+        return {item["metadata"]["name"]: item for item in items}
+
+    def wait_ready(self, ops: NodeOps, ip: str, version: str | None = None) -> None:
+        name = ops.name(ip)
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            node = self.nodes(ops).get(name)
+            if node and _is_ready(node) and (
+                    version is None or node["status"]["nodeInfo"]["kubeletVersion"] == version):
+                return
+            if time.monotonic() > deadline:
+                raise SealerError(f"{ip}: node {name} not Ready at {version or 'any version'} "
+                                  f"after {self.ready_timeout:g}s")
+            time.sleep(0.2)
+
+    def is_node(self, ops: NodeOps, ip: str) -> bool:
+        return ops.name(ip) in self.nodes(ops)
+
+    def drain(self, ops: NodeOps, ip: str) -> None:
+        if self.is_node(ops, ip):
+            self.kubectl(ops, f"drain {ops.name(ip)} --ignore-daemonsets --delete-emptydir-data")
+
+    def cordon(self, ops: NodeOps, ip: str) -> None:
+        self.kubectl(ops, f"cordon {ops.name(ip)}")
+
+    def uncordon(self, ops: NodeOps, ip: str) -> None:
+        self.kubectl(ops, f"uncordon {ops.name(ip)}")
+
+    def delete_node(self, ops: NodeOps, ip: str) -> None:
+        if self.is_node(ops, ip):
+            self.kubectl(ops, f"delete node {ops.name(ip)}")
+
+    def set_labels_and_taints(self, ops: NodeOps, ip: str, old_labels: dict | None = None,
+                              old_taints: list | None = None) -> None:
+        """Make the node's labels and taints those of the Clusterfile."""
+        name = ops.name(ip)
+        labels, taints = ops.labels(ip), ops.taints(ip)
+        label_args = [f"{k}={v}" for k, v in labels.items()]
+        label_args += [f"{k}-" for k in (old_labels or {}) if k not in labels]
+        if label_args:
+            self.kubectl(ops, f"label node {name} {shlex.join(label_args)} --overwrite")
+        taint_args = [t for t in taints if not t.endswith("-")]
+        taint_args += [t for t in taints if t.endswith("-")]
+        taint_args += [_removal(t) for t in (old_taints or []) if t not in taints]
+        if taint_args:
+            self.kubectl(ops, f"taint node {name} {shlex.join(taint_args)} --overwrite")
+
+    # ---- the lifecycle, one method per action kind ----
+
+    def init(self, ops: NodeOps, ip: str) -> None:
+        raise NotImplementedError
+
+    def join_master(self, ops: NodeOps, ip: str) -> None:
+        raise NotImplementedError
+
+    def join_worker(self, ops: NodeOps, ip: str) -> None:
+        raise NotImplementedError
+
+    def delete_master(self, ops: NodeOps, ip: str) -> None:
+        raise NotImplementedError
+
+    def delete_worker(self, ops: NodeOps, ip: str) -> None:
+        raise NotImplementedError
+
+    def upgrade_master(self, ops: NodeOps, ip: str) -> None:
+        raise NotImplementedError
+
+    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
+        raise NotImplementedError
+
+    def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
+        raise NotImplementedError
+
+    def installed_version(self, ops: NodeOps, ip: str) -> str | None:
+        """The version the host's binaries report, None when nothing is installed."""
+        raise NotImplementedError
+
+
+def _is_ready(node: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in node["status"].get("conditions", []))
+
+
+def _removal(taint: str) -> str:
+    """`key=value:Effect` -> `key:Effect-` (kubectl's removal syntax)."""
+    key_value, _, effect = taint.rpartition(":")
+    return f"{key_value.split('=')[0]}:{effect}-" if key_value else f"{taint}-"
+
+
+def write_file(ops: NodeOps, ip: str, path: str, content: str, mode: str = "0600",
+               secrets: tuple[str, ...] = ()) -> None:
+    """Write a file on the host through stdin, so its content never shows in a command line."""
+    folder = path.rsplit("/", 1)[0]
+    ops.run(ip, f"install -d {shlex.quote(folder)} && umask 077 && cat > {shlex.quote(path)}.tmp"
+                f" && chmod {mode} {shlex.quote(path)}.tmp && mv {shlex.quote(path)}.tmp "
+                f"{shlex.quote(path)}", stdin=content.encode(), secrets=secrets)

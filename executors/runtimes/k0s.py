@@ -1,0 +1,97 @@
+"""k0s: controllers (not Kubernetes nodes) and workers joined with k0s tokens."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from cluster.errors import SealerError
+from executors.runtimes.base import NodeOps, Runtime, write_file
+
+CONFIG = "/etc/k0s/k0s.yaml"
+TOKEN_FILE = "/etc/k0s/join-token"
+KUBECONFIG = "install -d -m 0700 $HOME/.kube && k0s kubeconfig admin > $HOME/.kube/config"
+
+
+class K0s(Runtime):
+    name = "k0s"
+    kubectl_command = "k0s kubectl"
+    masters_are_nodes = False
+
+    def installed_version(self, ops: NodeOps, ip: str) -> str | None:
+        result = ops.run(ip, "command -v k0s >/dev/null && k0s version", check=False)
+        return result.stdout.strip().split("+")[0] if result.exit_code == 0 else None
+
+    def _running(self, ops: NodeOps, ip: str, unit: str) -> bool:
+        return ops.run(ip, f"systemctl is-active {unit}", check=False).exit_code == 0
+
+    def etcd_members(self, ops: NodeOps) -> dict[str, str]:
+        out = ops.run(ops.bootstrap, "k0s etcd member-list").stdout
+        return json.loads(out)["members"]
+
+    def _wait_member(self, ops: NodeOps, ip: str) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while ops.name(ip) not in self.etcd_members(ops):
+            if time.monotonic() > deadline:
+                raise SealerError(f"{ip}: controller did not join etcd")
+            time.sleep(0.2)
+
+    def _install_config(self, ops: NodeOps, ip: str) -> None:
+        ops.run(ip, f"install -d /etc/k0s && cp -f {ops.rootfs}/etc/k0s.yaml {CONFIG}")
+
+    def init(self, ops: NodeOps, ip: str) -> None:
+        if not self._running(ops, ip, "k0scontroller"):
+            self._install_config(ops, ip)
+            ops.run(ip, f"k0s install controller -c {CONFIG}")
+            ops.run(ip, "k0s start")
+        ops.run(ip, KUBECONFIG)
+
+    def _token(self, ops: NodeOps, role: str) -> str:
+        return ops.run(ops.bootstrap, f"k0s token create --role={role}").stdout.strip()
+
+    def join_master(self, ops: NodeOps, ip: str) -> None:
+        if not self._running(ops, ip, "k0scontroller"):
+            token = self._token(ops, "controller")
+            self._install_config(ops, ip)
+            write_file(ops, ip, TOKEN_FILE, token + "\n", secrets=(token,))
+            ops.run(ip, f"k0s install controller --token-file {TOKEN_FILE} -c {CONFIG}")
+            ops.run(ip, "k0s start")
+        ops.run(ip, KUBECONFIG)
+        self._wait_member(ops, ip)
+
+    def join_worker(self, ops: NodeOps, ip: str) -> None:
+        if not self._running(ops, ip, "k0sworker"):
+            token = self._token(ops, "worker")
+            write_file(ops, ip, TOKEN_FILE, token + "\n", secrets=(token,))
+            ops.run(ip, f"k0s install worker --token-file {TOKEN_FILE}")
+            ops.run(ip, "k0s start")
+        self.wait_ready(ops, ip)
+        self.set_labels_and_taints(ops, ip)
+
+    def _stop_and_reset(self, ops: NodeOps, ip: str) -> None:
+        ops.run(ip, "command -v k0s >/dev/null || exit 0; k0s stop || true; k0s reset")
+
+    def delete_master(self, ops: NodeOps, ip: str) -> None:
+        if ops.name(ip) in self.etcd_members(ops):
+            ops.run(ip, f"k0s etcd leave --peer-address {ops.address(ip)}")
+        self._stop_and_reset(ops, ip)
+
+    def delete_worker(self, ops: NodeOps, ip: str) -> None:
+        self.drain(ops, ip)
+        self.delete_node(ops, ip)
+        self._stop_and_reset(ops, ip)
+
+    def upgrade_master(self, ops: NodeOps, ip: str) -> None:
+        # The new binary is in place (the new rootfs' init.sh): stop, start.
+        ops.run(ip, "k0s stop && k0s start")
+        self._wait_member(ops, ip)
+
+    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
+        self.cordon(ops, ip)
+        self.drain(ops, ip)
+        ops.run(ip, "k0s stop && k0s start")
+        self.wait_ready(ops, ip, ops.version)
+        self.uncordon(ops, ip)
+
+    def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
+        self._stop_and_reset(ops, ip)

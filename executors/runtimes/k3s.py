@@ -1,0 +1,96 @@
+"""k3s: servers with embedded etcd (--cluster-init, then --server), agents, uninstall scripts."""
+
+from __future__ import annotations
+
+import secrets as random_secrets
+
+from executors.runtimes.base import NodeOps, Runtime, write_file
+
+CONFIG = "/etc/rancher/k3s/config.yaml"
+TOKEN_FILE = "/var/lib/rancher/k3s/server/token"
+UNITS = {"server": "k3s", "agent": "k3s-agent"}
+
+
+class K3s(Runtime):
+    name = "k3s"
+
+    def installed_version(self, ops: NodeOps, ip: str) -> str | None:
+        result = ops.run(ip, "command -v k3s >/dev/null && k3s --version", check=False)
+        return result.stdout.split()[2].split("+")[0] if result.exit_code == 0 else None
+
+    def _config(self, ops: NodeOps, ip: str, token: str, **settings: str) -> str:
+        lines = [f"token: {token}", f"node-ip: {ops.address(ip)}"]
+        lines += [f"{k.replace('_', '-')}: {v}" for k, v in settings.items()]
+        labels = [f"{k}={v}" for k, v in ops.labels(ip).items()]
+        if labels:
+            lines.append(f"node-label: [{', '.join(labels)}]")
+        return "\n".join(lines) + "\n"
+
+    def _install(self, ops: NodeOps, ip: str, kind: str, config: str, token: str) -> None:
+        unit = UNITS[kind]
+        write_file(ops, ip, CONFIG, config, secrets=(token,))
+        write_file(ops, ip, f"/etc/systemd/system/{unit}.service",
+                   f"[Unit]\nDescription=k3s {kind}\n[Service]\n"
+                   f"ExecStart=/usr/local/bin/k3s {kind}\nRestart=always\n", "0644")
+        ops.run(ip, f"systemctl daemon-reload && systemctl enable --now {unit}")
+
+    def _server_token(self, ops: NodeOps) -> str:
+        return ops.run(ops.bootstrap, f"cat {TOKEN_FILE}").stdout.strip()
+
+    def _running(self, ops: NodeOps, ip: str, kind: str) -> bool:
+        unit = UNITS[kind]
+        return ops.run(ip, f"systemctl is-active {unit}", check=False).exit_code == 0
+
+    def init(self, ops: NodeOps, ip: str) -> None:
+        if not self._running(ops, ip, "server"):
+            token = random_secrets.token_hex(24)
+            self._install(ops, ip, "server", self._config(ops, ip, token, cluster_init="true"),
+                          token)
+        self.wait_ready(ops, ip)
+        self.set_labels_and_taints(ops, ip)
+
+    def join_master(self, ops: NodeOps, ip: str) -> None:
+        if not self._running(ops, ip, "server"):
+            token = self._server_token(ops)
+            server = f"https://{ops.address(ops.bootstrap)}:6443"
+            self._install(ops, ip, "server", self._config(ops, ip, token, server=server), token)
+        self.wait_ready(ops, ip)
+        self.set_labels_and_taints(ops, ip)
+
+    def join_worker(self, ops: NodeOps, ip: str) -> None:
+        if not self._running(ops, ip, "agent"):
+            token = self._server_token(ops)
+            server = f"https://{ops.address(ops.bootstrap)}:6443"
+            self._install(ops, ip, "agent", self._config(ops, ip, token, server=server), token)
+        self.wait_ready(ops, ip)
+        self.set_labels_and_taints(ops, ip)
+
+    def delete_master(self, ops: NodeOps, ip: str) -> None:
+        self.drain(ops, ip)
+        self.delete_node(ops, ip)  # k3s removes the node's etcd member with it
+        ops.run(ip, "test ! -x /usr/local/bin/k3s-uninstall.sh || k3s-uninstall.sh")
+
+    def delete_worker(self, ops: NodeOps, ip: str) -> None:
+        self.drain(ops, ip)
+        self.delete_node(ops, ip)
+        ops.run(ip, "test ! -x /usr/local/bin/k3s-agent-uninstall.sh || k3s-agent-uninstall.sh")
+
+    def _restart(self, ops: NodeOps, ip: str, kind: str) -> None:
+        # The new binary is in place (the new rootfs' init.sh); restart with the same arguments.
+        ops.run(ip, f"systemctl restart {UNITS[kind]}")
+        self.wait_ready(ops, ip, ops.version)
+
+    def upgrade_master(self, ops: NodeOps, ip: str) -> None:
+        self.drain(ops, ip)
+        self._restart(ops, ip, "server")
+        self.uncordon(ops, ip)
+
+    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
+        self.cordon(ops, ip)
+        self.drain(ops, ip)
+        self._restart(ops, ip, "agent")
+        self.uncordon(ops, ip)
+
+    def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
+        script = "k3s-uninstall.sh" if master else "k3s-agent-uninstall.sh"
+        ops.run(ip, f"test ! -x /usr/local/bin/{script} || {script}")

@@ -1,0 +1,105 @@
+"""kubeadm: init, join with bootstrap tokens, drain / reset / delete node, kubeadm upgrade."""
+
+from __future__ import annotations
+
+import re
+
+from cluster.errors import SealerError
+from executors.runtimes.base import NodeOps, Runtime, write_file
+
+KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
+JOIN = re.compile(r"kubeadm join (\S+) --token (\S+) --discovery-token-ca-cert-hash (\S+)")
+COPY_ADMIN = "install -d -m 0700 $HOME/.kube && cp -f /etc/kubernetes/admin.conf $HOME/.kube/config"
+
+
+class Kubeadm(Runtime):
+    name = "kubernetes"
+
+    def __init__(self, kubeadm_documents: str = ""):
+        self.kubeadm_documents = kubeadm_documents  # the Clusterfile's kubeadm YAML, if any
+
+    def installed_version(self, ops: NodeOps, ip: str) -> str | None:
+        result = ops.run(ip, "command -v kubelet >/dev/null && kubelet --version", check=False)
+        return result.stdout.split()[-1] if result.exit_code == 0 else None
+
+    def _joined(self, ops: NodeOps, ip: str) -> bool:
+        on_host = ops.run(ip, "test -f /etc/kubernetes/kubelet.conf", check=False).exit_code == 0
+        return on_host and self.is_node(ops, ip)
+
+    def init(self, ops: NodeOps, ip: str) -> None:
+        if ops.run(ip, "test -f /etc/kubernetes/admin.conf", check=False).exit_code == 0:
+            self.wait_ready(ops, ip)  # initialised by an earlier, interrupted run
+        else:
+            write_file(ops, ip, KUBEADM_CONFIG, self._kubeadm_yaml(ops, ip), "0644")
+            ops.run(ip, f"kubeadm init --config={KUBEADM_CONFIG} --upload-certs")
+            ops.run(ip, COPY_ADMIN)
+            self.wait_ready(ops, ip)
+        self.set_labels_and_taints(ops, ip)
+
+    def _kubeadm_yaml(self, ops: NodeOps, ip: str) -> str:
+        address = ops.address(ip)
+        return (
+            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n"
+            f"localAPIEndpoint:\n  advertiseAddress: {address}\n  bindPort: 6443\n"
+            "---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
+            f"kubernetesVersion: {ops.version}\ncontrolPlaneEndpoint: {address}:6443\n"
+            + (f"---\n{self.kubeadm_documents}" if self.kubeadm_documents else "")
+        )
+
+    def _join_command(self, ops: NodeOps) -> tuple[str, tuple[str, ...]]:
+        out = ops.run(ops.bootstrap, "kubeadm token create --print-join-command").stdout
+        m = JOIN.search(out)
+        if not m:
+            raise SealerError(f"{ops.bootstrap}: `kubeadm token create` printed no join command")
+        endpoint, token, ca_hash = m.groups()
+        command = (f"kubeadm join {endpoint} --token {token} "
+                   f"--discovery-token-ca-cert-hash {ca_hash}")
+        return command, (token,)
+
+    def join_master(self, ops: NodeOps, ip: str) -> None:
+        if not self._joined(ops, ip):
+            command, secrets = self._join_command(ops)
+            # The certificate key expires after 2 h: upload the certificates again each time.
+            out = ops.run(ops.bootstrap, "kubeadm init phase upload-certs --upload-certs").stdout
+            key = out.strip().splitlines()[-1].strip()
+            ops.run(ip, f"{command} --control-plane --certificate-key {key}",
+                    secrets=secrets + (key,))
+            ops.run(ip, COPY_ADMIN)
+        self.wait_ready(ops, ip)
+        self.set_labels_and_taints(ops, ip)
+
+    def join_worker(self, ops: NodeOps, ip: str) -> None:
+        if not self._joined(ops, ip):
+            command, secrets = self._join_command(ops)
+            ops.run(ip, command, secrets=secrets)
+        self.wait_ready(ops, ip)
+        self.set_labels_and_taints(ops, ip)
+
+    def _leave(self, ops: NodeOps, ip: str) -> None:
+        self.drain(ops, ip)
+        ops.run(ip, "command -v kubeadm >/dev/null || exit 0; kubeadm reset -f")
+        self.delete_node(ops, ip)
+
+    delete_master = _leave  # `kubeadm reset` on a control-plane node removes its etcd member
+    delete_worker = _leave
+
+    def upgrade_master(self, ops: NodeOps, ip: str) -> None:
+        self.drain(ops, ip)
+        if ip == ops.bootstrap:
+            ops.run(ip, f"kubeadm upgrade apply {ops.version} -y")
+        else:
+            ops.run(ip, "kubeadm upgrade node")
+        ops.run(ip, "systemctl restart kubelet")
+        self.wait_ready(ops, ip, ops.version)
+        self.uncordon(ops, ip)
+
+    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
+        self.cordon(ops, ip)
+        self.drain(ops, ip)
+        ops.run(ip, "kubeadm upgrade node")
+        ops.run(ip, "systemctl restart kubelet")
+        self.wait_ready(ops, ip, ops.version)
+        self.uncordon(ops, ip)
+
+    def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
+        ops.run(ip, "command -v kubeadm >/dev/null || exit 0; kubeadm reset -f")
