@@ -108,6 +108,7 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         plugins=_documents(others, ("Plugin",)),
         configs=_documents(others, ("Config",)),
         kube_documents=_documents(others, KUBEADM_KINDS),
+        ssh=_ssh(cluster_doc, ["spec"], spec.get("ssh") or {}, problems),
         source=path,
         source_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
     )

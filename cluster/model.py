@@ -95,6 +95,7 @@ class Cluster:
     plugins: tuple[Document, ...] = ()
     configs: tuple[Document, ...] = ()
     kube_documents: tuple[Document, ...] = ()
+    ssh: SSH = field(default_factory=SSH)  # spec.ssh: also used for hosts being removed
     source: str = ""  # path of the Clusterfile
     source_digest: str = ""  # sha256 of its text
 

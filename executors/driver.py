@@ -66,30 +66,46 @@ class Remote:
         from fabric import Connection  # imported late: planning never needs it
         from paramiko.ssh_exception import AuthenticationException, SSHException
 
-        connect_kwargs = {"allow_agent": False, "look_for_keys": False,
-                          "banner_timeout": self.timeouts.connect,
-                          "auth_timeout": self.timeouts.connect}
+        connect_kwargs = {
+            "allow_agent": False,
+            "look_for_keys": False,
+            "banner_timeout": self.timeouts.connect,
+            "auth_timeout": self.timeouts.connect,
+        }
         if self.ssh.key_file:
             connect_kwargs["key_filename"] = self.ssh.key_file
             if self.ssh.key_passphrase:
                 connect_kwargs["passphrase"] = self.ssh.key_passphrase
         if self.ssh.password:
             connect_kwargs["password"] = self.ssh.password
-        connection = Connection(self.ip, user=self.ssh.user, port=self.ssh.port,
-                                connect_timeout=self.timeouts.connect,
-                                connect_kwargs=connect_kwargs)
+        connection = Connection(
+            self.ip,
+            user=self.ssh.user,
+            port=self.ssh.port,
+            connect_timeout=self.timeouts.connect,
+            connect_kwargs=connect_kwargs,
+        )
         try:
             connection.open()
         except AuthenticationException:
-            raise HostError(self.ip, f"SSH authentication failed for user {self.ssh.user!r} "
-                                     f"(check ssh.passwd / ssh.pk)", unreachable=True) from None
+            raise HostError(
+                self.ip,
+                f"SSH authentication failed for user {self.ssh.user!r} (check ssh.passwd / ssh.pk)",
+                unreachable=True,
+            ) from None
         except TimeoutError:
-            raise HostError(self.ip, f"SSH connection timed out after "
-                                     f"{self.timeouts.connect:g}s", unreachable=True) from None
+            raise HostError(
+                self.ip,
+                f"SSH connection timed out after {self.timeouts.connect:g}s",
+                unreachable=True,
+            ) from None
         except (OSError, SSHException, EOFError) as e:
             reason = str(e) or type(e).__name__
-            raise HostError(self.ip, f"cannot connect over SSH on port {self.ssh.port}: "
-                                     f"{mask(reason, self._secrets())}", unreachable=True) from None
+            raise HostError(
+                self.ip,
+                f"cannot connect over SSH on port {self.ssh.port}: {mask(reason, self._secrets())}",
+                unreachable=True,
+            ) from None
         return connection
 
     def _secrets(self) -> tuple[str, ...]:
@@ -115,9 +131,16 @@ class Remote:
 
     # ---- running ----
 
-    def run(self, command: str, *, env: dict[str, str] | None = None, stdin: bytes = b"",
-            check: bool = True, timeout: float | None = None,
-            secrets: tuple[str, ...] = ()) -> Result:
+    def run(
+        self,
+        command: str,
+        *,
+        env: dict[str, str] | None = None,
+        stdin: bytes = b"",
+        check: bool = True,
+        timeout: float | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> Result:
         """Run command (through sudo for a non-root user). stdin may carry secrets."""
         script = command
         if env:
@@ -134,8 +157,11 @@ class Remote:
         result = self._exec(wrapped, stdin, timeout or self.timeouts.command, all_secrets)
         if check and result.exit_code != 0:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
-            raise HostError(self.ip, f"`{mask(command, all_secrets)}` exited with "
-                                     f"{result.exit_code}: {mask(' | '.join(detail), all_secrets)}")
+            raise HostError(
+                self.ip,
+                f"`{mask(command, all_secrets)}` exited with "
+                f"{result.exit_code}: {mask(' | '.join(detail), all_secrets)}",
+            )
         return result
 
     def _exec(self, command: str, stdin: bytes, timeout: float, secrets) -> Result:
@@ -155,8 +181,9 @@ class Remote:
             stdout, stderr = self._drain(channel, timeout)
             code = channel.recv_exit_status()
         except TimeoutError:
-            raise HostError(self.ip, f"`{mask(command, secrets)[:200]}` timed out after "
-                                     f"{timeout:g}s") from None
+            raise HostError(
+                self.ip, f"`{mask(command, secrets)[:200]}` timed out after {timeout:g}s"
+            ) from None
         except (OSError, EOFError) as e:
             self.close()
             raise HostError(self.ip, f"SSH session failed: {e}", unreachable=True) from None
@@ -173,8 +200,11 @@ class Remote:
                 out += channel.recv(65536)
             elif channel.recv_stderr_ready():
                 err += channel.recv_stderr(65536)
-            elif channel.exit_status_ready() and not channel.recv_ready() \
-                    and not channel.recv_stderr_ready():
+            elif (
+                channel.exit_status_ready()
+                and not channel.recv_ready()
+                and not channel.recv_stderr_ready()
+            ):
                 break
             else:
                 if time.monotonic() > deadline:
@@ -198,8 +228,9 @@ class Remote:
             code = channel.recv_exit_status()
         except (OSError, EOFError, TimeoutError) as e:
             self.close()
-            raise HostError(self.ip, f"upload failed: {e or type(e).__name__}",
-                            unreachable=True) from None
+            raise HostError(
+                self.ip, f"upload failed: {e or type(e).__name__}", unreachable=True
+            ) from None
         finally:
             channel.close()
         result = Result(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))

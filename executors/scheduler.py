@@ -39,8 +39,13 @@ class Events:
     def skipped(self, action: Action, because: str) -> None: ...
 
 
-def run_dag(actions: tuple[Action, ...], work: Callable[[Action], None], parallelism: int,
-            events: Events, stop: threading.Event | None = None) -> Outcome:
+def run_dag(
+    actions: tuple[Action, ...],
+    work: Callable[[Action], None],
+    parallelism: int,
+    events: Events,
+    stop: threading.Event | None = None,
+) -> Outcome:
     stop = stop or threading.Event()
     by_id = {a.id: a for a in actions}
     waiting_on = {a.id: set(a.depends_on) for a in actions}

@@ -232,8 +232,14 @@ def _plan_launch(graph: ActionGraph, desired: Cluster, state: dict, bootstrap: s
     if not commands or state.get("launch_digest") == launch_digest(commands):
         return
     after = [a for a in graph.ids() if a.split(".")[0] in ADD_KINDS + CHANGE_KINDS]
-    graph.add("launch_apps", bootstrap, desired.hosts[bootstrap].roles, after,
-              commands=list(commands), digest=launch_digest(commands))
+    graph.add(
+        "launch_apps",
+        bootstrap,
+        desired.hosts[bootstrap].roles,
+        after,
+        commands=list(commands),
+        digest=launch_digest(commands),
+    )
 
 
 def _join_details(desired: Cluster, ip: str) -> dict:

@@ -118,6 +118,9 @@ def up(count: int, timeout: float = 30.0) -> list[SandboxHost]:
     for number in range(1, count + 1):
         host = SandboxHost(number, base() / "hosts" / str(number))
         if host.init_pid is None:
+            if _listening(host.address):
+                raise SandboxError(f"{host.address}:22 is already in use by a process that is "
+                                   f"not a sandbox host of {base()}; stop it first")
             _start(host, public_key)
             started.append(host)
     for host in started:
@@ -152,6 +155,14 @@ def _start(host: SandboxHost, public_key: str) -> None:
     init = _child_of(proc.pid, timeout=10)
     (host.folder / "init.pid").write_text(str(init))
     (host.folder / "unshare.pid").write_text(str(proc.pid))
+
+
+def _listening(address: str) -> bool:
+    import socket
+
+    with contextlib.suppress(OSError), socket.create_connection((address, 22), 0.5):
+        return True
+    return False
 
 
 def _child_of(pid: int, timeout: float) -> int:

@@ -19,7 +19,14 @@ from state.location import backend_for
 
 
 def run(args) -> int:
+    from sealer_cli import apply_commands
+
     handler = {
+        "apply": apply_commands.cmd_apply,
+        "destroy": apply_commands.cmd_destroy,
+        "run": apply_commands.cmd_run,
+        "kubeconfig": apply_commands.cmd_kubeconfig,
+        "sandbox": apply_commands.cmd_sandbox,
         "validate": cmd_validate,
         "plan": cmd_plan,
         "graph": cmd_graph,

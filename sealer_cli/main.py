@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from cluster.errors import InputError, SealerError
 
@@ -63,6 +64,40 @@ def _state(p) -> None:
     )
 
 
+def _apply_flags(p, approve: bool = True) -> None:
+    if approve:
+        p.add_argument(
+            "--auto-approve",
+            action="store_true",
+            help="do not ask for approval (needed without a TTY)",
+        )
+    p.add_argument(
+        "--parallelism",
+        type=int,
+        default=10,
+        metavar="N",
+        help="at most N actions at once (default 10)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    p.add_argument(
+        "--ssh-timeout",
+        default="10s",
+        metavar="DURATION",
+        help="SSH connection timeout (default 10s)",
+    )
+    p.add_argument(
+        "--command-timeout",
+        default="10m",
+        metavar="DURATION",
+        help="timeout of one command on a host (default 10m)",
+    )
+
+
+DEFAULT_SANDBOX_IMAGE = str(
+    Path(__file__).resolve().parent.parent / "examples" / "images" / "k3s-v1.25.3"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sealer", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter
@@ -105,6 +140,95 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|P%",
         help="workers upgraded at once, a count or a percentage (default 10%%)",
     )
+
+    p = _sub(
+        subparsers,
+        "apply",
+        "change the hosts so the cluster matches the Clusterfile",
+        "  sealer apply -f Clusterfile\n  sealer apply -f Clusterfile --auto-approve --json\n"
+        "  sealer apply plan.json",
+        "Plan, ask for approval, then run the plan's actions on the hosts over SSH, in\n"
+        "dependency order and in parallel where allowed. Every finished action is recorded\n"
+        "in the state at once; a failed action stops only what depends on it.",
+    )
+    p.add_argument(
+        "target",
+        nargs="?",
+        metavar="PLANFILE|CLUSTERFILE",
+        help="a plan saved with `sealer plan --out`, or a Clusterfile",
+    )
+    _clusterfile(p)
+    _state(p)
+    _apply_flags(p)
+    p.add_argument(
+        "--max-unavailable",
+        default="10%",
+        metavar="N|P%",
+        help="workers upgraded at once, a count or a percentage (default 10%%)",
+    )
+
+    p = _sub(
+        subparsers,
+        "destroy",
+        "reset every host and empty the state",
+        "  sealer destroy -f Clusterfile --auto-approve",
+    )
+    _clusterfile(p)
+    _state(p)
+    _apply_flags(p)
+
+    p = _sub(
+        subparsers,
+        "run",
+        "write a Clusterfile for these hosts and apply it",
+        "  sealer run kubernetes:v1.25.3 --masters 10.0.0.1,10.0.0.2,10.0.0.3 \\\n"
+        "      --nodes 10.0.0.4 --pk ~/.ssh/id_ed25519",
+    )
+    p.add_argument("image", metavar="IMAGE", help="NAME:TAG in the store, or a rootfs path")
+    p.add_argument("--masters", required=True, metavar="IPS", help="comma-separated")
+    p.add_argument("--nodes", default="", metavar="IPS", help="comma-separated")
+    p.add_argument("--user", default="root")
+    p.add_argument("--passwd", help="SSH password (prefer --pk; never written to disk)")
+    p.add_argument("--pk", help="SSH private key file")
+    p.add_argument("--port", type=int, default=22)
+    p.add_argument("--name", default="my-cluster", help="cluster name (default my-cluster)")
+    _state(p)
+    _apply_flags(p, approve=False)
+
+    p = _sub(
+        subparsers,
+        "kubeconfig",
+        "fetch the admin kubeconfig from the bootstrap master",
+        "  sealer kubeconfig -f Clusterfile -o admin.conf",
+    )
+    _clusterfile(p)
+    _state(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (mode 0600), not stdout")
+    p.add_argument("--ssh-timeout", default="10s", metavar="DURATION")
+    p.add_argument("--command-timeout", default="60s", metavar="DURATION")
+
+    p = _sub(
+        subparsers,
+        "sandbox",
+        "local sandbox hosts (127.0.1.N) to try sealer on",
+        "  sealer sandbox up 3 > Clusterfile\n  sealer sandbox ls\n  sealer sandbox down",
+        "Isolated SSH hosts on this machine: each has its own root filesystem, hostname,\n"
+        "process table and host key, and a real OpenSSH server on 127.0.1.N. Needs root.",
+    )
+    boxes = p.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND")
+    q = _sub(
+        boxes,
+        "up",
+        "start N hosts and print a ready Clusterfile for them",
+        "  sealer sandbox up 3 --image examples/images/k3s-v1.25.3 > Clusterfile",
+    )
+    q.add_argument("count", type=int, metavar="N")
+    q.add_argument(
+        "--image", default=DEFAULT_SANDBOX_IMAGE, help="spec.image of the printed Clusterfile"
+    )
+    q.add_argument("--masters", type=int, default=1, help="how many of them are masters")
+    _sub(boxes, "down", "stop every sandbox host and remove its files", "  sealer sandbox down")
+    _sub(boxes, "ls", "list the sandbox hosts", "  sealer sandbox ls")
 
     p = _sub(
         subparsers,
@@ -170,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "image" and not args.image_command:
         parser.parse_args(["image", "--help"])
+    if args.command == "sandbox" and not args.sandbox_command:
+        parser.parse_args(["sandbox", "--help"])
     from sealer_cli import commands
 
     try:

@@ -134,8 +134,9 @@ class LocalBackend:
                 os.close(fd)
             self._journal_pending = True
         except OSError as e:
-            raise StateError(f"{self.journal_path}: cannot record a finished action: "
-                             f"{e.strerror}") from None
+            raise StateError(
+                f"{self.journal_path}: cannot record a finished action: {e.strerror}"
+            ) from None
 
     # ---- writing ----
 

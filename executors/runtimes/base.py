@@ -16,8 +16,15 @@ class NodeOps(Protocol):
 
     bootstrap: str  # IP of the master that runs cluster-wide commands
 
-    def run(self, ip: str, command: str, *, stdin: bytes = b"", check: bool = True,
-            secrets: tuple[str, ...] = ()) -> Result: ...
+    def run(
+        self,
+        ip: str,
+        command: str,
+        *,
+        stdin: bytes = b"",
+        check: bool = True,
+        secrets: tuple[str, ...] = (),
+    ) -> Result: ...
 
     def name(self, ip: str) -> str: ...  # the node name (the host's hostname)
 
@@ -49,8 +56,9 @@ class Runtime:
         try:
             items = json.loads(out)["items"]
         except (ValueError, KeyError) as e:
-            raise SealerError(f"{ops.bootstrap}: unreadable `kubectl get nodes -o json`: {e}") \
-                from None
+            raise SealerError(
+                f"{ops.bootstrap}: unreadable `kubectl get nodes -o json`: {e}"
+            ) from None
         return {item["metadata"]["name"]: item for item in items}
 
     def wait_ready(self, ops: NodeOps, ip: str, version: str | None = None) -> None:
@@ -58,12 +66,17 @@ class Runtime:
         deadline = time.monotonic() + self.ready_timeout
         while True:
             node = self.nodes(ops).get(name)
-            if node and _is_ready(node) and (
-                    version is None or node["status"]["nodeInfo"]["kubeletVersion"] == version):
+            if (
+                node
+                and _is_ready(node)
+                and (version is None or node["status"]["nodeInfo"]["kubeletVersion"] == version)
+            ):
                 return
             if time.monotonic() > deadline:
-                raise SealerError(f"{ip}: node {name} not Ready at {version or 'any version'} "
-                                  f"after {self.ready_timeout:g}s")
+                raise SealerError(
+                    f"{ip}: node {name} not Ready at {version or 'any version'} "
+                    f"after {self.ready_timeout:g}s"
+                )
             time.sleep(0.2)
 
     def is_node(self, ops: NodeOps, ip: str) -> bool:
@@ -83,8 +96,9 @@ class Runtime:
         if self.is_node(ops, ip):
             self.kubectl(ops, f"delete node {ops.name(ip)}")
 
-    def set_labels_and_taints(self, ops: NodeOps, ip: str, old_labels: dict | None = None,
-                              old_taints: list | None = None) -> None:
+    def set_labels_and_taints(
+        self, ops: NodeOps, ip: str, old_labels: dict | None = None, old_taints: list | None = None
+    ) -> None:
         """Make the node's labels and taints those of the Clusterfile."""
         name = ops.name(ip)
         labels, taints = ops.labels(ip), ops.taints(ip)
@@ -130,8 +144,9 @@ class Runtime:
 
 
 def _is_ready(node: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in node["status"].get("conditions", []))
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", [])
+    )
 
 
 def _removal(taint: str) -> str:
@@ -140,10 +155,21 @@ def _removal(taint: str) -> str:
     return f"{key_value.split('=')[0]}:{effect}-" if key_value else f"{taint}-"
 
 
-def write_file(ops: NodeOps, ip: str, path: str, content: str, mode: str = "0600",
-               secrets: tuple[str, ...] = ()) -> None:
+def write_file(
+    ops: NodeOps,
+    ip: str,
+    path: str,
+    content: str,
+    mode: str = "0600",
+    secrets: tuple[str, ...] = (),
+) -> None:
     """Write a file on the host through stdin, so its content never shows in a command line."""
     folder = path.rsplit("/", 1)[0]
-    ops.run(ip, f"install -d {shlex.quote(folder)} && umask 077 && cat > {shlex.quote(path)}.tmp"
-                f" && chmod {mode} {shlex.quote(path)}.tmp && mv {shlex.quote(path)}.tmp "
-                f"{shlex.quote(path)}", stdin=content.encode(), secrets=secrets)
+    ops.run(
+        ip,
+        f"install -d {shlex.quote(folder)} && umask 077 && cat > {shlex.quote(path)}.tmp"
+        f" && chmod {mode} {shlex.quote(path)}.tmp && mv {shlex.quote(path)}.tmp "
+        f"{shlex.quote(path)}",
+        stdin=content.encode(),
+        secrets=secrets,
+    )

@@ -29,9 +29,14 @@ class K3s(Runtime):
     def _install(self, ops: NodeOps, ip: str, kind: str, config: str, token: str) -> None:
         unit = UNITS[kind]
         write_file(ops, ip, CONFIG, config, secrets=(token,))
-        write_file(ops, ip, f"/etc/systemd/system/{unit}.service",
-                   f"[Unit]\nDescription=k3s {kind}\n[Service]\n"
-                   f"ExecStart=/usr/local/bin/k3s {kind}\nRestart=always\n", "0644")
+        write_file(
+            ops,
+            ip,
+            f"/etc/systemd/system/{unit}.service",
+            f"[Unit]\nDescription=k3s {kind}\n[Service]\n"
+            f"ExecStart=/usr/local/bin/k3s {kind}\nRestart=always\n",
+            "0644",
+        )
         ops.run(ip, f"systemctl daemon-reload && systemctl enable --now {unit}")
 
     def _server_token(self, ops: NodeOps) -> str:
@@ -44,8 +49,9 @@ class K3s(Runtime):
     def init(self, ops: NodeOps, ip: str) -> None:
         if not self._running(ops, ip, "server"):
             token = random_secrets.token_hex(24)
-            self._install(ops, ip, "server", self._config(ops, ip, token, cluster_init="true"),
-                          token)
+            self._install(
+                ops, ip, "server", self._config(ops, ip, token, cluster_init="true"), token
+            )
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 

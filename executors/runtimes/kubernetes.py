@@ -52,8 +52,9 @@ class Kubeadm(Runtime):
         if not m:
             raise SealerError(f"{ops.bootstrap}: `kubeadm token create` printed no join command")
         endpoint, token, ca_hash = m.groups()
-        command = (f"kubeadm join {endpoint} --token {token} "
-                   f"--discovery-token-ca-cert-hash {ca_hash}")
+        command = (
+            f"kubeadm join {endpoint} --token {token} --discovery-token-ca-cert-hash {ca_hash}"
+        )
         return command, (token,)
 
     def join_master(self, ops: NodeOps, ip: str) -> None:
@@ -62,8 +63,9 @@ class Kubeadm(Runtime):
             # The certificate key expires after 2 h: upload the certificates again each time.
             out = ops.run(ops.bootstrap, "kubeadm init phase upload-certs --upload-certs").stdout
             key = out.strip().splitlines()[-1].strip()
-            ops.run(ip, f"{command} --control-plane --certificate-key {key}",
-                    secrets=secrets + (key,))
+            ops.run(
+                ip, f"{command} --control-plane --certificate-key {key}", secrets=secrets + (key,)
+            )
             ops.run(ip, COPY_ADMIN)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)

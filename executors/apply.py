@@ -1,0 +1,319 @@
+"""Apply a plan: run its DAG on the hosts and record every finished action in the state.
+
+Each action prepares its host (facts, rootfs, init.sh, plugins), asks the runtime for the
+distribution's commands, and on success appends one patch to the state journal. A failed action
+records nothing, so the next plan proposes it again; its dependents are skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass
+
+from cluster.errors import SealerError
+from cluster.model import Action, Cluster, Image, Plan
+from executors import distribute
+from executors.driver import Driver, Result
+from executors.plugins import plugins_for
+from executors.runtimes import runtime_for
+from executors.runtimes.base import Runtime
+from executors.scheduler import Events, Outcome, run_dag
+from planner.records import env_digest
+from state import document
+
+
+@dataclass
+class ApplyOptions:
+    parallelism: int = 10
+
+
+class ActionOps:
+    """The NodeOps a runtime gets for one action."""
+
+    def __init__(self, applier: Applier, bootstrap: str):
+        self._applier = applier
+        self.bootstrap = bootstrap
+
+    def run(
+        self,
+        ip: str,
+        command: str,
+        *,
+        stdin: bytes = b"",
+        check: bool = True,
+        secrets: tuple[str, ...] = (),
+    ) -> Result:
+        return self._applier.run(ip, command, stdin=stdin, check=check, secrets=secrets)
+
+    def name(self, ip: str) -> str:
+        return self._applier.hostname(ip)
+
+    def address(self, ip: str) -> str:
+        return ip
+
+    def labels(self, ip: str) -> dict[str, str]:
+        host = self._applier.desired_host(ip)
+        return dict(host.labels) if host else {}
+
+    def taints(self, ip: str) -> list[str]:
+        host = self._applier.desired_host(ip)
+        return list(host.taints) if host else []
+
+    @property
+    def version(self) -> str:
+        return self._applier.image.version
+
+    @property
+    def rootfs(self) -> str:
+        return distribute.rootfs_dir(self._applier.cluster_name)
+
+
+class Applier:
+    def __init__(
+        self,
+        plan: Plan,
+        desired: Cluster | None,
+        backend,
+        state: dict,
+        driver: Driver,
+        events: Events,
+        options: ApplyOptions,
+        image: Image | None = None,
+    ):
+        self.plan = plan
+        self.desired = desired
+        self.backend = backend
+        self.state = state
+        self.original = copy.deepcopy(state)
+        self.driver = driver
+        self.events = events
+        self.options = options
+        self.image = image or (desired.image if desired else None)
+        runtime_name = (
+            self.image.runtime
+            if self.image
+            else (state.get("image") or {}).get("runtime", "kubernetes")
+        )
+        self.runtime: Runtime = runtime_for(runtime_name)
+        if desired is not None and runtime_name == "kubernetes":
+            self.runtime.kubeadm_documents = _kubeadm_yaml(desired)
+        self.cluster_name = plan.cluster
+        self._state_lock = threading.Lock()
+        self._hostnames: dict[str, str] = {}
+        self._configs = (
+            distribute.rendered_configs(self.image, desired.configs)
+            if desired and self.image
+            else {}
+        )
+        self.stop = threading.Event()
+
+    # ---- facts and helpers used by ActionOps ----
+
+    def desired_host(self, ip: str):
+        return self.desired.hosts.get(ip) if self.desired else None
+
+    def run(
+        self,
+        ip: str,
+        command: str,
+        *,
+        stdin: bytes = b"",
+        check: bool = True,
+        secrets: tuple[str, ...] = (),
+    ) -> Result:
+        host = self.desired_host(ip)
+        env = host.env if host else {}
+        return self.driver.host(ip).run(command, env=env, stdin=stdin, check=check, secrets=secrets)
+
+    def hostname(self, ip: str) -> str:
+        name = self._hostnames.get(ip) or self.state["hosts"].get(ip, {}).get("hostname")
+        if not name:
+            name = self.driver.host(ip).run("hostname").stdout.strip()
+        self._hostnames[ip] = name
+        return name
+
+    @property
+    def bootstrap(self) -> str | None:
+        return self.state.get("bootstrap_master")
+
+    def _record(self, *patches: dict) -> None:
+        with self._state_lock:
+            for patch in patches:
+                self.backend.append(self.state, patch)
+
+    # ---- the run ----
+
+    def run_plan(self) -> Outcome:
+        try:
+            outcome = run_dag(
+                self.plan.actions, self.execute, self.options.parallelism, self.events, self.stop
+            )
+            if outcome.ok:
+                self._finish()
+            return outcome
+        finally:
+            self.driver.close()
+            self.backend.write(self.state, self.original)
+
+    def _finish(self) -> None:
+        if self.plan.destroy:
+            self._record(
+                document.set_field("image", None),
+                document.set_field("bootstrap_master", None),
+                document.set_field("launch_digest", None),
+            )
+        else:
+            self._record(document.set_field("image", self.plan.image))
+
+    def execute(self, action: Action) -> None:
+        handler = getattr(self, f"_do_{action.kind}")
+        handler(action)
+
+    def _ops(self, bootstrap: str | None = None) -> ActionOps:
+        return ActionOps(self, bootstrap or self.bootstrap)
+
+    # ---- host preparation and cleaning ----
+
+    def _prepare(
+        self, ip: str, roles: tuple[str, ...], phase_before: str, phase_after: str | None = None
+    ) -> str:
+        """Facts, plugins, the rootfs and its init.sh. Returns the host key fingerprint."""
+        remote = self.driver.host(ip)
+        facts = remote.run("hostname").stdout.strip()
+        self._hostnames[ip] = facts
+        self._plugins(ip, phase_before, roles)
+        distribute.distribute(remote, self.image, self.cluster_name, self._configs)
+        self.run(ip, f"bash {distribute.rootfs_dir(self.cluster_name)}/scripts/init.sh")
+        if phase_after:
+            self._plugins(ip, phase_after, roles)
+        return remote.host_key()
+
+    def _clean(self, ip: str, roles: tuple[str, ...]) -> None:
+        rootfs = distribute.rootfs_dir(self.cluster_name)
+        self.run(ip, f"test ! -f {rootfs}/scripts/clean.sh || bash {rootfs}/scripts/clean.sh")
+        distribute.remove(self.driver.host(ip), self.cluster_name)
+        self._plugins(ip, "post-clean-host", roles)
+
+    def _plugins(self, ip: str, phase: str, roles: tuple[str, ...]) -> None:
+        if not self.desired:
+            return
+        rootfs = distribute.rootfs_dir(self.cluster_name)
+        for name, script in plugins_for(self.desired.plugins, phase, roles):
+            result = self.run(ip, f"mkdir -p {rootfs} && cd {rootfs} && {script}", check=False)
+            if result.exit_code != 0:
+                raise SealerError(
+                    f"{ip}: plugin {name!r} ({phase}) exited with "
+                    f"{result.exit_code}: {result.stderr.strip()[-300:]}"
+                )
+
+    def _host_record(self, ip: str, host_key: str) -> dict:
+        host = self.desired.hosts[ip]
+        return document.host_record(
+            roles=host.roles,
+            labels=host.labels,
+            taints=host.taints,
+            env_digest=env_digest(host.env, self.state["lineage"]),
+            version=self.image.version,
+            status="ready",
+            hostname=self._hostnames[ip],
+            host_key=host_key,
+        )
+
+    # ---- one method per action kind ----
+
+    def _do_init_cluster(self, action: Action) -> None:
+        ip = action.host
+        key = self._prepare(ip, action.roles, "pre-init-host", "post-init-host")
+        self._plugins(ip, "pre-install", action.roles)
+        self.runtime.init(self._ops(bootstrap=ip), ip)
+        self._plugins(ip, "post-install", action.roles)
+        self._record(
+            document.set_field("image", self.plan.image),
+            document.set_field("bootstrap_master", ip),
+            document.set_host(ip, self._host_record(ip, key)),
+        )
+
+    def _join(self, action: Action, join) -> None:
+        ip = action.host
+        key = self._prepare(ip, action.roles, "pre-init-host", "post-init-host")
+        join(self._ops(), ip)
+        self._record(document.set_host(ip, self._host_record(ip, key)))
+
+    def _do_join_master(self, action: Action) -> None:
+        self._join(action, self.runtime.join_master)
+
+    def _do_join_worker(self, action: Action) -> None:
+        self._join(action, self.runtime.join_worker)
+
+    def _delete(self, action: Action, leave) -> None:
+        ip = action.host
+        handover = action.details.get("hands_bootstrap_to")
+        self._plugins(ip, "pre-clean-host", action.roles)
+        leave(self._ops(bootstrap=handover), ip)
+        self._clean(ip, action.roles)
+        patches = [document.delete_host(ip)]
+        if handover:
+            patches.append(document.set_field("bootstrap_master", handover))
+        self._record(*patches)
+
+    def _do_delete_master(self, action: Action) -> None:
+        self._delete(action, self.runtime.delete_master)
+
+    def _do_delete_worker(self, action: Action) -> None:
+        self._delete(action, self.runtime.delete_worker)
+
+    def _upgrade(self, action: Action, upgrade) -> None:
+        ip = action.host
+        self._prepare(ip, action.roles, "upgrade-host")
+        upgrade(self._ops(), ip)
+        self._record(document.update_host(ip, version=action.details["to"]))
+
+    def _do_upgrade_master(self, action: Action) -> None:
+        self._upgrade(action, self.runtime.upgrade_master)
+
+    def _do_upgrade_worker(self, action: Action) -> None:
+        self._upgrade(action, self.runtime.upgrade_worker)
+
+    def _do_upgrade_batch(self, action: Action) -> None:
+        """A barrier between batches: nothing to do on any host."""
+
+    def _do_update_host(self, action: Action) -> None:
+        ip = action.host
+        old = self.state["hosts"][ip]
+        self.runtime.set_labels_and_taints(self._ops(), ip, old.get("labels"), old.get("taints"))
+        host = self.desired.hosts[ip]
+        self._record(
+            document.update_host(
+                ip,
+                roles=list(host.roles),
+                labels=dict(host.labels),
+                taints=list(host.taints),
+                env_digest=env_digest(host.env, self.state["lineage"]),
+            )
+        )
+
+    def _do_launch_apps(self, action: Action) -> None:
+        rootfs = distribute.rootfs_dir(self.cluster_name)
+        for command in action.details["commands"]:
+            self.run(action.host, f"cd {rootfs} && {command}")
+        self._record(document.set_field("launch_digest", action.details["digest"]))
+
+    def _do_reset_cluster(self, action: Action) -> None:
+        ip = action.host
+        record = self.state["hosts"].get(ip, {})
+        master = "master" in record.get("roles", action.roles)
+        self._plugins(ip, "pre-clean-host", action.roles)
+        self.runtime.reset(self._ops(), ip, master)
+        self._clean(ip, action.roles)
+        self._record(document.delete_host(ip))
+
+
+def _kubeadm_yaml(desired: Cluster) -> str:
+    import yaml
+
+    return (
+        yaml.safe_dump_all([d.body for d in desired.kube_documents], sort_keys=False)
+        if desired.kube_documents
+        else ""
+    )
