@@ -70,7 +70,9 @@ def address(number: int) -> str:
 
 
 def base() -> Path:
-    return sealer_home() / "sandbox"
+    """$SEALER_SANDBOX_DIR, else $SEALER_HOME/sandbox."""
+    folder = os.environ.get("SEALER_SANDBOX_DIR")
+    return Path(folder) if folder else sealer_home() / "sandbox"
 
 
 def key_path() -> Path:

@@ -1,0 +1,155 @@
+"""End-to-end: the cluster lifecycle on real SSH hosts, for kubernetes, k3s and k0s.
+
+The letters follow the apply issue: (a) init, (b) scale, (c) replace a master, (d) upgrade,
+(e) no-op re-apply, (f) a host down mid-apply, (g) destroy.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sandbox import hosts as sandbox
+from tests.e2e.conftest import NEW, OLD, api, command_log, ip, node_versions, ssh
+
+# Stand-in commands that change a host, as opposed to cluster API calls made from the bootstrap
+# master (kubectl, token creation) or read-only queries.
+HOST_CHANGING = ("kubeadm init ", "kubeadm join", "kubeadm reset", "kubeadm upgrade",
+                 "systemctl", "k3s server", "k3s agent", "k0s install", "k0s start", "k0s stop",
+                 "k0s reset", "k0s etcd leave")
+
+
+def names(*numbers: int) -> set[str]:
+    return {f"sandbox-{n}" for n in numbers}
+
+
+def is_host_changing(entry: dict) -> bool:
+    line = " ".join(entry["argv"])
+    return line.startswith(HOST_CHANGING)
+
+
+def test_a_init_three_masters_two_workers(cluster):
+    cluster.write([1, 2, 3], [4, 5])
+    result = cluster.apply()
+    assert "Apply complete! Hosts: 5 added, 0 changed, 0 destroyed." in result.stdout
+    nodes = json.loads(ssh(2, f"{'k0s kubectl' if cluster.runtime == 'k0s' else 'kubectl'} "
+                               "get nodes -o json").stdout)["items"]
+    ready = {n["metadata"]["name"] for n in nodes
+             if any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in n["status"]["conditions"])}
+    addresses = {n["metadata"]["name"]: n["status"]["addresses"][0]["address"] for n in nodes}
+    if cluster.runtime == "k0s":  # controllers are etcd members, not nodes
+        assert ready == names(4, 5)
+        members = json.loads(ssh(1, "k0s etcd member-list").stdout)["members"]
+        assert set(members) == names(1, 2, 3)
+    else:
+        assert ready == names(1, 2, 3, 4, 5)
+        assert set(api(1, "/etcd")) == names(1, 2, 3)
+    assert all(addresses[f"sandbox-{n}"] == ip(n) for n in (4, 5))
+    for master in (1, 2, 3):  # kubectl works for root on every master, no extra environment
+        assert "sandbox-4" in ssh(master, "kubectl get nodes").stdout
+    state = cluster.state()
+    assert set(state["hosts"]) == {ip(n) for n in (1, 2, 3, 4, 5)}
+    assert state["bootstrap_master"] == ip(1) and state["image"]["version"] == OLD
+    assert all(h["host_key"].startswith("SHA256:") for h in state["hosts"].values())
+
+
+def test_b_scaling_touches_only_the_hosts_that_change(cluster):
+    cluster.write([1], [2, 3, 4])
+    cluster.apply()
+    before = {n: len(command_log(n)) for n in range(1, 8)}
+    cluster.write([1], [2, 3, 5])  # 4 leaves, 5 joins
+    result = cluster.apply()
+    assert "1 added, 0 changed, 1 destroyed" in result.stdout
+    new = {n: command_log(n)[before[n]:] for n in range(1, 8)}
+    assert new[4] and new[5]
+    assert new[2] == [] and new[3] == [] and new[6] == [] and new[7] == []
+    # The bootstrap master only answers cluster API calls (token, drain, delete node).
+    assert not [e for e in new[1] if is_host_changing(e)], new[1]
+    assert set(node_versions(1)) >= names(2, 3, 5) and "sandbox-4" not in node_versions(1)
+    assert ssh(4, f"test -e /var/lib/sealer/data/{cluster.name}", check=False).returncode == 1
+
+
+def test_c_replace_a_master_keeps_quorum(cluster):
+    cluster.write([1, 2, 3], [4])
+    cluster.apply()
+    start = len(api(1, "/history"))
+    cluster.write([1, 2, 5], [4])  # 5 joins, then 3 leaves
+    cluster.apply()
+    history = api(1, "/history")[start:]
+    assert history, "the control plane saw no membership change"
+    assert min(len(event["etcd_members"]) for event in history) >= 2
+    assert set(api(1, "/etcd")) == names(1, 2, 5)
+    added = next(i for i, e in enumerate(history) if e["event"] == "etcd_member_added")
+    removed = next(i for i, e in enumerate(history) if e["event"] == "etcd_member_removed")
+    assert added < removed  # the new master joined before the old one left
+    assert set(cluster.state()["hosts"]) == {ip(n) for n in (1, 2, 4, 5)}
+
+
+def test_d_upgrade_masters_one_at_a_time_then_worker_batches(cluster):
+    cluster.write([1, 2, 3], [4, 5, 6, 7])
+    cluster.apply()
+    start = len(api(1, "/history"))
+    cluster.write([1, 2, 3], [4, 5, 6, 7], version=NEW)
+    result = cluster.apply("--max-unavailable", "2")
+    assert "0 added, 7 changed, 0 destroyed" in result.stdout
+    history = api(1, "/history")[start:]
+    workers = names(4, 5, 6, 7)
+    assert max(len(set(e["cordoned"]) & workers) for e in history) <= 2
+    assert max(len(set(e["cordoned"]) - workers) for e in history) <= 1  # masters: one at a time
+    if cluster.runtime == "k0s":
+        assert set(node_versions(1).values()) == {NEW}
+        for controller in (1, 2, 3):
+            assert ssh(controller, "k0s version").stdout.startswith(NEW)
+    else:
+        assert node_versions(1) == {name: NEW for name in names(1, 2, 3, 4, 5, 6, 7)}
+    if cluster.runtime != "k0s":  # the first cordon of the upgrade is a master's
+        first = next(e for e in history if e["event"] in ("cordon", "drain"))
+        assert first["node"] in names(1, 2, 3)
+    state = cluster.state()
+    assert {h["version"] for h in state["hosts"].values()} == {NEW}
+    assert state["image"]["version"] == NEW
+
+
+def test_e_reapply_without_change_runs_nothing(cluster):
+    cluster.write([1], [2])
+    cluster.apply()
+    before = {n: command_log(n) for n in (1, 2)}
+    result = cluster.apply()
+    assert "No changes. Your cluster matches the Clusterfile." in result.stdout
+    assert {n: command_log(n) for n in (1, 2)} == before
+    plan = cluster.sealer("plan", "--detailed-exitcode")
+    assert plan.returncode == 0
+
+
+def test_f_a_host_down_fails_its_action_skips_dependents_and_recovers(cluster):
+    cluster.write([1], [2])
+    cluster.apply()
+    sandbox.stop_sshd(sandbox.hosts()[2])  # host 3 goes dark
+    cluster.write([1, 3, 4], [2, 5])  # join_master 3 -> join_master 4; join_worker 5
+    result = cluster.apply("--ssh-timeout", "3s", expect=1)
+    assert f"failed:  join_master.{ip(3)}" in result.stderr
+    assert f"skipped: join_master.{ip(4)}" in result.stderr
+    state = cluster.state()
+    assert set(state["hosts"]) == {ip(1), ip(2), ip(5)}  # exactly what finished
+    sandbox.start_sshd(sandbox.hosts()[2])
+    result = cluster.apply()
+    assert "2 added, 0 changed, 0 destroyed" in result.stdout
+    assert set(cluster.state()["hosts"]) == {ip(n) for n in (1, 2, 3, 4, 5)}
+    joins = [e for e in command_log(5) if is_host_changing(e)]
+    assert joins == [e for e in command_log(5) if is_host_changing(e)][: len(joins)]
+
+
+def test_g_destroy_leaves_no_rootfs_and_an_empty_state(cluster):
+    cluster.write([1], [2, 3])
+    cluster.apply()
+    result = cluster.sealer("destroy", "--auto-approve")
+    assert result.returncode == 0, result.stderr
+    assert "0 added, 0 changed, 3 destroyed" in result.stdout
+    for n in (1, 2, 3):
+        leftovers = ssh(n, f"ls /var/lib/sealer/data/{cluster.name} /usr/local/bin/sandbox-standin.py"
+                           " 2>/dev/null; true").stdout
+        assert leftovers == ""
+        assert "6443" not in ssh(n, "ss -ltn 2>/dev/null || true").stdout.split(ip(n))[-1][:8]
+    state = cluster.state()
+    assert state["hosts"] == {} and state["image"] is None
+    assert cluster.sealer("plan", "--detailed-exitcode").returncode == 2  # a fresh install again
