@@ -27,6 +27,11 @@ def is_host_changing(entry: dict) -> bool:
     return line.startswith(HOST_CHANGING)
 
 
+def is_join(entry: dict) -> bool:
+    line = " ".join(entry["argv"])
+    return line.startswith(("kubeadm join", "systemctl enable --now", "k0s install"))
+
+
 def test_a_init_three_masters_two_workers(cluster):
     cluster.write([1, 2, 3], [4, 5])
     result = cluster.apply()
@@ -135,8 +140,8 @@ def test_f_a_host_down_fails_its_action_skips_dependents_and_recovers(cluster):
     result = cluster.apply()
     assert "2 added, 0 changed, 0 destroyed" in result.stdout
     assert set(cluster.state()["hosts"]) == {ip(n) for n in (1, 2, 3, 4, 5)}
-    joins = [e for e in command_log(5) if is_host_changing(e)]
-    assert joins == [e for e in command_log(5) if is_host_changing(e)][: len(joins)]
+    for n in (3, 4, 5):  # each host joined exactly once, the failed one included
+        assert len([e for e in command_log(n) if is_join(e)]) == 1, command_log(n)
 
 
 def test_g_destroy_leaves_no_rootfs_and_an_empty_state(cluster):

@@ -507,12 +507,12 @@ def tool_kubectl(version, argv, server=None):
         print(json.dumps(nodes_json(api(server, "GET", "/nodes"))))
         return
     if a == ["get", "nodes"]:
-        print(f"{'NAME':<16}{'STATUS':<28}{'ROLES':<24}VERSION")
+        print(f"{'NAME':<16}{'STATUS':<28}{'ROLES':<28}VERSION")
         for name, n in sorted(api(server, "GET", "/nodes").items()):
             status = ("Ready" if n["ready"] else "NotReady") + (
                 ",SchedulingDisabled" if n["unschedulable"] else ""
             )
-            print(f"{name:<16}{status:<28}{','.join(n['roles']) or '<none>':<24}{n['version']}")
+            print(f"{name:<16}{status:<28}{','.join(n['roles']) or '<none>':<28}{n['version']}")
         return
     if a == ["version", "--client"]:
         print(f"Client Version: {version}")
