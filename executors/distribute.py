@@ -6,7 +6,9 @@ documents); a host whose marker matches gets nothing. The tarball is built once 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shlex
@@ -21,7 +23,6 @@ from executors.driver import Remote
 
 DATA_ROOT = "/var/lib/sealer/data"
 MARKER = ".sealer-digest"
-CHUNK = 1 << 20
 _tar_lock = threading.Lock()
 
 
@@ -29,17 +30,26 @@ def rootfs_dir(cluster_name: str) -> str:
     return f"{DATA_ROOT}/{cluster_name}/rootfs"
 
 
-def tarball(image: Image) -> Path:
-    """An uncompressed tar of the rootfs, built once per image digest and cached."""
+def tarball(image: Image, configs: dict[str, bytes]) -> Path:
+    """An uncompressed tar of the rootfs with the rendered configs, built once and cached."""
     folder = sealer_home() / "cache" / "rootfs"
-    path = folder / f"{image.digest.split(':', 1)[1]}.tar"
+    key = hashlib.sha256(marker(image, configs).encode()).hexdigest()
+    path = folder / f"{key}.tar"
     with _tar_lock:
         if not path.exists():
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
                 for entry in sorted(os.listdir(image.rootfs)):
-                    tar.add(os.path.join(image.rootfs, entry), arcname=entry)
+                    tar.add(
+                        os.path.join(image.rootfs, entry),
+                        arcname=entry,
+                        filter=lambda info: None if info.name in configs else info,
+                    )
+                for name, content in sorted(configs.items()):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode = len(content), 0o644
+                    tar.addfile(info, io.BytesIO(content))
             os.replace(tmp, path)
     return path
 
@@ -78,30 +88,42 @@ def marker(image: Image, configs: dict[str, bytes]) -> str:
     return f"{image.digest} configs:{digest.hexdigest()[:16]}"
 
 
-def distribute(remote: Remote, image: Image, cluster_name: str, configs: dict[str, bytes]) -> bool:
-    """Make the host hold this rootfs. True if anything was copied."""
+def facts(remote: Remote, cluster_name: str) -> tuple[str, str]:
+    """The host's name and the marker of the rootfs it holds, in one round trip."""
+    out = remote.run(f"hostname; cat {rootfs_dir(cluster_name)}/{MARKER} 2>/dev/null; true").stdout
+    name, _, current = out.partition("\n")
+    return name.strip(), current.strip()
+
+
+def distribute(
+    remote: Remote,
+    image: Image,
+    cluster_name: str,
+    configs: dict[str, bytes],
+    current: str,
+    then: str = "",
+    slots: threading.Semaphore | None = None,
+) -> bool:
+    """Make the host hold this rootfs, then run `then` there. True if anything was copied.
+
+    current is the marker the host reported (see facts()); a host that holds this rootfs gets
+    no byte. slots bounds how many hosts receive a copy at once.
+    """
     target = rootfs_dir(cluster_name)
     wanted = marker(image, configs)
-    current = remote.run(f"cat {target}/{MARKER} 2>/dev/null", check=False).stdout.strip()
     if current == wanted:
+        if then:
+            remote.run(then)
         return False
     staging = f"{target}.new"
-    remote.stream(
-        f"rm -rf {staging} && mkdir -p {staging} && tar xf - -C {staging}", _chunks(tarball(image))
-    )
-    for path, content in configs.items():
-        remote.run(f"cat > {shlex.quote(f'{staging}/{path}')}", stdin=content)
-    remote.run(
-        f"echo {shlex.quote(wanted)} > {staging}/{MARKER} && rm -rf {target} && "
-        f"mv {staging} {target}"
-    )
+    with slots or contextlib.nullcontext():
+        remote.upload(
+            f"rm -rf {staging} && mkdir -p {staging} && tar xf - -C {staging} && "
+            f"echo {shlex.quote(wanted)} > {staging}/{MARKER} && rm -rf {target} && "
+            f"mv {staging} {target}" + (f" && {then}" if then else ""),
+            str(tarball(image, configs)),
+        )
     return True
-
-
-def _chunks(path: Path):
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
 
 
 def remove(remote: Remote, cluster_name: str) -> None:

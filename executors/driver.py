@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import shlex
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -212,6 +215,65 @@ class Remote:
                 channel.status_event.wait(0.005)
         return bytes(out), bytes(err)
 
+    def upload(self, command: str, path: str, timeout: float | None = None) -> Result:
+        """Run command (e.g. `tar xf -`) with the file at path as its stdin: a bulk copy.
+
+        With key authentication the bytes go through the OpenSSH client (encryption in C, no
+        GIL: about 2x faster than paramiko when 20 hosts copy at once), pinned to the host key
+        this connection verified. Otherwise they stream over the Fabric connection.
+        """
+        if self.ssh.key_file and not self.ssh.key_passphrase and shutil.which("ssh"):
+            return self._upload_openssh(command, path, timeout or self.timeouts.command)
+        return self.stream(command, _file_chunks(path), timeout)
+
+    def _upload_openssh(self, command: str, path: str, timeout: float) -> Result:
+        key = self.transport().get_remote_server_key()
+        host = self.ip if self.ssh.port == 22 else f"[{self.ip}]:{self.ssh.port}"
+        with tempfile.NamedTemporaryFile("w", suffix=".known_hosts") as known_hosts:
+            known_hosts.write(f"{host} {key.get_name()} {key.get_base64()}\n")
+            known_hosts.flush()
+            wrapped = f"bash -c {shlex.quote(command)}"
+            if self.ssh.user != "root":
+                wrapped = f"sudo -n -- {wrapped}"
+            argv = [
+                "ssh",
+                "-i",
+                self.ssh.key_file,
+                "-p",
+                str(self.ssh.port),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                f"UserKnownHostsFile={known_hosts.name}",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                f"ConnectTimeout={int(self.timeouts.connect)}",
+                f"{self.ssh.user}@{self.ip}",
+                wrapped,
+            ]
+            with open(path, "rb") as stdin:
+                try:
+                    done = subprocess.run(argv, stdin=stdin, capture_output=True, timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    raise HostError(self.ip, f"upload timed out after {timeout:g}s") from None
+        result = Result(
+            done.returncode,
+            done.stdout.decode(errors="replace"),
+            done.stderr.decode(errors="replace"),
+        )
+        if done.returncode == 255:
+            raise HostError(
+                self.ip, f"upload over SSH failed: {result.stderr.strip()}", unreachable=True
+            )
+        if done.returncode != 0:
+            raise HostError(
+                self.ip, f"`{command}` exited with {done.returncode}: {result.stderr.strip()}"
+            )
+        return result
+
     def stream(self, command: str, chunks, timeout: float | None = None) -> Result:
         """Run command with a large stdin (an iterable of bytes), e.g. `tar xf -`."""
         wrapped = f"bash -c {shlex.quote(command)}"
@@ -237,6 +299,12 @@ class Remote:
         if code != 0:
             raise HostError(self.ip, f"`{command}` exited with {code}: {result.stderr.strip()}")
         return result
+
+
+def _file_chunks(path: str, size: int = 1 << 20):
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
 
 
 class Driver:

@@ -121,8 +121,10 @@ def up(count: int, timeout: float = 30.0) -> list[SandboxHost]:
         host = SandboxHost(number, base() / "hosts" / str(number))
         if host.init_pid is None:
             if _listening(host.address):
-                raise SandboxError(f"{host.address}:22 is already in use by a process that is "
-                                   f"not a sandbox host of {base()}; stop it first")
+                raise SandboxError(
+                    f"{host.address}:22 is already in use by a process that is "
+                    f"not a sandbox host of {base()}; stop it first"
+                )
             _start(host, public_key)
             started.append(host)
     for host in started:

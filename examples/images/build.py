@@ -29,7 +29,7 @@ PAYLOAD_FILES, PAYLOAD_BYTES = 16, 128 * 1024  # 2 MiB of "container images"
 
 WRAPPER = """#!/bin/sh
 # SANDBOX STAND-IN for {tool} {version}: not the real {tool}. See sandbox-standin.py.
-exec /usr/bin/python3 "$(dirname "$(readlink -f "$0")")/sandbox-standin.py" {tool} {version} "$@"
+exec /usr/bin/python3 -S "$(dirname "$(readlink -f "$0")")/sandbox-standin.py" {tool} {version} "$@"
 """
 
 INIT = """#!/bin/bash

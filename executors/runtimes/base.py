@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
 import time
 from typing import Protocol
 
@@ -45,27 +46,53 @@ class Runtime:
     masters_are_nodes = True
     ready_timeout = 60.0
 
+    def __init__(self):
+        self._secrets_lock = threading.Lock()
+        self._secrets: dict[str, str] = {}  # join tokens etc., for this apply only, in memory
+        self._listing_lock = threading.Lock()
+        self._listing: dict[str, tuple[float, dict]] = {}  # bootstrap -> (fetched at, nodes)
+
+    def secret(self, key: str, fetch) -> str:
+        """A join secret fetched once per apply (one round trip instead of one per join)."""
+        with self._secrets_lock:
+            if key not in self._secrets:
+                self._secrets[key] = fetch()
+            return self._secrets[key]
+
     # ---- cluster-wide helpers, run on the bootstrap master ----
 
     def kubectl(self, ops: NodeOps, args: str, check: bool = True) -> Result:
         return ops.run(ops.bootstrap, f"{self.kubectl_command} {args}", check=check)
 
-    def nodes(self, ops: NodeOps) -> dict[str, dict]:
-        """The cluster's nodes by name, from `kubectl get nodes -o json`."""
-        out = self.kubectl(ops, "get nodes -o json").stdout
-        try:
-            items = json.loads(out)["items"]
-        except (ValueError, KeyError) as e:
-            raise SealerError(
-                f"{ops.bootstrap}: unreadable `kubectl get nodes -o json`: {e}"
-            ) from None
-        return {item["metadata"]["name"]: item for item in items}
+    def nodes(self, ops: NodeOps, newer_than: float | None = None) -> dict[str, dict]:
+        """The cluster's nodes by name, from `kubectl get nodes -o json`.
+
+        Many joins wait for their node at once; they share one listing fetched after
+        `newer_than` (default: now) instead of each polling the bootstrap master.
+        """
+        newer_than = time.monotonic() if newer_than is None else newer_than
+        with self._listing_lock:
+            cached = self._listing.get(ops.bootstrap)
+            if cached and cached[0] >= newer_than:
+                return cached[1]
+            started = time.monotonic()
+            out = self.kubectl(ops, "get nodes -o json").stdout
+            try:
+                items = json.loads(out)["items"]
+            except (ValueError, KeyError) as e:
+                raise SealerError(
+                    f"{ops.bootstrap}: unreadable `kubectl get nodes -o json`: {e}"
+                ) from None
+            listing = {item["metadata"]["name"]: item for item in items}
+            self._listing[ops.bootstrap] = (started, listing)
+            return listing
 
     def wait_ready(self, ops: NodeOps, ip: str, version: str | None = None) -> None:
         name = ops.name(ip)
         deadline = time.monotonic() + self.ready_timeout
         while True:
-            node = self.nodes(ops).get(name)
+            asked = time.monotonic()
+            node = self.nodes(ops, newer_than=asked - 0.05).get(name)
             if (
                 node
                 and _is_ready(node)
@@ -77,7 +104,7 @@ class Runtime:
                     f"{ip}: node {name} not Ready at {version or 'any version'} "
                     f"after {self.ready_timeout:g}s"
                 )
-            time.sleep(0.2)
+            time.sleep(max(0.0, 0.3 - (time.monotonic() - asked)))
 
     def is_node(self, ops: NodeOps, ip: str) -> bool:
         return ops.name(ip) in self.nodes(ops)

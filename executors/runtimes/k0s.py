@@ -47,7 +47,9 @@ class K0s(Runtime):
         ops.run(ip, KUBECONFIG)
 
     def _token(self, ops: NodeOps, role: str) -> str:
-        return ops.run(ops.bootstrap, f"k0s token create --role={role}").stdout.strip()
+        return self.secret(
+            role, lambda: ops.run(ops.bootstrap, f"k0s token create --role={role}").stdout.strip()
+        )
 
     def join_master(self, ops: NodeOps, ip: str) -> None:
         if not self._running(ops, ip, "k0scontroller"):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets as random_secrets
+import shlex
 
-from executors.runtimes.base import NodeOps, Runtime, write_file
+from executors.runtimes.base import NodeOps, Runtime
 
 CONFIG = "/etc/rancher/k3s/config.yaml"
 TOKEN_FILE = "/var/lib/rancher/k3s/server/token"
@@ -27,47 +28,45 @@ class K3s(Runtime):
         return "\n".join(lines) + "\n"
 
     def _install(self, ops: NodeOps, ip: str, kind: str, config: str, token: str) -> None:
+        """Config (through stdin: it holds the token), service unit and start, unless running."""
         unit = UNITS[kind]
-        write_file(ops, ip, CONFIG, config, secrets=(token,))
-        write_file(
-            ops,
-            ip,
-            f"/etc/systemd/system/{unit}.service",
+        unit_text = (
             f"[Unit]\nDescription=k3s {kind}\n[Service]\n"
-            f"ExecStart=/usr/local/bin/k3s {kind}\nRestart=always\n",
-            "0644",
+            f"ExecStart=/usr/local/bin/k3s {kind}\nRestart=always\n"
         )
-        ops.run(ip, f"systemctl daemon-reload && systemctl enable --now {unit}")
+        path = f"/etc/systemd/system/{unit}.service"
+        ops.run(
+            ip,
+            f"systemctl is-active {unit} >/dev/null && exit 0; "
+            f"install -d /etc/rancher/k3s /etc/systemd/system && "
+            f"(umask 077 && cat > {CONFIG}) && printf %s {shlex.quote(unit_text)} > {path}"
+            f" && systemctl daemon-reload && systemctl enable --now {unit}",
+            stdin=config.encode(),
+            secrets=(token,),
+        )
 
     def _server_token(self, ops: NodeOps) -> str:
-        return ops.run(ops.bootstrap, f"cat {TOKEN_FILE}").stdout.strip()
-
-    def _running(self, ops: NodeOps, ip: str, kind: str) -> bool:
-        unit = UNITS[kind]
-        return ops.run(ip, f"systemctl is-active {unit}", check=False).exit_code == 0
+        return self.secret(
+            "token", lambda: ops.run(ops.bootstrap, f"cat {TOKEN_FILE}").stdout.strip()
+        )
 
     def init(self, ops: NodeOps, ip: str) -> None:
-        if not self._running(ops, ip, "server"):
-            token = random_secrets.token_hex(24)
-            self._install(
-                ops, ip, "server", self._config(ops, ip, token, cluster_init="true"), token
-            )
+        token = random_secrets.token_hex(24)  # used only if k3s is not running yet
+        self._install(ops, ip, "server", self._config(ops, ip, token, cluster_init="true"), token)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 
     def join_master(self, ops: NodeOps, ip: str) -> None:
-        if not self._running(ops, ip, "server"):
-            token = self._server_token(ops)
-            server = f"https://{ops.address(ops.bootstrap)}:6443"
-            self._install(ops, ip, "server", self._config(ops, ip, token, server=server), token)
+        token = self._server_token(ops)
+        server = f"https://{ops.address(ops.bootstrap)}:6443"
+        self._install(ops, ip, "server", self._config(ops, ip, token, server=server), token)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 
     def join_worker(self, ops: NodeOps, ip: str) -> None:
-        if not self._running(ops, ip, "agent"):
-            token = self._server_token(ops)
-            server = f"https://{ops.address(ops.bootstrap)}:6443"
-            self._install(ops, ip, "agent", self._config(ops, ip, token, server=server), token)
+        token = self._server_token(ops)
+        server = f"https://{ops.address(ops.bootstrap)}:6443"
+        self._install(ops, ip, "agent", self._config(ops, ip, token, server=server), token)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 

@@ -16,6 +16,7 @@ class Kubeadm(Runtime):
     name = "kubernetes"
 
     def __init__(self, kubeadm_documents: str = ""):
+        super().__init__()
         self.kubeadm_documents = kubeadm_documents  # the Clusterfile's kubeadm YAML, if any
 
     def installed_version(self, ops: NodeOps, ip: str) -> str | None:
@@ -47,7 +48,10 @@ class Kubeadm(Runtime):
         )
 
     def _join_command(self, ops: NodeOps) -> tuple[str, tuple[str, ...]]:
-        out = ops.run(ops.bootstrap, "kubeadm token create --print-join-command").stdout
+        out = self.secret(
+            "join",
+            lambda: ops.run(ops.bootstrap, "kubeadm token create --print-join-command").stdout,
+        )
         m = JOIN.search(out)
         if not m:
             raise SealerError(f"{ops.bootstrap}: `kubeadm token create` printed no join command")
@@ -61,7 +65,12 @@ class Kubeadm(Runtime):
         if not self._joined(ops, ip):
             command, secrets = self._join_command(ops)
             # The certificate key expires after 2 h: upload the certificates again each time.
-            out = ops.run(ops.bootstrap, "kubeadm init phase upload-certs --upload-certs").stdout
+            out = self.secret(
+                "certificate-key",
+                lambda: (
+                    ops.run(ops.bootstrap, "kubeadm init phase upload-certs --upload-certs").stdout
+                ),
+            )
             key = out.strip().splitlines()[-1].strip()
             ops.run(
                 ip, f"{command} --control-plane --certificate-key {key}", secrets=secrets + (key,)

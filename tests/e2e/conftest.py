@@ -82,9 +82,23 @@ def cluster(request, hosts, tmp_path):
 def ssh(n: int, command: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run a command on sandbox host n with the real OpenSSH client."""
     result = subprocess.run(
-        ["ssh", "-i", str(sandbox.key_path()), "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{ip(n)}", command],
-        capture_output=True, text=True, timeout=60)
+        [
+            "ssh",
+            "-i",
+            str(sandbox.key_path()),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"root@{ip(n)}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if check:
         assert result.returncode == 0, f"{ip(n)}: {command}: {result.stderr}"
     return result
@@ -96,8 +110,9 @@ def host(n: int) -> sandbox.SandboxHost:
 
 def command_log(n: int) -> list[dict]:
     """Every stand-in command run on host n (read without SSH, from inside the host)."""
-    out = sandbox.run_in(host(n), ["sh", "-c", "cat /var/log/sandbox-standin/commands.log "
-                                               "2>/dev/null; true"]).stdout
+    out = sandbox.run_in(
+        host(n), ["sh", "-c", "cat /var/log/sandbox-standin/commands.log 2>/dev/null; true"]
+    ).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 

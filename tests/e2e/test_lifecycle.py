@@ -13,9 +13,20 @@ from tests.e2e.conftest import NEW, OLD, api, command_log, ip, node_versions, ss
 
 # Stand-in commands that change a host, as opposed to cluster API calls made from the bootstrap
 # master (kubectl, token creation) or read-only queries.
-HOST_CHANGING = ("kubeadm init ", "kubeadm join", "kubeadm reset", "kubeadm upgrade",
-                 "systemctl", "k3s server", "k3s agent", "k0s install", "k0s start", "k0s stop",
-                 "k0s reset", "k0s etcd leave")
+HOST_CHANGING = (
+    "kubeadm init ",
+    "kubeadm join",
+    "kubeadm reset",
+    "kubeadm upgrade",
+    "systemctl",
+    "k3s server",
+    "k3s agent",
+    "k0s install",
+    "k0s start",
+    "k0s stop",
+    "k0s reset",
+    "k0s etcd leave",
+)
 
 
 def names(*numbers: int) -> set[str]:
@@ -36,11 +47,16 @@ def test_a_init_three_masters_two_workers(cluster):
     cluster.write([1, 2, 3], [4, 5])
     result = cluster.apply()
     assert "Apply complete! Hosts: 5 added, 0 changed, 0 destroyed." in result.stdout
-    nodes = json.loads(ssh(2, f"{'k0s kubectl' if cluster.runtime == 'k0s' else 'kubectl'} "
-                               "get nodes -o json").stdout)["items"]
-    ready = {n["metadata"]["name"] for n in nodes
-             if any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in n["status"]["conditions"])}
+    nodes = json.loads(
+        ssh(
+            2, f"{'k0s kubectl' if cluster.runtime == 'k0s' else 'kubectl'} get nodes -o json"
+        ).stdout
+    )["items"]
+    ready = {
+        n["metadata"]["name"]
+        for n in nodes
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+    }
     addresses = {n["metadata"]["name"]: n["status"]["addresses"][0]["address"] for n in nodes}
     if cluster.runtime == "k0s":  # controllers are etcd members, not nodes
         assert ready == names(4, 5)
@@ -65,7 +81,7 @@ def test_b_scaling_touches_only_the_hosts_that_change(cluster):
     cluster.write([1], [2, 3, 5])  # 4 leaves, 5 joins
     result = cluster.apply()
     assert "1 added, 0 changed, 1 destroyed" in result.stdout
-    new = {n: command_log(n)[before[n]:] for n in range(1, 8)}
+    new = {n: command_log(n)[before[n] :] for n in range(1, 8)}
     assert new[4] and new[5]
     assert new[2] == [] and new[3] == [] and new[6] == [] and new[7] == []
     # The bootstrap master only answers cluster API calls (token, drain, delete node).
@@ -151,8 +167,11 @@ def test_g_destroy_leaves_no_rootfs_and_an_empty_state(cluster):
     assert result.returncode == 0, result.stderr
     assert "0 added, 0 changed, 3 destroyed" in result.stdout
     for n in (1, 2, 3):
-        leftovers = ssh(n, f"ls /var/lib/sealer/data/{cluster.name} /usr/local/bin/sandbox-standin.py"
-                           " 2>/dev/null; true").stdout
+        leftovers = ssh(
+            n,
+            f"ls /var/lib/sealer/data/{cluster.name} /usr/local/bin/sandbox-standin.py"
+            " 2>/dev/null; true",
+        ).stdout
         assert leftovers == ""
         assert "6443" not in ssh(n, "ss -ltn 2>/dev/null || true").stdout.split(ip(n))[-1][:8]
     state = cluster.state()

@@ -11,23 +11,19 @@ and batch limits. Every invocation is logged to /var/log/sandbox-standin/command
 Invoked by wrappers as: sandbox-standin.py TOOL VERSION ARGS...  (standard library only)
 """
 
-import base64
 import contextlib
-import hashlib
-import http.server
 import json
 import os
 import re
-import secrets
 import shlex
 import signal
-import socketserver
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
+
+# The HTTP, threading and crypto modules are imported where they are used: most invocations
+# (systemctl, --version, ...) need none of them, and every stand-in start costs CPU on hosts
+# that share two cores.
 
 HERE = os.path.dirname(os.path.realpath(__file__))
 LOG_DIR = "/var/log/sandbox-standin"
@@ -105,6 +101,9 @@ def simple_yaml(text):
 
 
 def api(server, method, path, body=None, timeout=10):
+    import urllib.error
+    import urllib.request
+
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         f"http://{server}{path}",
@@ -173,6 +172,10 @@ class ApiState:
     """The cluster as the control plane knows it. Lives on the leader; followers forward."""
 
     def __init__(self, folder, address, leader, distribution, secret):
+        import hashlib
+        import secrets
+        import threading
+
         self.folder = folder
         self.path = os.path.join(folder, "state.json")
         self.address = address
@@ -215,6 +218,9 @@ class ApiState:
 
 def handle(state, method, path, body):
     """One API call on the leader. Returns (status, json)."""
+    import base64
+    import secrets
+
     d = state.data
     parts = [p for p in path.split("/") if p]
     if method == "GET" and parts == ["nodes"]:
@@ -339,65 +345,63 @@ def node_call(state, action, name, body):
     return 200, node
 
 
-class ApiHandler(http.server.BaseHTTPRequestHandler):
-    state = None
-
-    def log_message(self, *args):
-        pass
-
-    def _serve(self, method):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        st = self.state
-        if st.leader:  # a follower: the leader holds the data
-            request = urllib.request.Request(
-                f"http://{st.leader}{self.path}",
-                data=raw or None,
-                method=method,
-                headers={"Content-Type": "application/json"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    status, payload = response.status, response.read()
-            except urllib.error.HTTPError as e:
-                status, payload = e.code, e.read()
-            except OSError as e:
-                status, payload = (
-                    503,
-                    json.dumps({"error": f"etcd leader unreachable: {e}"}).encode(),
-                )
-        else:
-            body = json.loads(raw or b"{}")
-            with st.lock:
-                status, result = handle(st, method, self.path, body)
-                if method != "GET":
-                    st.save()
-            payload = json.dumps(result).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def do_GET(self):
-        self._serve("GET")
-
-    def do_POST(self):
-        self._serve("POST")
-
-    def do_DELETE(self):
-        self._serve("DELETE")
-
-
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 def make_api_server(distribution, leader=None, secret=None, folder=API_DIR):
     """The control-plane stand-in on this node's address (never 0.0.0.0)."""
-    address = f"{node_address()}:{PORT}"
-    ApiHandler.state = ApiState(folder, address, leader, distribution, secret)
+    import http.server
+    import socketserver
+    import urllib.error
+    import urllib.request
+
+    state = ApiState(folder, f"{node_address()}:{PORT}", leader, distribution, secret)
+
+    class ApiHandler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _serve(self, method):
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if state.leader:  # a follower: the leader holds the data
+                request = urllib.request.Request(
+                    f"http://{state.leader}{self.path}",
+                    data=raw or None,
+                    method=method,
+                    headers={"Content-Type": "application/json"},
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        status, payload = response.status, response.read()
+                except urllib.error.HTTPError as e:
+                    status, payload = e.code, e.read()
+                except OSError as e:
+                    error = {"error": f"etcd leader unreachable: {e}"}
+                    status, payload = 503, json.dumps(error).encode()
+            else:
+                body = json.loads(raw or b"{}")
+                with state.lock:
+                    status, result = handle(state, method, self.path, body)
+                    if method != "GET":
+                        state.save()
+                payload = json.dumps(result).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self):
+            self._serve("GET")
+
+        def do_POST(self):
+            self._serve("POST")
+
+        def do_DELETE(self):
+            self._serve("DELETE")
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
     return Server((node_address(), PORT), ApiHandler)
 
 
@@ -408,6 +412,8 @@ def serve_api(distribution, leader=None, secret=None):
 
 
 def wait_for_api(server, timeout=15):
+    import urllib.request
+
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -752,6 +758,8 @@ K3S_TOKEN = "/var/lib/rancher/k3s/server/token"
 
 
 def tool_k3s(version, argv):
+    import threading
+
     k3s_version = f"{version}+k3s1"
     if argv == ["--version"]:
         print(f"k3s version {k3s_version} (SANDBOX STAND-IN)")
@@ -814,6 +822,8 @@ K0S_DATA = "/var/lib/k0s"
 
 
 def k0s_token_file(path):
+    import base64
+
     text = (read_file(path) or fail(f"token file {path} not found")).strip()
     try:
         return json.loads(base64.b64decode(text)), text

@@ -1,0 +1,174 @@
+"""Benchmark: first `sealer apply` on 20 sandbox hosts (1 master + 19 workers) against plain
+OpenSSH doing the copy part of the same job, measured in the same run; then a no-op re-apply.
+
+The image is the k3s sandbox image plus a generated payload (240 files, 30 MiB of random data),
+built here and not committed. The baseline copies the same rootfs as one tarball to every host
+in parallel with `scp`, unpacks it and runs its scripts/init.sh with `ssh`, which is everything
+but the cluster work (sealer also inits and joins the cluster on top). Needs root (sandbox hosts).
+
+    .venv/bin/python bench/apply_fanout.py            # 20 hosts, 3 runs
+    .venv/bin/python bench/apply_fanout.py --hosts 10 --runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAYLOAD_FILES, PAYLOAD_BYTES = 240, 128 * 1024
+
+
+def build_image(folder: Path) -> Path:
+    image = folder / "image"
+    shutil.copytree(ROOT / "examples" / "images" / "k3s-v1.25.3", image)
+    rng = random.Random(42)
+    payload = image / "images" / "bench"
+    payload.mkdir(parents=True)
+    for n in range(PAYLOAD_FILES):
+        (payload / f"blob-{n:03d}").write_bytes(rng.randbytes(PAYLOAD_BYTES))
+    return image
+
+
+def ssh_args(key: Path) -> list[str]:
+    return [
+        "-i",
+        str(key),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "BatchMode=yes",
+    ]
+
+
+def baseline(addresses: list[str], image: Path, key: Path, tar_path: Path) -> float:
+    """Plain OpenSSH: scp the tarball, then unpack it and run init.sh, all hosts in parallel."""
+    remote = "/var/lib/bench/rootfs"
+
+    def one(address: str) -> None:
+        subprocess.run(
+            ["scp", "-q", *ssh_args(key), str(tar_path), f"root@{address}:/tmp/r.tar"], check=True
+        )
+        subprocess.run(
+            [
+                "ssh",
+                *ssh_args(key),
+                f"root@{address}",
+                f"mkdir -p {remote} && tar xf /tmp/r.tar -C {remote} && "
+                f"bash {remote}/scripts/init.sh >/dev/null",
+            ],
+            check=True,
+        )
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(len(addresses)) as pool:
+        list(pool.map(one, addresses))
+    elapsed = time.perf_counter() - start
+    with ThreadPoolExecutor(len(addresses)) as pool:  # undo, so sealer starts from bare hosts
+        list(
+            pool.map(
+                lambda a: subprocess.run(
+                    [
+                        "ssh",
+                        *ssh_args(key),
+                        f"root@{a}",
+                        "rm -rf /var/lib/bench /tmp/r.tar; for t in k3s kubectl systemctl "
+                        "sandbox-standin.py; do rm -f /usr/local/bin/$t; done",
+                    ],
+                    check=True,
+                ),
+                addresses,
+            )
+        )
+    return elapsed
+
+
+def sealer(*args: str, env: dict) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "sealer"), *args], env=env, capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"sealer {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="sealer-fanout-"))
+    env = {**os.environ, "SEALER_HOME": str(folder / "home"), "NO_COLOR": "1"}
+    env.pop("SEALER_SANDBOX_DIR", None)
+    os.environ.update({"SEALER_HOME": env["SEALER_HOME"]})
+    from sandbox import hosts as sandbox
+
+    try:
+        started = sandbox.up(args.hosts)
+        addresses = [h.address for h in started]
+        key = sandbox.key_path()
+        image = build_image(folder)
+        files = sum(1 for p in image.rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in image.rglob("*") if p.is_file())
+        tar_path = folder / "rootfs.tar"
+        with tarfile.open(tar_path, "w") as tar:
+            tar.add(image, arcname=".")
+        clusterfile = folder / "Clusterfile"
+        text = sandbox.clusterfile(args.hosts, str(image), masters=1, name="fanout")
+        clusterfile.write_text(text)
+        print(f"{args.hosts} hosts, image of {files} files, {size / 2**20:.1f} MiB")
+        print(
+            f"{'run':>3} {'openssh (scp+ssh)':>18} {'sealer apply':>13} {'ratio':>6} "
+            f"{'no-op re-apply':>15}"
+        )
+        bases, applies, noops = [], [], []
+        for run in range(1, args.runs + 1):
+            bases.append(baseline(addresses, image, key, tar_path))
+            applies.append(
+                sealer(
+                    "apply",
+                    "-f",
+                    str(clusterfile),
+                    "--auto-approve",
+                    "--parallelism",
+                    str(args.hosts),
+                    env=env,
+                )
+            )
+            noops.append(sealer("apply", "-f", str(clusterfile), "--auto-approve", env=env))
+            print(
+                f"{run:>3} {bases[-1]:>17.2f}s {applies[-1]:>12.2f}s "
+                f"{applies[-1] / bases[-1]:>5.2f}x {noops[-1]:>14.3f}s"
+            )
+            sealer("destroy", "-f", str(clusterfile), "--auto-approve", env=env)
+        base, first, noop = (statistics.median(x) for x in (bases, applies, noops))
+        print(
+            f"median: openssh {base:.2f}s, sealer first apply {first:.2f}s "
+            f"({first / base:.2f}x; floor 1.3x), no-op re-apply {noop:.3f}s (floor 0.5s)"
+        )
+    finally:
+        sandbox.down()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
