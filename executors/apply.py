@@ -33,7 +33,7 @@ class ApplyOptions:
     parallelism: int = 10
     # Hosts receiving a rootfs at once: fewer than all lets early hosts join while the last
     # ones still copy (k0sctl uses 5 too).
-    uploads: int = 20
+    uploads: int = 5
 
 
 class ActionOps:
@@ -177,6 +177,7 @@ class Applier:
             self.backend.write(self.state, self.original)
 
     def _prepare_for(self, action: Action) -> str:
+        self.driver.host(action.host).transport()  # connect now, while the first host copies
         first = self._prepared.get(f"init_cluster.{self.plan.bootstrap_master}")
         if first is not None and action.kind != "init_cluster":
             # The first master's copy goes first, alone: the whole cluster waits on it.

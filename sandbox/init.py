@@ -7,6 +7,7 @@ Usage: init.py HOST_DIR NAME ADDRESS AUTHORIZED_KEY
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +46,11 @@ def prepare_ssh(authorized_key: str) -> None:
                 os.unlink(os.path.join("/etc/ssh", f))
         sh("ssh-keygen", "-A")
         open(marker, "w").close()
+    if not os.path.exists(marker + "-home"):  # a fresh host's root account, like a new install,
+        for name in (".bashrc", ".profile"):  # not this machine's shell setup (pyenv & co.)
+            if os.path.exists(f"/etc/skel/{name}"):
+                shutil.copy(f"/etc/skel/{name}", f"/root/{name}")
+        open(marker + "-home", "w").close()
     os.makedirs("/root/.ssh", mode=0o700, exist_ok=True)
     with open("/root/.ssh/authorized_keys", "w") as f:
         f.write(authorized_key.strip() + "\n")

@@ -9,7 +9,7 @@ import time
 from typing import Protocol
 
 from cluster.errors import SealerError
-from executors.driver import Result
+from executors.driver import HostError, Result
 
 
 class NodeOps(Protocol):
@@ -90,9 +90,15 @@ class Runtime:
     def wait_ready(self, ops: NodeOps, ip: str, version: str | None = None) -> None:
         name = ops.name(ip)
         deadline = time.monotonic() + self.ready_timeout
+        problem = ""
         while True:
             asked = time.monotonic()
-            node = self.nodes(ops, newer_than=asked - 0.05).get(name)
+            try:
+                node = self.nodes(ops, newer_than=asked - 0.05).get(name)
+            except HostError as e:  # the API server may still be starting
+                if e.unreachable:
+                    raise
+                node, problem = None, f": {e}"
             if (
                 node
                 and _is_ready(node)
@@ -102,7 +108,7 @@ class Runtime:
             if time.monotonic() > deadline:
                 raise SealerError(
                     f"{ip}: node {name} not Ready at {version or 'any version'} "
-                    f"after {self.ready_timeout:g}s"
+                    f"after {self.ready_timeout:g}s{problem}"
                 )
             time.sleep(max(0.0, 0.3 - (time.monotonic() - asked)))
 
