@@ -31,9 +31,6 @@ PREPARED_KINDS = ("init_cluster", "join_master", "join_worker", "upgrade_master"
 @dataclass
 class ApplyOptions:
     parallelism: int = 10
-    # Hosts receiving a rootfs at once: fewer than all lets early hosts join while the last
-    # ones still copy (k0sctl uses 5 too).
-    uploads: int = 5
 
 
 class ActionOps:
@@ -116,7 +113,6 @@ class Applier:
         )
         self.stop = threading.Event()
         self._prepared: dict[str, Future] = {}  # action id -> its host's preparation
-        self._upload_slots = threading.Semaphore(options.uploads)
 
     # ---- facts and helpers used by ActionOps ----
 
@@ -226,7 +222,6 @@ class Applier:
             self._configs,
             current,
             then=init if install else "",
-            slots=self._upload_slots,
         )
         if phase_after:
             self._plugins(ip, phase_after, roles)

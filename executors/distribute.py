@@ -6,7 +6,6 @@ documents); a host whose marker matches gets nothing. The tarball is built once 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -102,12 +101,11 @@ def distribute(
     configs: dict[str, bytes],
     current: str,
     then: str = "",
-    slots: threading.Semaphore | None = None,
 ) -> bool:
     """Make the host hold this rootfs, then run `then` there. True if anything was copied.
 
     current is the marker the host reported (see facts()); a host that holds this rootfs gets
-    no byte. slots bounds how many hosts receive a copy at once.
+    no byte.
     """
     target = rootfs_dir(cluster_name)
     wanted = marker(image, configs)
@@ -116,13 +114,12 @@ def distribute(
             remote.run(then)
         return False
     staging = f"{target}.new"
-    with slots or contextlib.nullcontext():
-        remote.upload(
-            f"rm -rf {staging} && mkdir -p {staging} && tar xf - -C {staging} && "
-            f"echo {shlex.quote(wanted)} > {staging}/{MARKER} && rm -rf {target} && "
-            f"mv {staging} {target}" + (f" && {then}" if then else ""),
-            str(tarball(image, configs)),
-        )
+    remote.upload(
+        f"rm -rf {staging} && mkdir -p {staging} && tar xf - -C {staging} && "
+        f"echo {shlex.quote(wanted)} > {staging}/{MARKER} && rm -rf {target} && "
+        f"mv {staging} {target}" + (f" && {then}" if then else ""),
+        str(tarball(image, configs)),
+    )
     return True
 
 

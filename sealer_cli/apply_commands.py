@@ -120,8 +120,6 @@ def cmd_destroy(args) -> int:
 
 
 def _execute(args, plan: Plan, cluster: Cluster, backend, state: dict, word: str) -> int:
-    from executors.apply import Applier, ApplyOptions
-
     if args.json:
         print(json.dumps({"type": "planned", "plan": plan.to_json()}))
     else:
@@ -135,6 +133,8 @@ def _execute(args, plan: Plan, cluster: Cluster, backend, state: dict, word: str
             )
         return 0
     _confirm(args, plan, word)
+    from executors.apply import Applier, ApplyOptions  # late: a no-op apply never loads SSH
+
     events = _events(args, plan)
     applier = Applier(
         plan,

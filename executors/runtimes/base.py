@@ -39,6 +39,9 @@ class NodeOps(Protocol):
     def version(self) -> str: ...  # the image version being installed
 
 
+POLL_SECONDS = 0.25  # between two looks at the node list while nodes come up
+
+
 class Runtime:
     name = ""
     kubectl_command = "kubectl"
@@ -110,7 +113,7 @@ class Runtime:
                     f"{ip}: node {name} not Ready at {version or 'any version'} "
                     f"after {self.ready_timeout:g}s{problem}"
                 )
-            time.sleep(max(0.0, 0.3 - (time.monotonic() - asked)))
+            time.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - asked)))
 
     def is_node(self, ops: NodeOps, ip: str) -> bool:
         return ops.name(ip) in self.nodes(ops)
