@@ -210,3 +210,61 @@ class Plan:
             destroy=data["destroy"],
             changes=tuple(data["changes"]),
         )
+
+
+# ---- drift ----
+
+DRIFT_KINDS = (
+    "host_unreachable",
+    "host_key_changed",
+    "node_missing",
+    "node_not_ready",
+    "unexpected_node",
+    "version_mismatch",
+    "labels_changed",
+    "taints_changed",
+    "etcd_member_missing",
+    "etcd_member_unexpected",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One way the live cluster differs from the state."""
+
+    kind: str  # one of DRIFT_KINDS
+    host: str  # an IP, or a node name the state does not know
+    expected: object = None
+    actual: object = None
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "host": self.host,
+            "expected": self.expected,
+            "actual": self.actual,
+        }
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What a refresh read on one host (read-only)."""
+
+    ip: str
+    reachable: bool
+    error: str = ""
+    host_key: str = ""
+    hostname: str = ""
+    marker: str = ""
+    version: str | None = None
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The cluster's own view, read from a reachable master."""
+
+    source: str | None  # the master it was read from; None when no master answered
+    nodes: dict | None = None  # name -> {address, ready, version, labels, taints}
+    etcd: frozenset | None = None  # member names
+    error: str = ""

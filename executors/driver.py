@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import shlex
 import shutil
 import subprocess
@@ -21,6 +22,11 @@ from cluster.errors import SealerError
 from cluster.model import SSH
 
 MASK = "(sensitive value)"
+
+# paramiko logs failed handshakes with tracebacks from its own threads; sealer reports them
+# as one-line HostErrors instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 
 class HostError(SealerError):

@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 from cluster import clusterfile
-from cluster.durations import parse_duration
 from cluster.errors import SealerError
 from cluster.image import sealer_home
-from cluster.model import SSH, Cluster, Plan
+from cluster.model import Cluster, Plan
 from sealer_cli import render
-from sealer_cli.commands import load_cluster, locked_state, make_plan
+from sealer_cli.commands import load_cluster, locked_state, make_plan, ssh_driver
 from state import planfile
 
 
@@ -22,7 +21,7 @@ class ApplyFailed(SealerError):
     pass
 
 
-def _confirm(args, plan: Plan, action_word: str) -> None:
+def _confirm(args, plan: Plan | None, action_word: str) -> None:
     """Terraform's rule: ask on a TTY; without one, refuse unless --auto-approve."""
     if args.auto_approve:
         return
@@ -38,19 +37,6 @@ def _confirm(args, plan: Plan, action_word: str) -> None:
     answer = input("  Enter a value: ").strip()
     if answer != "yes":
         raise SealerError(f"{action_word} cancelled.")
-
-
-def _driver(args, cluster: Cluster, state: dict):
-    from executors.driver import Driver, Timeouts
-
-    hosts = {ip: host.ssh for ip, host in cluster.hosts.items()}
-    for ip in state["hosts"]:  # hosts being removed: the cluster's SSH settings
-        hosts.setdefault(ip, cluster.ssh or SSH())
-    timeouts = Timeouts(
-        connect=parse_duration(args.ssh_timeout, "--ssh-timeout"),
-        command=parse_duration(args.command_timeout, "--command-timeout"),
-    )
-    return Driver(hosts, timeouts)
 
 
 def _events(args, plan: Plan):
@@ -105,9 +91,21 @@ def cmd_apply(args) -> int:
     with locked_state(args, cluster.name, "apply") as (backend, state):
         if saved:
             _check_not_stale(plan, state, args.target)
-        else:
-            plan = make_plan(args, cluster, state)
-        return _execute(args, plan, cluster, backend, state, "apply")
+            return _execute(args, plan, cluster, backend, state, "apply")
+        from sealer_cli.drift_commands import print_refresh_only, refresh_state, render_drift
+
+        findings, live_state, warnings = refresh_state(args, cluster, state)
+        if args.refresh_only:  # take the drift into the state, touch no host
+            print_refresh_only(args, findings, warnings)
+            if findings:
+                _confirm(args, None, "accept")
+                backend.write(live_state, state)
+                print(f"Accepted {len(findings)} finding(s) into the state.")
+            return 0
+        if findings and not args.json:
+            sys.stdout.write(render_drift(findings, render.use_colour()))
+        plan = make_plan(args, cluster, live_state)
+        return _execute(args, plan, cluster, backend, live_state, "apply")
 
 
 def cmd_destroy(args) -> int:
@@ -141,7 +139,7 @@ def _execute(args, plan: Plan, cluster: Cluster, backend, state: dict, word: str
         cluster,
         backend,
         state,
-        _driver(args, cluster, state),
+        ssh_driver(args, cluster, state),
         events,
         ApplyOptions(parallelism=args.parallelism),
     )
@@ -231,7 +229,7 @@ def cmd_kubeconfig(args) -> int:
             f"run `sealer apply` first"
         )
     runtime = (state.get("image") or {}).get("runtime", "kubernetes")
-    driver = _driver(args, cluster, state)
+    driver = ssh_driver(args, cluster, state)
     try:
         text = driver.host(bootstrap).run(KUBECONFIG_COMMANDS[runtime]).stdout
     finally:

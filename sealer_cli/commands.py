@@ -19,7 +19,7 @@ from state.location import backend_for
 
 
 def run(args) -> int:
-    from sealer_cli import apply_commands
+    from sealer_cli import apply_commands, drift_commands
 
     handler = {
         "apply": apply_commands.cmd_apply,
@@ -27,6 +27,7 @@ def run(args) -> int:
         "run": apply_commands.cmd_run,
         "kubeconfig": apply_commands.cmd_kubeconfig,
         "sandbox": apply_commands.cmd_sandbox,
+        "drift": drift_commands.cmd_drift,
         "validate": cmd_validate,
         "plan": cmd_plan,
         "graph": cmd_graph,
@@ -52,6 +53,20 @@ def locked_state(args, cluster_name: str, operation: str):
         yield backend, backend.read(cluster_name)
 
 
+def ssh_driver(args, cluster: Cluster, state: dict):
+    """Connections to the Clusterfile's hosts and to recorded hosts it no longer lists."""
+    from executors.driver import Driver, Timeouts
+
+    hosts = {ip: host.ssh for ip, host in cluster.hosts.items()}
+    for ip in state["hosts"]:  # hosts being removed: the cluster's SSH settings
+        hosts.setdefault(ip, cluster.ssh)
+    timeouts = Timeouts(
+        connect=parse_duration(args.ssh_timeout, "--ssh-timeout"),
+        command=parse_duration(args.command_timeout, "--command-timeout"),
+    )
+    return Driver(hosts, timeouts)
+
+
 def make_plan(args, cluster: Cluster, state: dict) -> Plan:
     from planner import make_destroy_plan, make_plan
 
@@ -72,9 +87,23 @@ def cmd_validate(args) -> int:
 
 
 def cmd_plan(args) -> int:
+    from sealer_cli.drift_commands import (
+        drift_document,
+        print_refresh_only,
+        refresh_state,
+        render_drift,
+    )
+
     cluster = load_cluster(args.file)
     with locked_state(args, cluster.name, "plan") as (backend, state):
-        plan = make_plan(args, cluster, state)
+        findings, live_state, warnings = refresh_state(args, cluster, state)
+        plan = None if args.refresh_only else make_plan(args, cluster, live_state)
+    if args.refresh_only:
+        if args.json:
+            print(json.dumps(drift_document(args, cluster, state, findings, warnings)))
+        else:
+            print_refresh_only(args, findings, warnings)
+        return 2 if args.detailed_exitcode and findings else 0
     if args.out:
         planfile.save(
             args.out,
@@ -88,16 +117,22 @@ def cmd_plan(args) -> int:
             },
         )
     if args.json:
+        document = plan.to_json()
+        document["drift"] = [f.to_json() for f in findings]
         # One write: streaming json.dump makes ~200,000 small writes at 5,000 hosts.
-        sys.stdout.write(json.dumps(plan.to_json(), separators=(",", ":")) + "\n")
+        sys.stdout.write(json.dumps(document, separators=(",", ":")) + "\n")
     else:
+        for warning in warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
+        if findings:
+            sys.stdout.write(render_drift(findings, render.use_colour()))
         sys.stdout.write(render.render_plan(plan, render.use_colour()))
         if args.out:
             print(
                 f"\nSaved the plan to {args.out}. To perform exactly these actions, run: "
                 f"sealer apply {args.out}"
             )
-    if args.detailed_exitcode and not plan.empty:
+    if args.detailed_exitcode and (findings or not plan.empty):
         return 2
     return 0
 

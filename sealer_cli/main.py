@@ -64,6 +64,33 @@ def _state(p) -> None:
     )
 
 
+def _refresh_flags(p, ssh: bool = True) -> None:
+    p.add_argument(
+        "--refresh",
+        default="true",
+        choices=["true", "false"],
+        help="read the live hosts first and show drift (default true)",
+    )
+    p.add_argument(
+        "--refresh-only",
+        action="store_true",
+        help="only report how the cluster drifted from the state",
+    )
+    if ssh:
+        p.add_argument(
+            "--ssh-timeout",
+            default="10s",
+            metavar="DURATION",
+            help="SSH connection timeout (default 10s)",
+        )
+        p.add_argument(
+            "--command-timeout",
+            default="60s",
+            metavar="DURATION",
+            help="timeout of one command on a host",
+        )
+
+
 def _apply_flags(p, approve: bool = True) -> None:
     if approve:
         p.add_argument(
@@ -129,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", metavar="FILE", help="save the plan for `sealer apply FILE`")
     p.add_argument("--destroy", action="store_true", help="plan to reset every host")
+    _refresh_flags(p)
     p.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -160,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     _clusterfile(p)
     _state(p)
     _apply_flags(p)
+    _refresh_flags(p, ssh=False)
     p.add_argument(
         "--max-unavailable",
         default="10%",
@@ -229,6 +258,27 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--masters", type=int, default=1, help="how many of them are masters")
     _sub(boxes, "down", "stop every sandbox host and remove its files", "  sealer sandbox down")
     _sub(boxes, "ls", "list the sandbox hosts", "  sealer sandbox ls")
+
+    p = _sub(
+        subparsers,
+        "drift",
+        "report how the cluster drifted from the state (for cron)",
+        "  sealer drift -f Clusterfile --prometheus /var/lib/node_exporter/sealer.prom\n"
+        "  # crontab: */15 * * * * sealer drift -f /etc/sealer/Clusterfile --lock-timeout 1m",
+        "Read the live hosts and the cluster, read-only, and compare them with the state.\n"
+        "Exit 0: no drift; 1: error (including another run holding the state lock);\n"
+        "2: drift found.",
+    )
+    _clusterfile(p)
+    _state(p)
+    p.add_argument("--json", action="store_true", help="one JSON document with the findings")
+    p.add_argument(
+        "--prometheus",
+        metavar="FILE",
+        help="write metrics for node_exporter's textfile collector (atomically)",
+    )
+    p.add_argument("--ssh-timeout", default="10s", metavar="DURATION")
+    p.add_argument("--command-timeout", default="60s", metavar="DURATION")
 
     p = _sub(
         subparsers,

@@ -188,7 +188,7 @@ def parse(raw: bytes, where: str, cluster: str | None = None) -> dict:
     return doc
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write data to path so that a crash leaves either the old file or the new one."""
     _ensure_folder(path.parent)
     try:
@@ -202,7 +202,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:

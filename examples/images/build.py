@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 VERSIONS = ("v1.25.3", "v1.26.1")
 BINARIES = {
-    "kubernetes": ("kubeadm", "kubelet", "kubectl", "systemctl"),
+    "kubernetes": ("kubeadm", "kubelet", "kubectl", "etcdctl", "systemctl"),
     "k3s": ("k3s", "kubectl", "systemctl"),
     "k0s": ("k0s", "kubectl", "systemctl"),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import threading
 import time
@@ -174,8 +175,28 @@ class Runtime:
     def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
         raise NotImplementedError
 
-    def installed_version(self, ops: NodeOps, ip: str) -> str | None:
-        """The version the host's binaries report, None when nothing is installed."""
+    # ---- what a refresh reads (read-only) ----
+
+    version_command = ""  # prints the version of the installed binaries
+    service_units: tuple[str, ...] = ()  # one of them is active when the runtime runs
+
+    def parse_version(self, text: str) -> str | None:
+        """vX.Y.Z from version_command's output, None when nothing is installed."""
+        m = re.search(r"v\d+\.\d+\.\d+", text)
+        return m.group(0) if m else None
+
+    def facts_command(self, rootfs: str) -> str:
+        """One read-only command printing KEY=VALUE lines about the host."""
+        units = " ".join(self.service_units)
+        return (
+            f"echo hostname=$(hostname); echo marker=$(cat {rootfs}/.sealer-digest "
+            f"2>/dev/null); echo version=$({self.version_command} 2>/dev/null); "
+            f"for u in {units}; do systemctl is-active $u >/dev/null 2>&1 && "
+            f"echo service=$u; done; true"
+        )
+
+    def etcd_members(self, ops: NodeOps) -> set[str]:
+        """Names of the etcd members, as the control plane reports them."""
         raise NotImplementedError
 
 

@@ -18,16 +18,15 @@ class K0s(Runtime):
     kubectl_command = "k0s kubectl"
     masters_are_nodes = False
 
-    def installed_version(self, ops: NodeOps, ip: str) -> str | None:
-        result = ops.run(ip, "command -v k0s >/dev/null && k0s version", check=False)
-        return result.stdout.strip().split("+")[0] if result.exit_code == 0 else None
+    version_command = "k0s version"
+    service_units = ("k0scontroller", "k0sworker")
 
     def _running(self, ops: NodeOps, ip: str, unit: str) -> bool:
         return ops.run(ip, f"systemctl is-active {unit}", check=False).exit_code == 0
 
-    def etcd_members(self, ops: NodeOps) -> dict[str, str]:
+    def etcd_members(self, ops: NodeOps) -> set[str]:
         out = ops.run(ops.bootstrap, "k0s etcd member-list").stdout
-        return json.loads(out)["members"]
+        return set(json.loads(out)["members"])
 
     def _wait_member(self, ops: NodeOps, ip: str) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -62,7 +61,9 @@ class K0s(Runtime):
         self._wait_member(ops, ip)
 
     def join_worker(self, ops: NodeOps, ip: str) -> None:
-        if not self._running(ops, ip, "k0sworker"):
+        if self._running(ops, ip, "k0sworker"):  # joined before: a restart re-registers its node
+            ops.run(ip, "k0s stop && k0s start")
+        else:
             token = self._token(ops, "worker")
             write_file(ops, ip, TOKEN_FILE, token + "\n", secrets=(token,))
             ops.run(ip, f"k0s install worker --token-file {TOKEN_FILE}")

@@ -15,9 +15,16 @@ UNITS = {"server": "k3s", "agent": "k3s-agent"}
 class K3s(Runtime):
     name = "k3s"
 
-    def installed_version(self, ops: NodeOps, ip: str) -> str | None:
-        result = ops.run(ip, "command -v k3s >/dev/null && k3s --version", check=False)
-        return result.stdout.split()[2].split("+")[0] if result.exit_code == 0 else None
+    version_command = "k3s --version"
+    service_units = ("k3s", "k3s-agent")
+
+    def etcd_members(self, ops: NodeOps) -> set[str]:
+        """k3s labels the nodes that carry an embedded etcd member."""
+        return {
+            name
+            for name, node in self.nodes(ops).items()
+            if "node-role.kubernetes.io/etcd" in node["metadata"].get("labels", {})
+        }
 
     def _config(self, ops: NodeOps, ip: str, token: str, **settings: str) -> str:
         lines = [f"token: {token}", f"node-ip: {ops.address(ip)}"]
@@ -28,7 +35,8 @@ class K3s(Runtime):
         return "\n".join(lines) + "\n"
 
     def _install(self, ops: NodeOps, ip: str, kind: str, config: str, token: str) -> None:
-        """Config (through stdin: it holds the token), service unit and start, unless running."""
+        """Config (through stdin: it holds the token), service unit and start. A service that
+        already runs is restarted instead: it re-registers a node that was deleted."""
         unit = UNITS[kind]
         unit_text = (
             f"[Unit]\nDescription=k3s {kind}\n[Service]\n"
@@ -37,7 +45,7 @@ class K3s(Runtime):
         path = f"/etc/systemd/system/{unit}.service"
         ops.run(
             ip,
-            f"systemctl is-active {unit} >/dev/null && exit 0; "
+            f"systemctl is-active {unit} >/dev/null && {{ systemctl restart {unit}; exit $?; }}; "
             f"install -d /etc/rancher/k3s /etc/systemd/system && "
             f"(umask 077 && cat > {CONFIG}) && printf %s {shlex.quote(unit_text)} > {path}"
             f" && systemctl daemon-reload && systemctl enable --now {unit}",

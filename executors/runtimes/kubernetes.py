@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from cluster.errors import SealerError
@@ -9,6 +10,10 @@ from executors.runtimes.base import NodeOps, Runtime, write_file
 
 KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
 JOIN = re.compile(r"kubeadm join (\S+) --token (\S+) --discovery-token-ca-cert-hash (\S+)")
+ETCDCTL_FLAGS = (
+    "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+    "--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key"
+)
 COPY_ADMIN = "install -d -m 0700 $HOME/.kube && cp -f /etc/kubernetes/admin.conf $HOME/.kube/config"
 
 
@@ -19,13 +24,21 @@ class Kubeadm(Runtime):
         super().__init__()
         self.kubeadm_documents = kubeadm_documents  # the Clusterfile's kubeadm YAML, if any
 
-    def installed_version(self, ops: NodeOps, ip: str) -> str | None:
-        result = ops.run(ip, "command -v kubelet >/dev/null && kubelet --version", check=False)
-        return result.stdout.split()[-1] if result.exit_code == 0 else None
+    version_command = "kubelet --version"
+    service_units = ("kubelet",)
+
+    def etcd_members(self, ops: NodeOps) -> set[str]:
+        out = ops.run(ops.bootstrap, f"ETCDCTL_API=3 etcdctl {ETCDCTL_FLAGS} member list -w json")
+        return {m["name"] for m in json.loads(out.stdout)["members"]}
 
     def _joined(self, ops: NodeOps, ip: str) -> bool:
+        """Joined and still a node. A host joined before whose node was deleted is reset first,
+        as kubeadm's preflight refuses to join over an old kubelet.conf."""
         on_host = ops.run(ip, "test -f /etc/kubernetes/kubelet.conf", check=False).exit_code == 0
-        return on_host and self.is_node(ops, ip)
+        if on_host and not self.is_node(ops, ip):
+            ops.run(ip, "kubeadm reset -f")
+            return False
+        return on_host
 
     def init(self, ops: NodeOps, ip: str) -> None:
         if ops.run(ip, "test -f /etc/kubernetes/admin.conf", check=False).exit_code == 0:

@@ -70,6 +70,11 @@ class Cluster:
         assert result.returncode == expect, result.stdout[-3000:] + result.stderr[-3000:]
         return result
 
+    def state_path(self) -> Path:
+        from cluster.image import sealer_home
+
+        return sealer_home() / "state" / f"{self.name}.json"
+
     def state(self) -> dict:
         return json.loads(self.sealer("show", "--json").stdout)
 

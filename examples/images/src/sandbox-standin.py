@@ -34,7 +34,7 @@ PORT = 6443
 # Tools whose runs only read, for tests that check "no command that changes anything ran".
 READ_ONLY = re.compile(
     r"^(kubectl (get|version)|k3s (--version|kubectl get)|k0s (version|kubectl get|etcd member-list"
-    r"|kubeconfig)|kubeadm version|kubelet --version|systemctl is-active)"
+    r"|kubeconfig)|kubeadm version|kubelet --version|systemctl is-active|etcdctl)"
 )
 
 
@@ -947,6 +947,35 @@ def tool_k0s(version, argv):
     raise Refused
 
 
+ETCDCTL = [
+    "--endpoints=https://127.0.0.1:2379",
+    "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+    "--cert=/etc/kubernetes/pki/etcd/server.crt",
+    "--key=/etc/kubernetes/pki/etcd/server.key",
+    "member",
+    "list",
+    "-w",
+    "json",
+]
+
+
+def tool_etcdctl(version, argv):
+    """etcdctl as run on a kubeadm control-plane node, against its stacked etcd member."""
+    if argv != ETCDCTL or not service_pid("kube-apiserver"):
+        raise Refused
+    members = api(f"{node_address()}:{PORT}", "GET", "/etcd")
+    print(
+        json.dumps(
+            {
+                "members": [
+                    {"name": name, "peerURLs": [f"https://{ip}:2380"]}
+                    for name, ip in sorted(members.items())
+                ]
+            }
+        )
+    )
+
+
 def tool_kube_apiserver(version, argv):
     leader = next((a.split("=", 1)[1] for a in argv if a.startswith("--leader=")), None)
     serve_api("kubernetes", leader)
@@ -960,6 +989,7 @@ TOOLS = {
     "k0s": tool_k0s,
     "systemctl": tool_systemctl,
     "kube-apiserver": tool_kube_apiserver,
+    "etcdctl": tool_etcdctl,
 }
 
 

@@ -1,0 +1,113 @@
+"""Refresh: read each recorded host's facts and the cluster's own view, in parallel, read-only.
+
+Nothing here changes a host: every command only reads (hostname, a marker file, a version,
+`systemctl is-active`, `kubectl get nodes`, the etcd member list). An unreachable host is a
+fact, not an error; the rest of the refresh completes.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from cluster.errors import SealerError
+from cluster.model import ClusterView, HostFacts
+from executors import distribute
+from executors.driver import Driver, HostError
+from executors.runtimes import runtime_for
+from executors.runtimes.base import Runtime
+
+SYSTEM_LABEL_PREFIXES = (
+    "kubernetes.io/",
+    "node-role.kubernetes.io/",
+    "beta.kubernetes.io/",
+    "node.kubernetes.io/",
+)
+
+
+class _ReadOps:
+    """The NodeOps a runtime needs for cluster-wide reads, from one master."""
+
+    def __init__(self, driver: Driver, source: str):
+        self.driver = driver
+        self.bootstrap = source
+
+    def run(self, ip, command, *, stdin=b"", check=True, secrets=()):
+        return self.driver.host(ip).run(command, stdin=stdin, check=check, secrets=secrets)
+
+
+def refresh(state: dict, driver: Driver, parallelism: int = 20) -> tuple[dict, ClusterView]:
+    """Facts of every recorded host (by IP) and the cluster view."""
+    runtime = runtime_for((state.get("image") or {}).get("runtime", "kubernetes"))
+    rootfs = distribute.rootfs_dir(state["cluster"])
+    ips = list(state["hosts"])
+    with ThreadPoolExecutor(max(1, min(parallelism, len(ips) or 1))) as pool:
+        facts = dict(
+            zip(
+                ips, pool.map(lambda ip: _host_facts(driver, ip, runtime, rootfs), ips), strict=True
+            )
+        )
+    return facts, _cluster_view(state, facts, driver, runtime)
+
+
+def _host_facts(driver: Driver, ip: str, runtime: Runtime, rootfs: str) -> HostFacts:
+    remote = driver.host(ip)
+    try:
+        out = remote.run(runtime.facts_command(rootfs)).stdout
+        key = remote.host_key()
+    except HostError as e:
+        return HostFacts(ip, reachable=not e.unreachable, error=str(e))
+    values: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        name, _, value = line.partition("=")
+        values.setdefault(name, []).append(value.strip())
+    return HostFacts(
+        ip,
+        reachable=True,
+        host_key=key,
+        hostname=values.get("hostname", [""])[0],
+        marker=values.get("marker", [""])[0],
+        version=runtime.parse_version(values.get("version", [""])[0]),
+        services=tuple(values.get("service", [])),
+    )
+
+
+def _cluster_view(state: dict, facts: dict, driver: Driver, runtime: Runtime) -> ClusterView:
+    masters = [ip for ip, h in state["hosts"].items() if "master" in h.get("roles", ())]
+    bootstrap = state.get("bootstrap_master")
+    ordered = ([bootstrap] if bootstrap in masters else []) + [m for m in masters if m != bootstrap]
+    errors = []
+    for source in ordered:
+        if not facts[source].reachable:
+            continue
+        ops = _ReadOps(driver, source)
+        try:
+            nodes = {name: _node_summary(item) for name, item in runtime.nodes(ops).items()}
+            etcd = frozenset(runtime.etcd_members(ops))
+        except (SealerError, ValueError, KeyError) as e:
+            errors.append(f"{source}: {e}")
+            continue
+        return ClusterView(source=source, nodes=nodes, etcd=etcd)
+    return ClusterView(source=None, error="; ".join(errors) or "no master is reachable")
+
+
+def _node_summary(item: dict) -> dict:
+    labels = {
+        k: v
+        for k, v in item["metadata"].get("labels", {}).items()
+        if not k.startswith(SYSTEM_LABEL_PREFIXES)
+    }
+    taints = []
+    for t in item["spec"].get("taints", []) or []:
+        value = f"={t['value']}" if t.get("value") else ""
+        taints.append(f"{t['key']}{value}:{t['effect']}")
+    addresses = {a["type"]: a["address"] for a in item["status"].get("addresses", [])}
+    ready = any(
+        c["type"] == "Ready" and c["status"] == "True" for c in item["status"].get("conditions", [])
+    )
+    return {
+        "address": addresses.get("InternalIP", ""),
+        "ready": ready,
+        "version": item["status"].get("nodeInfo", {}).get("kubeletVersion", ""),
+        "labels": labels,
+        "taints": sorted(taints),
+    }
