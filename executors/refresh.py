@@ -40,13 +40,15 @@ def refresh(state: dict, driver: Driver, parallelism: int = 20) -> tuple[dict, C
     runtime = runtime_for((state.get("image") or {}).get("runtime", "kubernetes"))
     rootfs = distribute.rootfs_dir(state["cluster"])
     ips = list(state["hosts"])
-    with ThreadPoolExecutor(max(1, min(parallelism, len(ips) or 1))) as pool:
-        facts = dict(
-            zip(
-                ips, pool.map(lambda ip: _host_facts(driver, ip, runtime, rootfs), ips), strict=True
-            )
-        )
-    return facts, _cluster_view(state, facts, driver, runtime)
+    with ThreadPoolExecutor(max(2, min(parallelism, len(ips)) + 1)) as pool:
+        # The cluster's view is read from the bootstrap master while the hosts answer.
+        early_view = pool.submit(_view_from, state.get("bootstrap_master"), driver, runtime)
+        answers = pool.map(lambda ip: _host_facts(driver, ip, runtime, rootfs), ips)
+        facts = dict(zip(ips, answers, strict=True))
+        view = early_view.result()
+    if view.source is None:  # the bootstrap master did not answer: try the others
+        view = _cluster_view(state, facts, driver, runtime, first_error=view.error)
+    return facts, view
 
 
 def _host_facts(driver: Driver, ip: str, runtime: Runtime, rootfs: str) -> HostFacts:
@@ -67,26 +69,42 @@ def _host_facts(driver: Driver, ip: str, runtime: Runtime, rootfs: str) -> HostF
         hostname=values.get("hostname", [""])[0],
         marker=values.get("marker", [""])[0],
         version=runtime.parse_version(values.get("version", [""])[0]),
-        services=tuple(values.get("service", [])),
+        services=tuple(
+            unit
+            for unit, status in zip(
+                runtime.service_units, values.get("services", [""])[0].split(), strict=False
+            )
+            if status == "active"
+        ),
     )
 
 
-def _cluster_view(state: dict, facts: dict, driver: Driver, runtime: Runtime) -> ClusterView:
-    masters = [ip for ip, h in state["hosts"].items() if "master" in h.get("roles", ())]
+def _view_from(source: str | None, driver: Driver, runtime: Runtime) -> ClusterView:
+    if source is None:
+        return ClusterView(source=None, error="no bootstrap master")
+    ops = _ReadOps(driver, source)
+    try:
+        nodes = {name: _node_summary(item) for name, item in runtime.nodes(ops).items()}
+        etcd = frozenset(runtime.etcd_members(ops))
+    except (SealerError, ValueError, KeyError) as e:
+        return ClusterView(source=None, error=f"{source}: {e}")
+    return ClusterView(source=source, nodes=nodes, etcd=etcd)
+
+
+def _cluster_view(
+    state: dict, facts: dict, driver: Driver, runtime: Runtime, first_error: str
+) -> ClusterView:
     bootstrap = state.get("bootstrap_master")
-    ordered = ([bootstrap] if bootstrap in masters else []) + [m for m in masters if m != bootstrap]
-    errors = []
-    for source in ordered:
+    errors = [first_error]
+    for source, record in state["hosts"].items():
+        if "master" not in record.get("roles", ()) or source == bootstrap:
+            continue
         if not facts[source].reachable:
             continue
-        ops = _ReadOps(driver, source)
-        try:
-            nodes = {name: _node_summary(item) for name, item in runtime.nodes(ops).items()}
-            etcd = frozenset(runtime.etcd_members(ops))
-        except (SealerError, ValueError, KeyError) as e:
-            errors.append(f"{source}: {e}")
-            continue
-        return ClusterView(source=source, nodes=nodes, etcd=etcd)
+        view = _view_from(source, driver, runtime)
+        if view.source:
+            return view
+        errors.append(view.error)
     return ClusterView(source=None, error="; ".join(errors) or "no master is reachable")
 
 

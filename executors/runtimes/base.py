@@ -189,10 +189,9 @@ class Runtime:
         """One read-only command printing KEY=VALUE lines about the host."""
         units = " ".join(self.service_units)
         return (
-            f"echo hostname=$(hostname); echo marker=$(cat {rootfs}/.sealer-digest "
-            f"2>/dev/null); echo version=$({self.version_command} 2>/dev/null); "
-            f"for u in {units}; do systemctl is-active $u >/dev/null 2>&1 && "
-            f"echo service=$u; done; true"
+            f"echo hostname=$(hostname); echo marker=$(cat {rootfs}/.sealer-digest 2>/dev/null); "
+            f"echo version=$({self.version_command} 2>/dev/null); "
+            f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); true"
         )
 
     def etcd_members(self, ops: NodeOps) -> set[str]:

@@ -485,6 +485,12 @@ def start_unit(name):
 def tool_systemctl(version, argv):
     if argv == ["daemon-reload"]:
         return
+    if len(argv) >= 2 and argv[0] == "is-active":  # one line per unit, as systemctl prints
+        states = [
+            "active" if service_pid(u.removesuffix(".service")) else "inactive" for u in argv[1:]
+        ]
+        print("\n".join(states))
+        sys.exit(0 if "active" in states else 3)
     if len(argv) == 2 and argv[0] in ("start", "restart", "stop", "is-active", "enable"):
         verb, unit = argv[0], argv[1].removesuffix(".service")
         if verb == "is-active":
