@@ -186,7 +186,8 @@ def _extract(archive: Path, into: Path) -> None:
             else:  # pragma: no cover - Python < 3.10.12
                 tar.extractall(into)
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise ImageError(f"{archive}: not a readable tar archive: {e}") from None
+        reason = (str(e).splitlines() or [type(e).__name__])[0].rstrip(":")
+        raise ImageError(f"{archive}: not a readable tar archive ({reason})") from None
 
 
 def _rootfs_in(folder: Path) -> Path:

@@ -134,6 +134,7 @@ def test_d_upgrade_masters_one_at_a_time_then_worker_batches(cluster):
 def test_e_reapply_without_change_runs_nothing(cluster):
     cluster.write([1], [2])
     cluster.apply()
+
     def changes():
         return {n: [e for e in command_log(n) if not e["read_only"]] for n in (1, 2)}
 
