@@ -196,6 +196,11 @@ class Applier:
     def execute(self, action: Action) -> None:
         handler = getattr(self, f"_do_{action.kind}")
         handler(action)
+        record = self.state["hosts"].get(action.host or "")
+        if record is not None and not record.get("host_key"):  # forgotten: pin the key seen now
+            self._record(
+                document.update_host(action.host, host_key=self.driver.host(action.host).host_key())
+            )
 
     def _ops(self, bootstrap: str | None = None) -> ActionOps:
         return ActionOps(self, bootstrap or self.bootstrap)

@@ -32,9 +32,10 @@ logging.getLogger("paramiko").propagate = False
 class HostError(SealerError):
     """A command failed on a host, or the host could not be reached."""
 
-    def __init__(self, ip: str, message: str, unreachable: bool = False):
+    def __init__(self, ip: str, message: str, unreachable: bool = False, retryable: bool = False):
         self.ip = ip
         self.unreachable = unreachable
+        self.retryable = retryable  # a connection problem that may pass
         super().__init__(f"{ip}: {message}")
 
 
@@ -56,6 +57,7 @@ def mask(text: str, secrets: tuple[str, ...]) -> str:
 class Timeouts:
     connect: float = 10.0
     command: float = 600.0
+    retries: int = 2  # more connection attempts after a failed one
 
 
 class Remote:
@@ -73,7 +75,11 @@ class Remote:
 
     def _connect(self):
         from fabric import Connection  # imported late: planning never needs it
-        from paramiko.ssh_exception import AuthenticationException, SSHException
+        from paramiko.ssh_exception import (
+            AuthenticationException,
+            BadHostKeyException,
+            SSHException,
+        )
 
         connect_kwargs = {
             "allow_agent": False,
@@ -107,6 +113,15 @@ class Remote:
                 self.ip,
                 f"SSH connection timed out after {self.timeouts.connect:g}s",
                 unreachable=True,
+                retryable=True,
+            ) from None
+        except BadHostKeyException as e:
+            raise HostError(
+                self.ip,
+                f"the host key ({_fingerprint(e.key)}) does not match the one in your "
+                f"known_hosts ({_fingerprint(e.expected_key)}); fix ~/.ssh/known_hosts if the "
+                f"host was reinstalled",
+                unreachable=True,
             ) from None
         except (OSError, SSHException, EOFError) as e:
             reason = str(e) or type(e).__name__
@@ -114,6 +129,7 @@ class Remote:
                 self.ip,
                 f"cannot connect over SSH on port {self.ssh.port}: {mask(reason, self._secrets())}",
                 unreachable=True,
+                retryable=True,
             ) from None
         return connection
 
@@ -123,14 +139,39 @@ class Remote:
     def transport(self):
         with self._lock:
             if self._connection is None or not self._connection.is_connected:
-                self._connection = self._connect()
+                self._connection = self._connect_with_retries()
+                self._check_pinned_key()
             return self._connection.client.get_transport()
+
+    def _connect_with_retries(self):
+        """Connection errors are retried with backoff; a refused login is not."""
+        for attempt in range(self.timeouts.retries + 1):
+            try:
+                return self._connect()
+            except HostError as e:
+                if not e.retryable or attempt == self.timeouts.retries:
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 5.0))
+        raise AssertionError("unreachable")
+
+    def _check_pinned_key(self) -> None:
+        if not self.known_key:
+            return
+        seen = _fingerprint(self._connection.client.get_transport().get_remote_server_key())
+        if seen != self.known_key:
+            self._connection.close()
+            self._connection = None
+            raise HostError(
+                self.ip,
+                f"host key changed: the state pinned {self.known_key}, the host now shows "
+                f"{seen}. If the host was reinstalled on purpose, accept its new key with: "
+                f"sealer state forget-host-key {self.ip}",
+                unreachable=True,
+            )
 
     def host_key(self) -> str:
         """SHA256 fingerprint of the host's key, as OpenSSH prints it."""
-        key = self.transport().get_remote_server_key()
-        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-        return f"SHA256:{digest}"
+        return _fingerprint(self.transport().get_remote_server_key())
 
     def close(self) -> None:
         with self._lock:
@@ -316,12 +357,23 @@ def _file_chunks(path: str, size: int = 1 << 20):
             yield chunk
 
 
+def _fingerprint(key) -> str:
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
 class Driver:
     """The connections of one run, by IP."""
 
-    def __init__(self, hosts: dict[str, SSH], timeouts: Timeouts | None = None):
+    def __init__(
+        self,
+        hosts: dict[str, SSH],
+        timeouts: Timeouts | None = None,
+        pinned_keys: dict[str, str] | None = None,
+    ):
         self.timeouts = timeouts or Timeouts()
         self._ssh = dict(hosts)
+        self._pinned = dict(pinned_keys or {})  # ip -> fingerprint first seen (from the state)
         self._remotes: dict[str, Remote] = {}
         self._lock = threading.Lock()
 
@@ -335,7 +387,9 @@ class Driver:
             if remote is None:
                 if ip not in self._ssh:
                     raise HostError(ip, "no SSH settings for this host")
-                remote = self._remotes[ip] = Remote(ip, self._ssh[ip], self.timeouts)
+                remote = self._remotes[ip] = Remote(
+                    ip, self._ssh[ip], self.timeouts, self._pinned.get(ip, "")
+                )
             return remote
 
     def close(self) -> None:

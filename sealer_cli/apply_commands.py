@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -139,12 +140,12 @@ def _execute(args, plan: Plan, cluster: Cluster, backend, state: dict, word: str
         cluster,
         backend,
         state,
-        ssh_driver(args, cluster, state),
+        ssh_driver(args, cluster, state, pin_keys=True),
         events,
         ApplyOptions(parallelism=args.parallelism),
     )
     context = events if hasattr(events, "__enter__") else contextlib.nullcontext()
-    with context:
+    with context, _stop_on_signals(applier.stop) as received:
         outcome = applier.run_plan()
     done = set(outcome.done)
     counts = {"add": 0, "change": 0, "destroy": 0}
@@ -162,6 +163,16 @@ def _execute(args, plan: Plan, cluster: Cluster, backend, state: dict, word: str
                 f"{counts['destroy']} destroyed."
             )
         return 0
+    if received:  # SIGINT / SIGTERM: running actions finished and were recorded
+        lines = [
+            f"{word} interrupted: {len(outcome.done)} action(s) done and recorded; left "
+            f"undone: {', '.join(outcome.not_started + outcome.skipped) or 'nothing'}"
+        ]
+        lines += [f"  failed:  {aid}: {error}" for aid, error in outcome.failed.items()]
+        lines.append("Run `sealer apply` again to finish.")
+        error = ApplyFailed("\n".join(lines))
+        error.exit_code = 128 + received[0]  # 130 for SIGINT, 143 for SIGTERM
+        raise error
     lines = [
         f"{word} failed: {len(outcome.done)} action(s) done and recorded, "
         f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped, "
@@ -171,6 +182,30 @@ def _execute(args, plan: Plan, cluster: Cluster, backend, state: dict, word: str
     lines += [f"  skipped: {aid}" for aid in outcome.skipped]
     lines.append("Run `sealer apply` again to finish: finished actions are not repeated.")
     raise ApplyFailed("\n".join(lines))
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop):
+    """SIGINT and SIGTERM stop new actions from starting; the running ones finish."""
+    received: list[int] = []
+
+    def on_signal(signum, frame):
+        if not received:
+            print(
+                f"\n{signal.Signals(signum).name}: finishing the running actions, starting no "
+                f"new one...",
+                file=sys.stderr,
+                flush=True,
+            )
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_run(args) -> int:
@@ -229,7 +264,7 @@ def cmd_kubeconfig(args) -> int:
             f"run `sealer apply` first"
         )
     runtime = (state.get("image") or {}).get("runtime", "kubernetes")
-    driver = ssh_driver(args, cluster, state)
+    driver = ssh_driver(args, cluster, state, pin_keys=True)
     try:
         text = driver.host(bootstrap).run(KUBECONFIG_COMMANDS[runtime]).stdout
     finally:

@@ -28,6 +28,7 @@ def run(args) -> int:
         "kubeconfig": apply_commands.cmd_kubeconfig,
         "sandbox": apply_commands.cmd_sandbox,
         "drift": drift_commands.cmd_drift,
+        "state": cmd_state,
         "validate": cmd_validate,
         "plan": cmd_plan,
         "graph": cmd_graph,
@@ -53,8 +54,12 @@ def locked_state(args, cluster_name: str, operation: str):
         yield backend, backend.read(cluster_name)
 
 
-def ssh_driver(args, cluster: Cluster, state: dict):
-    """Connections to the Clusterfile's hosts and to recorded hosts it no longer lists."""
+def ssh_driver(args, cluster: Cluster, state: dict, pin_keys: bool = False):
+    """Connections to the Clusterfile's hosts and to recorded hosts it no longer lists.
+
+    pin_keys: refuse a host whose key differs from the one the state recorded at first contact
+    (a refresh does not pin: it reports the change as drift instead).
+    """
     from executors.driver import Driver, Timeouts
 
     hosts = {ip: host.ssh for ip, host in cluster.hosts.items()}
@@ -63,8 +68,10 @@ def ssh_driver(args, cluster: Cluster, state: dict):
     timeouts = Timeouts(
         connect=parse_duration(args.ssh_timeout, "--ssh-timeout"),
         command=parse_duration(args.command_timeout, "--command-timeout"),
+        retries=max(0, getattr(args, "retries", 2)),
     )
-    return Driver(hosts, timeouts)
+    pinned = {ip: h.get("host_key", "") for ip, h in state["hosts"].items()} if pin_keys else {}
+    return Driver(hosts, timeouts, pinned)
 
 
 def make_plan(args, cluster: Cluster, state: dict) -> Plan:
@@ -213,4 +220,24 @@ def cmd_image(args) -> int:
     print(f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST")
     for r in records:
         print(f"{r['name']:<32} {r['runtime']:<11} {r['version']:<10} {r['digest'][:19]}")
+    return 0
+
+
+def cmd_state(args) -> int:
+    """`sealer state forget-host-key IP`: accept a host's new key at the next contact."""
+    cluster = load_cluster(args.file)
+    with locked_state(args, cluster.name, "state forget-host-key") as (backend, state):
+        host = state["hosts"].get(args.ip)
+        if host is None:
+            raise SealerError(
+                f"{args.ip} is not a host of cluster {cluster.name!r} in {backend.describe()}"
+            )
+        old = host.get("host_key") or "(none)"
+        changed = json.loads(json.dumps(state))
+        changed["hosts"][args.ip]["host_key"] = ""
+        backend.write(changed, state)
+    print(
+        f"Forgot the host key of {args.ip} ({old}); the key seen at the next contact will be "
+        f"recorded."
+    )
     return 0

@@ -118,6 +118,14 @@ def _apply_flags(p, approve: bool = True) -> None:
         metavar="DURATION",
         help="timeout of one command on a host (default 10m)",
     )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="more attempts after a failed SSH connection, with backoff (default 2); "
+        "failed commands are not retried",
+    )
 
 
 DEFAULT_SANDBOX_IMAGE = str(
@@ -282,6 +290,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subparsers,
+        "state",
+        "inspect or repair the recorded state",
+        "  sealer state forget-host-key 10.0.0.5 -f Clusterfile",
+    )
+    states = p.add_subparsers(dest="state_command", metavar="STATE_COMMAND")
+    q = _sub(
+        states,
+        "forget-host-key",
+        "accept a reinstalled host's new SSH host key",
+        "  sealer state forget-host-key 10.0.0.5 -f Clusterfile",
+        "Forget the host key sealer pinned for IP at first contact; the key seen at the\n"
+        "next contact is recorded. Do this only if you know why the key changed.",
+    )
+    q.add_argument("ip", metavar="IP")
+    _clusterfile(q)
+    _state(q)
+
+    p = _sub(
+        subparsers,
         "graph",
         "print the plan's DAG in Graphviz DOT",
         "  sealer graph -f Clusterfile | dot -Tpng > plan.png",
@@ -344,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "image" and not args.image_command:
         parser.parse_args(["image", "--help"])
+    if args.command == "state" and not args.state_command:
+        parser.parse_args(["state", "--help"])
     if args.command == "sandbox" and not args.sandbox_command:
         parser.parse_args(["sandbox", "--help"])
     from sealer_cli import commands

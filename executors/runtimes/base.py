@@ -211,21 +211,29 @@ def _removal(taint: str) -> str:
     return f"{key_value.split('=')[0]}:{effect}-" if key_value else f"{taint}-"
 
 
-def write_file(
+HOST_LOCK = "/var/lib/sealer/.step.lock"
+RAN = "sealer-step-ran"
+
+
+def guarded(
     ops: NodeOps,
     ip: str,
-    path: str,
-    content: str,
-    mode: str = "0600",
+    done: str,
+    command: str,
+    *,
+    stdin: bytes = b"",
     secrets: tuple[str, ...] = (),
 ) -> None:
-    """Write a file on the host through stdin, so its content never shows in a command line."""
-    folder = path.rsplit("/", 1)[0]
+    """Run command on the host unless `done` (a shell test) says its work is there already.
+
+    The test and the command run under one host-wide lock: when an earlier sealer was killed
+    while the same step was still running there, this one waits for it, sees it done and
+    does not run the step a second time.
+    """
+    script = f"{done} || {{ {command}; }}"
     ops.run(
         ip,
-        f"install -d {shlex.quote(folder)} && umask 077 && cat > {shlex.quote(path)}.tmp"
-        f" && chmod {mode} {shlex.quote(path)}.tmp && mv {shlex.quote(path)}.tmp "
-        f"{shlex.quote(path)}",
-        stdin=content.encode(),
+        f"mkdir -p /var/lib/sealer && flock {HOST_LOCK} bash -c {shlex.quote(script)}",
+        stdin=stdin,
         secrets=secrets,
     )

@@ -6,10 +6,11 @@ import json
 import time
 
 from cluster.errors import SealerError
-from executors.runtimes.base import NodeOps, Runtime, write_file
+from executors.runtimes.base import NodeOps, Runtime, guarded
 
 CONFIG = "/etc/k0s/k0s.yaml"
 TOKEN_FILE = "/etc/k0s/join-token"
+UNITS = "/etc/systemd/system"
 KUBECONFIG = "install -d -m 0700 $HOME/.kube && k0s kubeconfig admin > $HOME/.kube/config"
 
 
@@ -20,9 +21,6 @@ class K0s(Runtime):
 
     version_command = "k0s version"
     service_units = ("k0scontroller", "k0sworker")
-
-    def _running(self, ops: NodeOps, ip: str, unit: str) -> bool:
-        return ops.run(ip, f"systemctl is-active {unit}", check=False).exit_code == 0
 
     def etcd_members(self, ops: NodeOps) -> set[str]:
         out = ops.run(ops.bootstrap, "k0s etcd member-list").stdout
@@ -35,39 +33,52 @@ class K0s(Runtime):
                 raise SealerError(f"{ip}: controller did not join etcd")
             time.sleep(0.2)
 
-    def _install_config(self, ops: NodeOps, ip: str) -> None:
-        ops.run(ip, f"install -d /etc/k0s && cp -f {ops.rootfs}/etc/k0s.yaml {CONFIG}")
-
     def init(self, ops: NodeOps, ip: str) -> None:
-        if not self._running(ops, ip, "k0scontroller"):
-            self._install_config(ops, ip)
-            ops.run(ip, f"k0s install controller -c {CONFIG}")
-            ops.run(ip, "k0s start")
+        guarded(
+            ops,
+            ip,
+            f"test -f {UNITS}/k0scontroller.service",
+            f"{self._config_command(ops)} && k0s install controller -c {CONFIG} && k0s start",
+        )
         ops.run(ip, KUBECONFIG)
+
+    def _config_command(self, ops: NodeOps) -> str:
+        return f"install -d /etc/k0s && cp -f {ops.rootfs}/etc/k0s.yaml {CONFIG}"
 
     def _token(self, ops: NodeOps, role: str) -> str:
         return self.secret(
             role, lambda: ops.run(ops.bootstrap, f"k0s token create --role={role}").stdout.strip()
         )
 
+    def _install_with_token(self, ops: NodeOps, ip: str, role: str, install: str) -> bool:
+        """Token file (through stdin) and `k0s install`, unless an earlier run installed it."""
+        token = self._token(ops, role)
+        unit = "k0scontroller" if role == "controller" else "k0sworker"
+        return guarded(
+            ops,
+            ip,
+            f"test -f {UNITS}/{unit}.service",
+            f"install -d /etc/k0s && (umask 077 && cat > {TOKEN_FILE}) && {install} && k0s start",
+            stdin=(token + "\n").encode(),
+            secrets=(token,),
+        )
+
     def join_master(self, ops: NodeOps, ip: str) -> None:
-        if not self._running(ops, ip, "k0scontroller"):
-            token = self._token(ops, "controller")
-            self._install_config(ops, ip)
-            write_file(ops, ip, TOKEN_FILE, token + "\n", secrets=(token,))
-            ops.run(ip, f"k0s install controller --token-file {TOKEN_FILE} -c {CONFIG}")
-            ops.run(ip, "k0s start")
+        self._install_with_token(
+            ops,
+            ip,
+            "controller",
+            f"{self._config_command(ops)} && "
+            f"k0s install controller --token-file {TOKEN_FILE} -c {CONFIG}",
+        )
         ops.run(ip, KUBECONFIG)
         self._wait_member(ops, ip)
 
     def join_worker(self, ops: NodeOps, ip: str) -> None:
-        if self._running(ops, ip, "k0sworker"):  # joined before: a restart re-registers its node
-            ops.run(ip, "k0s stop && k0s start")
-        else:
-            token = self._token(ops, "worker")
-            write_file(ops, ip, TOKEN_FILE, token + "\n", secrets=(token,))
-            ops.run(ip, f"k0s install worker --token-file {TOKEN_FILE}")
-            ops.run(ip, "k0s start")
+        if not self._install_with_token(
+            ops, ip, "worker", f"k0s install worker --token-file {TOKEN_FILE}"
+        ):
+            ops.run(ip, "k0s stop && k0s start")  # joined before: a restart re-registers it
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets as random_secrets
 import shlex
 
-from executors.runtimes.base import NodeOps, Runtime
+from executors.runtimes.base import NodeOps, Runtime, guarded
 
 CONFIG = "/etc/rancher/k3s/config.yaml"
 TOKEN_FILE = "/var/lib/rancher/k3s/server/token"
@@ -43,14 +43,23 @@ class K3s(Runtime):
             f"ExecStart=/usr/local/bin/k3s {kind}\nRestart=always\n"
         )
         path = f"/etc/systemd/system/{unit}.service"
-        ops.run(
+        installed = f"test -f {path}"
+        guarded(
+            ops,
             ip,
-            f"systemctl is-active {unit} >/dev/null && {{ systemctl restart {unit}; exit $?; }}; "
+            installed,
             f"install -d /etc/rancher/k3s /etc/systemd/system && "
-            f"(umask 077 && cat > {CONFIG}) && printf %s {shlex.quote(unit_text)} > {path}"
-            f" && systemctl daemon-reload && systemctl enable --now {unit}",
+            f"(umask 077 && cat > {CONFIG}) && printf %s {shlex.quote(unit_text)} > {path}.new"
+            f" && mv {path}.new {path} && systemctl daemon-reload && "
+            f"systemctl enable --now {unit}",
             stdin=config.encode(),
             secrets=(token,),
+        )
+        # Installed by an earlier run: make sure it runs (a restart re-registers a deleted node).
+        ops.run(
+            ip,
+            f"systemctl is-active {unit} >/dev/null && systemctl restart {unit} || "
+            f"systemctl start {unit}",
         )
 
     def _server_token(self, ops: NodeOps) -> str:

@@ -6,7 +6,7 @@ import json
 import re
 
 from cluster.errors import SealerError
-from executors.runtimes.base import NodeOps, Runtime, write_file
+from executors.runtimes.base import NodeOps, Runtime, guarded
 
 KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
 JOIN = re.compile(r"kubeadm join (\S+) --token (\S+) --discovery-token-ca-cert-hash (\S+)")
@@ -14,6 +14,7 @@ ETCDCTL_FLAGS = (
     "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
     "--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key"
 )
+JOINED = "test -f /etc/kubernetes/kubelet.conf"
 COPY_ADMIN = "install -d -m 0700 $HOME/.kube && cp -f /etc/kubernetes/admin.conf $HOME/.kube/config"
 
 
@@ -41,13 +42,17 @@ class Kubeadm(Runtime):
         return on_host
 
     def init(self, ops: NodeOps, ip: str) -> None:
-        if ops.run(ip, "test -f /etc/kubernetes/admin.conf", check=False).exit_code == 0:
-            self.wait_ready(ops, ip)  # initialised by an earlier, interrupted run
-        else:
-            write_file(ops, ip, KUBEADM_CONFIG, self._kubeadm_yaml(ops, ip), "0644")
-            ops.run(ip, f"kubeadm init --config={KUBEADM_CONFIG} --upload-certs")
-            ops.run(ip, COPY_ADMIN)
-            self.wait_ready(ops, ip)
+        # Skipped when an earlier, interrupted run initialised this host already.
+        guarded(
+            ops,
+            ip,
+            "test -f /etc/kubernetes/admin.conf",
+            f"install -d /etc/kubernetes && cat > {KUBEADM_CONFIG} && "
+            f"kubeadm init --config={KUBEADM_CONFIG} --upload-certs",
+            stdin=self._kubeadm_yaml(ops, ip).encode(),
+        )
+        ops.run(ip, COPY_ADMIN)
+        self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 
     def _kubeadm_yaml(self, ops: NodeOps, ip: str) -> str:
@@ -85,8 +90,12 @@ class Kubeadm(Runtime):
                 ),
             )
             key = out.strip().splitlines()[-1].strip()
-            ops.run(
-                ip, f"{command} --control-plane --certificate-key {key}", secrets=secrets + (key,)
+            guarded(
+                ops,
+                ip,
+                JOINED,
+                f"{command} --control-plane --certificate-key {key}",
+                secrets=secrets + (key,),
             )
             ops.run(ip, COPY_ADMIN)
         self.wait_ready(ops, ip)
@@ -95,7 +104,7 @@ class Kubeadm(Runtime):
     def join_worker(self, ops: NodeOps, ip: str) -> None:
         if not self._joined(ops, ip):
             command, secrets = self._join_command(ops)
-            ops.run(ip, command, secrets=secrets)
+            guarded(ops, ip, JOINED, command, secrets=secrets)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 

@@ -46,16 +46,31 @@ class Cluster:
         self.name = name
         self.path = folder / "Clusterfile"
 
-    def write(self, masters: list[int], workers: list[int], version: str = OLD, **spec) -> Path:
+    def write(
+        self,
+        masters: list[int],
+        workers: list[int],
+        version: str = OLD,
+        *,
+        ssh: dict | None = None,
+        worker_extra: dict | None = None,
+        more_groups: list[dict] = (),
+        **spec,
+    ) -> Path:
+        """Write the Clusterfile: masters and workers by host number; extra settings as YAML."""
+        groups = [{"ips": [ip(n) for n in masters], "roles": ["master"]}]
+        if workers:
+            groups.append(
+                {"ips": [ip(n) for n in workers], "roles": ["node"], **(worker_extra or {})}
+            )
         doc = {
             "apiVersion": "sealer.io/v2",
             "kind": "Cluster",
             "metadata": {"name": self.name},
             "spec": {
                 "image": str(IMAGES / f"{self.runtime}-{version}"),
-                "ssh": {"user": "root", "pk": str(sandbox.key_path()), "port": "22"},
-                "hosts": [{"ips": [ip(n) for n in masters], "roles": ["master"]}]
-                + ([{"ips": [ip(n) for n in workers], "roles": ["node"]}] if workers else []),
+                "ssh": {"user": "root", "pk": str(sandbox.key_path()), "port": "22", **(ssh or {})},
+                "hosts": groups + list(more_groups),
                 **spec,
             },
         }
