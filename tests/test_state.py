@@ -149,3 +149,28 @@ def test_a_killed_writer_leaves_a_whole_state(tmp_path, delay):
     with backend.lock("apply"):  # the next run cleans what the killed writer left behind
         assert not list(tmp_path.glob(".s.json.*.tmp"))
         assert backend.read("c")["serial"] == doc["serial"]
+
+
+def test_a_full_disk_leaves_the_old_state(tmp_path):
+    if os.geteuid() != 0:  # pragma: no cover - CI and the sandbox run as root
+        pytest.fail("this test mounts a tiny tmpfs and needs root")
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], check=True)
+    try:
+        backend = LocalBackend(folder / "s.json")
+        doc = backend.read("c")
+        backend.write({**doc, "bootstrap_master": "10.0.0.1"}, doc)
+        before = (folder / "s.json").read_bytes()
+        big = LocalBackend(folder / "s.json")
+        doc = big.read("c")
+        huge = {
+            **doc,
+            "hosts": {f"h{i}": {"roles": ["node"], "pad": "x" * 100} for i in range(2000)},
+        }
+        with pytest.raises(StateError, match="the disk is full; the old state is unchanged"):
+            big.write(huge, doc)
+        assert (folder / "s.json").read_bytes() == before
+        assert not list(folder.glob(".s.json.*.tmp"))
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sandbox import hosts as sandbox
 from tests.e2e.conftest import NEW, Cluster, command_log, host, ip, ssh
@@ -165,3 +166,38 @@ def test_processes_of_a_killed_apply_leave_no_lock(hosts, tmp_path):
     proc.wait()
     result = cluster.sealer("apply", "--auto-approve")  # the kernel dropped the lock
     assert result.returncode == 0, result.stderr
+
+
+def test_host_that_accepts_tcp_but_never_speaks_ssh_times_out(hosts, tmp_path):
+    cluster = Cluster(tmp_path, "k3s")
+    cluster.write([1], [2])
+    frozen = sandbox._sshd_pids(host(2))
+    for pid in frozen:  # the kernel still accepts TCP connections; nothing answers
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = cluster.apply("--ssh-timeout", "2s", "--retries", "0", expect=1)
+        assert time.monotonic() - started < 60
+        assert f"failed:  join_worker.{ip(2)}: {ip(2)}: cannot connect over SSH" in result.stderr
+        assert set(cluster.state()["hosts"]) == {ip(1)}
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_hanging_command_is_ended_by_the_command_timeout(hosts, tmp_path):
+    cluster = Cluster(tmp_path, "k3s")
+    cluster.write([1], [2])
+    hang = {
+        "apiVersion": "sealer.io/v1",
+        "kind": "Plugin",
+        "metadata": {"name": "hang"},
+        "spec": {"type": "SHELL", "action": "pre-init-host", "scope": "node", "data": "sleep 600"},
+    }
+    cluster.path.write_text(cluster.path.read_text() + "---\n" + yaml.safe_dump(hang))
+    started = time.monotonic()
+    result = cluster.apply("--command-timeout", "3s", expect=1)
+    assert time.monotonic() - started < 60
+    assert f"failed:  join_worker.{ip(2)}: {ip(2)}: " in result.stderr
+    assert "timed out after 3s" in result.stderr
+    assert set(cluster.state()["hosts"]) == {ip(1)}
