@@ -118,9 +118,8 @@ class Cluster:
 ADD_KINDS = ("init_cluster", "join_master", "join_worker")
 CHANGE_KINDS = ("upgrade_master", "upgrade_worker", "update_host", "launch_apps")
 DESTROY_KINDS = ("delete_master", "delete_worker", "reset_cluster")
-# Inner step: a barrier between two batches of worker upgrades; it changes no host.
-INNER_KINDS = ("upgrade_batch",)
-ACTION_KINDS = ADD_KINDS + CHANGE_KINDS + DESTROY_KINDS + INNER_KINDS
+# One more kind, `upgrade_batch`, is an inner step: a barrier between two batches of worker
+# upgrades. It changes no host and counts in no summary.
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ carry secrets and large streams (a rootfs tarball) without per-chunk overhead. S
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import shlex
@@ -100,6 +101,10 @@ class Remote:
             connect_timeout=self.timeouts.connect,
             connect_kwargs=connect_kwargs,
         )
+        # Honour the user's known_hosts (Fabric does not read it): a host listed there with
+        # another key is refused. Unknown hosts are accepted in memory, then pinned in the state.
+        with contextlib.suppress(OSError):
+            connection.client.load_system_host_keys()
         try:
             connection.open()
         except AuthenticationException:
@@ -376,10 +381,6 @@ class Driver:
         self._pinned = dict(pinned_keys or {})  # ip -> fingerprint first seen (from the state)
         self._remotes: dict[str, Remote] = {}
         self._lock = threading.Lock()
-
-    def add(self, ip: str, ssh: SSH) -> None:
-        with self._lock:
-            self._ssh.setdefault(ip, ssh)
 
     def host(self, ip: str) -> Remote:
         with self._lock:

@@ -257,20 +257,9 @@ def stop_sshd(host: SandboxHost) -> None:
 
 
 def start_sshd(host: SandboxHost, timeout: float = 30) -> None:
-    run_in(
-        host,
-        [
-            "/usr/sbin/sshd",
-            "-o",
-            f"ListenAddress={host.address}",
-            "-o",
-            "UseDNS=no",
-            "-o",
-            "MaxStartups=100:30:200",
-            "-o",
-            "MaxSessions=100",
-        ],
-    )
+    from sandbox.init import sshd_command
+
+    run_in(host, sshd_command(host.address))
     _wait_for_ssh(host, timeout)
 
 

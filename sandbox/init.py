@@ -58,9 +58,9 @@ def prepare_ssh(authorized_key: str) -> None:
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
 
 
-def start_sshd(address: str) -> None:
-    # sshd daemonizes; its orphans are reaped below.
-    sh(
+def sshd_command(address: str) -> list[str]:
+    """The OpenSSH server of one host, listening on its own address only."""
+    return [
         "/usr/sbin/sshd",
         "-o",
         f"ListenAddress={address}",
@@ -70,7 +70,11 @@ def start_sshd(address: str) -> None:
         "MaxStartups=100:30:200",
         "-o",
         "MaxSessions=100",
-    )
+    ]
+
+
+def start_sshd(address: str) -> None:
+    sh(*sshd_command(address))  # sshd daemonizes; its orphans are reaped below
 
 
 def main() -> None:

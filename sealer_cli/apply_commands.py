@@ -155,14 +155,6 @@ def _execute(args, plan: Plan, cluster: Cluster, backend, state: dict, word: str
             counts[kind] += 1
     if args.json:
         print(json.dumps({"type": "change_summary", "changes": {**counts, "operation": word}}))
-    if outcome.ok:
-        if not args.json:
-            verb = "Destroy" if plan.destroy else "Apply"
-            print(
-                f"\n{verb} complete! Hosts: {counts['add']} added, {counts['change']} changed, "
-                f"{counts['destroy']} destroyed."
-            )
-        return 0
     if received:  # SIGINT / SIGTERM: running actions finished and were recorded
         lines = [
             f"{word} interrupted: {len(outcome.done)} action(s) done and recorded; left "
@@ -173,6 +165,14 @@ def _execute(args, plan: Plan, cluster: Cluster, backend, state: dict, word: str
         error = ApplyFailed("\n".join(lines))
         error.exit_code = 128 + received[0]  # 130 for SIGINT, 143 for SIGTERM
         raise error
+    if outcome.ok:
+        if not args.json:
+            verb = "Destroy" if plan.destroy else "Apply"
+            print(
+                f"\n{verb} complete! Hosts: {counts['add']} added, {counts['change']} changed, "
+                f"{counts['destroy']} destroyed."
+            )
+        return 0
     lines = [
         f"{word} failed: {len(outcome.done)} action(s) done and recorded, "
         f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped, "
@@ -238,6 +238,7 @@ def cmd_run(args) -> int:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     print(f"Wrote {path}")
     args.file, args.target, args.auto_approve = str(path), None, True
+    args.refresh, args.refresh_only = "true", False
     args.max_unavailable = "10%"
     return cmd_apply(args)
 

@@ -46,8 +46,6 @@ POLL_SECONDS = 0.25  # between two looks at the node list while nodes come up
 class Runtime:
     name = ""
     kubectl_command = "kubectl"
-    # Whether control-plane hosts are Kubernetes nodes (k0s controllers are not).
-    masters_are_nodes = True
     ready_timeout = 60.0
 
     def __init__(self):

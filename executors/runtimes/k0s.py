@@ -17,7 +17,6 @@ KUBECONFIG = "install -d -m 0700 $HOME/.kube && k0s kubeconfig admin > $HOME/.ku
 class K0s(Runtime):
     name = "k0s"
     kubectl_command = "k0s kubectl"
-    masters_are_nodes = False
 
     version_command = "k0s version"
     service_units = ("k0scontroller", "k0sworker")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 from sandbox import hosts as sandbox
-from tests.e2e.conftest import NEW, OLD, api, command_log, ip, node_versions, ssh
+from tests.e2e.conftest import IMAGES, NEW, OLD, api, command_log, ip, node_versions, ssh
+from tests.helpers import sealer
 
 # Stand-in commands that change a host, as opposed to cluster API calls made from the bootstrap
 # master (kubectl, token creation) or read-only queries.
@@ -181,3 +182,28 @@ def test_g_destroy_leaves_no_rootfs_and_an_empty_state(cluster):
     state = cluster.state()
     assert state["hosts"] == {} and state["image"] is None
     assert cluster.sealer("plan", "--detailed-exitcode").returncode == 2  # a fresh install again
+
+
+def test_run_writes_a_clusterfile_and_applies_it_then_kubeconfig(hosts, tmp_path, sealer_home):
+    image = str(IMAGES / "k3s-v1.25.3")
+    result = sealer(
+        "run",
+        image,
+        "--masters",
+        ip(1),
+        "--nodes",
+        f"{ip(2)},{ip(3)}",
+        "--pk",
+        str(sandbox.key_path()),
+        "--name",
+        "quick",
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    clusterfile = sealer_home / "clusters" / "quick" / "Clusterfile"
+    assert clusterfile.exists() and "Apply complete! Hosts: 3 added" in result.stdout
+    out = tmp_path / "admin.conf"
+    fetched = sealer("kubeconfig", "-f", str(clusterfile), "-o", str(out))
+    assert fetched.returncode == 0, fetched.stderr
+    assert json.loads(out.read_text())["server"] == f"https://{ip(1)}:6443"
+    assert oct(out.stat().st_mode & 0o777) == "0o600"

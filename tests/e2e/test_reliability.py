@@ -66,14 +66,23 @@ def test_kill_9_at_any_moment_then_apply_finishes_without_repeating_a_step(hosts
 def test_signal_lets_running_actions_finish_then_exits(hosts, tmp_path, sig, code):
     cluster = Cluster(tmp_path, "k3s")
     cluster.write([1], [2, 3, 4])
+    slow = {
+        "apiVersion": "sealer.io/v1",
+        "kind": "Plugin",
+        "metadata": {"name": "slow"},
+        "spec": {"type": "SHELL", "action": "post-init-host", "scope": "node", "data": "sleep 2"},
+    }
+    cluster.path.write_text(cluster.path.read_text() + "---\n" + yaml.safe_dump(slow))
     proc = start_apply(cluster, "--parallelism", "1")
-    time.sleep(2.0)  # the init is running; the joins wait their turn one by one
+    for line in proc.stdout:  # signal once the first join is under way (plain progress lines)
+        if line.startswith("join_worker.") and "starting" in line:
+            break
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert "interrupted" in err and "left undone" in err
     recorded = set(cluster.state()["hosts"])
-    assert ip(1) in recorded and len(recorded) < 4  # what ran was recorded, the rest was not
+    assert len(recorded) == 2 and ip(1) in recorded  # the init and the running join
     cluster.apply()
     assert set(cluster.state()["hosts"]) == {ip(n) for n in (1, 2, 3, 4)}
 
@@ -200,4 +209,36 @@ def test_a_hanging_command_is_ended_by_the_command_timeout(hosts, tmp_path):
     assert time.monotonic() - started < 60
     assert f"failed:  join_worker.{ip(2)}: {ip(2)}: " in result.stderr
     assert "timed out after 3s" in result.stderr
+    assert set(cluster.state()["hosts"]) == {ip(1)}
+
+
+def test_a_key_that_contradicts_the_users_known_hosts_is_refused(hosts, tmp_path):
+    cluster = Cluster(tmp_path, "k3s")
+    cluster.write([1], [2])
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    algorithm, blob = other.with_suffix(".pub").read_text().split()[:2]
+    (home / ".ssh" / "known_hosts").write_text(f"{ip(2)} {algorithm} {blob}\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sealer_cli.main",
+            "apply",
+            "-f",
+            str(cluster.path),
+            "--auto-approve",
+            "--retries",
+            "0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(home)},
+    )
+    assert result.returncode == 1
+    assert f"{ip(2)}: the host key (SHA256:" in result.stderr
+    assert "does not match the one in your known_hosts" in result.stderr
     assert set(cluster.state()["hosts"]) == {ip(1)}
