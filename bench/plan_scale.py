@@ -192,7 +192,10 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[5000, 10000])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    sealer = shutil.which("sealer") or sys.exit("sealer is not on PATH (pip install -e .)")
+    local = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "sealer"
+    sealer = shutil.which("sealer") or (str(local) if local.exists() else None)
+    if sealer is None:
+        sys.exit("sealer is not installed: run scripts/setup (or pip install -e .)")
     floors = {5000: 1.0, 10000: 2.0}
     print(
         f"{'hosts':>6} {'plan (median)':>14} {'parse-only baseline':>20} {'ratio':>6} "
