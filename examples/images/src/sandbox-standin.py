@@ -124,6 +124,12 @@ def api(server, method, path, body=None, timeout=10):
         fail(f"the connection to the server {server} was refused: {e}")
 
 
+def join_cluster(server, token, role, **extra):
+    """Ask the control plane to admit this node (as a worker or a control-plane member)."""
+    body = {"token": token, "role": role, "name": node_name(), "address": node_address(), **extra}
+    api(server, "POST", "/join", body)
+
+
 def kubeconfig_server(path):
     config = json.loads(read_file(path, "{}") or "{}")
     return config.get("server", "").replace("https://", "")
@@ -702,18 +708,8 @@ def tool_kubeadm(version, argv):
             fail("[preflight] /etc/kubernetes/kubelet.conf already exists", 1)
         server = a[1]
         role = "control-plane" if control_plane else "worker"
-        api(
-            server,
-            "POST",
-            "/join",
-            {
-                "token": a[3],
-                "ca_hash": a[5],
-                "role": role,
-                "name": node_name(),
-                "address": node_address(),
-                "certificate_key": a[8] if control_plane else None,
-            },
+        join_cluster(
+            server, a[3], role, ca_hash=a[5], certificate_key=a[8] if control_plane else None
         )
         if control_plane:
             start_static_apiserver(leader=server)
@@ -784,17 +780,7 @@ def tool_k3s(version, argv):
                     "https://", ""
                 )
                 if not os.path.exists(K3S_TOKEN):  # first start: join the etcd cluster
-                    api(
-                        leader,
-                        "POST",
-                        "/join",
-                        {
-                            "token": token,
-                            "role": "control-plane",
-                            "name": node_name(),
-                            "address": node_address(),
-                        },
-                    )
+                    join_cluster(leader, token, "control-plane")
             write_file(K3S_TOKEN, token + "\n", 0o600)
             write_file("/etc/rancher/k3s/k3s.yaml", admin_kubeconfig(own), 0o600)
             httpd = make_api_server("k3s", leader, token)
@@ -807,12 +793,7 @@ def tool_k3s(version, argv):
                 time.sleep(3600)
         server = (config.get("server") or fail("--server is required")).replace("https://", "")
         if not os.path.exists("/var/lib/rancher/k3s/agent/joined"):
-            api(
-                server,
-                "POST",
-                "/join",
-                {"token": token, "role": "worker", "name": node_name(), "address": node_address()},
-            )
+            join_cluster(server, token, "worker")
             write_file("/var/lib/rancher/k3s/agent/joined", "yes\n")
         register_kubelet(version, server, [])
         api(server, "POST", f"/nodes/{node_name()}/labels", {"set": labels})
@@ -917,17 +898,7 @@ def tool_k0s(version, argv):
             claims, token = k0s_token_file(a[4])
             leader = claims["server"]
             if not os.path.exists(f"{K0S_DATA}/joined"):
-                api(
-                    leader,
-                    "POST",
-                    "/join",
-                    {
-                        "token": token,
-                        "role": "control-plane",
-                        "name": node_name(),
-                        "address": node_address(),
-                    },
-                )
+                join_cluster(leader, token, "control-plane")
                 write_file(f"{K0S_DATA}/joined", "yes\n")
         os.makedirs(f"{K0S_DATA}/pki", exist_ok=True)
         write_file(
@@ -939,12 +910,7 @@ def tool_k0s(version, argv):
     if len(a) == 3 and a[:2] == ["worker", "--token-file"]:
         claims, token = k0s_token_file(a[2])
         if not os.path.exists(f"{K0S_DATA}/joined"):
-            api(
-                claims["server"],
-                "POST",
-                "/join",
-                {"token": token, "role": "worker", "name": node_name(), "address": node_address()},
-            )
+            join_cluster(claims["server"], token, "worker")
             write_file(f"{K0S_DATA}/joined", "yes\n")
         register_kubelet(version, claims["server"], [])
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
