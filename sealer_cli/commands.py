@@ -19,7 +19,7 @@ from state.location import backend_for
 
 
 def run(args) -> int:
-    from sealer_cli import apply_commands, drift_commands
+    from sealer_cli import apply_commands, drift_commands, state_commands
 
     handler = {
         "apply": apply_commands.cmd_apply,
@@ -28,7 +28,7 @@ def run(args) -> int:
         "kubeconfig": apply_commands.cmd_kubeconfig,
         "sandbox": apply_commands.cmd_sandbox,
         "drift": drift_commands.cmd_drift,
-        "state": cmd_state,
+        "state": state_commands.run,
         "validate": cmd_validate,
         "plan": cmd_plan,
         "graph": cmd_graph,
@@ -49,7 +49,7 @@ def load_cluster(path: str) -> Cluster:
 @contextmanager
 def locked_state(args, cluster_name: str, operation: str):
     """The backend, locked for this command, and the state document as read under the lock."""
-    backend = backend_for(cluster_name, args.state)
+    backend = backend_for(cluster_name, args.state, getattr(args, "backend", None))
     with backend.lock(operation, parse_duration(args.lock_timeout, "--lock-timeout")):
         yield backend, backend.read(cluster_name)
 
@@ -220,24 +220,4 @@ def cmd_image(args) -> int:
     print(f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST")
     for r in records:
         print(f"{r['name']:<32} {r['runtime']:<11} {r['version']:<10} {r['digest'][:19]}")
-    return 0
-
-
-def cmd_state(args) -> int:
-    """`sealer state forget-host-key IP`: accept a host's new key at the next contact."""
-    cluster = load_cluster(args.file)
-    with locked_state(args, cluster.name, "state forget-host-key") as (backend, state):
-        host = state["hosts"].get(args.ip)
-        if host is None:
-            raise SealerError(
-                f"{args.ip} is not a host of cluster {cluster.name!r} in {backend.describe()}"
-            )
-        old = host.get("host_key") or "(none)"
-        changed = json.loads(json.dumps(state))
-        changed["hosts"][args.ip]["host_key"] = ""
-        backend.write(changed, state)
-    print(
-        f"Forgot the host key of {args.ip} ({old}); the key seen at the next contact will be "
-        f"recorded."
-    )
     return 0

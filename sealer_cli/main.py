@@ -22,7 +22,8 @@ examples:
   sealer graph -f Clusterfile | dot -Tsvg > plan.svg
   sealer image load ./examples/images/k3s-v1.25.3 --name k3s:v1.25.3
 
-environment: SEALER_HOME (default ~/.sealer), SEALER_STATE (state file), NO_COLOR.
+environment: SEALER_HOME (default ~/.sealer), SEALER_STATE (state file), SEALER_BACKEND
+(PostgreSQL URL), PGPASSWORD, NO_COLOR.
 """
 
 
@@ -50,11 +51,26 @@ def _clusterfile(p) -> None:
     )
 
 
+def _cluster_name(p) -> None:
+    _clusterfile(p)
+    p.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="the cluster's name, instead of reading it from the Clusterfile",
+    )
+
+
 def _state(p) -> None:
     p.add_argument(
         "--state",
         metavar="PATH",
         help="state file (default: $SEALER_STATE or $SEALER_HOME/state/<cluster>.json)",
+    )
+    p.add_argument(
+        "--backend",
+        metavar="URL",
+        help="shared state in PostgreSQL, e.g. postgres://user@db:5432/sealer (default: "
+        "$SEALER_BACKEND); the password comes from PGPASSWORD or ~/.pgpass",
     )
     p.add_argument(
         "--lock-timeout",
@@ -305,6 +321,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("ip", metavar="IP")
     _clusterfile(q)
+    _state(q)
+    q = _sub(
+        states,
+        "pull",
+        "print the state as JSON (to move it to another backend)",
+        "  sealer state pull -f Clusterfile > cluster.json\n"
+        "  sealer state pull --cluster prod --backend postgres://ci@db/sealer --serial 41",
+        "Print the current state, with finished actions of an interrupted run folded in.\n"
+        "With --serial, print one of the earlier versions a PostgreSQL backend keeps.",
+    )
+    _cluster_name(q)
+    _state(q)
+    q.add_argument("--serial", type=int, metavar="N", help="an earlier version (PostgreSQL)")
+    q = _sub(
+        states,
+        "push",
+        "replace the state with a state file, with Terraform's safety checks",
+        "  sealer state push cluster.json --backend postgres://ci@db:5432/sealer",
+        "Refuses a file of another lineage (an unrelated state), or one whose serial is\n"
+        "older than the stored state's, unless --force is given.",
+    )
+    q.add_argument("path", metavar="FILE", help="a state document, e.g. from `state pull`")
+    _cluster_name(q)
+    _state(q)
+    q.add_argument("--force", action="store_true", help="overwrite a newer or unrelated state")
+    q = _sub(
+        states,
+        "versions",
+        "list the earlier versions a PostgreSQL backend keeps",
+        "  sealer state versions --cluster prod --backend postgres://ci@db/sealer",
+    )
+    _cluster_name(q)
     _state(q)
 
     p = _sub(

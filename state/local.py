@@ -149,6 +149,11 @@ class LocalBackend:
             return False
         doc["serial"] = (previous or {}).get("serial", doc.get("serial", 0)) + 1
         touch(doc)
+        self.store(doc)
+        return True
+
+    def store(self, doc: dict) -> None:
+        """Make doc the state as it is (serial included); the first replaced file is backed up."""
         data = (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
         if not self._backed_up and self._as_read:
             atomic_write(self.path.with_name(self.path.name + ".backup"), self._as_read)
@@ -157,7 +162,6 @@ class LocalBackend:
         with contextlib.suppress(FileNotFoundError):  # its entries now live in the state
             self.journal_path.unlink()
         self._journal_pending = False
-        return True
 
 
 def parse(raw: bytes, where: str, cluster: str | None = None) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import make_image
+from tests.pg_server import PostgresServer
 
 
 @pytest.fixture(autouse=True)
@@ -11,6 +12,7 @@ def sealer_home(tmp_path, monkeypatch):
     home = tmp_path / "sealer-home"
     monkeypatch.setenv("SEALER_HOME", str(home))
     monkeypatch.delenv("SEALER_STATE", raising=False)
+    monkeypatch.delenv("SEALER_BACKEND", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
     return home
 
@@ -18,3 +20,19 @@ def sealer_home(tmp_path, monkeypatch):
 @pytest.fixture
 def image(tmp_path):
     return make_image(tmp_path / "image")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole run (tests use their own cluster names in it)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_backend(postgres, monkeypatch):
+    """SEALER_BACKEND pointing at the test server, its password only in PGPASSWORD."""
+    monkeypatch.setenv("PGPASSWORD", postgres.password)
+    monkeypatch.setenv("SEALER_BACKEND", postgres.url)
+    return postgres.url

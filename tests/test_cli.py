@@ -36,6 +36,9 @@ def test_every_command_has_help_with_an_example():
         "image",
         "image load",
         "image ls",
+        "state pull",
+        "state push",
+        "state versions",
     ]:
         result = sealer(*command.split(), "--help")
         assert result.returncode == 0, command
