@@ -90,7 +90,9 @@ class LocalBackend:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             self._as_read = b""
-            return new_document(cluster)
+            doc = new_document(cluster)
+            self._replay_journal(doc)  # a first apply that was killed before its first write
+            return doc
         except OSError as e:
             raise StateError(f"{self.path}: cannot read the state: {e.strerror}") from None
         if self._as_read is None:
@@ -110,11 +112,14 @@ class LocalBackend:
             lines = self.journal_path.read_bytes().splitlines()
         except FileNotFoundError:
             return
+        adopt = doc["serial"] == 0  # a first apply killed before it wrote: take its lineage
         for line in lines:
             try:
                 entry = json.loads(line)
             except ValueError:
                 break  # a line cut by a crash: every entry before it is whole
+            if adopt and entry.get("serial") == 0:
+                doc["lineage"], adopt = entry.get("lineage"), False
             if entry.get("lineage") != doc["lineage"] or entry.get("serial") != doc["serial"]:
                 continue  # made against another document: already folded in, or foreign
             apply_patch(doc, entry["patch"])

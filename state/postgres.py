@@ -207,10 +207,19 @@ class PostgresBackend:
             "AND j.serial = s.serial) FROM sealer.states s WHERE s.cluster = %s",
             (cluster,),
         )
-        if not rows:
-            return new_document(cluster)
-        text, patches = rows[0]
-        doc = parse(text.encode(), self.describe(), cluster)
+        if rows:
+            text, patches = rows[0]
+            doc = parse(text.encode(), self.describe(), cluster)
+        else:  # nothing stored yet, but maybe a first apply was killed before its first write
+            doc = new_document(cluster)
+            unwritten = self._execute(
+                "SELECT lineage, patch FROM sealer.journal WHERE cluster = %s AND serial = 0 "
+                "ORDER BY id",
+                (cluster,),
+            )
+            if unwritten:
+                doc["lineage"] = unwritten[0][0]
+            patches = [patch for lineage, patch in unwritten if lineage == doc["lineage"]]
         for patch in patches:
             apply_patch(doc, patch)
         self._journal_pending = bool(patches)

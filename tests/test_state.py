@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from state.document import new_document
+from state.document import new_document, set_host
 from state.local import LocalBackend, LockError, StateError
 from tests.helpers import ROOT
 
@@ -174,3 +174,12 @@ def test_a_full_disk_leaves_the_old_state(tmp_path):
         assert not list(folder.glob(".s.json.*.tmp"))
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_journal_of_a_first_apply_killed_before_its_first_write_is_kept(tmp_path):
+    path = tmp_path / "s.json"
+    doc = LocalBackend(path).read("c")  # nothing stored yet: serial 0
+    LocalBackend(path).append(doc, set_host("10.0.0.1", {"roles": ["master"]}))
+    assert not path.exists()  # killed here: only the journal holds the finished action
+    again = LocalBackend(path).read("c")
+    assert again["lineage"] == doc["lineage"] and "10.0.0.1" in again["hosts"]

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from state.document import update_host
+from state.document import set_host, update_host
 from state.local import LockError, StateError
 from state.postgres import KEEP_VERSIONS, SCHEMA_VERSION, PostgresBackend
 from tests.helpers import cluster_doc, make_image, sealer, write_clusterfile
@@ -346,3 +346,13 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_journal_of_a_first_apply_killed_before_its_first_write_is_kept(pg_backend, name):
+    backend = PostgresBackend(pg_backend, name)
+    doc = backend.read(name)
+    backend.append(doc, set_host("10.0.0.1", {"roles": ["master"]}))
+    backend.close()  # killed here: only the journal holds the finished action
+    again = PostgresBackend(pg_backend, name).read(name)
+    assert again["serial"] == 0 and again["lineage"] == doc["lineage"]
+    assert "10.0.0.1" in again["hosts"]

@@ -53,6 +53,13 @@ def test_kill_9_at_any_moment_then_apply_finishes_without_repeating_a_step(hosts
     proc.wait()
     state_file = cluster.state_path()
     serial_after_kill = json.loads(state_file.read_text())["serial"] if state_file.exists() else 0
+    journal = state_file.with_name(state_file.name + ".journal")
+    joined = {
+        json.loads(line)["patch"]["ip"]
+        for line in (journal.read_text().splitlines() if journal.exists() else [])
+        if json.loads(line)["patch"]["op"] == "set_host"
+    }
+    assert joined <= set(cluster.state()["hosts"])  # every finished action is in the state
     cluster.apply()  # finishes the job
     state = cluster.state()  # parses, and its serial never went back
     assert state["serial"] >= serial_after_kill
