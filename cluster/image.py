@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -87,13 +88,18 @@ def rootfs_digest(rootfs: Path) -> str:
             if os.path.islink(full):
                 outer.update(f"{rel}\0l\0{os.readlink(full)}\n".encode())
                 continue
-            inner = hashlib.sha256()
-            with open(full, "rb") as f:
-                for chunk in iter(lambda f=f: f.read(1 << 20), b""):
-                    inner.update(chunk)
-            mode = "x" if os.stat(full).st_mode & 0o111 else "f"
-            outer.update(f"{rel}\0{mode}\0{inner.hexdigest()}\n".encode())
+            outer.update(f"{rel}\0{file_digest(Path(full))}\n".encode())
     return "sha256:" + outer.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """A file's executable bit and content hash, as rootfs_digest counts it."""
+    inner = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            inner.update(chunk)
+    mode = "x" if os.stat(path).st_mode & 0o111 else "f"
+    return f"{mode}\0{inner.hexdigest()}"
 
 
 def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:
@@ -206,27 +212,81 @@ def load_into_store(source: Path, name: str | None) -> Image:
         raise ImageError(f"{source}: no such folder or archive")
     rootfs = _unpacked(source) if source.is_file() else source
     image = build_image(str(source), rootfs)
-    ref = name or f"{image.runtime}:{image.version}"
+    ref = name or (_saved_name(source) if source.is_file() else None)
+    ref = ref or f"{image.runtime}:{image.version}"
+    return store(ref, rootfs, image.digest)
+
+
+def store(ref: str, rootfs: Path, digest: str, record: dict | None = None, move=False) -> Image:
+    """Put a rootfs into the store under ref (replacing what was there), atomically."""
     if not is_image_ref(ref):
         raise ImageError(f"image name {ref!r} is not of the form NAME:TAG")
+    image = build_image(ref, rootfs, digest=digest)
     folder = _store_dir(ref)
     staging = Path(tempfile.mkdtemp(dir=_ensure(folder.parent)))
     try:
-        shutil.copytree(rootfs, staging / "rootfs", symlinks=True)
-        record = {
+        if move:
+            os.rename(rootfs, staging / "rootfs")
+        else:
+            shutil.copytree(rootfs, staging / "rootfs", symlinks=True)
+        info = {
             "name": ref,
-            "digest": image.digest,
+            "digest": digest,
             "version": image.version,
             "runtime": image.runtime,
+            **(record or {}),
         }
-        (staging / "image.json").write_text(json.dumps(record, indent=2) + "\n")
+        (staging / "image.json").write_text(json.dumps(info, indent=2) + "\n")
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return build_image(ref, folder / "rootfs", digest=image.digest)
+    return build_image(ref, folder / "rootfs", digest=digest)
+
+
+def store_record(ref: str) -> dict | None:
+    """The store's image.json for ref, or None when ref is not in the store."""
+    try:
+        return json.loads((_store_dir(ref) / "image.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def remove_from_store(ref: str) -> None:
+    folder = _store_dir(ref)
+    if not (folder / "image.json").is_file():
+        raise ImageError(f"image {ref!r} is not in the local store ({sealer_home() / 'images'})")
+    shutil.rmtree(folder)
+
+
+NAME_HEADER = "SEALER.image.name"  # a pax header of saved archives: load's default name
+
+
+def save(ref: str, out: Path) -> Image:
+    """`sealer image save`: the rootfs as a tar (load reads it back with the same digest)."""
+    image = from_store(ref)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, pax_headers={NAME_HEADER: ref}) as t:
+            for entry in sorted(os.listdir(image.rootfs)):
+                t.add(os.path.join(image.rootfs, entry), arcname=entry)
+        os.replace(tmp, out)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ImageError(f"{out}: cannot write the archive: {e.strerror}") from None
+    return image
+
+
+def _saved_name(archive: Path) -> str | None:
+    try:
+        with tarfile.open(archive) as t:
+            name = t.pax_headers.get(NAME_HEADER)
+    except (tarfile.TarError, OSError):
+        return None
+    return name if name and is_image_ref(name) else None
 
 
 def list_store() -> list[dict]:

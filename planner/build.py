@@ -212,6 +212,18 @@ def _plan_running_cluster(
         if is_master_record(recorded[ip]):
             graph.depend(f"join_worker.{ip}", removals[ip])
 
+    # Same version, new content (a rebuilt image): hosts that stay get the new rootfs.
+    previous_digest = (state.get("image") or {}).get("digest")
+    if previous_digest and previous_digest != desired.image.digest:
+        for ip in kept:
+            if ip not in upgrades:  # an upgrade brings the new rootfs itself
+                graph.add(
+                    "sync_rootfs",
+                    ip,
+                    wanted[ip].roles,
+                    **{"from": previous_digest, "to": desired.image.digest},
+                )
+
     # Labels, taints, env (and free-form roles) of hosts that stay.
     for ip in kept:
         old, new = recorded_record(recorded[ip]), desired_record(wanted[ip], key)
@@ -222,14 +234,21 @@ def _plan_running_cluster(
     return bootstrap
 
 
-def launch_digest(commands: tuple[str, ...]) -> str:
-    return "sha256:" + hashlib.sha256("\n".join(commands).encode()).hexdigest()
+def launch_digest(commands: tuple[str, ...], image_digest: str) -> str:
+    """What the launch commands ran with: the commands and the image (its manifests)."""
+    text = "\n".join([image_digest, *commands])
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _plan_launch(graph: ActionGraph, desired: Cluster, state: dict, bootstrap: str) -> None:
-    """Run the launch commands once the cluster is up, and again whenever they change."""
+    """Run the launch commands once the cluster is up, and again when they or the image change.
+
+    A rebuilt image usually changes the manifests its commands apply, so a new image digest
+    re-runs them too: launch commands are meant to be re-runnable (`kubectl apply`).
+    """
     commands = desired.launch_cmds
-    if not commands or state.get("launch_digest") == launch_digest(commands):
+    digest = launch_digest(commands, desired.image.digest)
+    if not commands or state.get("launch_digest") == digest:
         return
     after = [a for a in graph.ids() if a.split(".")[0] in ADD_KINDS + CHANGE_KINDS]
     graph.add(
@@ -238,7 +257,7 @@ def _plan_launch(graph: ActionGraph, desired: Cluster, state: dict, bootstrap: s
         desired.hosts[bootstrap].roles,
         after,
         commands=list(commands),
-        digest=launch_digest(commands),
+        digest=digest,
     )
 
 

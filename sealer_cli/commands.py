@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cluster import clusterfile
-from cluster import image as images
 from cluster.durations import parse_duration
 from cluster.errors import SealerError
 from cluster.model import Cluster, Plan
@@ -19,7 +18,7 @@ from state.location import backend_for
 
 
 def run(args) -> int:
-    from sealer_cli import apply_commands, drift_commands, state_commands
+    from sealer_cli import apply_commands, drift_commands, image_commands, state_commands
 
     handler = {
         "apply": apply_commands.cmd_apply,
@@ -34,7 +33,8 @@ def run(args) -> int:
         "graph": cmd_graph,
         "show": cmd_show,
         "import": cmd_import,
-        "image": cmd_image,
+        "image": image_commands.run,
+        "build": image_commands.cmd_build,
     }[args.command]
     return handler(args)
 
@@ -203,21 +203,4 @@ def cmd_import(args) -> int:
         f"Imported cluster {cluster.name!r}: {len(cluster.hosts)} host(s) recorded in "
         f"{backend.describe()} without contacting them."
     )
-    return 0
-
-
-def cmd_image(args) -> int:
-    if args.image_command == "load":
-        image = images.load_into_store(Path(args.path), args.name)
-        print(f"Loaded {image.name} ({image.runtime} {image.version}, {image.digest})")
-        return 0
-    records = images.list_store()
-    if not records:
-        print(
-            f"No images in {images.sealer_home() / 'images'}. Load one with: sealer image load PATH"
-        )
-        return 0
-    print(f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST")
-    for r in records:
-        print(f"{r['name']:<32} {r['runtime']:<11} {r['version']:<10} {r['digest'][:19]}")
     return 0

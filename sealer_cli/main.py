@@ -408,6 +408,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="name in the store (default: <runtime>:<version> from Metadata)",
     )
     _sub(images, "ls", "list the images in the store", "  sealer image ls")
+    q = _sub(
+        images,
+        "inspect",
+        "show an image's Metadata, labels, launch commands and digest",
+        "  sealer image inspect my-app:v1\n  sealer image inspect my-app:v1 --json",
+    )
+    q.add_argument("name", metavar="NAME:TAG")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q = _sub(
+        images,
+        "save",
+        "write an image to a tar archive (sealer image load reads it back)",
+        "  sealer image save my-app:v1 -o my-app.tar",
+    )
+    q.add_argument("name", metavar="NAME:TAG")
+    q.add_argument("-o", "--output", required=True, metavar="FILE.tar")
+    q = _sub(images, "rm", "remove images from the store", "  sealer image rm my-app:v1")
+    q.add_argument("names", nargs="+", metavar="NAME:TAG")
+
+    p = _sub(
+        subparsers,
+        "build",
+        "build a ClusterImage from a Kubefile into the local store",
+        "  sealer build -f Kubefile -t my-app:v1 .\n"
+        "  sealer build -t my-app:v2 --build-arg REPLICAS=3 --no-cache ./app",
+        "Instructions: FROM (NAME:TAG in the store, a path, or scratch), COPY SRC... DEST\n"
+        "(from the build context only), RUN CMD (isolated: no network, only the rootfs\n"
+        "writable), ENV K=V, ARG K[=V], LABEL K=V, CMD (launch commands run on the bootstrap\n"
+        'master after install; the last CMD wins, CMD ["a", "b"] lists several).\n'
+        "COPY and RUN steps are cached by content; an unchanged Kubefile rebuilds nothing.",
+    )
+    p.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
+    p.add_argument(
+        "-f", "--file", metavar="KUBEFILE", help="the Kubefile (default: CONTEXT/Kubefile)"
+    )
+    p.add_argument("-t", "--tag", required=True, metavar="NAME:TAG")
+    p.add_argument(
+        "--build-arg", action="append", default=[], metavar="K=V", help="a value for an ARG"
+    )
+    p.add_argument("--no-cache", action="store_true", help="redo every COPY and RUN")
     return parser
 
 

@@ -102,6 +102,8 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
         ]
     elif action.kind == "launch_apps":
         fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d["commands"])]
+    elif action.kind == "sync_rootfs":
+        fields.append(("rootfs", f"{json.dumps(d['from'][:19])} -> {json.dumps(d['to'][:19])}"))
     elif "version" in d:
         fields.append(("version", json.dumps(d["version"])))
     width = max(len(name) for name, _ in fields)
@@ -137,6 +139,8 @@ def _reason(action: Action) -> str:
         return "because its settings changed"
     if action.kind == "launch_apps":
         return "runs the launch commands on the bootstrap master"
+    if action.kind == "sync_rootfs":
+        return "the image's content changed at the same version: copies the new rootfs"
     return ""
 
 

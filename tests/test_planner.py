@@ -287,3 +287,41 @@ def test_the_plan_is_deterministic_and_topologically_ordered():
     for action in first["actions"]:
         assert set(action["depends_on"]) <= seen
         seen.add(action["id"])
+
+
+def _rebuilt(cluster: Cluster, digest: str, cmd=()) -> Cluster:
+    """The same cluster on an image rebuilt at the same version (new content, maybe a new CMD)."""
+    import dataclasses
+
+    new_image = dataclasses.replace(cluster.image, digest=digest, launch_cmds=tuple(cmd))
+    return dataclasses.replace(cluster, image=new_image)
+
+
+def test_rebuilt_image_at_the_same_version_syncs_every_kept_host():
+    current = desired(M[:1], W[:2])
+    plan = make_plan(_rebuilt(current, "sha256:rebuilt"), applied(current))
+    assert sorted(kinds(plan)) == sorted([("sync_rootfs", ip) for ip in [M[0], *W[:2]]])
+    assert plan.summary["change"] == 3
+    assert by_id(plan)[f"sync_rootfs.{M[0]}"].details["to"] == "sha256:rebuilt"
+
+
+def test_new_workers_and_upgrades_need_no_sync():
+    current = desired(M[:1], W[:1])
+    upgraded = _rebuilt(desired(M[:1], W[:2], version="v1.26.1"), "sha256:next")
+    assert "sync_rootfs" not in {k for k, _ in kinds(make_plan(upgraded, applied(current)))}
+
+
+def test_launch_commands_run_again_when_the_cmd_or_the_image_changes():
+    first = _rebuilt(desired(M[:1]), "sha256:one", cmd=["kubectl apply -f app.yaml"])
+    state = applied(first)
+    launched = make_plan(first, state).actions
+    assert [a.kind for a in launched] == ["launch_apps"]
+    state["launch_digest"] = launched[0].details["digest"]
+    assert make_plan(first, state).empty  # ran: nothing to do
+    new_cmd = _rebuilt(desired(M[:1]), "sha256:one", cmd=["kubectl apply -f app-v2.yaml"])
+    assert [a.kind for a in make_plan(new_cmd, state).actions] == ["launch_apps"]
+    new_payload = _rebuilt(desired(M[:1]), "sha256:two", cmd=["kubectl apply -f app.yaml"])
+    plan = make_plan(new_payload, state)
+    assert sorted(a.kind for a in plan.actions) == ["launch_apps", "sync_rootfs"]
+    launch = next(a for a in plan.actions if a.kind == "launch_apps")
+    assert f"sync_rootfs.{M[0]}" in launch.depends_on  # the new manifests are there first

@@ -235,6 +235,18 @@ def handle(state, method, path, body):
         return 200, d["etcd"]
     if method == "GET" and parts == ["history"]:
         return 200, d["history"]
+    if method == "GET" and parts == ["objects"]:
+        return 200, d.get("objects", {})
+    if method == "POST" and parts == ["objects"]:  # kubectl apply: kind/namespace/name -> object
+        objects, results = d.setdefault("objects", {}), []
+        for obj in body["objects"]:
+            key = f"{obj['kind']}/{obj['namespace']}/{obj['name']}"
+            old = objects.get(key)
+            objects[key] = obj
+            results.append(
+                "created" if old is None else "unchanged" if old == obj else "configured"
+            )
+        return 200, {"results": results}
     if method == "GET" and parts == ["info"]:
         return 200, {"distribution": d["distribution"], "leader": state.address}
     if method == "POST" and parts == ["tokens"]:
@@ -532,6 +544,12 @@ def tool_kubectl(version, argv, server=None):
             )
             print(f"{name:<16}{status:<28}{','.join(n['roles']) or '<none>':<28}{n['version']}")
         return
+    if len(a) == 3 and a[:2] == ["apply", "-f"]:
+        objects = manifest_objects(a[2])
+        results = api(server, "POST", "/objects", {"objects": objects})["results"]
+        for obj, result in zip(objects, results, strict=True):
+            print(f"{obj['kind'].lower()}/{obj['name']} {result}")
+        return
     if a == ["version", "--client"]:
         print(f"Client Version: {version}")
         return
@@ -565,6 +583,38 @@ def tool_kubectl(version, argv, server=None):
         print(f"node/{a[2]} {a[0]}ed")
         return
     raise Refused
+
+
+def manifest_objects(path):
+    """kind, name, namespace and text of each YAML document (the stand-in has no YAML parser)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        print(f'error: the path "{path}" does not exist ({e.strerror})', file=sys.stderr)
+        sys.exit(1)
+    objects = []
+    for doc in re.split(r"^---\s*$", text, flags=re.M):
+        if not doc.strip():
+            continue
+        kind = re.search(r"^kind:\s*(\S+)", doc, re.M)
+        meta = re.search(r"^metadata:\s*\n((?:[ \t]+.*\n?)*)", doc, re.M)
+        name = re.search(r"^\s+name:\s*(\S+)", meta[1], re.M) if meta else None
+        namespace = re.search(r"^\s+namespace:\s*(\S+)", meta[1], re.M) if meta else None
+        if not kind or not name:
+            print(
+                f"error: error validating {path!r}: kind or metadata.name not set", file=sys.stderr
+            )
+            sys.exit(1)
+        objects.append(
+            {
+                "kind": kind[1],
+                "name": name[1],
+                "namespace": namespace[1] if namespace else "default",
+                "manifest": doc.strip(),
+            }
+        )
+    return objects
 
 
 def nodes_json(nodes):
