@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import threading
 import time
 
@@ -82,7 +83,10 @@ class PostgresBackend:
         try:
             params = conninfo.conninfo_to_dict(self.url)
         except Exception as e:  # psycopg.ProgrammingError on a malformed URL
-            raise StateError(f"backend {self.url!r}: not a valid PostgreSQL URL: {e}") from None
+            raise StateError(
+                f"backend {_redacted(self.url)!r}: not a valid PostgreSQL URL: "
+                f"{_redacted(_first_line(e))}"
+            ) from None
         if params.get("password"):
             raise StateError(
                 "backend URL: remove the password from it; sealer reads it from PGPASSWORD "
@@ -299,6 +303,11 @@ def _lock_key(cluster: str) -> int:
     """A signed 64-bit advisory lock key for the cluster (pg_advisory_lock takes a bigint)."""
     digest = hashlib.sha256(f"sealer-state:{cluster}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _redacted(text: str) -> str:
+    """A URL's password replaced, for messages about a URL that may carry one."""
+    return re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
 
 
 def _first_line(error: Exception) -> str:

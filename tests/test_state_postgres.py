@@ -110,6 +110,9 @@ def test_password_in_the_url_is_refused_and_never_printed(tmp_path, clusterfile)
     assert "remove the password" in result.stderr and "PGPASSWORD" in result.stderr
     assert "hunter2" not in result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    malformed = sealer("plan", "-f", str(clusterfile), "--backend", "postgres://u:hunter2@[::1/db")
+    assert malformed.returncode == 1 and "not a valid PostgreSQL URL" in malformed.stderr
+    assert "hunter2" not in malformed.stdout + malformed.stderr
 
 
 def test_unreachable_server_is_a_one_line_error(clusterfile):
