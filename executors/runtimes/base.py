@@ -219,16 +219,18 @@ def guarded(
     done: str,
     command: str,
     *,
+    when_done: str = "",
     stdin: bytes = b"",
     secrets: tuple[str, ...] = (),
 ) -> None:
-    """Run command on the host unless `done` (a shell test) says its work is there already.
+    """Run command on the host unless `done` (a shell test) says its work is there already;
+    then run `when_done` instead, if given (in the same round trip).
 
     The test and the command run under one host-wide lock: when an earlier sealer was killed
     while the same step was still running there, this one waits for it, sees it done and
     does not run the step a second time.
     """
-    script = f"{done} || {{ {command}; }}"
+    script = f"if {done}; then {when_done or ':'}; else {command}; fi"
     ops.run(
         ip,
         f"mkdir -p /var/lib/sealer && flock {HOST_LOCK} bash -c {shlex.quote(script)}",

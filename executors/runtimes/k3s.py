@@ -52,14 +52,12 @@ class K3s(Runtime):
             f"(umask 077 && cat > {CONFIG}) && printf %s {shlex.quote(unit_text)} > {path}.new"
             f" && mv {path}.new {path} && systemctl daemon-reload && "
             f"systemctl enable --now {unit}",
+            # Installed by an earlier run: make sure it runs (a restart re-registers a node
+            # that was deleted). One round trip either way.
+            when_done=f"{{ systemctl is-active {unit} >/dev/null && systemctl restart {unit} "
+            f"|| systemctl start {unit}; }}",
             stdin=config.encode(),
             secrets=(token,),
-        )
-        # Installed by an earlier run: make sure it runs (a restart re-registers a deleted node).
-        ops.run(
-            ip,
-            f"systemctl is-active {unit} >/dev/null && systemctl restart {unit} || "
-            f"systemctl start {unit}",
         )
 
     def _server_token(self, ops: NodeOps) -> str:
