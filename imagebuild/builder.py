@@ -137,7 +137,10 @@ class Builder:
 
         def copy(rootfs: Path) -> None:
             for f in files:
-                _copy_into(f, rootfs / target, into_folder)
+                try:
+                    _copy_into(f, rootfs / target, into_folder, rootfs)
+                except SealerError as e:
+                    raise self._error(ins, str(e).removeprefix("COPY: ")) from None
 
         self._layer(ins, state, layer_key, copy)
 
@@ -261,14 +264,44 @@ def _content_digest(path: Path) -> str:
     return images.file_digest(path)
 
 
-def _copy_into(source: Path, target: Path, into_folder: bool) -> None:
-    if source.is_dir():  # a folder's contents, as Docker's COPY does
-        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+def _copy_into(source: Path, target: Path, into_folder: bool, rootfs: Path) -> None:
+    """Copy a file, or a folder's contents (as Docker's COPY does), to target in rootfs.
+
+    Never through a symlink that leads out of rootfs: an earlier RUN may have made one (say
+    `etc -> /etc`), and following it would write on the build machine.
+    """
+    if source.is_dir() and not source.is_symlink():
+        for folder, dirnames, filenames in os.walk(source):  # does not follow symlinked folders
+            here = target / Path(folder).relative_to(source)
+            _make_folder(here, rootfs)
+            links = [d for d in dirnames if (Path(folder) / d).is_symlink()]
+            for name in filenames + links:
+                _copy_file(Path(folder) / name, here / name, rootfs)
         return
     if into_folder or target.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
+        _make_folder(target, rootfs)
         target = target / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() or target.is_symlink():
-        target.unlink()  # replace a symlink, never write through it
-    shutil.copy2(source, target)
+    _make_folder(target.parent, rootfs)
+    _copy_file(source, target, rootfs)
+
+
+def _make_folder(folder: Path, rootfs: Path) -> None:
+    _inside(folder, rootfs)
+    folder.mkdir(parents=True, exist_ok=True)
+    _inside(folder, rootfs)
+
+
+def _copy_file(source: Path, target: Path, rootfs: Path) -> None:
+    _inside(target.parent, rootfs)
+    if target.is_symlink() or target.exists():
+        target.unlink()  # replace what is there (a link included), never write through it
+    shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _inside(path: Path, rootfs: Path) -> None:
+    real, root = path.resolve(), rootfs.resolve()
+    if real != root and root not in real.parents:
+        raise SealerError(
+            f"COPY: {path.relative_to(rootfs)} goes through a symlink that leads out of the "
+            f"rootfs (to {real}); refused"
+        )

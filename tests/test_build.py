@@ -234,3 +234,22 @@ def test_unused_build_arg_warns_and_bad_tag_is_refused(tmp_path):
     assert result.returncode == 0 and "--build-arg OTHER not used" in result.stdout
     bad = build(context, "NoTag")
     assert bad.returncode == 1 and "-t 'NoTag': an image name is NAME:TAG" in bad.stderr
+
+
+def test_copy_never_writes_through_a_symlink_out_of_the_rootfs(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    context = tmp_path / "ctx"
+    (context / "conf").mkdir(parents=True)
+    (context / "conf" / "owned.txt").write_text("payload")
+    kubefile(
+        context,
+        f"""FROM {IMAGES / "k3s-v1.25.3"}
+RUN ln -s {outside} etc-link
+COPY conf etc-link/
+""",
+    )
+    result = build(context)
+    assert result.returncode == 1
+    assert f"{context / 'Kubefile'}:3: COPY: etc-link goes through a symlink" in result.stderr
+    assert list(outside.iterdir()) == []  # nothing was written on the build machine
