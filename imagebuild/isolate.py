@@ -1,9 +1,11 @@
 """Run a Kubefile RUN command in an isolated environment, with the rootfs as its working folder.
 
 The command gets new mount, PID, network, UTS and IPC namespaces (`unshare`). Inside, a fresh
-root holds this machine's system folders read-only (so `sed`, `sh`, `tar` work), the image's
-rootfs read-write at /rootfs, and an empty /tmp. It sees no network, no home folder, no other
-process, and can change nothing but the rootfs. Needs root, as the sandbox hosts do.
+root holds this machine's system folders read-only (so `sed`, `sh`, `tar` work) with their
+secrets (shadow, SSH host keys, TLS private keys) masked, the image's rootfs read-write at
+/rootfs, and an empty /tmp. It runs as root without any capability. It sees no network, no home
+folder, no other process, and can change nothing but the rootfs. Needs root to set this up,
+as the sandbox hosts do.
 
 Run as `python -m imagebuild.isolate ROOTFS COMMAND` under `unshare`; see run_isolated().
 """
@@ -19,7 +21,10 @@ import sys
 from cluster.errors import SealerError
 
 # The machine's folders a build command may read (binaries, libraries, /etc for its users).
-SYSTEM_FOLDERS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt")
+SYSTEM_FOLDERS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+# Secrets of the build machine under those folders, hidden from the command.
+MASKED_FILES = ("etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/sudoers")
+MASKED_FOLDERS = ("etc/ssh", "etc/ssl/private", "etc/sudoers.d")
 DEVICES = ("null", "zero", "random", "urandom")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -86,6 +91,12 @@ def _enter(rootfs: str, command: str) -> None:
             os.mkdir(target)
             _mount("--rbind", source, target)
             _mount("-o", "remount,bind,ro", target)
+    for name in MASKED_FILES:
+        if os.path.isfile(os.path.join(new_root, name)):
+            _mount("--bind", "/dev/null", os.path.join(new_root, name))
+    for name in MASKED_FOLDERS:
+        if os.path.isdir(os.path.join(new_root, name)):
+            _mount("-t", "tmpfs", "-o", "ro,size=4k", "tmpfs", os.path.join(new_root, name))
     os.mkdir(os.path.join(new_root, "rootfs"))
     _mount("--bind", rootfs, os.path.join(new_root, "rootfs"))
     os.mkdir(os.path.join(new_root, "tmp"), 0o1777)
@@ -104,7 +115,10 @@ def _enter(rootfs: str, command: str) -> None:
     socket.sethostname("sealer-build")
     os.chroot(new_root)
     os.chdir("/rootfs")
-    os.execve("/bin/sh", ["sh", "-c", command], env)
+    # Root without capabilities: it cannot undo the mounts above, mount or mknod anything,
+    # or reach past file permissions; it still owns (and so can change) the rootfs.
+    setpriv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
+    os.execve("/usr/bin/setpriv", [*setpriv, "/bin/sh", "-c", command], env)
 
 
 if __name__ == "__main__":

@@ -150,6 +150,7 @@ RUN (python3 -c 'import socket; socket.create_connection(("127.0.0.1", {port}), 
 RUN (touch /usr/sealer-build-probe && echo yes || echo no) > wrote-usr 2>/dev/null
 RUN (test -e {marker} && echo yes || echo no) > sees-host; hostname > hostname; echo x > /tmp/t
 RUN (ls {ROOT} >/dev/null 2>&1 && echo yes || echo no) > sees-project; env | sort > env
+RUN wc -c < /etc/shadow > shadow-bytes; (mount -t tmpfs t /tmp && echo yes || echo no) > mounts
 """,
     )
     marker.write_text("on the build machine")
@@ -168,6 +169,8 @@ RUN (ls {ROOT} >/dev/null 2>&1 && echo yes || echo no) > sees-project; env | sor
     assert (rootfs / "sees-project").read_text().strip() == "no"
     assert (rootfs / "hostname").read_text().strip() == "sealer-build"
     assert "SEALER_TEST_SECRET_ENV" not in (rootfs / "env").read_text()
+    assert (rootfs / "shadow-bytes").read_text().strip() == "0"  # masked
+    assert (rootfs / "mounts").read_text().strip() == "no"  # no capabilities
 
 
 def test_save_and_load_round_trip_keeps_the_digest(tmp_path):
