@@ -3,6 +3,7 @@
 For each backend: lock + read an empty state; 1,000 journal appends (one per finished action,
 each durable: an fsynced line, or a committed row); one full write of a 5,000-host document
 (which folds the journal in); a read of it; lock + unlock. The local file is the baseline.
+Then: how soon another client gets the lock after its holder is killed with kill -9.
 The PostgreSQL server is started here, as the tests start it (tests/pg_server.py); it runs
 with fsync=off, so its figures are a floor for a real server's commit latency.
 
@@ -73,6 +74,43 @@ def measure(make_backend, cluster: str) -> dict[str, float]:
     return times
 
 
+HOLD_LOCK = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from state.postgres import PostgresBackend
+with PostgresBackend(sys.argv[2], "killed").lock("apply"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def lock_after_kill(url: str, trials: int = 10) -> list[tuple[float, int]]:
+    """Seconds from a holder's death (kill -9) to the lock taken by another client, and the
+    failed attempts before: the server drops the lock with the dead client's session."""
+    import subprocess
+
+    from state.local import LockError
+    from state.postgres import PostgresBackend
+
+    results = []
+    for _ in range(trials):
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(ROOT), url], stdout=subprocess.PIPE, text=True
+        )
+        assert holder.stdout.readline().strip() == "locked"
+        holder.kill()
+        holder.wait()
+        start, refused = time.perf_counter(), 0
+        while True:
+            try:
+                with PostgresBackend(url, "killed").lock("bench"):
+                    break
+            except LockError:
+                refused += 1
+        results.append((time.perf_counter() - start, refused))
+    return results
+
+
 def main() -> None:
     server = PostgresServer().start()
     os.environ["PGPASSWORD"] = server.password
@@ -98,6 +136,13 @@ def main() -> None:
             print(f"{step:<24} {local * 1000:>8.1f}ms {pg * 1000:>8.1f}ms {pg / local:>6.2f}x")
         per_append = statistics.median(results["postgres"][f"{APPENDS} appends"]) / APPENDS
         print(f"postgres: {per_append * 1000:.2f} ms per recorded action")
+        after_kill = lock_after_kill(server.url)
+        print(
+            f"lock taken after the holder's kill -9: median "
+            f"{statistics.median(t for t, _ in after_kill) * 1000:.1f} ms (connect included), "
+            f"refused attempts before it: {sum(r for _, r in after_kill)} in {len(after_kill)} "
+            f"trials"
+        )
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
