@@ -270,12 +270,10 @@ def test_pull_to_a_file_and_push_back_round_trip(tmp_path, clusterfile, pg_backe
 
 
 def test_saved_plan_is_stale_after_another_run_changed_the_shared_state(
-    tmp_path, clusterfile, pg_backend
+    tmp_path, clusterfile, pg_backend, name
 ):
     assert sealer("import", "-f", str(clusterfile)).returncode == 0
-    write_clusterfile(
-        clusterfile, cluster_doc(M, [*W, "127.0.2.13"], name=clusterfile_name(clusterfile))
-    )
+    write_clusterfile(clusterfile, cluster_doc(M, [*W, "127.0.2.13"], name=name))
     out = tmp_path / "plan.json"
     planned = sealer("plan", "-f", str(clusterfile), "--refresh=false", "--out", str(out))
     assert planned.returncode == 0, planned.stderr
@@ -310,12 +308,6 @@ def _move_on(tmp_path, clusterfile) -> None:
     newer.write_text(json.dumps(doc))
     result = sealer("state", "push", str(newer))
     assert result.returncode == 0, result.stderr
-
-
-def clusterfile_name(path) -> str:
-    import yaml
-
-    return yaml.safe_load(path.read_text())["metadata"]["name"]
 
 
 class _SilentSSHPort:
