@@ -21,6 +21,7 @@ from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime
 from executors.scheduler import Events, Outcome, run_dag
+from planner.build import configs_digest
 from planner.records import env_digest
 from state import document
 
@@ -189,9 +190,13 @@ class Applier:
                 document.set_field("image", None),
                 document.set_field("bootstrap_master", None),
                 document.set_field("launch_digest", None),
+                document.set_field("configs_digest", None),
             )
         else:
-            self._record(document.set_field("image", self.plan.image))
+            self._record(
+                document.set_field("image", self.plan.image),
+                document.set_field("configs_digest", configs_digest(self.desired)),
+            )
 
     def execute(self, action: Action) -> None:
         handler = getattr(self, f"_do_{action.kind}")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 
@@ -212,17 +213,18 @@ def _plan_running_cluster(
         if is_master_record(recorded[ip]):
             graph.depend(f"join_worker.{ip}", removals[ip])
 
-    # Same version, new content (a rebuilt image): hosts that stay get the new rootfs.
+    # Same version, new content (a rebuilt image, or changed Config documents rendered into
+    # it): hosts that stay get the new rootfs.
     previous_digest = (state.get("image") or {}).get("digest")
-    if previous_digest and previous_digest != desired.image.digest:
+    image_changed = previous_digest and previous_digest != desired.image.digest
+    configs_changed = state.get("configs_digest") != configs_digest(desired)
+    if image_changed or configs_changed:
+        reason = {"from": previous_digest, "to": desired.image.digest}
+        if configs_changed:
+            reason["configs"] = "changed"
         for ip in kept:
             if ip not in upgrades:  # an upgrade brings the new rootfs itself
-                graph.add(
-                    "sync_rootfs",
-                    ip,
-                    wanted[ip].roles,
-                    **{"from": previous_digest, "to": desired.image.digest},
-                )
+                graph.add("sync_rootfs", ip, wanted[ip].roles, **reason)
 
     # Labels, taints, env (and free-form roles) of hosts that stay.
     for ip in kept:
@@ -234,20 +236,28 @@ def _plan_running_cluster(
     return bootstrap
 
 
-def launch_digest(commands: tuple[str, ...], image_digest: str) -> str:
-    """What the launch commands ran with: the commands and the image (its manifests)."""
-    text = "\n".join([image_digest, *commands])
+def configs_digest(desired: Cluster) -> str | None:
+    """The Config documents rendered into the rootfs, as a digest; None when there are none."""
+    if not desired.configs:
+        return None
+    bodies = sorted((doc.name, json.dumps(doc.body, sort_keys=True)) for doc in desired.configs)
+    return "sha256:" + hashlib.sha256(json.dumps(bodies).encode()).hexdigest()
+
+
+def launch_digest(commands: tuple[str, ...], desired: Cluster) -> str:
+    """What the launch commands ran with: the commands and the rootfs (image and Configs)."""
+    text = "\n".join([desired.image.digest, configs_digest(desired) or "", *commands])
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _plan_launch(graph: ActionGraph, desired: Cluster, state: dict, bootstrap: str) -> None:
     """Run the launch commands once the cluster is up, and again when they or the image change.
 
-    A rebuilt image usually changes the manifests its commands apply, so a new image digest
-    re-runs them too: launch commands are meant to be re-runnable (`kubectl apply`).
+    A rebuilt image or changed Configs usually change the manifests its commands apply, so they
+    re-run them too: launch commands are meant to be re-runnable (`kubectl apply`).
     """
     commands = desired.launch_cmds
-    digest = launch_digest(commands, desired.image.digest)
+    digest = launch_digest(commands, desired)
     if not commands or state.get("launch_digest") == digest:
         return
     after = [a for a in graph.ids() if a.split(".")[0] in ADD_KINDS + CHANGE_KINDS]

@@ -175,6 +175,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_import(args) -> int:
+    from planner.build import configs_digest
     from planner.records import env_digest
 
     cluster = load_cluster(args.file)
@@ -189,6 +190,7 @@ def cmd_import(args) -> int:
         doc["lineage"] = state["lineage"] if state["serial"] else doc["lineage"]
         doc["image"] = cluster.image.record()
         doc["bootstrap_master"] = cluster.masters[0]
+        doc["configs_digest"] = configs_digest(cluster)
         for ip, host in cluster.hosts.items():
             doc["hosts"][ip] = host_record(
                 roles=host.roles,

@@ -103,7 +103,11 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
     elif action.kind == "launch_apps":
         fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d["commands"])]
     elif action.kind == "sync_rootfs":
-        fields.append(("rootfs", f"{json.dumps(d['from'][:19])} -> {json.dumps(d['to'][:19])}"))
+        before, after = (d.get("from") or "")[:19], d["to"][:19]
+        if before != after:
+            fields.append(("image", f"{json.dumps(before)} -> {json.dumps(after)}"))
+        if d.get("configs"):
+            fields.append(("configs", json.dumps(d["configs"])))
     elif "version" in d:
         fields.append(("version", json.dumps(d["version"])))
     width = max(len(name) for name, _ in fields)
@@ -140,7 +144,7 @@ def _reason(action: Action) -> str:
     if action.kind == "launch_apps":
         return "runs the launch commands on the bootstrap master"
     if action.kind == "sync_rootfs":
-        return "the image's content changed at the same version: copies the new rootfs"
+        return "the rootfs changed at the same version (image content or Configs): copies it"
     return ""
 
 

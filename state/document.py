@@ -75,7 +75,7 @@ def delete_host(ip: str) -> dict:
 
 
 def set_field(name: str, value) -> dict:
-    assert name in ("image", "bootstrap_master", "launch_digest"), name
+    assert name in ("image", "bootstrap_master", "launch_digest", "configs_digest"), name
     return {"op": "set", "field": name, "value": value}
 
 

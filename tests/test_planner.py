@@ -325,3 +325,26 @@ def test_launch_commands_run_again_when_the_cmd_or_the_image_changes():
     assert sorted(a.kind for a in plan.actions) == ["launch_apps", "sync_rootfs"]
     launch = next(a for a in plan.actions if a.kind == "launch_apps")
     assert f"sync_rootfs.{M[0]}" in launch.depends_on  # the new manifests are there first
+
+
+def test_changed_config_documents_sync_every_kept_host_and_rerun_launch():
+    import dataclasses
+
+    from cluster.model import Document
+    from planner.build import configs_digest
+
+    def with_config(cluster: Cluster, data: str) -> Cluster:
+        config = Document("Config", "app", {"spec": {"path": "etc/app.yaml", "data": data}})
+        image_with_cmd = dataclasses.replace(cluster.image, launch_cmds=("kubectl apply -f x",))
+        return dataclasses.replace(cluster, configs=(config,), image=image_with_cmd)
+
+    first = with_config(desired(M[:1], W[:1]), "replicas: 1")
+    state = applied(first)
+    state["configs_digest"] = configs_digest(first)
+    state["launch_digest"] = make_plan(first, state).actions[0].details["digest"]
+    assert make_plan(first, state).empty
+    changed = make_plan(with_config(desired(M[:1], W[:1]), "replicas: 2"), state)
+    assert sorted(kinds(changed)) == sorted(
+        [("sync_rootfs", M[0]), ("sync_rootfs", W[0]), ("launch_apps", M[0])]
+    )
+    assert by_id(changed)[f"sync_rootfs.{W[0]}"].details["configs"] == "changed"

@@ -1,4 +1,4 @@
-"""End-to-end: build an image with a CMD, apply it, then roll out a rebuilt payload."""
+"""End-to-end: a built image's CMD, rebuilt payloads and changed Config documents rolling out."""
 
 from __future__ import annotations
 
@@ -64,4 +64,30 @@ def test_built_image_runs_its_cmd_and_a_rebuild_rolls_out(hosts, tmp_path):
     rootfs = "/var/lib/sealer/data/e2e/rootfs/manifests/dashboard.yaml"
     for n in (1, 2):
         assert "replicas: 3" in ssh(n, f"cat {rootfs}").stdout
+    assert cluster.sealer("plan", "--detailed-exitcode").returncode == 0
+
+
+def test_config_documents_are_rendered_into_the_rootfs_and_a_change_rolls_out(hosts, tmp_path):
+    cluster = Cluster(tmp_path, "k3s")
+
+    def write(data: str) -> None:
+        cluster.write([1], [2])
+        config = (
+            "---\napiVersion: sealer.io/v1\nkind: Config\nmetadata: {name: app}\n"
+            f"spec: {{path: etc/app.yaml, data: '{data}'}}\n"
+        )
+        cluster.path.write_text(cluster.path.read_text() + config)
+
+    rendered = "/var/lib/sealer/data/e2e/rootfs/etc/app.yaml"
+    write("replicas: 1")
+    cluster.apply()
+    assert ssh(2, f"cat {rendered}").stdout.strip() == "replicas: 1"
+    assert cluster.sealer("plan", "--detailed-exitcode").returncode == 0
+
+    write("replicas: 4")  # only the Config changed
+    plan = cluster.sealer("plan", "--detailed-exitcode")
+    assert plan.returncode == 2 and f"sync_rootfs.{ip(2)}" in plan.stdout, plan.stdout
+    cluster.apply()
+    for n in (1, 2):
+        assert ssh(n, f"cat {rendered}").stdout.strip() == "replicas: 4"
     assert cluster.sealer("plan", "--detailed-exitcode").returncode == 0
