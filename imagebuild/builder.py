@@ -20,7 +20,7 @@ from cluster import image as images
 from cluster.errors import SealerError
 from cluster.model import Image
 from imagebuild import kubefile, layers
-from imagebuild.isolate import run_isolated
+from imagebuild.isolate import SETUP_FAILED, run_isolated
 from imagebuild.kubefile import Instruction, KubefileError
 
 
@@ -150,6 +150,8 @@ class Builder:
 
         def run(rootfs: Path) -> None:
             code = run_isolated(str(rootfs), ins.text, env)
+            if code == SETUP_FAILED:
+                raise self._error(ins, "could not set up the isolated environment (see above)")
             if code != 0:
                 raise self._error(ins, f"the command exited with {code}; the build stopped here")
 

@@ -12,6 +12,7 @@ Run as `python -m imagebuild.isolate ROOTFS COMMAND` under `unshare`; see run_is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -53,14 +54,8 @@ def run_isolated(rootfs: str, command: str, env: dict[str, str]) -> int:
         command,
     ]
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    setup_env = {**clean_env, "PYTHONPATH": project, "SEALER_BUILD_ENV": _encode(clean_env)}
+    setup_env = {**clean_env, "PYTHONPATH": project, "SEALER_BUILD_ENV": json.dumps(clean_env)}
     return subprocess.run(argv, env=setup_env, stdin=subprocess.DEVNULL).returncode
-
-
-def _encode(env: dict[str, str]) -> str:
-    import json
-
-    return json.dumps(env)
 
 
 def _mount(*args: str) -> None:
@@ -77,8 +72,6 @@ def _mount_point(rootfs: str) -> str:
 
 def _enter(rootfs: str, command: str) -> None:
     """Inside the new namespaces: build the new root, enter it, exec the command."""
-    import json
-
     env = json.loads(os.environ["SEALER_BUILD_ENV"])
     _mount("--make-rprivate", "/")
     new_root = _mount_point(os.path.realpath(rootfs))
@@ -121,5 +114,11 @@ def _enter(rootfs: str, command: str) -> None:
     os.execve("/usr/bin/setpriv", [*setpriv, "/bin/sh", "-c", command], env)
 
 
+SETUP_FAILED = 125  # as `docker run` does when the container cannot be set up
+
 if __name__ == "__main__":
-    _enter(sys.argv[1], sys.argv[2])
+    try:
+        _enter(sys.argv[1], sys.argv[2])
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"sealer build: cannot set up the isolated environment: {e}", file=sys.stderr)
+        sys.exit(SETUP_FAILED)
