@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,8 +121,6 @@ def _check_order(instructions: list[Instruction], where: str) -> None:
 
 def pairs(ins: Instruction, where: str) -> dict[str, str]:
     """ENV/LABEL arguments: K=V pairs (values may be quoted), or the old `ENV K V` form."""
-    import shlex
-
     try:
         words = shlex.split(ins.text)
     except ValueError as e:
