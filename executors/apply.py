@@ -174,15 +174,18 @@ class Applier:
             self.backend.write(self.state, self.original)
 
     def _prepare_for(self, action: Action) -> str:
-        self.driver.host(action.host).transport()  # connect now, while the first host copies
+        # Connect and look at the host now, while the first host copies.
+        facts = distribute.facts(self.driver.host(action.host), self.cluster_name)
         first = self._prepared.get(f"init_cluster.{self.plan.bootstrap_master}")
         if first is not None and action.kind != "init_cluster":
             # The first master's copy goes first, alone: the whole cluster waits on it.
             with contextlib.suppress(Exception):
                 first.result()
         if action.kind.startswith("upgrade_"):  # copy only: new binaries go in during the action
-            return self._prepare(action.host, action.roles, None, install=False)
-        return self._prepare(action.host, action.roles, "pre-init-host", "post-init-host")
+            return self._prepare(action.host, action.roles, None, install=False, facts=facts)
+        return self._prepare(
+            action.host, action.roles, "pre-init-host", "post-init-host", facts=facts
+        )
 
     def _finish(self) -> None:
         if self.plan.destroy:
@@ -219,10 +222,12 @@ class Applier:
         phase_before: str | None,
         phase_after: str | None = None,
         install: bool = True,
+        facts: tuple[str, str] | None = None,
     ) -> str:
-        """Facts, plugins, the rootfs and its init.sh. Returns the host key fingerprint."""
+        """Facts (unless given), plugins, the rootfs and its init.sh. Returns the host key
+        fingerprint."""
         remote = self.driver.host(ip)
-        self._hostnames[ip], current = distribute.facts(remote, self.cluster_name)
+        self._hostnames[ip], current = facts or distribute.facts(remote, self.cluster_name)
         self._plugins(ip, phase_before, roles)
         init = f"bash {distribute.rootfs_dir(self.cluster_name)}/scripts/init.sh"
         distribute.distribute(
