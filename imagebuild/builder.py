@@ -73,6 +73,10 @@ class Builder:
             raise KubefileError(f"{context}: the build context is not a folder")
 
     def build(self) -> BuildResult:
+        with layers.cache_lock(lambda: self._say("Waiting for another sealer build to finish...")):
+            return self._build()
+
+    def _build(self) -> BuildResult:
         state = BuildState()
         total = len(self.instructions)
         for number, ins in enumerate(self.instructions, start=1):

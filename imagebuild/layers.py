@@ -8,6 +8,8 @@ and renamed into place: a killed build never leaves a half layer behind.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
@@ -24,6 +26,22 @@ def key(*parts) -> str:
 
 def cache_root() -> Path:
     return sealer_home() / "cache" / "layers"
+
+
+@contextlib.contextmanager
+def cache_lock(on_wait: Callable[[], None]):
+    """One build at a time uses the cache (and the store): a second one waits its turn.
+
+    An flock, so a killed build never leaves it held."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def cached(layer_key: str) -> Path | None:

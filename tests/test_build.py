@@ -256,3 +256,34 @@ COPY conf etc-link/
     assert result.returncode == 1
     assert f"{context / 'Kubefile'}:3: COPY: etc-link goes through a symlink" in result.stderr
     assert list(outside.iterdir()) == []  # nothing was written on the build machine
+
+
+def test_a_second_build_waits_for_the_first_one(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    kubefile(first, f"FROM {IMAGES / 'k3s-v1.25.3'}\nRUN while [ ! -f go ]; do sleep 0.05; done\n")
+    kubefile(second, f"FROM {IMAGES / 'k3s-v1.25.3'}\nRUN echo second > second\n")
+
+    def start(context: Path, tag: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sealer_cli.main", "build", "-t", tag, str(context)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    a = start(first, "first:v1")
+    layers = images.sealer_home() / "cache" / "layers"
+    deadline = time.monotonic() + 60
+    while not list(layers.glob(".staging-*/rootfs")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (staging,) = layers.glob(".staging-*/rootfs")  # the first build is in its RUN
+    b = start(second, "second:v1")
+    assert b.stdout.readline().strip() == "Waiting for another sealer build to finish..."
+    (staging / "go").touch()  # let the first RUN end
+    assert a.wait(timeout=60) == 0 and b.wait(timeout=60) == 0, a.stderr.read() + b.stderr.read()
+    assert (built("second:v1") / "second").read_text() == "second\n"
+    assert (built("first:v1") / "go").exists()
