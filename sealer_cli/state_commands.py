@@ -8,8 +8,8 @@ from pathlib import Path
 
 from cluster.errors import SealerError
 from sealer_cli.commands import load_cluster, locked_state
+from state.common import parse
 from state.document import content
-from state.local import parse
 
 
 def run(args) -> int:

@@ -15,28 +15,24 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import getpass
 import json
 import os
-import socket
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from cluster.errors import SealerError
-from state.document import FORMAT_VERSION, apply_patch, content, new_document, touch
+from state.common import (
+    Backend,
+    LockError,
+    StateError,
+    lock_held_message,
+    lock_info,
+    parse,
+)
+from state.document import apply_patch, new_document
 
 
-class StateError(SealerError):
-    pass
-
-
-class LockError(StateError):
-    pass
-
-
-class LocalBackend:
+class LocalBackend(Backend):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._as_read: bytes | None = None  # the file as first read by this command
@@ -145,18 +141,6 @@ class LocalBackend:
 
     # ---- writing ----
 
-    def write(self, doc: dict, previous: dict | None) -> bool:
-        """Write doc if its content differs from previous; bump the serial. True if written.
-
-        previous is the document as read (journal replayed); its serial is the one on disk.
-        """
-        if previous is not None and not self._journal_pending and content(doc) == content(previous):
-            return False
-        doc["serial"] = (previous or {}).get("serial", doc.get("serial", 0)) + 1
-        touch(doc)
-        self.store(doc)
-        return True
-
     def store(self, doc: dict) -> None:
         """Make doc the state as it is (serial included); the first replaced file is backed up."""
         data = (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
@@ -167,34 +151,6 @@ class LocalBackend:
         with contextlib.suppress(FileNotFoundError):  # its entries now live in the state
             self.journal_path.unlink()
         self._journal_pending = False
-
-
-def parse(raw: bytes, where: str, cluster: str | None = None) -> dict:
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise StateError(
-            f"{where}: the state is not valid JSON ({e}); restore it from "
-            f"{where}.backup or move it away"
-        ) from None
-    if (
-        not isinstance(doc, dict)
-        or not isinstance(doc.get("hosts"), dict)
-        or not isinstance(doc.get("lineage"), str)
-        or not isinstance(doc.get("serial"), int)
-    ):
-        raise StateError(f"{where}: not a sealer state document (needs lineage, serial, hosts)")
-    if doc.get("format_version") != FORMAT_VERSION:
-        raise StateError(
-            f"{where}: state format_version {doc.get('format_version')!r} is not "
-            f"supported (this sealer reads {FORMAT_VERSION})"
-        )
-    if cluster is not None and doc.get("cluster") != cluster:
-        raise StateError(
-            f"{where}: this state belongs to cluster {doc.get('cluster')!r}, "
-            f"not {cluster!r}; pass the right --state"
-        )
-    return doc
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -227,39 +183,12 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         ) from None
 
 
-def lock_info(operation: str, path: str) -> dict:
-    return {
-        "ID": str(uuid.uuid4()),
-        "Operation": operation,
-        "Who": f"{_user()}@{socket.gethostname()}",
-        "PID": os.getpid(),
-        "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "Path": path,
-    }
-
-
 def _lock_held_message(lock_path: Path, state_path: Path) -> str:
     try:
         info = json.loads(lock_path.read_text() or "{}")
     except (OSError, ValueError):
         info = {}
-    held = (
-        ", ".join(
-            f"{k}={info[k]}" for k in ("ID", "Operation", "Who", "PID", "Created") if k in info
-        )
-        or "holder unknown"
-    )
-    return (
-        f"{state_path}: the state is locked by another sealer run ({held}); "
-        f"wait for it, or retry with --lock-timeout"
-    )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in minimal containers
-        return str(os.getuid())
+    return lock_held_message(str(state_path), info)
 
 
 def _ensure_folder(folder: Path) -> None:

@@ -19,8 +19,8 @@ import re
 import threading
 import time
 
-from state.document import apply_patch, content, new_document, touch
-from state.local import LockError, StateError, lock_info, parse
+from state.common import Backend, LockError, StateError, lock_held_message, lock_info, parse
+from state.document import apply_patch, new_document
 
 SCHEMA_VERSION = 1
 KEEP_VERSIONS = 10
@@ -63,7 +63,7 @@ def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgres://", "postgresql://"))
 
 
-class PostgresBackend:
+class PostgresBackend(Backend):
     def __init__(self, url: str, cluster: str):
         self.url = url
         self.cluster = cluster
@@ -189,17 +189,7 @@ class PostgresBackend:
             "AND p.classid = %s AND p.objid = %s AND p.objsubid = 1",
             (self.cluster, unsigned >> 32, unsigned & 0xFFFF_FFFF),
         )
-        info = rows[0][0] if rows else {}
-        held = (
-            ", ".join(
-                f"{k}={info[k]}" for k in ("ID", "Operation", "Who", "PID", "Created") if k in info
-            )
-            or "holder unknown"
-        )
-        return (
-            f"{self.describe()}: the state is locked by another sealer run ({held}); "
-            f"wait for it, or retry with --lock-timeout"
-        )
+        return lock_held_message(self.describe(), rows[0][0] if rows else {})
 
     # ---- reading ----
 
@@ -262,15 +252,6 @@ class PostgresBackend:
             self._journal_pending = True
 
     # ---- writing ----
-
-    def write(self, doc: dict, previous: dict | None) -> bool:
-        """Store doc if its content differs from previous; bump the serial. True if written."""
-        if previous is not None and not self._journal_pending and content(doc) == content(previous):
-            return False
-        doc["serial"] = (previous or {}).get("serial", doc.get("serial", 0)) + 1
-        touch(doc)
-        self.store(doc)
-        return True
 
     def store(self, doc: dict) -> None:
         """Make doc the cluster's state as it is (serial included), keeping the one it replaces."""
