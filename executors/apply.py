@@ -350,9 +350,7 @@ class Applier:
 
     def _do_sync_rootfs(self, action: Action) -> None:
         """Copy the image's new content; the runtime and its version stay as they are."""
-        remote = self.driver.host(action.host)
-        _, current = distribute.facts(remote, self.cluster_name)
-        distribute.distribute(remote, self.image, self.cluster_name, self._configs, current)
+        self._prepare(action.host, action.roles, None, install=False)
 
     def _do_launch_apps(self, action: Action) -> None:
         rootfs = distribute.rootfs_dir(self.cluster_name)
