@@ -41,7 +41,7 @@ class PostgresServer:
         self.folder = Path(tempfile.mkdtemp(prefix="sealer-pg-"))
         self.data = self.folder / "data"
         self.password = secrets.token_urlsafe(16)
-        self.port = _free_port()
+        self.port = free_port()
         self.bindir = server_bindir()
         self._run_as = "postgres" if os.geteuid() == 0 else None
 
@@ -81,22 +81,7 @@ class PostgresServer:
             "-w",
             "start",
         )
-        env = {**os.environ, "PGPASSWORD": self.password}
-        subprocess.run(
-            [
-                str(self.bindir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                USER,
-                DATABASE,
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        self._client("createdb", DATABASE)
         return self
 
     def stop(self) -> None:
@@ -106,20 +91,13 @@ class PostgresServer:
 
     def psql(self, sql: str) -> str:
         """Run SQL as the test's user; return psql's unaligned output."""
+        return self._client("psql", "-d", DATABASE, "-Atc", sql)
+
+    def _client(self, program: str, *args: str) -> str:
+        """A client program, logged in over TCP as the test's user with its password."""
+        connection = ["-h", "127.0.0.1", "-p", str(self.port), "-U", USER]
         return subprocess.run(
-            [
-                str(self.bindir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                USER,
-                "-d",
-                DATABASE,
-                "-Atc",
-                sql,
-            ],
+            [str(self.bindir / program), *connection, *args],
             env={**os.environ, "PGPASSWORD": self.password},
             check=True,
             capture_output=True,
@@ -135,7 +113,7 @@ class PostgresServer:
             raise RuntimeError(f"{program} failed: {result.stderr.strip() or result.stdout}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -332,12 +332,18 @@ def test_bad_state(workdir, content, expected):
     assert state.read_text() == content
 
 
-def test_saved_plan_edited_by_hand(imported):
+def _saved_plan(imported):
+    """A plan saved with --out against the imported state (one more worker): (plan, state)."""
     tmp_path, state = imported
     path = tmp_path / "Clusterfile"
     path.write_text(dump(cluster_doc(["127.0.2.1"], ["127.0.2.2", "127.0.2.3"])))
     out = tmp_path / "plan.json"
     assert sealer("plan", "-f", str(path), "--refresh=false", "--out", str(out)).returncode == 0
+    return out, state
+
+
+def test_saved_plan_edited_by_hand(imported):
+    out, state = _saved_plan(imported)
     saved = json.loads(out.read_text())
     saved["plan"]["actions"][0]["host"] = "127.0.2.99"
     out.write_text(json.dumps(saved))
@@ -347,11 +353,7 @@ def test_saved_plan_edited_by_hand(imported):
 
 
 def test_stale_saved_plan(imported):
-    tmp_path, state = imported
-    path = tmp_path / "Clusterfile"
-    path.write_text(dump(cluster_doc(["127.0.2.1"], ["127.0.2.2", "127.0.2.3"])))
-    out = tmp_path / "plan.json"
-    assert sealer("plan", "-f", str(path), "--refresh=false", "--out", str(out)).returncode == 0
+    out, state = _saved_plan(imported)
     doc = json.loads(state.read_text())  # another run changes the state in between
     doc["serial"] += 1
     state.write_text(json.dumps(doc))
@@ -361,11 +363,7 @@ def test_stale_saved_plan(imported):
 
 
 def test_saved_plan_of_another_lineage(imported):
-    tmp_path, state = imported
-    path = tmp_path / "Clusterfile"
-    path.write_text(dump(cluster_doc(["127.0.2.1"], ["127.0.2.2", "127.0.2.3"])))
-    out = tmp_path / "plan.json"
-    assert sealer("plan", "-f", str(path), "--refresh=false", "--out", str(out)).returncode == 0
+    out, state = _saved_plan(imported)
     doc = json.loads(state.read_text())
     doc["lineage"] = "00000000-0000-0000-0000-000000000000"
     state.write_text(json.dumps(doc))

@@ -16,6 +16,7 @@ from state.document import set_host, update_host
 from state.local import LockError, StateError
 from state.postgres import KEEP_VERSIONS, SCHEMA_VERSION, PostgresBackend
 from tests.helpers import cluster_doc, make_image, sealer, write_clusterfile
+from tests.pg_server import free_port
 
 # Nothing listens on these loopback addresses; no test here reaches a host.
 M = ["127.0.2.1"]
@@ -116,7 +117,7 @@ def test_password_in_the_url_is_refused_and_never_printed(tmp_path, clusterfile)
 
 
 def test_unreachable_server_is_a_one_line_error(clusterfile):
-    port = _free_port()
+    port = free_port()
     result = sealer(
         "plan", "-f", str(clusterfile), "--backend", f"postgres://u@127.0.0.1:{port}/db"
     )
@@ -335,12 +336,6 @@ class _SilentSSHPort:
         self._socket.close()
         for conn in self._accepted:
             conn.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_journal_of_a_first_apply_killed_before_its_first_write_is_kept(pg_backend, name):
