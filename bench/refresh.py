@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from apply_fanout import ssh_args  # noqa: E402  (bench/ is this script's folder)
+
 
 def timed(argv: list[str], env: dict, ok=(0,)) -> float:
     start = time.perf_counter()
@@ -34,21 +36,7 @@ def timed(argv: list[str], env: dict, ok=(0,)) -> float:
 def openssh_fanout(addresses: list[str], key: Path) -> float:
     def one(address: str) -> None:
         subprocess.run(
-            [
-                "ssh",
-                "-i",
-                str(key),
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "BatchMode=yes",
-                f"root@{address}",
-                "hostname",
-            ],
+            ["ssh", *ssh_args(key), f"root@{address}", "hostname"],
             check=True,
             capture_output=True,
         )
