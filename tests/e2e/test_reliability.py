@@ -15,7 +15,7 @@ import yaml
 
 from sandbox import hosts as sandbox
 from tests.e2e.conftest import NEW, Cluster, command_log, host, ip, ssh
-from tests.helpers import ROOT
+from tests.helpers import ROOT, sealer
 
 JOINS = ("kubeadm init --config", "kubeadm join")  # not `kubeadm init phase upload-certs`
 
@@ -228,22 +228,15 @@ def test_a_key_that_contradicts_the_users_known_hosts_is_refused(hosts, tmp_path
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     algorithm, blob = other.with_suffix(".pub").read_text().split()[:2]
     (home / ".ssh" / "known_hosts").write_text(f"{ip(2)} {algorithm} {blob}\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sealer_cli.main",
-            "apply",
-            "-f",
-            str(cluster.path),
-            "--auto-approve",
-            "--retries",
-            "0",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HOME": str(home)},
+    result = sealer(
+        "apply",
+        "-f",
+        str(cluster.path),
+        "--auto-approve",
+        "--retries",
+        "0",
+        env={"HOME": str(home)},
+        timeout=300,
     )
     assert result.returncode == 1
     assert f"{ip(2)}: the host key (SHA256:" in result.stderr
