@@ -14,7 +14,7 @@ from cluster.model import ClusterView, HostFacts
 from executors import distribute
 from executors.driver import Driver, HostError
 from executors.runtimes import runtime_for
-from executors.runtimes.base import Runtime
+from executors.runtimes.base import Runtime, is_ready
 
 SYSTEM_LABEL_PREFIXES = (
     "kubernetes.io/",
@@ -119,12 +119,9 @@ def _node_summary(item: dict) -> dict:
         value = f"={t['value']}" if t.get("value") else ""
         taints.append(f"{t['key']}{value}:{t['effect']}")
     addresses = {a["type"]: a["address"] for a in item["status"].get("addresses", [])}
-    ready = any(
-        c["type"] == "Ready" and c["status"] == "True" for c in item["status"].get("conditions", [])
-    )
     return {
         "address": addresses.get("InternalIP", ""),
-        "ready": ready,
+        "ready": is_ready(item),
         "version": item["status"].get("nodeInfo", {}).get("kubeletVersion", ""),
         "labels": labels,
         "taints": sorted(taints),

@@ -103,7 +103,7 @@ class Runtime:
                 node, problem = None, f": {e}"
             if (
                 node
-                and _is_ready(node)
+                and is_ready(node)
                 and (version is None or node["status"]["nodeInfo"]["kubeletVersion"] == version)
             ):
                 return
@@ -197,7 +197,8 @@ class Runtime:
         raise NotImplementedError
 
 
-def _is_ready(node: dict) -> bool:
+def is_ready(node: dict) -> bool:
+    """A node of `kubectl get nodes -o json` whose Ready condition is True."""
     return any(
         c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", [])
     )
