@@ -50,8 +50,9 @@ class K3s(Runtime):
             installed,
             f"install -d /etc/rancher/k3s /etc/systemd/system && "
             f"(umask 077 && cat > {CONFIG}) && printf %s {shlex.quote(unit_text)} > {path}.new"
-            f" && mv {path}.new {path} && systemctl daemon-reload && "
-            f"systemctl enable --now {unit}",
+            # `systemctl enable` reloads the manager's configuration itself (unless
+            # --no-reload), so a separate daemon-reload would only reload everything twice.
+            f" && mv {path}.new {path} && systemctl enable --now {unit}",
             # Installed by an earlier run: make sure it runs (a restart re-registers a node
             # that was deleted). One round trip either way.
             when_done=f"{{ systemctl is-active {unit} >/dev/null && systemctl restart {unit} "
