@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from cluster.errors import SealerError
 from cluster.model import Action, Cluster, Image, Plan
 from executors import distribute
-from executors.driver import Driver, Result
+from executors.driver import Driver, Followed, Result
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime
@@ -51,6 +51,9 @@ class ActionOps:
         secrets: tuple[str, ...] = (),
     ) -> Result:
         return self._applier.run(ip, command, stdin=stdin, check=check, secrets=secrets)
+
+    def follow(self, ip: str, command: str) -> Followed:
+        return self._applier.follow(ip, command)
 
     def name(self, ip: str) -> str:
         return self._applier.hostname(ip)
@@ -132,6 +135,10 @@ class Applier:
         host = self.desired_host(ip)
         env = host.env if host else {}
         return self.driver.host(ip).run(command, env=env, stdin=stdin, check=check, secrets=secrets)
+
+    def follow(self, ip: str, command: str) -> Followed:
+        host = self.desired_host(ip)
+        return self.driver.host(ip).follow(command, env=host.env if host else {})
 
     def hostname(self, ip: str) -> str:
         name = self._hostnames.get(ip) or self.state["hosts"].get(ip, {}).get("hostname")

@@ -197,17 +197,7 @@ class Remote:
         secrets: tuple[str, ...] = (),
     ) -> Result:
         """Run command (through sudo for a non-root user). stdin may carry secrets."""
-        script = command
-        if env:
-            exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
-            script = f"export {exports}; {command}"
-        wrapped = f"bash -c {shlex.quote(script)}"
-        if self.ssh.user != "root":
-            if self.ssh.password:  # sudo reads the password as the first line of stdin
-                wrapped = f"sudo -S -p '' -- {wrapped}"
-                stdin = self.ssh.password.encode() + b"\n" + stdin
-            else:
-                wrapped = f"sudo -n -- {wrapped}"
+        wrapped, stdin = self._command_line(command, env, stdin)
         all_secrets = tuple(secrets) + self._secrets() + tuple(env.values() if env else ())
         result = self._exec(wrapped, stdin, timeout or self.timeouts.command, all_secrets)
         if check and result.exit_code != 0:
@@ -219,14 +209,50 @@ class Remote:
             )
         return result
 
-    def _exec(self, command: str, stdin: bytes, timeout: float, secrets) -> Result:
+    def _command_line(
+        self, command: str, env: dict[str, str] | None, stdin: bytes
+    ) -> tuple[str, bytes]:
+        """The command as the host's shell gets it (env exported, sudo for a non-root user),
+        and the stdin to send (sudo's password first when it needs one)."""
+        script = command
+        if env:
+            exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+            script = f"export {exports}; {command}"
+        wrapped = f"bash -c {shlex.quote(script)}"
+        if self.ssh.user != "root":
+            if self.ssh.password:  # sudo reads the password as the first line of stdin
+                wrapped = f"sudo -S -p '' -- {wrapped}"
+                stdin = self.ssh.password.encode() + b"\n" + stdin
+            else:
+                wrapped = f"sudo -n -- {wrapped}"
+        return wrapped, stdin
+
+    def follow(self, command: str, *, env: dict[str, str] | None = None) -> Followed:
+        """Start a long-running command (e.g. `kubectl get --watch`) to read as it writes."""
+        wrapped, stdin = self._command_line(command, env, b"")
+        channel = self._open_channel()
         try:
-            channel = self.transport().open_session(timeout=self.timeouts.connect)
+            channel.settimeout(None)  # the reader decides how long to wait
+            channel.exec_command(wrapped)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+        except (OSError, EOFError) as e:
+            channel.close()
+            raise HostError(self.ip, f"SSH session failed: {e}", unreachable=True) from None
+        return Followed(self.ip, channel)
+
+    def _open_channel(self):
+        try:
+            return self.transport().open_session(timeout=self.timeouts.connect)
         except HostError:
             raise
         except Exception as e:  # the transport died under us: the host went away
             self.close()
             raise HostError(self.ip, f"SSH session failed: {e}", unreachable=True) from None
+
+    def _exec(self, command: str, stdin: bytes, timeout: float, secrets) -> Result:
+        channel = self._open_channel()
         try:
             channel.settimeout(timeout)
             channel.exec_command(command)
@@ -354,6 +380,36 @@ class Remote:
         if code != 0:
             raise HostError(self.ip, f"`{command}` exited with {code}: {result.stderr.strip()}")
         return result
+
+
+class Followed:
+    """A command still running on a host (see Remote.follow)."""
+
+    def __init__(self, ip: str, channel):
+        self.ip = ip
+        self._channel = channel
+
+    def chunks(self):
+        """Its stdout, as it comes, until it ends or close() is called."""
+        while chunk := self._channel.recv(65536):
+            yield chunk
+
+    def failure(self) -> str:
+        """Why it ended: its exit code and last stderr line ("" for a clean exit)."""
+        if not self._channel.status_event.wait(2.0):  # the status follows the output's end
+            return "ended without an exit status"
+        code = self._channel.recv_exit_status()
+        if code == 0:
+            return ""
+        stderr = b""
+        while self._channel.recv_stderr_ready():
+            stderr += self._channel.recv_stderr(65536)
+        last = stderr.decode(errors="replace").strip().splitlines()[-1:]
+        return f"exited with {code}" + (f": {last[0]}" if last else "")
+
+    def close(self) -> None:
+        """End it: the command loses its stdout and sshd its channel."""
+        self._channel.close()
 
 
 def _file_chunks(path: str, size: int = 1 << 20):

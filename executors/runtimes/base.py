@@ -10,7 +10,8 @@ import time
 from typing import Protocol
 
 from cluster.errors import SealerError
-from executors.driver import HostError, Result
+from executors.driver import Followed, HostError, Result
+from executors.runtimes.watch import WATCH_ARGS, NodeWatch
 
 
 class NodeOps(Protocol):
@@ -27,6 +28,8 @@ class NodeOps(Protocol):
         check: bool = True,
         secrets: tuple[str, ...] = (),
     ) -> Result: ...
+
+    def follow(self, ip: str, command: str) -> Followed: ...  # a long-running command
 
     def name(self, ip: str) -> str: ...  # the node name (the host's hostname)
 
@@ -53,6 +56,8 @@ class Runtime:
         self._secrets: dict[str, str] = {}  # join tokens etc., for this apply only, in memory
         self._listing_lock = threading.Lock()
         self._listing: dict[str, tuple[float, dict]] = {}  # bootstrap -> (fetched at, nodes)
+        self._watch_lock = threading.Lock()
+        self._watches: dict[str, NodeWatch] = {}  # bootstrap -> the watch waiters share
 
     def secret(self, key: str, fetch) -> str:
         """A join secret fetched once per apply (one round trip instead of one per join)."""
@@ -92,8 +97,18 @@ class Runtime:
     def wait_ready(self, ops: NodeOps, ip: str, version: str | None = None) -> None:
         name = ops.name(ip)
         deadline = time.monotonic() + self.ready_timeout
+
+        def qualifies(node: dict | None) -> bool:
+            return (
+                node is not None
+                and is_ready(node)
+                and (version is None or node["status"]["nodeInfo"]["kubeletVersion"] == version)
+            )
+
+        if self._watch_for(ops, name, qualifies, self.ready_timeout):
+            return
         problem = ""
-        while True:
+        while True:  # no watch (or it ended): look at the node list until the time is up
             asked = time.monotonic()
             try:
                 node = self.nodes(ops, newer_than=asked - 0.05).get(name)
@@ -101,11 +116,7 @@ class Runtime:
                 if e.unreachable:
                     raise
                 node, problem = None, f": {e}"
-            if (
-                node
-                and is_ready(node)
-                and (version is None or node["status"]["nodeInfo"]["kubeletVersion"] == version)
-            ):
+            if qualifies(node):
                 return
             if time.monotonic() > deadline:
                 raise SealerError(
@@ -113,6 +124,22 @@ class Runtime:
                     f"after {self.ready_timeout:g}s{problem}"
                 )
             time.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - asked)))
+
+    def _watch_for(self, ops: NodeOps, name: str, qualifies, timeout: float) -> bool:
+        """Wait on the bootstrap master's shared node watch. False if it timed out or could
+        not watch (the caller then polls for the rest of the time)."""
+        with self._watch_lock:
+            watch = self._watches.get(ops.bootstrap)
+            if watch is None or not watch.join():
+                bootstrap = ops.bootstrap
+                watch = self._watches[bootstrap] = NodeWatch(
+                    lambda: ops.follow(bootstrap, f"{self.kubectl_command} {WATCH_ARGS}")
+                )
+                watch.join()
+        try:
+            return bool(watch.wait(name, qualifies, timeout))
+        finally:
+            watch.leave()
 
     def is_node(self, ops: NodeOps, ip: str) -> bool:
         return ops.name(ip) in self.nodes(ops)

@@ -7,9 +7,20 @@ The letters follow the apply issue: (a) init, (b) scale, (c) replace a master, (
 from __future__ import annotations
 
 import json
+import time
 
 from sandbox import hosts as sandbox
-from tests.e2e.conftest import IMAGES, NEW, OLD, api, command_log, ip, node_versions, ssh
+from tests.e2e.conftest import (
+    IMAGES,
+    NEW,
+    OLD,
+    api,
+    command_log,
+    host,
+    ip,
+    node_versions,
+    ssh,
+)
 from tests.helpers import sealer
 
 # Stand-in commands that change a host, as opposed to cluster API calls made from the bootstrap
@@ -72,7 +83,24 @@ def test_a_init_three_masters_two_workers(cluster):
     state = cluster.state()
     assert set(state["hosts"]) == {ip(n) for n in (1, 2, 3, 4, 5)}
     assert state["bootstrap_master"] == ip(1) and state["image"]["version"] == OLD
+    # The joins waited on one shared node watch on the bootstrap master, which ended with them.
+    watches = [e for e in command_log(1) if "--watch" in e["argv"]]
+    assert watches, "no kubectl watch ran on the bootstrap master"
+    assert wait_until(lambda: "--watch" not in processes(1)), processes(1)
     assert all(h["host_key"].startswith("SHA256:") for h in state["hosts"].values())
+
+
+def processes(n: int) -> str:
+    return sandbox.run_in(host(n), ["ps", "-eo", "args"]).stdout
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def test_b_scaling_touches_only_the_hosts_that_change(cluster):

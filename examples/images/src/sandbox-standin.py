@@ -536,6 +536,8 @@ def tool_kubectl(version, argv, server=None):
     if a == ["get", "nodes", "-o", "json"]:
         print(json.dumps(nodes_json(api(server, "GET", "/nodes"))))
         return
+    if a == ["get", "nodes", "-o", "json", "--watch", "--output-watch-events"]:
+        return watch_nodes(server)
     if a == ["get", "nodes"]:
         print(f"{'NAME':<16}{'STATUS':<28}{'ROLES':<28}VERSION")
         for name, n in sorted(api(server, "GET", "/nodes").items()):
@@ -583,6 +585,36 @@ def tool_kubectl(version, argv, server=None):
         print(f"node/{a[2]} {a[0]}ed")
         return
     raise Refused
+
+
+def watch_nodes(server, interval=0.1):
+    """Print one {"type", "object"} event per line for each node added, changed or deleted,
+    the current nodes first (ADDED), as `kubectl get -w --output-watch-events` does. Ends
+    when the reader goes away (the pipe reports an error) or the API server does."""
+    import select
+
+    reader_gone = select.poll()
+    reader_gone.register(sys.stdout.fileno(), 0)  # POLLERR / POLLHUP are always reported
+    seen = {}
+    while True:
+        current = {
+            item["metadata"]["name"]: item
+            for item in nodes_json(api(server, "GET", "/nodes"))["items"]
+        }
+        events = [
+            {"type": "ADDED" if name not in seen else "MODIFIED", "object": item}
+            for name, item in current.items()
+            if seen.get(name) != item
+        ]
+        events += [{"type": "DELETED", "object": seen[n]} for n in seen if n not in current]
+        if events:
+            try:
+                print("\n".join(json.dumps(e) for e in events), flush=True)
+            except BrokenPipeError:
+                return
+        seen = current
+        if reader_gone.poll(interval * 1000):
+            return
 
 
 def manifest_objects(path):
