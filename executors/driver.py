@@ -54,6 +54,9 @@ def mask(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+OUTPUT_GRACE = 2.0  # seconds a command's output may go on after its exit (see Remote._drain)
+
+
 @dataclass(frozen=True)
 class Timeouts:
     connect: float = 10.0
@@ -274,19 +277,30 @@ class Remote:
 
     @staticmethod
     def _drain(channel, timeout: float) -> tuple[bytes, bytes]:
+        """stdout and stderr of a command, once it has exited and its output has ended.
+
+        sshd sends the exit status as soon as the command exits, which can be before the last
+        of its output (what was still in the pipe): read on until the end of the output. A
+        command that leaves a background process holding its output (`daemon &`) gets
+        OUTPUT_GRACE seconds after its exit, not a wait for that process.
+        """
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
+        exited_at = None
         while True:
             if channel.recv_ready():
                 out += channel.recv(65536)
             elif channel.recv_stderr_ready():
                 err += channel.recv_stderr(65536)
-            elif (
-                channel.exit_status_ready()
-                and not channel.recv_ready()
-                and not channel.recv_stderr_ready()
-            ):
-                break
+            elif channel.exit_status_ready():
+                exited_at = exited_at or time.monotonic()
+                if (
+                    channel.eof_received
+                    or channel.closed
+                    or time.monotonic() - exited_at > OUTPUT_GRACE
+                ):
+                    break
+                time.sleep(0.002)  # the rest of the output is on its way
             else:
                 if time.monotonic() > deadline:
                     raise TimeoutError
