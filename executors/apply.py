@@ -191,7 +191,12 @@ class Applier:
         if action.kind.startswith("upgrade_"):  # copy only: new binaries go in during the action
             return self._prepare(action.host, action.roles, None, install=False, facts=facts)
         return self._prepare(
-            action.host, action.roles, "pre-init-host", "post-init-host", facts=facts
+            action.host,
+            action.roles,
+            "pre-init-host",
+            "post-init-host",
+            facts=facts,
+            alone=action.kind == "init_cluster",  # the others wait for it (above)
         )
 
     def _finish(self) -> None:
@@ -230,9 +235,10 @@ class Applier:
         phase_after: str | None = None,
         install: bool = True,
         facts: tuple[str, str] | None = None,
+        alone: bool = False,
     ) -> str:
         """Facts (unless given), plugins, the rootfs and its init.sh. Returns the host key
-        fingerprint."""
+        fingerprint. alone: no other host copies meanwhile."""
         remote = self.driver.host(ip)
         self._hostnames[ip], current = facts or distribute.facts(remote, self.cluster_name)
         self._plugins(ip, phase_before, roles)
@@ -244,6 +250,7 @@ class Applier:
             self._configs,
             current,
             then=init if install else "",
+            alone=alone,
         )
         if phase_after:
             self._plugins(ip, phase_after, roles)

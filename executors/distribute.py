@@ -101,11 +101,12 @@ def distribute(
     configs: dict[str, bytes],
     current: str,
     then: str = "",
+    alone: bool = False,
 ) -> bool:
     """Make the host hold this rootfs, then run `then` there. True if anything was copied.
 
     current is the marker the host reported (see facts()); a host that holds this rootfs gets
-    no byte.
+    no byte. alone: no other host copies meanwhile (see Remote.upload).
     """
     target = rootfs_dir(cluster_name)
     wanted = marker(image, configs)
@@ -119,6 +120,7 @@ def distribute(
         f"echo {shlex.quote(wanted)} > {staging}/{MARKER} && rm -rf {target} && "
         f"mv {staging} {target}" + (f" && {then}" if then else ""),
         str(tarball(image, configs)),
+        alone=alone,
     )
     return True
 

@@ -307,14 +307,19 @@ class Remote:
                 channel.status_event.wait(0.005)
         return bytes(out), bytes(err)
 
-    def upload(self, command: str, path: str, timeout: float | None = None) -> Result:
+    def upload(
+        self, command: str, path: str, timeout: float | None = None, *, alone: bool = False
+    ) -> Result:
         """Run command (e.g. `tar xf -`) with the file at path as its stdin: a bulk copy.
 
-        With key authentication the bytes go through the OpenSSH client (encryption in C, no
-        GIL: about 2x faster than paramiko when 20 hosts copy at once), pinned to the host key
-        this connection verified. Otherwise they stream over the Fabric connection.
+        While other hosts copy too, and with key authentication, the bytes go through the
+        OpenSSH client (encryption in C, no GIL: about 2x faster than paramiko when 20 hosts
+        copy at once), pinned to the host key this connection verified. Otherwise, and for
+        an upload `alone` (nothing else copying), they stream over the open Fabric connection:
+        no second process and handshake, which a single stream does not win back.
         """
-        if self.ssh.key_file and not self.ssh.key_passphrase and shutil.which("ssh"):
+        openssh = self.ssh.key_file and not self.ssh.key_passphrase and shutil.which("ssh")
+        if openssh and not alone:
             return self._upload_openssh(command, path, timeout or self.timeouts.command)
         return self.stream(command, _file_chunks(path), timeout)
 
