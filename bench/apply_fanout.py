@@ -166,8 +166,12 @@ def main() -> None:
             return baseline(addresses, image, key, tar_path)
 
         # Each side is timed right after the other side's round: measured right after its own
-        # round, either side ran 5-10% slower here. An untimed sealer round first gives run 1
-        # the same start as the others.
+        # round, either side ran 5-10% slower here. Untimed rounds first (about 30 s of load,
+        # ending with sealer's) give run 1 the same start as the others: after a rest this
+        # machine runs its first half-minute of load faster (a first apply after 65 s idle
+        # took 6.8 s, right after another one 8.7 s).
+        sealer_round()
+        openssh_round()
         sealer_round()
         bases, applies, noops, refreshed = [], [], [], []
         for run in range(1, args.runs + 1):
