@@ -132,13 +132,16 @@ class Applier:
         check: bool = True,
         secrets: tuple[str, ...] = (),
     ) -> Result:
-        host = self.desired_host(ip)
-        env = host.env if host else {}
-        return self.driver.host(ip).run(command, env=env, stdin=stdin, check=check, secrets=secrets)
+        return self.driver.host(ip).run(
+            command, env=self._host_env(ip), stdin=stdin, check=check, secrets=secrets
+        )
 
     def follow(self, ip: str, command: str) -> Followed:
+        return self.driver.host(ip).follow(command, env=self._host_env(ip))
+
+    def _host_env(self, ip: str) -> dict[str, str]:
         host = self.desired_host(ip)
-        return self.driver.host(ip).follow(command, env=host.env if host else {})
+        return host.env if host else {}
 
     def hostname(self, ip: str) -> str:
         name = self._hostnames.get(ip) or self.state["hosts"].get(ip, {}).get("hostname")

@@ -379,7 +379,7 @@ class Remote:
         wrapped = f"bash -c {shlex.quote(command)}"
         if self.ssh.user != "root":
             wrapped = f"sudo -n -- {wrapped}"
-        channel = self.transport().open_session(timeout=self.timeouts.connect)
+        channel = self._open_channel()
         try:
             channel.settimeout(timeout or self.timeouts.command)
             channel.exec_command(wrapped)
