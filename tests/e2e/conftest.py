@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cluster.model import SSH
+from executors.driver import Driver
 from sandbox import hosts as sandbox
 from tests.helpers import ROOT, sealer
 
@@ -122,6 +124,11 @@ def ssh(n: int, command: str, check: bool = True) -> subprocess.CompletedProcess
     if check:
         assert result.returncode == 0, f"{ip(n)}: {command}: {result.stderr}"
     return result
+
+
+def ssh_driver(*numbers: int) -> Driver:
+    """sealer's SSH driver for sandbox hosts by number, as root with the sandbox key."""
+    return Driver({ip(n): SSH(user="root", key_file=str(sandbox.key_path())) for n in numbers})
 
 
 def host(n: int) -> sandbox.SandboxHost:

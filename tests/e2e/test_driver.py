@@ -5,16 +5,14 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from cluster.model import SSH
-from executors.driver import OUTPUT_GRACE, Driver
-from sandbox import hosts as sandbox
-from tests.e2e.conftest import ip
+from executors.driver import OUTPUT_GRACE
+from tests.e2e.conftest import ip, ssh_driver
 
 SIZE = 300_000  # several pipe buffers: the command exits while its last output is in the pipe
 
 
 def test_the_whole_output_arrives_even_when_sshd_sends_the_exit_status_first(hosts):
-    driver = Driver({ip(n): SSH(user="root", key_file=str(sandbox.key_path())) for n in (1, 2)})
+    driver = ssh_driver(1, 2)
     command = f"yes x | head -c {SIZE}; yes y | head -c {SIZE} >&2"
 
     def lengths(n: int) -> tuple[int, int]:
@@ -27,7 +25,7 @@ def test_the_whole_output_arrives_even_when_sshd_sends_the_exit_status_first(hos
 
 
 def test_a_background_process_holding_the_output_does_not_hold_the_command(hosts):
-    driver = Driver({ip(1): SSH(user="root", key_file=str(sandbox.key_path()))})
+    driver = ssh_driver(1)
     started = time.monotonic()
     result = driver.host(ip(1)).run("echo started; (sleep 30 &) ; true")
     assert result.stdout == "started\n"

@@ -9,15 +9,13 @@ import threading
 import time
 from shlex import quote
 
-from cluster.model import SSH
-from executors.driver import Driver
 from executors.runtimes.watch import NodeWatch
 from sandbox import hosts as sandbox
-from tests.e2e.conftest import host, ip
+from tests.e2e.conftest import host, ip, ssh_driver
 
 
 def remote():
-    driver = Driver({ip(1): SSH(user="root", key_file=str(sandbox.key_path()))})
+    driver = ssh_driver(1)
     return driver, driver.host(ip(1))
 
 
