@@ -80,7 +80,7 @@ def write_inputs(folder: Path, hosts: int) -> tuple[Path, Path]:
     # The state: every wanted host but the last ADDED ones, plus REMOVED hosts not wanted.
     lineage = str(uuid.uuid4())
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from planner.records import env_digest
+    from cluster.digests import env_digest
 
     digest = env_digest({}, lineage)
     recorded = {}

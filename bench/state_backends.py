@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from state.document import host_record, new_document, update_host  # noqa: E402
+from cluster.records import HostRecord  # noqa: E402
+from state.document import new_document, update_host  # noqa: E402
 from state.local import LocalBackend  # noqa: E402
 from tests.pg_server import PostgresServer  # noqa: E402
 
@@ -35,16 +36,15 @@ def document(cluster: str) -> dict:
     doc = new_document(cluster)
     for n in range(HOSTS):
         ip = f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"
-        doc["hosts"][ip] = host_record(
-            roles=["node"],
+        doc["hosts"][ip] = HostRecord(
+            roles=("node",),
             labels={"zone": f"z{n % 3}"},
-            taints=[],
             env_digest="hmac-sha256:" + "0" * 64,
             version="v1.25.3",
             status="ready",
             hostname=f"node-{n}",
             host_key="SHA256:" + "a" * 43,
-        )
+        ).to_json()
     return doc
 
 

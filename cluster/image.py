@@ -12,6 +12,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from cluster.digests import rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import RUNTIMES, Image
 
@@ -75,31 +76,6 @@ def read_metadata(rootfs: Path, name: str) -> dict:
     if not isinstance(cmds, list) or not all(isinstance(c, str) for c in cmds):
         raise ImageError(f"{where}: 'cmd' must be a list of strings")
     return metadata
-
-
-def rootfs_digest(rootfs: Path) -> str:
-    """sha256 over every file's relative path, executable bit and content (or link target)."""
-    outer = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(rootfs):
-        dirnames.sort()
-        for filename in sorted(filenames):
-            full = os.path.join(dirpath, filename)
-            rel = os.path.relpath(full, rootfs)
-            if os.path.islink(full):
-                outer.update(f"{rel}\0l\0{os.readlink(full)}\n".encode())
-                continue
-            outer.update(f"{rel}\0{file_digest(Path(full))}\n".encode())
-    return "sha256:" + outer.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    """A file's executable bit and content hash, as rootfs_digest counts it."""
-    inner = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            inner.update(chunk)
-    mode = "x" if os.stat(path).st_mode & 0o111 else "f"
-    return f"{mode}\0{inner.hexdigest()}"
 
 
 def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:

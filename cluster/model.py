@@ -167,8 +167,15 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
+        return self.summary_of(a.id for a in self.actions)
+
+    def summary_of(self, action_ids) -> dict[str, int]:
+        """Hosts to add, change and destroy by these of the plan's actions."""
+        chosen = set(action_ids)
         counts = {"add": 0, "change": 0, "destroy": 0}
         for action in self.actions:
+            if action.id not in chosen:
+                continue
             if action.kind in ADD_KINDS:
                 counts["add"] += 1
             elif action.kind in CHANGE_KINDS:

@@ -8,22 +8,20 @@ records nothing, so the next plan proposes it again; its dependents are skipped.
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cluster.digests import configs_digest
 from cluster.errors import SealerError
 from cluster.model import Action, Cluster, Image, Plan
+from cluster.records import State, delete_host, host_record, set_field, set_host, update_host
 from executors import distribute
 from executors.driver import Driver, Followed, Result
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime
 from executors.scheduler import Events, Outcome, run_dag
-from planner.build import configs_digest
-from planner.records import env_digest
-from state import document
 
 # Actions whose host is prepared ahead of its turn.
 PREPARED_KINDS = ("init_cluster", "join_master", "join_worker", "upgrade_master", "upgrade_worker")
@@ -84,26 +82,24 @@ class Applier:
         plan: Plan,
         desired: Cluster | None,
         backend,
-        state: dict,
+        state: State,
         driver: Driver,
         events: Events,
         options: ApplyOptions,
         image: Image | None = None,
+        stop: threading.Event | None = None,
     ):
         self.plan = plan
         self.desired = desired
         self.backend = backend
-        self.state = state
-        self.original = copy.deepcopy(state)
+        self.state = state  # typed, as each finished action left it
+        self._doc = state.to_json()  # the same, as the backend journals it
+        self.original = state.to_json()
         self.driver = driver
         self.events = events
         self.options = options
         self.image = image or (desired.image if desired else None)
-        runtime_name = (
-            self.image.runtime
-            if self.image
-            else (state.get("image") or {}).get("runtime", "kubernetes")
-        )
+        runtime_name = self.image.runtime if self.image else state.runtime
         self.runtime: Runtime = runtime_for(runtime_name)
         if desired is not None and runtime_name == "kubernetes":
             self.runtime.kubeadm_documents = _kubeadm_yaml(desired)
@@ -115,7 +111,7 @@ class Applier:
             if desired and self.image
             else {}
         )
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()  # set: start no new action
         self._prepared: dict[str, Future] = {}  # action id -> its host's preparation
 
     # ---- facts and helpers used by ActionOps ----
@@ -144,7 +140,8 @@ class Applier:
         return host.env if host else {}
 
     def hostname(self, ip: str) -> str:
-        name = self._hostnames.get(ip) or self.state["hosts"].get(ip, {}).get("hostname")
+        record = self.state.hosts.get(ip)
+        name = self._hostnames.get(ip) or (record.hostname if record else "")
         if not name:
             name = self.driver.host(ip).run("hostname").stdout.strip()
         self._hostnames[ip] = name
@@ -152,12 +149,13 @@ class Applier:
 
     @property
     def bootstrap(self) -> str | None:
-        return self.state.get("bootstrap_master")
+        return self.state.bootstrap_master
 
     def _record(self, *patches: dict) -> None:
         with self._state_lock:
             for patch in patches:
-                self.backend.append(self.state, patch)
+                self.backend.append(self._doc, patch)
+                self.state = self.state.patched(patch)
 
     # ---- the run ----
 
@@ -181,7 +179,7 @@ class Applier:
         finally:
             prep_pool.shutdown(wait=True, cancel_futures=True)
             self.driver.close()
-            self.backend.write(self.state, self.original)
+            self.backend.write(self._doc, self.original)
 
     def _prepare_for(self, action: Action) -> str:
         # Connect and look at the host now, while the first host copies.
@@ -205,24 +203,24 @@ class Applier:
     def _finish(self) -> None:
         if self.plan.destroy:
             self._record(
-                document.set_field("image", None),
-                document.set_field("bootstrap_master", None),
-                document.set_field("launch_digest", None),
-                document.set_field("configs_digest", None),
+                set_field("image", None),
+                set_field("bootstrap_master", None),
+                set_field("launch_digest", None),
+                set_field("configs_digest", None),
             )
         else:
             self._record(
-                document.set_field("image", self.plan.image),
-                document.set_field("configs_digest", configs_digest(self.desired)),
+                set_field("image", self.plan.image),
+                set_field("configs_digest", configs_digest(self.desired)),
             )
 
     def execute(self, action: Action) -> None:
         handler = getattr(self, f"_do_{action.kind}")
         handler(action)
-        record = self.state["hosts"].get(action.host or "")
-        if record is not None and not record.get("host_key"):  # forgotten: pin the key seen now
+        record = self.state.hosts.get(action.host or "")
+        if record is not None and not record.host_key:  # forgotten: pin the key seen now
             self._record(
-                document.update_host(action.host, host_key=self.driver.host(action.host).host_key())
+                update_host(action.host, host_key=self.driver.host(action.host).host_key())
             )
 
     def _ops(self, bootstrap: str | None = None) -> ActionOps:
@@ -277,13 +275,10 @@ class Applier:
                     f"{result.exit_code}: {result.stderr.strip()[-300:]}"
                 )
 
-    def _host_record(self, ip: str, host_key: str) -> dict:
-        host = self.desired.hosts[ip]
-        return document.host_record(
-            roles=host.roles,
-            labels=host.labels,
-            taints=host.taints,
-            env_digest=env_digest(host.env, self.state["lineage"]),
+    def _host_record(self, ip: str, host_key: str):
+        return host_record(
+            self.desired.hosts[ip],
+            lineage=self.state.lineage,
             version=self.image.version,
             status="ready",
             hostname=self._hostnames[ip],
@@ -299,16 +294,16 @@ class Applier:
         self.runtime.init(self._ops(bootstrap=ip), ip)
         self._plugins(ip, "post-install", action.roles)
         self._record(
-            document.set_field("image", self.plan.image),
-            document.set_field("bootstrap_master", ip),
-            document.set_host(ip, self._host_record(ip, key)),
+            set_field("image", self.plan.image),
+            set_field("bootstrap_master", ip),
+            set_host(ip, self._host_record(ip, key)),
         )
 
     def _join(self, action: Action, join) -> None:
         ip = action.host
         key = self._prepared[action.id].result()
         join(self._ops(), ip)
-        self._record(document.set_host(ip, self._host_record(ip, key)))
+        self._record(set_host(ip, self._host_record(ip, key)))
 
     def _do_join_master(self, action: Action) -> None:
         self._join(action, self.runtime.join_master)
@@ -322,9 +317,9 @@ class Applier:
         self._plugins(ip, "pre-clean-host", action.roles)
         leave(self._ops(bootstrap=handover), ip)
         self._clean(ip, action.roles)
-        patches = [document.delete_host(ip)]
+        patches = [delete_host(ip)]
         if handover:
-            patches.append(document.set_field("bootstrap_master", handover))
+            patches.append(set_field("bootstrap_master", handover))
         self._record(*patches)
 
     def _do_delete_master(self, action: Action) -> None:
@@ -339,7 +334,7 @@ class Applier:
         self._plugins(ip, "upgrade-host", action.roles)
         self.run(ip, f"bash {distribute.rootfs_dir(self.cluster_name)}/scripts/init.sh")
         upgrade(self._ops(), ip)
-        self._record(document.update_host(ip, version=action.details["to"]))
+        self._record(update_host(ip, version=action.details["to"]))
 
     def _do_upgrade_master(self, action: Action) -> None:
         self._upgrade(action, self.runtime.upgrade_master)
@@ -352,16 +347,16 @@ class Applier:
 
     def _do_update_host(self, action: Action) -> None:
         ip = action.host
-        old = self.state["hosts"][ip]
-        self.runtime.set_labels_and_taints(self._ops(), ip, old.get("labels"), old.get("taints"))
-        host = self.desired.hosts[ip]
+        old = self.state.hosts[ip]
+        self.runtime.set_labels_and_taints(self._ops(), ip, old.labels, list(old.taints))
+        new = host_record(self.desired.hosts[ip], lineage=self.state.lineage, version="", status="")
         self._record(
-            document.update_host(
+            update_host(
                 ip,
-                roles=list(host.roles),
-                labels=dict(host.labels),
-                taints=list(host.taints),
-                env_digest=env_digest(host.env, self.state["lineage"]),
+                roles=list(new.roles),
+                labels=dict(new.labels),
+                taints=list(new.taints),
+                env_digest=new.env_digest,
             )
         )
 
@@ -373,16 +368,16 @@ class Applier:
         rootfs = distribute.rootfs_dir(self.cluster_name)
         for command in action.details["commands"]:
             self.run(action.host, f"cd {rootfs} && {command}")
-        self._record(document.set_field("launch_digest", action.details["digest"]))
+        self._record(set_field("launch_digest", action.details["digest"]))
 
     def _do_reset_cluster(self, action: Action) -> None:
         ip = action.host
-        record = self.state["hosts"].get(ip, {})
-        master = "master" in record.get("roles", action.roles)
+        record = self.state.hosts.get(ip)
+        master = "master" in (record.roles if record else action.roles)
         self._plugins(ip, "pre-clean-host", action.roles)
         self.runtime.reset(self._ops(), ip, master)
         self._clean(ip, action.roles)
-        self._record(document.delete_host(ip))
+        self._record(delete_host(ip))
 
 
 def _kubeadm_yaml(desired: Cluster) -> str:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from cluster.image import sealer_home
 from cluster.model import Document, Image
+from executors import facts as host_facts
 from executors.driver import Remote
+from executors.facts import MARKER
 
 DATA_ROOT = "/var/lib/sealer/data"
-MARKER = ".sealer-digest"
 _tar_lock = threading.Lock()
 
 
@@ -89,9 +90,7 @@ def marker(image: Image, configs: dict[str, bytes]) -> str:
 
 def facts(remote: Remote, cluster_name: str) -> tuple[str, str]:
     """The host's name and the marker of the rootfs it holds, in one round trip."""
-    out = remote.run(f"hostname; cat {rootfs_dir(cluster_name)}/{MARKER} 2>/dev/null; true").stdout
-    name, _, current = out.partition("\n")
-    return name.strip(), current.strip()
+    return host_facts.read(remote, host_facts.name_and_marker(rootfs_dir(cluster_name)))
 
 
 def distribute(

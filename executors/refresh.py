@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cluster.errors import SealerError
 from cluster.model import ClusterView, HostFacts
-from executors import distribute
+from cluster.records import State
+from executors import distribute, facts
 from executors.driver import Driver, HostError
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime, is_ready
@@ -35,48 +36,30 @@ class _ReadOps:
         return self.driver.host(ip).run(command, stdin=stdin, check=check, secrets=secrets)
 
 
-def refresh(state: dict, driver: Driver, parallelism: int = 20) -> tuple[dict, ClusterView]:
+def refresh(state: State, driver: Driver, parallelism: int = 20) -> tuple[dict, ClusterView]:
     """Facts of every recorded host (by IP) and the cluster view."""
-    runtime = runtime_for((state.get("image") or {}).get("runtime", "kubernetes"))
-    rootfs = distribute.rootfs_dir(state["cluster"])
-    ips = list(state["hosts"])
+    runtime = runtime_for(state.runtime)
+    fact = facts.host_state(distribute.rootfs_dir(state.cluster), runtime.probe)
+    ips = list(state.hosts)
     with ThreadPoolExecutor(max(2, min(parallelism, len(ips)) + 1)) as pool:
         # The cluster's view is read from the bootstrap master while the hosts answer.
-        early_view = pool.submit(_view_from, state.get("bootstrap_master"), driver, runtime)
-        answers = pool.map(lambda ip: _host_facts(driver, ip, runtime, rootfs), ips)
-        facts = dict(zip(ips, answers, strict=True))
+        early_view = pool.submit(_view_from, state.bootstrap_master, driver, runtime)
+        answers = pool.map(lambda ip: _host_facts(driver, ip, fact), ips)
+        host_facts = dict(zip(ips, answers, strict=True))
         view = early_view.result()
     if view.source is None:  # the bootstrap master did not answer: try the others
-        view = _cluster_view(state, facts, driver, runtime, first_error=view.error)
-    return facts, view
+        view = _cluster_view(state, host_facts, driver, runtime, first_error=view.error)
+    return host_facts, view
 
 
-def _host_facts(driver: Driver, ip: str, runtime: Runtime, rootfs: str) -> HostFacts:
+def _host_facts(driver: Driver, ip: str, fact: facts.Fact[dict]) -> HostFacts:
     remote = driver.host(ip)
     try:
-        out = remote.run(runtime.facts_command(rootfs)).stdout
+        values = facts.read(remote, fact)
         key = remote.host_key()
     except HostError as e:
         return HostFacts(ip, reachable=not e.unreachable, error=str(e))
-    values: dict[str, list[str]] = {}
-    for line in out.splitlines():
-        name, _, value = line.partition("=")
-        values.setdefault(name, []).append(value.strip())
-    return HostFacts(
-        ip,
-        reachable=True,
-        host_key=key,
-        hostname=values.get("hostname", [""])[0],
-        marker=values.get("marker", [""])[0],
-        version=runtime.parse_version(values.get("version", [""])[0]),
-        services=tuple(
-            unit
-            for unit, status in zip(
-                runtime.service_units, values.get("services", [""])[0].split(), strict=False
-            )
-            if status == "active"
-        ),
-    )
+    return facts.host_facts(ip, key, values)
 
 
 def _view_from(source: str | None, driver: Driver, runtime: Runtime) -> ClusterView:
@@ -92,14 +75,11 @@ def _view_from(source: str | None, driver: Driver, runtime: Runtime) -> ClusterV
 
 
 def _cluster_view(
-    state: dict, facts: dict, driver: Driver, runtime: Runtime, first_error: str
+    state: State, host_facts: dict, driver: Driver, runtime: Runtime, first_error: str
 ) -> ClusterView:
-    bootstrap = state.get("bootstrap_master")
     errors = [first_error]
-    for source, record in state["hosts"].items():
-        if "master" not in record.get("roles", ()) or source == bootstrap:
-            continue
-        if not facts[source].reachable:
+    for source in state.masters:
+        if source == state.bootstrap_master or not host_facts[source].reachable:
             continue
         view = _view_from(source, driver, runtime)
         if view.source:

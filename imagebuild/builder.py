@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster import image as images
+from cluster.digests import file_digest, rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import Image
 from imagebuild import kubefile, layers
@@ -218,7 +219,7 @@ class Builder:
         try:
             shutil.copytree(state.rootfs, staging, symlinks=True)
             self._write_metadata(staging, state)
-            digest = images.rootfs_digest(staging)
+            digest = rootfs_digest(staging)
             image = images.store(
                 self.tag,
                 staging,
@@ -266,8 +267,8 @@ def _is_pattern(source: str) -> bool:
 def _content_digest(path: Path) -> str:
     """What a COPY source holds: for the cache key."""
     if path.is_dir():
-        return images.rootfs_digest(path)
-    return images.file_digest(path)
+        return rootfs_digest(path)
+    return file_digest(path)
 
 
 def _copy_into(source: Path, target: Path, into_folder: bool, rootfs: Path) -> None:

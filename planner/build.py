@@ -11,16 +11,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 
+from cluster.digests import configs_digest, launch_digest
 from cluster.errors import SealerError
 from cluster.model import ADD_KINDS, CHANGE_KINDS, MASTER, WORKER, Cluster, Plan
+from cluster.records import State
 from planner.explain import explain
 from planner.graph import ActionGraph
-from planner.records import desired_record, is_master_record, recorded_record
+from planner.records import desired_record
 from planner.versions import check_transition, check_version_step, is_upgrade
 
 DEFAULT_MAX_UNAVAILABLE = "10%"
@@ -42,12 +42,12 @@ def batch_size(max_unavailable: str | int, workers: int) -> int:
     return max(1, value)
 
 
-def make_plan(desired: Cluster, state: dict, max_unavailable=DEFAULT_MAX_UNAVAILABLE) -> Plan:
+def make_plan(desired: Cluster, state: State, max_unavailable=DEFAULT_MAX_UNAVAILABLE) -> Plan:
     image = desired.image.record()
-    previous_image = state.get("image")
+    previous_image = state.image
     check_transition(previous_image, image)
     graph = ActionGraph()
-    if state["hosts"]:
+    if state.hosts:
         bootstrap = _plan_running_cluster(graph, desired, state, max_unavailable)
     else:
         bootstrap = _plan_new_cluster(graph, desired)
@@ -57,8 +57,8 @@ def make_plan(desired: Cluster, state: dict, max_unavailable=DEFAULT_MAX_UNAVAIL
         changes = tuple(f"image.{line}" for line in explain(previous_image, image))
     return Plan(
         cluster=desired.name,
-        lineage=state["lineage"] if state["serial"] else None,
-        serial=state["serial"],
+        lineage=state.stored_lineage,
+        serial=state.serial,
         actions=graph.ordered(),
         image=image,
         previous_image=previous_image,
@@ -67,27 +67,27 @@ def make_plan(desired: Cluster, state: dict, max_unavailable=DEFAULT_MAX_UNAVAIL
     )
 
 
-def make_destroy_plan(state: dict) -> Plan:
+def make_destroy_plan(state: State) -> Plan:
     """reset_cluster on every host: workers in parallel, then masters one by one, bootstrap last."""
     graph = ActionGraph()
-    hosts = state["hosts"]
-    bootstrap = state.get("bootstrap_master")
-    workers = [ip for ip, r in hosts.items() if not is_master_record(r)]
-    masters = [ip for ip, r in hosts.items() if is_master_record(r) and ip != bootstrap]
+    hosts = state.hosts
+    bootstrap = state.bootstrap_master
+    workers = [ip for ip, r in hosts.items() if not r.is_master]
+    masters = [ip for ip, r in hosts.items() if r.is_master and ip != bootstrap]
     if bootstrap in hosts:
         masters.append(bootstrap)
-    worker_resets = [graph.add("reset_cluster", ip, hosts[ip]["roles"]) for ip in workers]
+    worker_resets = [graph.add("reset_cluster", ip, hosts[ip].roles) for ip in workers]
     previous = None
     for ip in masters:
         deps = worker_resets if previous is None else [previous]
-        previous = graph.add("reset_cluster", ip, hosts[ip]["roles"], deps)
+        previous = graph.add("reset_cluster", ip, hosts[ip].roles, deps)
     return Plan(
-        cluster=state["cluster"],
-        lineage=state["lineage"] if state["serial"] else None,
-        serial=state["serial"],
+        cluster=state.cluster,
+        lineage=state.stored_lineage,
+        serial=state.serial,
         actions=graph.ordered(),
         image=None,
-        previous_image=state.get("image"),
+        previous_image=state.image,
         bootstrap_master=None,
         destroy=True,
     )
@@ -108,18 +108,16 @@ def _plan_new_cluster(graph: ActionGraph, desired: Cluster) -> str:
 
 
 def _plan_running_cluster(
-    graph: ActionGraph, desired: Cluster, state: dict, max_unavailable
+    graph: ActionGraph, desired: Cluster, state: State, max_unavailable
 ) -> str:
-    recorded = state["hosts"]
+    recorded = state.hosts
     wanted = desired.hosts
-    key = state["lineage"]
+    key = state.lineage
     version = desired.image.version
 
     # A host that changes between master and worker is removed, then joined again.
     replaced = {
-        ip
-        for ip in wanted
-        if ip in recorded and wanted[ip].is_master != is_master_record(recorded[ip])
+        ip for ip in wanted if ip in recorded and wanted[ip].is_master != recorded[ip].is_master
     }
     removed = [ip for ip in recorded if ip not in wanted or ip in replaced]
     added = [ip for ip in wanted if ip not in recorded or ip in replaced]
@@ -127,18 +125,18 @@ def _plan_running_cluster(
 
     kept_masters = [ip for ip in kept if wanted[ip].is_master]
     if not kept_masters:
-        current = [ip for ip in recorded if is_master_record(recorded[ip])]
+        current = state.masters
         raise PlanError(
             f"this change removes every current master ({', '.join(current)}); keep at least "
             f"one master in the Clusterfile so the others can join its control plane"
         )
-    old_bootstrap = state.get("bootstrap_master")
+    old_bootstrap = state.bootstrap_master
     bootstrap = old_bootstrap if old_bootstrap in kept_masters else kept_masters[0]
 
     # Upgrades of hosts that stay: masters one at a time (bootstrap first), then workers in batches.
     for ip in kept:
-        check_version_step(recorded[ip]["version"], version)
-    stale = [ip for ip in kept if is_upgrade(recorded[ip]["version"], version)]
+        check_version_step(recorded[ip].version, version)
+    stale = [ip for ip in kept if is_upgrade(recorded[ip].version, version)]
     master_order = [ip for ip in [bootstrap, *kept_masters] if ip in stale]
     upgrades: dict[str, str] = {}
     previous = None
@@ -148,7 +146,7 @@ def _plan_running_cluster(
             ip,
             wanted[ip].roles,
             [previous],
-            **{"from": recorded[ip]["version"], "to": version},
+            **{"from": recorded[ip].version, "to": version},
         )
     control_plane_ready = previous
     stale_workers = [ip for ip in stale if not wanted[ip].is_master]
@@ -162,7 +160,7 @@ def _plan_running_cluster(
                 ip,
                 wanted[ip].roles,
                 [barrier],
-                **{"from": recorded[ip]["version"], "to": version, "batch": number},
+                **{"from": recorded[ip].version, "to": version, "batch": number},
             )
             for ip in batch
         ]
@@ -172,12 +170,12 @@ def _plan_running_cluster(
 
     # Removals first known, so that a re-joined host can wait for its own removal.
     removals: dict[str, str] = {}
-    removed_masters = [ip for ip in removed if is_master_record(recorded[ip])]
+    removed_masters = [ip for ip in removed if recorded[ip].is_master]
     removed_masters.sort(key=lambda ip: ip == old_bootstrap)  # the bootstrap master leaves last
     for ip in removed:
-        if not is_master_record(recorded[ip]):
+        if not recorded[ip].is_master:
             removals[ip] = graph.add(
-                "delete_worker", ip, recorded[ip]["roles"], version=recorded[ip]["version"]
+                "delete_worker", ip, recorded[ip].roles, version=recorded[ip].version
             )
 
     # Joins: new masters one at a time, new workers in parallel, both at the new version.
@@ -203,21 +201,21 @@ def _plan_running_cluster(
     # Masters leave one at a time, after the new ones joined; a re-joined worker waits for it.
     previous = masters_joined
     for ip in removed_masters:
-        details = {"version": recorded[ip]["version"]}
+        details = {"version": recorded[ip].version}
         if ip == old_bootstrap:
             details["hands_bootstrap_to"] = bootstrap
         previous = removals[ip] = graph.add(
-            "delete_master", ip, recorded[ip]["roles"], [previous], **details
+            "delete_master", ip, recorded[ip].roles, [previous], **details
         )
     for ip in replaced:
-        if is_master_record(recorded[ip]):
+        if recorded[ip].is_master:
             graph.depend(f"join_worker.{ip}", removals[ip])
 
     # Same version, new content (a rebuilt image, or changed Config documents rendered into
     # it): hosts that stay get the new rootfs.
-    previous_digest = (state.get("image") or {}).get("digest")
+    previous_digest = (state.image or {}).get("digest")
     image_changed = previous_digest and previous_digest != desired.image.digest
-    configs_changed = state.get("configs_digest") != configs_digest(desired)
+    configs_changed = state.configs_digest != configs_digest(desired)
     if image_changed or configs_changed:
         reason = {"from": previous_digest, "to": desired.image.digest}
         if configs_changed:
@@ -228,7 +226,7 @@ def _plan_running_cluster(
 
     # Labels, taints, env (and free-form roles) of hosts that stay.
     for ip in kept:
-        old, new = recorded_record(recorded[ip]), desired_record(wanted[ip], key)
+        old, new = recorded[ip].comparable(), desired_record(wanted[ip], key)
         if old != new:
             graph.add(
                 "update_host", ip, wanted[ip].roles, [upgrades.get(ip)], changes=explain(old, new)
@@ -236,21 +234,7 @@ def _plan_running_cluster(
     return bootstrap
 
 
-def configs_digest(desired: Cluster) -> str | None:
-    """The Config documents rendered into the rootfs, as a digest; None when there are none."""
-    if not desired.configs:
-        return None
-    bodies = sorted((doc.name, json.dumps(doc.body, sort_keys=True)) for doc in desired.configs)
-    return "sha256:" + hashlib.sha256(json.dumps(bodies).encode()).hexdigest()
-
-
-def launch_digest(commands: tuple[str, ...], desired: Cluster) -> str:
-    """What the launch commands ran with: the commands and the rootfs (image and Configs)."""
-    text = "\n".join([desired.image.digest, configs_digest(desired) or "", *commands])
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def _plan_launch(graph: ActionGraph, desired: Cluster, state: dict, bootstrap: str) -> None:
+def _plan_launch(graph: ActionGraph, desired: Cluster, state: State, bootstrap: str) -> None:
     """Run the launch commands once the cluster is up, and again when they or the image change.
 
     A rebuilt image or changed Configs usually change the manifests its commands apply, so they
@@ -258,7 +242,7 @@ def _plan_launch(graph: ActionGraph, desired: Cluster, state: dict, bootstrap: s
     """
     commands = desired.launch_cmds
     digest = launch_digest(commands, desired)
-    if not commands or state.get("launch_digest") == digest:
+    if not commands or state.launch_digest == digest:
         return
     after = [a for a in graph.ids() if a.split(".")[0] in ADD_KINDS + CHANGE_KINDS]
     graph.add(

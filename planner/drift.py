@@ -7,36 +7,32 @@ again, a drifted version is upgraded, changed labels or taints are set again).
 
 from __future__ import annotations
 
-import copy
-
 from cluster.model import ClusterView, Finding, HostFacts
+from cluster.records import HostRecord, State
 
 
-def _is_node(record: dict, runtime: str) -> bool:
+def _is_node(record: HostRecord, runtime: str) -> bool:
     # k0s controllers are not Kubernetes nodes; every other host is.
-    return not (runtime == "k0s" and "master" in record.get("roles", ()))
+    return not (runtime == "k0s" and record.is_master)
 
 
-def find_drift(state: dict, facts: dict[str, HostFacts], view: ClusterView) -> list[Finding]:
-    runtime = (state.get("image") or {}).get("runtime", "kubernetes")
+def find_drift(state: State, facts: dict[str, HostFacts], view: ClusterView) -> list[Finding]:
     findings: list[Finding] = []
     nodes = view.nodes
     name_at = {n["address"]: name for name, n in (nodes or {}).items()}
     known_names: set[str] = set()
-    for ip, record in state["hosts"].items():
+    for ip, record in state.hosts.items():
         fact = facts.get(ip)
-        name = record.get("hostname") or name_at.get(ip) or ip
+        name = record.hostname or name_at.get(ip) or ip
         known_names.add(name)
         if fact is not None and not fact.reachable:
             findings.append(Finding("host_unreachable", ip, "reachable", fact.error))
         elif fact is not None:
-            if record.get("host_key") and fact.host_key and fact.host_key != record["host_key"]:
-                findings.append(Finding("host_key_changed", ip, record["host_key"], fact.host_key))
-            if fact.version and fact.version != record.get("version"):
-                findings.append(
-                    Finding("version_mismatch", ip, record.get("version"), fact.version)
-                )
-        if nodes is None or not _is_node(record, runtime):
+            if record.host_key and fact.host_key and fact.host_key != record.host_key:
+                findings.append(Finding("host_key_changed", ip, record.host_key, fact.host_key))
+            if fact.version and fact.version != record.version:
+                findings.append(Finding("version_mismatch", ip, record.version, fact.version))
+        if nodes is None or not _is_node(record, state.runtime):
             continue
         node = nodes.get(name) or nodes.get(name_at.get(ip, ""))
         if node is None:
@@ -45,22 +41,18 @@ def find_drift(state: dict, facts: dict[str, HostFacts], view: ClusterView) -> l
         if not node["ready"]:
             findings.append(Finding("node_not_ready", ip, "Ready", "NotReady"))
         reported = {f.host for f in findings if f.kind == "version_mismatch"}
-        if node["version"] and node["version"] != record.get("version") and ip not in reported:
-            findings.append(Finding("version_mismatch", ip, record.get("version"), node["version"]))
-        if node["labels"] != record.get("labels", {}):
-            findings.append(Finding("labels_changed", ip, record.get("labels", {}), node["labels"]))
-        wanted_taints = sorted(t for t in record.get("taints", []) if not t.endswith("-"))
+        if node["version"] and node["version"] != record.version and ip not in reported:
+            findings.append(Finding("version_mismatch", ip, record.version, node["version"]))
+        if node["labels"] != record.labels:
+            findings.append(Finding("labels_changed", ip, dict(record.labels), node["labels"]))
+        wanted_taints = sorted(t for t in record.taints if not t.endswith("-"))
         if node["taints"] != wanted_taints:
             findings.append(Finding("taints_changed", ip, wanted_taints, node["taints"]))
     for name, node in sorted((nodes or {}).items()):
-        if name not in known_names and node["address"] not in state["hosts"]:
+        if name not in known_names and node["address"] not in state.hosts:
             findings.append(Finding("unexpected_node", name, None, node["address"]))
     if view.etcd is not None:
-        masters = {
-            record.get("hostname") or ip: ip
-            for ip, record in state["hosts"].items()
-            if "master" in record.get("roles", ())
-        }
+        masters = {state.hosts[ip].hostname or ip: ip for ip in state.masters}
         for name, ip in sorted(masters.items()):
             if name not in view.etcd:
                 findings.append(Finding("etcd_member_missing", ip, name, None))
@@ -69,20 +61,19 @@ def find_drift(state: dict, facts: dict[str, HostFacts], view: ClusterView) -> l
     return findings
 
 
-def accept_drift(state: dict, findings: list[Finding]) -> dict:
-    """A copy of the state that records what the refresh found."""
-    accepted = copy.deepcopy(state)
-    hosts = accepted["hosts"]
+def accept_drift(state: State, findings: list[Finding]) -> State:
+    """The state as the refresh found the cluster."""
+    hosts = dict(state.hosts)
     for f in findings:
         record = hosts.get(f.host)
         if record is None:
             continue
-        if f.kind == "node_missing" and f.host != accepted.get("bootstrap_master"):
+        if f.kind == "node_missing" and f.host != state.bootstrap_master:
             del hosts[f.host]  # not in the cluster any more: planning joins it again
         elif f.kind == "version_mismatch":
-            record["version"] = f.actual
+            hosts[f.host] = record.with_fields(version=f.actual)
         elif f.kind == "labels_changed":
-            record["labels"] = dict(f.actual)
+            hosts[f.host] = record.with_fields(labels=dict(f.actual))
         elif f.kind == "taints_changed":
-            record["taints"] = list(f.actual)
-    return accepted
+            hosts[f.host] = record.with_fields(taints=list(f.actual))
+    return state.with_hosts(hosts)

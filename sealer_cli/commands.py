@@ -1,89 +1,80 @@
-"""The body of each command: load, lock, plan, render. Each returns the exit code."""
+"""One handler per command: argparse Namespace -> request -> operation -> render.
+
+No rule of sealer lives here: the operations decide, this module only translates and shows.
+Each handler returns the exit code.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
-from cluster import clusterfile
 from cluster.durations import parse_duration
 from cluster.errors import SealerError
-from cluster.model import Cluster, Plan
-from sealer_cli import render
-from state import planfile
-from state.document import host_record, is_empty, new_document
-from state.location import backend_for
+from operations import apply as applying
+from operations import drift, images, import_cluster, kubeconfig, plan, run, sandbox, show
+from operations import state_sync as states
+from operations.common import SSHSettings, StateRef
+from operations.events import Listener
+from views import text
+from views.dot import to_dot
+from views.progress import Console, JsonEvents, LiveEvents, PlainEvents
+from views.prometheus import write_prometheus
 
 
-def run(args) -> int:
-    from sealer_cli import apply_commands, drift_commands, image_commands, state_commands
-
-    handler = {
-        "apply": apply_commands.cmd_apply,
-        "destroy": apply_commands.cmd_destroy,
-        "run": apply_commands.cmd_run,
-        "kubeconfig": apply_commands.cmd_kubeconfig,
-        "sandbox": apply_commands.cmd_sandbox,
-        "drift": drift_commands.cmd_drift,
-        "state": state_commands.run,
-        "validate": cmd_validate,
-        "plan": cmd_plan,
-        "graph": cmd_graph,
-        "show": cmd_show,
-        "import": cmd_import,
-        "image": image_commands.run,
-        "build": image_commands.cmd_build,
-    }[args.command]
-    return handler(args)
+class ApplyFailed(SealerError):
+    pass
 
 
-def load_cluster(path: str) -> Cluster:
-    cluster, warnings = clusterfile.load(path)
-    for warning in warnings:
-        print(f"Warning: {warning}", file=sys.stderr)
-    return cluster
+# ---- from flags to requests ----
 
 
-@contextmanager
-def locked_state(args, cluster_name: str, operation: str):
-    """The backend, locked for this command, and the state document as read under the lock."""
-    backend = backend_for(cluster_name, args.state, getattr(args, "backend", None))
-    with backend.lock(operation, parse_duration(args.lock_timeout, "--lock-timeout")):
-        yield backend, backend.read(cluster_name)
-
-
-def ssh_driver(args, cluster: Cluster, state: dict, pin_keys: bool = False):
-    """Connections to the Clusterfile's hosts and to recorded hosts it no longer lists.
-
-    pin_keys: refuse a host whose key differs from the one the state recorded at first contact
-    (a refresh does not pin: it reports the change as drift instead).
-    """
-    from executors.driver import Driver, Timeouts
-
-    hosts = {ip: host.ssh for ip, host in cluster.hosts.items()}
-    for ip in state["hosts"]:  # hosts being removed: the cluster's SSH settings
-        hosts.setdefault(ip, cluster.ssh)
-    timeouts = Timeouts(
-        connect=parse_duration(args.ssh_timeout, "--ssh-timeout"),
-        command=parse_duration(args.command_timeout, "--command-timeout"),
-        retries=max(0, getattr(args, "retries", 2)),
+def state_ref(args) -> StateRef:
+    return StateRef(
+        path=args.state,
+        backend_url=args.backend,
+        lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
     )
-    pinned = {ip: h.get("host_key", "") for ip, h in state["hosts"].items()} if pin_keys else {}
-    return Driver(hosts, timeouts, pinned)
 
 
-def make_plan(args, cluster: Cluster, state: dict) -> Plan:
-    from planner import make_destroy_plan, make_plan
+def ssh_settings(args) -> SSHSettings:
+    return SSHSettings(
+        connect_timeout=parse_duration(args.ssh_timeout, "--ssh-timeout"),
+        command_timeout=parse_duration(args.command_timeout, "--command-timeout"),
+        retries=getattr(args, "retries", 2),
+    )
 
-    if getattr(args, "destroy", False):
-        return make_destroy_plan(state)
-    return make_plan(cluster, state, max_unavailable=args.max_unavailable)
+
+def apply_request(args, **fields) -> applying.ApplyRequest:
+    return applying.ApplyRequest(
+        state=state_ref(args),
+        ssh=ssh_settings(args),
+        auto_approve=getattr(args, "auto_approve", False),
+        refresh=getattr(args, "refresh", "true") == "true",
+        refresh_only=getattr(args, "refresh_only", False),
+        max_unavailable=getattr(args, "max_unavailable", "10%"),
+        parallelism=args.parallelism,
+        **fields,
+    )
+
+
+def listener_for(args) -> Listener:
+    if getattr(args, "json", False):
+        return JsonEvents()
+    if sys.stdout.isatty() and "NO_COLOR" not in os.environ:
+        return LiveEvents()
+    return PlainEvents()
+
+
+# ---- validate, plan, graph, show, import ----
 
 
 def cmd_validate(args) -> int:
-    cluster = load_cluster(args.file)
+    cluster = show.validate(args.file, Console())
     image = cluster.image
     print(
         f"{args.file}: valid. Cluster {cluster.name!r}: {len(cluster.masters)} master(s), "
@@ -93,116 +84,328 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_plan(args) -> int:
-    from sealer_cli.drift_commands import (
-        drift_document,
-        print_refresh_only,
-        refresh_state,
-        render_drift,
+def plan_request(args) -> plan.PlanRequest:
+    return plan.PlanRequest(
+        clusterfile=args.file,
+        state=state_ref(args),
+        ssh=ssh_settings(args) if hasattr(args, "ssh_timeout") else SSHSettings(),
+        refresh=getattr(args, "refresh", "true") == "true",
+        refresh_only=getattr(args, "refresh_only", False),
+        destroy=args.destroy,
+        max_unavailable=args.max_unavailable,
+        out=getattr(args, "out", None),
     )
 
-    cluster = load_cluster(args.file)
-    with locked_state(args, cluster.name, "plan") as (backend, state):
-        findings, live_state, warnings = refresh_state(args, cluster, state)
-        plan = None if args.refresh_only else make_plan(args, cluster, live_state)
+
+def cmd_plan(args) -> int:
+    result = plan.plan(plan_request(args), Console())
+    colour = text.use_colour()
     if args.refresh_only:
         if args.json:
-            print(json.dumps(drift_document(args, cluster, state, findings, warnings)))
+            doc = text.drift_document(
+                result.cluster, result.state, result.findings, result.warnings
+            )
+            print(json.dumps(doc))
         else:
-            print_refresh_only(args, findings, warnings)
-        return 2 if args.detailed_exitcode and findings else 0
-    if args.out:
-        planfile.save(
-            args.out,
-            plan.to_json(),
-            {
-                "clusterfile": str(Path(args.file).resolve()),
-                "clusterfile_digest": cluster.source_digest,
-                "image_digest": cluster.image.digest,
-                "state": backend.describe(),
-                "max_unavailable": args.max_unavailable,
-            },
-        )
+            Console().refreshed(result.findings, result.warnings)
+        return 2 if args.detailed_exitcode and result.findings else 0
     if args.json:
-        document = plan.to_json()
-        document["drift"] = [f.to_json() for f in findings]
+        document = result.plan.to_json()
+        document["drift"] = [f.to_json() for f in result.findings]
         # One write: streaming json.dump makes ~200,000 small writes at 5,000 hosts.
         sys.stdout.write(json.dumps(document, separators=(",", ":")) + "\n")
     else:
-        for warning in warnings:
+        for warning in result.warnings:
             print(f"Warning: {warning}", file=sys.stderr)
-        if findings:
-            sys.stdout.write(render_drift(findings, render.use_colour()))
-        sys.stdout.write(render.render_plan(plan, render.use_colour()))
+        if result.findings:
+            sys.stdout.write(text.render_drift(result.findings, colour))
+        sys.stdout.write(text.render_plan(result.plan, colour))
         if args.out:
             print(
                 f"\nSaved the plan to {args.out}. To perform exactly these actions, run: "
                 f"sealer apply {args.out}"
             )
-    if args.detailed_exitcode and (findings or not plan.empty):
-        return 2
-    return 0
+    return 2 if args.detailed_exitcode and result.has_changes else 0
 
 
 def cmd_graph(args) -> int:
-    from planner.graph import to_dot
-
-    cluster = load_cluster(args.file)
-    with locked_state(args, cluster.name, "graph") as (_, state):
-        plan = make_plan(args, cluster, state)
-    sys.stdout.write(to_dot(plan.actions, cluster.name))
+    made = plan.graph(plan_request(args), Console())
+    sys.stdout.write(to_dot(made.actions, made.cluster))
     return 0
 
 
 def cmd_show(args) -> int:
     if args.planfile:
-        plan, _ = planfile.load(args.planfile)
+        document, saved = show.saved_plan(args.planfile)
         if args.json:
-            print(json.dumps(plan, indent=1))
+            print(json.dumps(document, indent=1))
         else:
-            sys.stdout.write(render.render_plan(Plan.from_json(plan), render.use_colour()))
+            sys.stdout.write(text.render_plan(saved, text.use_colour()))
         return 0
-    cluster = load_cluster(args.file)
-    with locked_state(args, cluster.name, "show") as (backend, state):
-        pass
+    shown = show.show_state(args.file, state_ref(args), Console())
     if args.json:
-        print(json.dumps(state, indent=1))
-    elif is_empty(state) and not state["serial"]:
-        print(f"No state for cluster {cluster.name!r} yet ({backend.describe()}).")
+        print(json.dumps(shown.doc, indent=1))
+    elif shown.state.is_empty and not shown.state.serial:
+        print(f"No state for cluster {shown.state.cluster!r} yet ({shown.where}).")
     else:
-        sys.stdout.write(render.render_state(state))
+        sys.stdout.write(text.render_state(shown.state))
     return 0
 
 
 def cmd_import(args) -> int:
-    from planner.build import configs_digest
-    from planner.records import env_digest
-
-    cluster = load_cluster(args.file)
-    with locked_state(args, cluster.name, "import") as (backend, state):
-        if not is_empty(state):
-            raise SealerError(
-                f"{backend.describe()}: a state with {len(state['hosts'])} host(s) "
-                f"already exists for cluster {cluster.name!r}; import only adopts a "
-                f"cluster that has no state"
-            )
-        doc = new_document(cluster.name)
-        doc["lineage"] = state["lineage"] if state["serial"] else doc["lineage"]
-        doc["image"] = cluster.image.record()
-        doc["bootstrap_master"] = cluster.masters[0]
-        doc["configs_digest"] = configs_digest(cluster)
-        for ip, host in cluster.hosts.items():
-            doc["hosts"][ip] = host_record(
-                roles=host.roles,
-                labels=host.labels,
-                taints=host.taints,
-                env_digest=env_digest(host.env, doc["lineage"]),
-                version=cluster.image.version,
-                status="imported",
-            )
-        backend.write(doc, state)
+    request = import_cluster.ImportRequest(args.file, state_ref(args))
+    done = import_cluster.import_cluster(request, Console())
     print(
-        f"Imported cluster {cluster.name!r}: {len(cluster.hosts)} host(s) recorded in "
-        f"{backend.describe()} without contacting them."
+        f"Imported cluster {done.cluster!r}: {done.hosts} host(s) recorded in "
+        f"{done.where} without contacting them."
     )
     return 0
+
+
+# ---- apply, destroy, run ----
+
+
+def cmd_apply(args) -> int:
+    saved = args.target and show.is_plan_file(args.target)
+    if args.target and not saved:
+        args.file = args.target
+    request = apply_request(args, clusterfile=args.file, plan_file=args.target if saved else None)
+    return _applied(args, lambda listener: applying.apply(request, listener), request)
+
+
+def cmd_destroy(args) -> int:
+    request = apply_request(args, clusterfile=args.file)
+    return _applied(args, lambda listener: applying.destroy(request, listener), request)
+
+
+def cmd_run(args) -> int:
+    request = run.RunRequest(
+        image=args.image,
+        masters=_ips(args.masters),
+        nodes=_ips(args.nodes),
+        name=args.name,
+        user=args.user,
+        password=args.passwd or "",
+        key_file=args.pk or "",
+        port=args.port,
+        apply=apply_request(args),
+    )
+    return _applied(args, lambda listener: run.run(request, listener).applied, request.apply)
+
+
+def _ips(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _applied(args, operation, request: applying.ApplyRequest) -> int:
+    """Run an apply-like operation under the signal handlers, then report how it ended."""
+    listener = listener_for(args)
+    with _stop_on_signals(request.stop) as received:
+        result = operation(listener)
+    if result.plan is None:  # refresh-only
+        if result.accepted:
+            print(f"Accepted {result.accepted} finding(s) into the state.")
+        return 0
+    if args.json:
+        listener.emit_line(
+            {"type": "change_summary", "changes": {**result.done, "operation": result.operation}}
+        )
+    name = signal.Signals(received[0]).name if received else None
+    report = text.apply_report(result, name)
+    if report:
+        error = ApplyFailed(report)
+        if received:
+            error.exit_code = 128 + received[0]  # 130 for SIGINT, 143 for SIGTERM
+        raise error
+    if result.outcome is not None and not args.json:
+        verb = "Destroy" if result.plan.destroy else "Apply"
+        done = result.done
+        print(
+            f"\n{verb} complete! Hosts: {done['add']} added, {done['change']} changed, "
+            f"{done['destroy']} destroyed."
+        )
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop):
+    """SIGINT and SIGTERM stop new actions from starting; the running ones finish."""
+    received: list[int] = []
+
+    def on_signal(signum, frame):
+        if not received:
+            print(
+                f"\n{signal.Signals(signum).name}: finishing the running actions, starting no "
+                f"new one...",
+                file=sys.stderr,
+                flush=True,
+            )
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# ---- drift, kubeconfig ----
+
+
+def cmd_drift(args) -> int:
+    request = drift.DriftRequest(args.file, state_ref(args), ssh_settings(args))
+    try:
+        result = drift.check_drift(request, Console())
+    except SealerError as e:
+        if args.prometheus:
+            write_prometheus(Path(args.prometheus), getattr(e, "cluster", "unknown"), [], False)
+        raise
+    if args.prometheus:
+        write_prometheus(Path(args.prometheus), result.cluster, result.findings, success=True)
+    if args.json:
+        doc = text.drift_document(result.cluster, result.state, result.findings, result.warnings)
+        print(json.dumps(doc))
+    else:
+        Console().refreshed(result.findings, result.warnings)
+    return 2 if result.findings else 0
+
+
+def cmd_kubeconfig(args) -> int:
+    request = kubeconfig.KubeconfigRequest(args.file, state_ref(args), ssh_settings(args))
+    fetched = kubeconfig.fetch_kubeconfig(request, Console())
+    if not args.output:
+        sys.stdout.write(fetched.text)
+        return 0
+    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(fetched.text)
+    print(
+        f"Wrote the admin kubeconfig of {fetched.cluster!r} (from {fetched.source}) to "
+        f"{args.output}"
+    )
+    return 0
+
+
+# ---- state ----
+
+
+def _state_request(args) -> states.StateRequest:
+    return states.StateRequest(args.file, getattr(args, "cluster", None), state_ref(args))
+
+
+def cmd_state(args) -> int:
+    request, console = _state_request(args), Console()
+    if args.state_command == "forget-host-key":
+        old = states.forget_host_key(request, args.ip, console)
+        print(
+            f"Forgot the host key of {args.ip} ({old or '(none)'}); the key seen at the next "
+            f"contact will be recorded."
+        )
+    elif args.state_command == "pull":
+        sys.stdout.write(json.dumps(states.pull(request, console, args.serial), indent=1) + "\n")
+    elif args.state_command == "push":
+        pushed = states.push(request, args.path, args.force, console)
+        if not pushed.changed:
+            print(f"{pushed.where}: already holds this state (serial {pushed.state.serial}).")
+        else:
+            print(
+                f"Pushed {args.path} to {pushed.where}: lineage {pushed.state.lineage}, "
+                f"serial {pushed.state.serial}, {len(pushed.state.hosts)} host(s)."
+            )
+    else:  # versions
+        listed = states.versions(request, console)
+        print(f"{'SERIAL':>6}  {'SAVED (UTC)':<20}  LINEAGE")
+        if listed.current.serial:
+            print(f"{listed.current.serial:>6}  {'(current)':<20}  {listed.current.lineage}")
+        for serial, lineage, saved_at in listed.earlier:
+            print(f"{serial:>6}  {saved_at:<20}  {lineage}")
+    return 0
+
+
+# ---- images and the sandbox ----
+
+
+def cmd_build(args) -> int:
+    request = images.BuildRequest(
+        args.context, args.tag, args.file, tuple(args.build_arg), args.no_cache
+    )
+    result = images.build(request)
+    print(
+        f"{result.steps} step(s): {result.executed} layer(s) built, {result.cached} from the cache."
+    )
+    return 0
+
+
+def cmd_image(args) -> int:
+    command = args.image_command
+    if command == "load":
+        image = images.load(args.path, args.name)
+        print(f"Loaded {image.name} ({image.runtime} {image.version}, {image.digest})")
+    elif command == "ls":
+        folder, records = images.list_images()
+        if not records:
+            print(f"No images in {folder}. Load one with: sealer image load PATH")
+            return 0
+        print(f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST")
+        for r in records:
+            print(f"{r['name']:<32} {r['runtime']:<11} {r['version']:<10} {r['digest'][:19]}")
+    elif command == "inspect":
+        inspected = images.inspect(args.name)
+        if args.json:
+            print(json.dumps(inspected.to_json(), indent=1))
+        else:
+            sys.stdout.write(text.render_image(inspected))
+    elif command == "save":
+        image = images.save(args.name, args.output)
+        print(f"Saved {image.name} ({image.digest}) to {args.output}")
+    else:  # rm
+        for name in args.names:
+            images.remove(name)
+            print(f"Removed {name}")
+    return 0
+
+
+def cmd_sandbox(args) -> int:
+    if args.sandbox_command == "up":
+        started = sandbox.up(args.count, args.image, args.masters)
+        print(
+            f"# {started.count} sandbox hosts up: {started.first}..{started.last}; "
+            f"this Clusterfile is also in {started.saved_to}",
+            file=sys.stderr,
+        )
+        sys.stdout.write(started.clusterfile)
+    elif args.sandbox_command == "down":
+        print(f"Stopped {sandbox.down()} sandbox host(s).")
+    else:
+        rows = sandbox.describe()
+        if not rows:
+            print("No sandbox hosts.")
+        for row in rows:
+            running = "running" if row["running"] else "stopped"
+            sshd = "sshd up" if row["sshd"] else "sshd down"
+            print(f"{row['name']:<12} {row['address']:<12} {running:<8} {sshd}")
+    return 0
+
+
+HANDLERS = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "graph": cmd_graph,
+    "show": cmd_show,
+    "import": cmd_import,
+    "apply": cmd_apply,
+    "destroy": cmd_destroy,
+    "run": cmd_run,
+    "drift": cmd_drift,
+    "kubeconfig": cmd_kubeconfig,
+    "state": cmd_state,
+    "build": cmd_build,
+    "image": cmd_image,
+    "sandbox": cmd_sandbox,
+}
+
+
+def run_command(args) -> int:
+    return HANDLERS[args.command](args)

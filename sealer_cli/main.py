@@ -463,10 +463,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(["state", "--help"])
     if args.command == "sandbox" and not args.sandbox_command:
         parser.parse_args(["sandbox", "--help"])
-    from sealer_cli import commands
+    from sealer_cli.commands import run_command
 
     try:
-        return commands.run(args)
+        return run_command(args)
     except InputError as e:
         for line in e.problems:
             print(line, file=sys.stderr)

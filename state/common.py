@@ -10,7 +10,8 @@ import time
 import uuid
 
 from cluster.errors import SealerError
-from state.document import FORMAT_VERSION, content, touch
+from cluster.records import StateFormatError, check_document
+from state.document import content, touch
 
 
 class StateError(SealerError):
@@ -21,8 +22,8 @@ class LockError(StateError):
     pass
 
 
-class Backend:
-    """A state backend: subclasses read, lock, append to the journal and store documents."""
+class BackendBase:
+    """What every backend shares: the write rule. Subclasses read, lock, append and store."""
 
     _journal_pending = False  # finished actions recorded but not yet folded into the state
 
@@ -50,18 +51,10 @@ def parse(raw: bytes, where: str, cluster: str | None = None) -> dict:
             f"{where}: the state is not valid JSON ({e}); restore it from "
             f"{where}.backup or move it away"
         ) from None
-    if (
-        not isinstance(doc, dict)
-        or not isinstance(doc.get("hosts"), dict)
-        or not isinstance(doc.get("lineage"), str)
-        or not isinstance(doc.get("serial"), int)
-    ):
-        raise StateError(f"{where}: not a sealer state document (needs lineage, serial, hosts)")
-    if doc.get("format_version") != FORMAT_VERSION:
-        raise StateError(
-            f"{where}: state format_version {doc.get('format_version')!r} is not "
-            f"supported (this sealer reads {FORMAT_VERSION})"
-        )
+    try:
+        check_document(doc, where)
+    except StateFormatError as e:
+        raise StateError(str(e)) from None
     if cluster is not None and doc.get("cluster") != cluster:
         raise StateError(
             f"{where}: this state belongs to cluster {doc.get('cluster')!r}, "

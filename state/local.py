@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from state.common import (
-    Backend,
+    BackendBase,
     LockError,
     StateError,
     lock_held_message,
@@ -32,7 +32,7 @@ from state.common import (
 from state.document import apply_patch, new_document
 
 
-class LocalBackend(Backend):
+class LocalBackend(BackendBase):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._as_read: bytes | None = None  # the file as first read by this command
@@ -97,6 +97,26 @@ class LocalBackend(Backend):
         self._replay_journal(doc)
         return doc
 
+    # ---- earlier versions: the local file keeps one, its backup ----
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".backup")
+
+    def versions(self) -> list[tuple[int, str, str]]:
+        doc = self._backup()
+        return [(doc["serial"], doc["lineage"], doc.get("updated_at", ""))] if doc else []
+
+    def read_version(self, serial: int) -> dict | None:
+        doc = self._backup()
+        return doc if doc and doc["serial"] == serial else None
+
+    def _backup(self) -> dict | None:
+        try:
+            return parse(self.backup_path.read_bytes(), str(self.backup_path))
+        except (FileNotFoundError, StateError):
+            return None
+
     # ---- the journal of finished actions ----
 
     @property
@@ -145,7 +165,7 @@ class LocalBackend(Backend):
         """Make doc the state as it is (serial included); the first replaced file is backed up."""
         data = (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
         if not self._backed_up and self._as_read:
-            atomic_write(self.path.with_name(self.path.name + ".backup"), self._as_read)
+            atomic_write(self.backup_path, self._as_read)
             self._backed_up = True
         atomic_write(self.path, data)
         with contextlib.suppress(FileNotFoundError):  # its entries now live in the state

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 
-from state.common import Backend, LockError, StateError, lock_held_message, lock_info, parse
+from state.common import BackendBase, LockError, StateError, lock_held_message, lock_info, parse
 from state.document import apply_patch, new_document
 
 SCHEMA_VERSION = 1
@@ -63,7 +63,7 @@ def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgres://", "postgresql://"))
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(BackendBase):
     def __init__(self, url: str, cluster: str):
         self.url = url
         self.cluster = cluster

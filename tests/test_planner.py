@@ -6,10 +6,20 @@ import pytest
 
 from cluster.errors import SealerError
 from cluster.model import SSH, Cluster, Host, Image
-from planner import make_destroy_plan, make_plan
+from cluster.records import State, host_record
+from planner import make_destroy_plan as plan_destroy
+from planner import make_plan as plan_for
 from planner.build import batch_size
-from planner.records import env_digest
-from state.document import host_record, new_document
+from state.document import new_document
+
+
+def make_plan(cluster: Cluster, doc: dict, **options):
+    """The planner on a state document as stored (the tests edit documents, as a user could)."""
+    return plan_for(cluster, State.from_json(doc), **options)
+
+
+def make_destroy_plan(doc: dict):
+    return plan_destroy(State.from_json(doc))
 
 
 def image(version="v1.25.3", runtime="kubernetes", digest=None) -> Image:
@@ -52,13 +62,8 @@ def applied(cluster: Cluster, version=None, bootstrap=None) -> dict:
     doc["bootstrap_master"] = bootstrap or cluster.masters[0]
     for ip, h in cluster.hosts.items():
         doc["hosts"][ip] = host_record(
-            roles=h.roles,
-            labels=h.labels,
-            taints=h.taints,
-            env_digest=env_digest(h.env, doc["lineage"]),
-            version=version or cluster.image.version,
-            status="ready",
-        )
+            h, lineage=doc["lineage"], version=version or cluster.image.version, status="ready"
+        ).to_json()
     return doc
 
 
@@ -330,8 +335,8 @@ def test_launch_commands_run_again_when_the_cmd_or_the_image_changes():
 def test_changed_config_documents_sync_every_kept_host_and_rerun_launch():
     import dataclasses
 
+    from cluster.digests import configs_digest
     from cluster.model import Document
-    from planner.build import configs_digest
 
     def with_config(cluster: Cluster, data: str) -> Cluster:
         config = Document("Config", "app", {"spec": {"path": "etc/app.yaml", "data": data}})

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from cluster.errors import SealerError
 from executors.driver import Followed, HostError, Result
+from executors.facts import RuntimeProbe
 from executors.runtimes.watch import WATCH_ARGS, NodeWatch
 
 
@@ -203,6 +204,7 @@ class Runtime:
     # ---- what a refresh reads (read-only) ----
 
     version_command = ""  # prints the version of the installed binaries
+    admin_kubeconfig_command = ""  # prints the admin kubeconfig (on a master)
     service_units: tuple[str, ...] = ()  # one of them is active when the runtime runs
 
     def parse_version(self, text: str) -> str | None:
@@ -210,14 +212,10 @@ class Runtime:
         m = re.search(r"v\d+\.\d+\.\d+", text)
         return m.group(0) if m else None
 
-    def facts_command(self, rootfs: str) -> str:
-        """One read-only command printing KEY=VALUE lines about the host."""
-        units = " ".join(self.service_units)
-        return (
-            f"echo hostname=$(hostname); echo marker=$(cat {rootfs}/.sealer-digest 2>/dev/null); "
-            f"echo version=$({self.version_command} 2>/dev/null); "
-            f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); true"
-        )
+    @property
+    def probe(self) -> RuntimeProbe:
+        """How a refresh reads this runtime's version and services on a host."""
+        return RuntimeProbe(self.version_command, self.service_units, self.parse_version)
 
     def etcd_members(self, ops: NodeOps) -> set[str]:
         """Names of the etcd members, as the control plane reports them."""

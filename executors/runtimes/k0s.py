@@ -19,6 +19,7 @@ class K0s(Runtime):
     kubectl_command = "k0s kubectl"
 
     version_command = "k0s version"
+    admin_kubeconfig_command = "k0s kubeconfig admin"
     service_units = ("k0scontroller", "k0sworker")
 
     def etcd_members(self, ops: NodeOps) -> set[str]:

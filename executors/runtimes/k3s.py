@@ -16,6 +16,7 @@ class K3s(Runtime):
     name = "k3s"
 
     version_command = "k3s --version"
+    admin_kubeconfig_command = "cat /etc/rancher/k3s/k3s.yaml"
     service_units = ("k3s", "k3s-agent")
 
     def etcd_members(self, ops: NodeOps) -> set[str]:

@@ -26,6 +26,7 @@ class Kubeadm(Runtime):
         self.kubeadm_documents = kubeadm_documents  # the Clusterfile's kubeadm YAML, if any
 
     version_command = "kubelet --version"
+    admin_kubeconfig_command = "cat /etc/kubernetes/admin.conf"
     service_units = ("kubelet",)
 
     def etcd_members(self, ops: NodeOps) -> set[str]:

@@ -1,27 +1,66 @@
-"""Apply progress: a live view on a TTY (rich), plain lines otherwise, or JSON events."""
+"""What an operation shows while it runs: a live view on a TTY (rich), plain lines otherwise,
+or JSON events. Each is an operations Listener."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
 import time
 
-from cluster.model import Action
-from executors.scheduler import Events
+from cluster.errors import SealerError
+from cluster.model import Action, Finding, Plan
+from operations.events import Listener
+from views.text import render_drift, render_plan, render_refresh_only, use_colour
 
 
 def _target(action: Action) -> str:
     return action.host or action.id
 
 
-class PlainEvents(Events):
-    """One line per start and end, for logs and cron."""
+class Console(Listener):
+    """An operation's moments for a person: warnings, drift, the plan, the approval prompt."""
 
     def __init__(self, stream=sys.stdout):
         self.stream = stream
         self.lock = threading.Lock()
         self.started_at: dict[str, float] = {}
+
+    def warning(self, text: str) -> None:
+        print(f"Warning: {text}", file=sys.stderr)
+
+    def note(self, text: str) -> None:
+        print(text, file=self.stream)
+
+    def drift(self, findings: list[Finding]) -> None:
+        self.stream.write(render_drift(findings, use_colour(self.stream)))
+
+    def refreshed(self, findings: list[Finding], warnings: list[str]) -> None:
+        for warning in warnings:
+            self.warning(warning)
+        self.stream.write(render_refresh_only(findings, use_colour(self.stream)))
+
+    def planned(self, plan: Plan) -> None:
+        self.stream.write(render_plan(plan, use_colour(self.stream)))
+
+    def approve(self, question: str) -> bool:
+        """Terraform's rule: ask on a TTY; without one, refuse (--auto-approve skips this)."""
+        if not sys.stdin.isatty():
+            raise SealerError(
+                f"no TTY to ask for approval; pass --auto-approve to {question} "
+                f"without asking (or apply a saved plan file)"
+            )
+        print(
+            f"\nDo you want to {question} these actions?\n  Sealer will perform the actions "
+            f"described above.\n  Only 'yes' will be accepted to approve.\n",
+            file=self.stream,
+        )
+        return input("  Enter a value: ").strip() == "yes"
+
+
+class PlainEvents(Console):
+    """One line per start and end, for logs and cron."""
 
     def _line(self, text: str) -> None:
         with self.lock:
@@ -47,13 +86,19 @@ class PlainEvents(Events):
         return time.monotonic() - self.started_at.get(action.id, time.monotonic())
 
 
-class JsonEvents(Events):
+class JsonEvents(Console):
     """One JSON object per line, in the spirit of `terraform apply -json`."""
 
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
-        self.lock = threading.Lock()
-        self.started_at: dict[str, float] = {}
+    def drift(self, findings: list[Finding]) -> None:
+        """Not shown: the plan's actions carry what the drift changes."""
+
+    def planned(self, plan: Plan) -> None:
+        self.emit_line({"type": "planned", "plan": plan.to_json()})
+
+    def emit_line(self, document: dict) -> None:
+        with self.lock:
+            self.stream.write(json.dumps(document) + "\n")
+            self.stream.flush()
 
     def emit(self, kind: str, **fields) -> None:
         with self.lock:
@@ -81,28 +126,28 @@ class JsonEvents(Events):
         self.emit("apply_skipped", hook=self._hook(action), because=because)
 
 
-class LiveEvents(Events):
+class LiveEvents(Console):
     """A rich live view: running actions with host and elapsed time, and the counts."""
 
-    def __init__(self, total: int):
-        from rich.console import Console
-        from rich.live import Live
+    def __init__(self, stream=sys.stdout):
+        from rich.console import Console as RichConsole
 
-        self.total = total
-        self.lock = threading.Lock()
+        super().__init__(stream)
+        self.total = 0
         self.running: dict[str, tuple[Action, float]] = {}
         self.counts = {"done": 0, "failed": 0, "skipped": 0}
-        self.console = Console()
-        self.live = Live(
+        self.console = RichConsole()
+
+    @contextlib.contextmanager
+    def executing(self, plan: Plan):
+        from rich.live import Live
+
+        self.total = len(plan.actions)
+        live = Live(
             self._render(), console=self.console, refresh_per_second=8, get_renderable=self._render
         )
-
-    def __enter__(self):
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.live.__exit__(*exc)
+        with live:
+            yield
 
     def _render(self):
         from rich.table import Table

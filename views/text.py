@@ -6,7 +6,8 @@ import json
 import os
 import sys
 
-from cluster.model import ADD_KINDS, CHANGE_KINDS, Action, Plan
+from cluster.model import ADD_KINDS, CHANGE_KINDS, Action, Finding, Plan
+from cluster.records import State
 
 SYMBOLS = {"add": "+", "change": "~", "destroy": "-"}
 LEGEND = {"add": "create", "change": "update in-place", "destroy": "destroy"}
@@ -152,24 +153,117 @@ def _map(values: dict) -> str:
     return "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in values.items()) + "}"
 
 
-def render_state(doc: dict) -> str:
-    image = doc.get("image") or {}
+def render_state(state: State) -> str:
+    image = state.image or {}
     lines = [
-        f"cluster:   {doc['cluster']}",
-        f"lineage:   {doc['lineage']}",
-        f"serial:    {doc['serial']}",
+        f"cluster:   {state.cluster}",
+        f"lineage:   {state.lineage}",
+        f"serial:    {state.serial}",
         f"image:     {image.get('name', '-')} ({image.get('runtime', '-')} "
         f"{image.get('version', '-')}, {image.get('digest', '-')[:19]})",
-        f"bootstrap: {doc.get('bootstrap_master') or '-'}",
-        f"updated:   {doc.get('updated_at', '-')}",
-        f"hosts:     {len(doc['hosts'])}",
+        f"bootstrap: {state.bootstrap_master or '-'}",
+        f"updated:   {state.updated_at or '-'}",
+        f"hosts:     {len(state.hosts)}",
     ]
-    if doc["hosts"]:
+    if state.hosts:
         lines.append("")
         lines.append(f"  {'IP':<39} {'ROLES':<14} {'VERSION':<10} {'STATUS':<10} HOSTNAME")
-        for ip, h in doc["hosts"].items():
+        for ip, h in state.hosts.items():
             lines.append(
-                f"  {ip:<39} {','.join(h['roles']):<14} {h.get('version', ''):<10} "
-                f"{h.get('status', ''):<10} {h.get('hostname', '')}"
+                f"  {ip:<39} {','.join(h.roles):<14} {h.version:<10} {h.status:<10} {h.hostname}"
             )
+    return "\n".join(lines) + "\n"
+
+
+# ---- drift ----
+
+
+def render_drift(findings: list[Finding], colour: bool) -> str:
+    paint = Painter(colour)
+    lines = [paint("Note: the cluster has changed outside of sealer", "bold"), ""]
+    for f in findings:
+        lines.append(
+            f"  {paint('!', 'change')} {f.kind:<24} {f.host:<16} expected "
+            f"{_show(f.expected)}, found {_show(f.actual)}"
+        )
+    return "\n".join(lines) + "\n\n"
+
+
+def _show(value) -> str:
+    if value is None:
+        return "nothing"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def render_refresh_only(findings: list[Finding], colour: bool) -> str:
+    if not findings:
+        return "No drift. The cluster matches the state.\n"
+    return render_drift(findings, colour) + (
+        f"Drift: {len(findings)} finding(s). Run `sealer plan` to see the actions that "
+        f"bring the cluster back, or `sealer apply --refresh-only` to accept the drift "
+        f"into the state.\n"
+    )
+
+
+def drift_document(cluster: str, state: State, findings: list[Finding], warnings) -> dict:
+    return {
+        "format_version": "1",
+        "cluster": cluster,
+        "lineage": state.stored_lineage,
+        "serial": state.serial,
+        "drift": [f.to_json() for f in findings],
+        "warnings": list(warnings),
+    }
+
+
+# ---- the end of an apply ----
+
+
+def apply_report(result, signal_name: str | None = None) -> str | None:
+    """What went wrong in an apply (operations.apply.ApplyResult), or None when all went well.
+
+    signal_name: the run was stopped by that signal; running actions finished and were recorded.
+    """
+    outcome, word = result.outcome, result.operation
+    if outcome is None or (outcome.ok and not signal_name):
+        return None
+    if signal_name:
+        lines = [
+            f"{word} interrupted: {len(outcome.done)} action(s) done and recorded; left "
+            f"undone: {', '.join(outcome.not_started + outcome.skipped) or 'nothing'}"
+        ]
+        lines += [f"  failed:  {aid}: {error}" for aid, error in outcome.failed.items()]
+        lines.append("Run `sealer apply` again to finish.")
+        return "\n".join(lines)
+    lines = [
+        f"{word} failed: {len(outcome.done)} action(s) done and recorded, "
+        f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped, "
+        f"{len(outcome.not_started)} not started."
+    ]
+    lines += [f"  failed:  {aid}: {error}" for aid, error in outcome.failed.items()]
+    lines += [f"  skipped: {aid}" for aid in outcome.skipped]
+    lines.append("Run `sealer apply` again to finish: finished actions are not repeated.")
+    return "\n".join(lines)
+
+
+# ---- images ----
+
+
+def render_image(inspected) -> str:
+    """`sealer image inspect` (an operations.images.Inspected)."""
+    image, labels = inspected.image, inspected.labels
+    lines = [f"Name:     {image.name}", f"Digest:   {image.digest}"]
+    lines.append(f"Runtime:  {image.runtime} {image.version}")
+    if inspected.build:
+        built = inspected.build
+        lines.append(f"Built:    {built.get('created', '?')} from {built.get('base', '?')}")
+    lines.append("Labels:" + ("" if labels else "   (none)"))
+    lines += [f"  {key}={value}" for key, value in sorted(labels.items())]
+    lines.append("Launch commands:" + ("" if image.launch_cmds else " (none)"))
+    lines += [f"  {command}" for command in image.launch_cmds]
+    lines.append("Metadata:")
+    lines += [
+        f"  {line}"
+        for line in json.dumps(inspected.metadata, indent=1, sort_keys=True).splitlines()
+    ]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""Facts: read-only questions to a host, each one command and a pure parser of its output.
+
+Apply (before copying a rootfs) and refresh (drift) ask their questions through these, so a
+host is read the same way everywhere, and every parser is tested on recorded outputs
+(tests/test_facts.py) without a host.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from cluster.model import HostFacts
+
+MARKER = ".sealer-digest"  # in the rootfs folder on a host: which rootfs it holds
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Fact(Generic[T]):
+    command: str  # read-only: never changes the host
+    parse: Callable[[str], T]
+
+
+def read(remote, fact: Fact[T]) -> T:
+    """Ask a host (an executors.driver.Remote) one fact."""
+    return fact.parse(remote.run(fact.command).stdout)
+
+
+# ---- before a copy: the host's name and the rootfs it already holds ----
+
+
+def name_and_marker(rootfs: str) -> Fact[tuple[str, str]]:
+    marker = shlex.quote(f"{rootfs}/{MARKER}")
+    return Fact(f"hostname; cat {marker} 2>/dev/null; true", parse_name_and_marker)
+
+
+def parse_name_and_marker(out: str) -> tuple[str, str]:
+    """(hostname, marker); the marker is "" on a host that holds no rootfs yet."""
+    name, _, rest = out.partition("\n")
+    return name.strip(), rest.strip().split("\n", 1)[0].strip()
+
+
+# ---- refresh: name, marker, installed version, running services, in one round trip ----
+
+
+@dataclass(frozen=True)
+class RuntimeProbe:
+    """What a runtime tells the host facts: how to read its version and which units it runs."""
+
+    version_command: str
+    service_units: tuple[str, ...]
+    parse_version: Callable[[str], str | None]
+
+
+def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
+    marker = shlex.quote(f"{rootfs}/{MARKER}")
+    units = " ".join(shlex.quote(unit) for unit in probe.service_units)
+    command = (
+        f"echo hostname=$(hostname); echo marker=$(cat {marker} 2>/dev/null); "
+        f"echo version=$({probe.version_command} 2>/dev/null); "
+        f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); true"
+    )
+    return Fact(command, lambda out: parse_host_state(out, probe))
+
+
+def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
+    """KEY=VALUE lines -> hostname, marker, version (None: not installed), active services."""
+    values: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name not in values:  # the first line of each key: later ones are noise
+            values[name] = value.strip()
+    statuses = values.get("services", "").split()
+    return {
+        "hostname": values.get("hostname", ""),
+        "marker": values.get("marker", ""),
+        "version": probe.parse_version(values.get("version", "")),
+        "services": tuple(
+            unit
+            for unit, status in zip(probe.service_units, statuses, strict=False)
+            if status == "active"
+        ),
+    }
+
+
+def host_facts(ip: str, host_key: str, values: dict) -> HostFacts:
+    return HostFacts(ip, reachable=True, host_key=host_key, **values)

@@ -1,0 +1,163 @@
+"""`sealer apply` and `sealer destroy`: plan (or load a saved plan), approve, execute, journal.
+
+Every finished action is recorded in the state as it finishes (executors/apply.py); a failed
+action stops only what depends on it. The result says what was done; it never raises for a
+failed action, so the caller can report it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+
+from cluster.errors import SealerError
+from cluster.model import Cluster, Plan
+from cluster.records import State
+from executors.scheduler import Outcome
+from operations.common import (
+    Locked,
+    SSHSettings,
+    StateRef,
+    load_cluster,
+    locked_state,
+    ssh_driver,
+    write_state,
+)
+from operations.events import Listener
+from operations.plan import plan_for
+from operations.refresh import refresh_state
+from state import planfile
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    clusterfile: str = "Clusterfile"
+    plan_file: str | None = None  # a plan saved by `sealer plan --out`: applied as it is
+    state: StateRef = StateRef()
+    ssh: SSHSettings = SSHSettings(command_timeout=600.0)
+    auto_approve: bool = False
+    refresh: bool = True
+    refresh_only: bool = False  # accept the drift into the state, touch no host
+    max_unavailable: str = "10%"
+    parallelism: int = 10
+    stop: threading.Event = field(default_factory=threading.Event)  # set: start no new action
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    operation: str  # "apply" or "destroy"
+    plan: Plan | None  # None for a refresh-only apply
+    outcome: Outcome | None = None  # None when nothing ran (no changes)
+    accepted: int = 0  # refresh-only: findings taken into the state
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is None or self.outcome.ok
+
+    @property
+    def done(self) -> dict[str, int]:
+        """Hosts added, changed and destroyed by the actions that finished."""
+        if self.plan is None or self.outcome is None:
+            return {"add": 0, "change": 0, "destroy": 0}
+        return self.plan.summary_of(self.outcome.done)
+
+
+def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
+    if request.plan_file:
+        return _apply_saved(request, listener)
+    cluster = load_cluster(request.clusterfile, listener)
+    with locked_state(request.state, cluster.name, "apply") as locked:
+        refreshed = refresh_state(
+            cluster, locked.state, request.ssh, request.refresh, request.parallelism
+        )
+        if request.refresh_only:
+            listener.refreshed(refreshed.findings, refreshed.warnings)
+            if not refreshed.findings:
+                return ApplyResult("apply", None)
+            _approve(request, listener, "accept")
+            write_state(locked, refreshed.live)
+            return ApplyResult("apply", None, accepted=len(refreshed.findings))
+        if refreshed.findings:
+            listener.drift(refreshed.findings)
+        made = plan_for(cluster, refreshed.live, False, request.max_unavailable)
+        return execute(request, listener, made, cluster, locked, refreshed.live, "apply")
+
+
+def destroy(request: ApplyRequest, listener: Listener) -> ApplyResult:
+    cluster = load_cluster(request.clusterfile, listener)
+    with locked_state(request.state, cluster.name, "destroy") as locked:
+        made = plan_for(cluster, locked.state, True, request.max_unavailable)
+        return execute(request, listener, made, cluster, locked, locked.state, "destroy")
+
+
+def _apply_saved(request: ApplyRequest, listener: Listener) -> ApplyResult:
+    path = request.plan_file
+    saved, sources = planfile.load(path)
+    cluster = load_cluster(sources["clusterfile"], listener)
+    if cluster.source_digest != sources["clusterfile_digest"]:
+        raise SealerError(
+            f"{path}: the Clusterfile {sources['clusterfile']} changed since "
+            f"the plan was made; make a new plan"
+        )
+    if cluster.image.digest != sources["image_digest"]:
+        raise SealerError(
+            f"{path}: the ClusterImage changed since the plan was made; make a new plan"
+        )
+    made = Plan.from_json(saved)
+    with locked_state(request.state, cluster.name, "apply") as locked:
+        check_not_stale(made, locked.state, path)
+        approved = replace(request, auto_approve=True)  # a saved plan is the approval
+        return execute(approved, listener, made, cluster, locked, locked.state, "apply")
+
+
+def check_not_stale(plan: Plan, state: State, path: str) -> None:
+    """A saved plan applies only to the state it was made against (Terraform's rule)."""
+    current = state.stored_lineage
+    if plan.lineage is not None and current is not None and plan.lineage != current:
+        raise SealerError(
+            f"Saved plan does not match the given state: {path} was made for "
+            f"lineage {plan.lineage}, the state has {current}"
+        )
+    if plan.serial != state.serial:
+        raise SealerError(
+            f"Saved plan is stale: {path} can no longer be applied because the "
+            f"state was changed by another operation after the plan was created "
+            f"(plan serial {plan.serial}, state serial {state.serial})"
+        )
+
+
+def execute(
+    request: ApplyRequest,
+    listener: Listener,
+    plan: Plan,
+    cluster: Cluster,
+    locked: Locked,
+    state: State,
+    operation: str,
+) -> ApplyResult:
+    """Show the plan, get it approved, run it. state: what the plan was made against."""
+    listener.planned(plan)
+    if plan.empty:
+        return ApplyResult(operation, plan)
+    _approve(request, listener, operation)
+    from executors.apply import Applier, ApplyOptions  # late: a no-op apply never loads SSH
+
+    applier = Applier(
+        plan,
+        cluster,
+        locked.backend,
+        state,
+        ssh_driver(cluster, state, request.ssh, pin_keys=True),
+        listener,
+        ApplyOptions(parallelism=request.parallelism),
+        stop=request.stop,
+    )
+    with listener.executing(plan):
+        outcome = applier.run_plan()
+    return ApplyResult(operation, plan, outcome)
+
+
+def _approve(request: ApplyRequest, listener: Listener, question: str) -> None:
+    """Terraform's rule: ask unless auto-approved; anything but a yes cancels."""
+    if not request.auto_approve and not listener.approve(question):
+        raise SealerError(f"{question} cancelled.")

@@ -1,0 +1,74 @@
+"""`sealer plan` and `sealer graph`: what apply would do, touching no host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster.model import Cluster, Finding, Plan
+from cluster.records import State
+from operations.common import SSHSettings, StateRef, load_cluster, locked_state
+from operations.events import Listener
+from operations.refresh import refresh_state
+from planner import make_destroy_plan, make_plan
+from state import planfile
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    clusterfile: str
+    state: StateRef = StateRef()
+    ssh: SSHSettings = SSHSettings()
+    refresh: bool = True
+    refresh_only: bool = False  # report the drift, plan nothing
+    destroy: bool = False
+    max_unavailable: str = "10%"
+    out: str | None = None  # save the plan here for `sealer apply FILE`
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    cluster: str
+    state: State  # as recorded, before any drift is accepted
+    plan: Plan | None  # None with refresh_only
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.findings) or (self.plan is not None and not self.plan.empty)
+
+
+def plan_for(cluster: Cluster, state: State, destroy: bool, max_unavailable: str) -> Plan:
+    if destroy:
+        return make_destroy_plan(state)
+    return make_plan(cluster, state, max_unavailable=max_unavailable)
+
+
+def plan(request: PlanRequest, listener: Listener) -> PlanResult:
+    cluster = load_cluster(request.clusterfile, listener)
+    with locked_state(request.state, cluster.name, "plan") as locked:
+        refreshed = refresh_state(cluster, locked.state, request.ssh, request.refresh)
+        made = None
+        if not request.refresh_only:
+            made = plan_for(cluster, refreshed.live, request.destroy, request.max_unavailable)
+    if made is not None and request.out:
+        planfile.save(
+            request.out,
+            made.to_json(),
+            {
+                "clusterfile": str(Path(request.clusterfile).resolve()),
+                "clusterfile_digest": cluster.source_digest,
+                "image_digest": cluster.image.digest,
+                "state": locked.backend.describe(),
+                "max_unavailable": request.max_unavailable,
+            },
+        )
+    return PlanResult(cluster.name, locked.state, made, refreshed.findings, refreshed.warnings)
+
+
+def graph(request: PlanRequest, listener: Listener) -> Plan:
+    """The plan against the recorded state (no refresh), for its DAG."""
+    cluster = load_cluster(request.clusterfile, listener)
+    with locked_state(request.state, cluster.name, "graph") as locked:
+        return plan_for(cluster, locked.state, request.destroy, request.max_unavailable)

@@ -1,0 +1,35 @@
+"""Refresh: read the live hosts and compare them with the state (plan, apply, drift use it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cluster.model import Cluster, Finding
+from cluster.records import State
+from operations.common import SSHSettings, ssh_driver
+from planner.drift import accept_drift, find_drift
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    findings: list[Finding] = field(default_factory=list)
+    live: State | None = None  # the state as the live cluster is (drift accepted)
+    warnings: list[str] = field(default_factory=list)
+
+
+def refresh_state(
+    cluster: Cluster, state: State, ssh: SSHSettings, enabled: bool = True, parallelism: int = 20
+) -> Refreshed:
+    """What the hosts say. Not enabled, or no host recorded: nothing found, the state as is."""
+    if not enabled or not state.hosts:
+        return Refreshed(live=state)
+    from executors.refresh import refresh  # late: a plan without hosts never loads SSH
+
+    driver = ssh_driver(cluster, state, ssh)
+    try:
+        facts, view = refresh(state, driver, parallelism=max(parallelism, 20))
+    finally:
+        driver.close()
+    warnings = [] if view.source else [f"could not read the cluster's own view: {view.error}"]
+    findings = find_drift(state, facts, view)
+    return Refreshed(findings, accept_drift(state, findings), warnings)

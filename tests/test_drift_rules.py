@@ -1,0 +1,109 @@
+"""planner/drift: what a refresh's facts mean for the state. Pure: built in memory."""
+
+from __future__ import annotations
+
+from cluster.model import ClusterView, HostFacts
+from cluster.records import HostRecord, State
+from planner.drift import accept_drift, find_drift
+
+M, W = "10.0.0.1", "10.0.1.1"
+
+
+def state(runtime="kubernetes") -> State:
+    record = dict(version="v1.25.3", status="ready", host_key="SHA256:m")
+    return State(
+        cluster="c",
+        lineage="l",
+        serial=3,
+        image={"name": "i", "digest": "d", "version": "v1.25.3", "runtime": runtime},
+        bootstrap_master=M,
+        hosts={
+            M: HostRecord(("master",), hostname="m1", **record),
+            W: HostRecord(("node",), labels={"pool": "a"}, hostname="w1", **record),
+        },
+    )
+
+
+def node(address, version="v1.25.3", labels=None, taints=(), ready=True):
+    return {
+        "address": address,
+        "ready": ready,
+        "version": version,
+        "labels": labels or {},
+        "taints": sorted(taints),
+    }
+
+
+def facts(**overrides):
+    base = {
+        M: HostFacts(M, True, host_key="SHA256:m", hostname="m1", version="v1.25.3"),
+        W: HostFacts(W, True, host_key="SHA256:m", hostname="w1", version="v1.25.3"),
+    }
+    base.update(overrides)
+    return base
+
+
+def view(**nodes):
+    default = {"m1": node(M), "w1": node(W, labels={"pool": "a"})}
+    default.update(nodes)
+    return ClusterView(source=M, nodes={k: v for k, v in default.items() if v}, etcd=frozenset({"m1"}))
+
+
+def kinds(findings):
+    return sorted((f.kind, f.host) for f in findings)
+
+
+def test_a_matching_cluster_has_no_drift():
+    assert find_drift(state(), facts(), view()) == []
+
+
+def test_each_kind_of_drift_is_named_with_its_host():
+    found = find_drift(
+        state(),
+        facts(**{W: HostFacts(W, True, host_key="SHA256:other", hostname="w1", version="v1.25.3")}),
+        view(w1=node(W, labels={"pool": "b"}, taints=["x=y:NoSchedule"]), stray=node("10.9.9.9")),
+    )
+    assert kinds(found) == [
+        ("host_key_changed", W),
+        ("labels_changed", W),
+        ("taints_changed", W),
+        ("unexpected_node", "stray"),
+    ]
+
+
+def test_unreachable_host_and_missing_node_and_etcd_member():
+    found = find_drift(
+        state(),
+        facts(**{M: HostFacts(M, False, error="refused")}),
+        ClusterView(source=W, nodes={"m1": node(M)}, etcd=frozenset({"ghost"})),
+    )
+    assert kinds(found) == [
+        ("etcd_member_missing", M),
+        ("etcd_member_unexpected", "ghost"),
+        ("host_unreachable", M),
+        ("node_missing", W),
+    ]
+
+
+def test_k0s_controllers_are_not_nodes():
+    found = find_drift(state("k0s"), facts(), ClusterView(source=M, nodes={"w1": node(W, labels={"pool": "a"})}))
+    assert found == []
+
+
+def test_accepting_drift_joins_missing_nodes_again_and_records_what_was_found():
+    recorded = state()
+    found = find_drift(
+        recorded,
+        facts(**{W: HostFacts(W, True, host_key="SHA256:m", hostname="w1", version="v1.26.0")}),
+        view(m1=None, w1=node(W, version="v1.26.0", labels={"pool": "b"})),
+    )
+    accepted = accept_drift(recorded, found)
+    assert accepted.hosts[W].version == "v1.26.0" and accepted.hosts[W].labels == {"pool": "b"}
+    assert M in accepted.hosts  # the bootstrap master is never dropped, even when missing
+    assert recorded.hosts[W].version == "v1.25.3"  # the recorded state is not touched
+
+
+def test_a_missing_worker_leaves_the_accepted_state():
+    found = find_drift(state(), facts(), view(w1=None))
+    assert kinds(found) == [("node_missing", W)]
+    assert set(accept_drift(state(), found).hosts) == {M}

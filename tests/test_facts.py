@@ -1,0 +1,75 @@
+"""The host facts' parsers, on recorded outputs: the odd ones too."""
+
+from __future__ import annotations
+
+from executors import facts
+from executors.runtimes import runtime_for
+
+K3S = runtime_for("k3s").probe
+KUBEADM = runtime_for("kubernetes").probe
+
+
+def test_name_and_marker_of_a_host_holding_a_rootfs():
+    assert facts.parse_name_and_marker("node-1\nsha256:abc configs:0123\n") == (
+        "node-1",
+        "sha256:abc configs:0123",
+    )
+
+
+def test_name_and_marker_of_a_new_host_and_of_empty_output():
+    assert facts.parse_name_and_marker("node-1\n") == ("node-1", "")
+    assert facts.parse_name_and_marker("") == ("", "")
+
+
+def test_host_state_of_a_running_k3s_server():
+    out = (
+        "hostname=m1\nmarker=sha256:abc configs:01\n"
+        "version=k3s version v1.25.3+k3s1 (f2585c16)\nservices=active inactive \n"
+    )
+    assert facts.parse_host_state(out, K3S) == {
+        "hostname": "m1",
+        "marker": "sha256:abc configs:01",
+        "version": "v1.25.3",
+        "services": ("k3s",),
+    }
+
+
+def test_host_state_with_nothing_installed_and_a_missing_unit():
+    # systemctl prints nothing for a unit it does not know, and `k3s` is not found
+    out = "hostname=fresh\nmarker=\nversion=\nservices=\n"
+    assert facts.parse_host_state(out, K3S) == {
+        "hostname": "fresh",
+        "marker": "",
+        "version": None,
+        "services": (),
+    }
+
+
+def test_host_state_of_empty_output_is_all_unknown():
+    assert facts.parse_host_state("", KUBEADM) == {
+        "hostname": "",
+        "marker": "",
+        "version": None,
+        "services": (),
+    }
+
+
+def test_a_non_utf8_hostname_arrives_replaced_not_as_an_error():
+    raw = b"hostname=n\xffde\nversion=Kubernetes v1.25.3\nservices=active\n"
+    parsed = facts.parse_host_state(raw.decode(errors="replace"), KUBEADM)  # as the driver does
+    assert parsed["hostname"] == "n\ufffdde" and parsed["version"] == "v1.25.3"
+    assert parsed["services"] == ("kubelet",)
+
+
+def test_only_the_first_line_of_a_key_counts_and_noise_is_ignored():
+    out = "motd: welcome\nhostname=a\nhostname=b\nversion=garbage\nservices=failed\n"
+    parsed = facts.parse_host_state(out, KUBEADM)
+    assert parsed["hostname"] == "a" and parsed["version"] is None and parsed["services"] == ()
+
+
+def test_commands_quote_the_rootfs_path():
+    fact = facts.name_and_marker("/var/lib/sealer/data/my cluster/rootfs")
+    assert "'/var/lib/sealer/data/my cluster/rootfs/.sealer-digest'" in fact.command
+    state = facts.host_state("/var/lib/sealer/data/c/rootfs", K3S)
+    assert state.command.startswith("echo hostname=$(hostname);")
+    assert "systemctl is-active k3s k3s-agent" in state.command

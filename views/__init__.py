@@ -1,0 +1,1 @@
+"""How sealer shows things: plans, states, drift, progress, metrics. No use case lives here."""
