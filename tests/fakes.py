@@ -42,11 +42,15 @@ class FakeCluster:
             return Result(1, "", f"{fragment}: failed")
         name = self.nodes.get(ip, f"host-{ip}")
         if command.startswith("echo hostname="):  # the refresh facts
-            return Result(0, f"hostname={name}\nmarker=\nversion={self.version}\nservices=active\n", "")
+            return Result(
+                0, f"hostname={name}\nmarker=\nversion={self.version}\nservices=active\n", ""
+            )
         if command.startswith("hostname"):
             return Result(0, f"{name}\n", "")
         if "get nodes -o json" in command:
-            return Result(0, json.dumps({"items": [self._node(n, a) for a, n in self.nodes.items()]}), "")
+            return Result(
+                0, json.dumps({"items": [self._node(n, a) for a, n in self.nodes.items()]}), ""
+            )
         if "kubeconfig" in command or "k3s.yaml" in command or "admin.conf" in command:
             return Result(0, self.kubeconfig, "")
         return Result(0, "", "")

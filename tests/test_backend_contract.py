@@ -104,9 +104,12 @@ def test_the_version_a_run_replaced_is_kept(handles):
 
 
 def test_one_holder_of_the_lock_at_a_time(handles):
-    holder = handles()
-    with holder.lock("apply"), pytest.raises(LockError, match="Operation=apply"):
-        with handles().lock("plan", timeout=0.2):
-            pass
+    holder, other = handles(), handles()
+    with (
+        holder.lock("apply"),
+        pytest.raises(LockError, match="Operation=apply"),
+        other.lock("plan", timeout=0.2),
+    ):
+        pass
     with handles().lock("plan"):  # released when the holder is done
         pass

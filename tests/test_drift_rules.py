@@ -46,7 +46,9 @@ def facts(**overrides):
 def view(**nodes):
     default = {"m1": node(M), "w1": node(W, labels={"pool": "a"})}
     default.update(nodes)
-    return ClusterView(source=M, nodes={k: v for k, v in default.items() if v}, etcd=frozenset({"m1"}))
+    return ClusterView(
+        source=M, nodes={k: v for k, v in default.items() if v}, etcd=frozenset({"m1"})
+    )
 
 
 def kinds(findings):
@@ -86,7 +88,9 @@ def test_unreachable_host_and_missing_node_and_etcd_member():
 
 
 def test_k0s_controllers_are_not_nodes():
-    found = find_drift(state("k0s"), facts(), ClusterView(source=M, nodes={"w1": node(W, labels={"pool": "a"})}))
+    found = find_drift(
+        state("k0s"), facts(), ClusterView(source=M, nodes={"w1": node(W, labels={"pool": "a"})})
+    )
     assert found == []
 
 

@@ -64,7 +64,9 @@ def setup(tmp_path):
         def apply_request(self, clusterfile, **fields):
             fields.setdefault("auto_approve", True)
             fields.setdefault("refresh", False)
-            return applying.ApplyRequest(clusterfile=clusterfile, state=self.ref, ssh=self.ssh, **fields)
+            return applying.ApplyRequest(
+                clusterfile=clusterfile, state=self.ref, ssh=self.ssh, **fields
+            )
 
     s = Setup()
     s.fake, s.backend, s.tmp = fake, backend, tmp_path
@@ -105,7 +107,10 @@ def test_apply_removes_a_worker_and_folds_its_journal_into_the_state(setup):
     assert result.ok and result.done == {"add": 0, "change": 0, "destroy": 1}
     assert set(setup.backend.stored["hosts"]) == {MASTER, W1}
     assert setup.backend.stored["serial"] == 2 and setup.backend.journal == []
-    assert listener.events == [("started", f"delete_worker.{W2}"), ("finished", f"delete_worker.{W2}")]
+    assert listener.events == [
+        ("started", f"delete_worker.{W2}"),
+        ("finished", f"delete_worker.{W2}"),
+    ]
     drains = [c for c in setup.fake.ran(MASTER) if " drain " in f" {c} "]
     assert drains and "w2" in drains[0]  # drained from the bootstrap master, by node name
 
@@ -144,7 +149,9 @@ def test_refresh_only_apply_accepts_the_drift_into_the_state(setup):
 def test_drift_names_an_unreachable_host_and_changes_nothing(setup):
     setup.imported()
     setup.fake.down.add(W2)
-    result = drift.check_drift(drift.DriftRequest(setup.clusterfile(), setup.ref, setup.ssh), Listener())
+    result = drift.check_drift(
+        drift.DriftRequest(setup.clusterfile(), setup.ref, setup.ssh), Listener()
+    )
     kinds = {(f.kind, f.host) for f in result.findings}
     assert ("host_unreachable", W2) in kinds
     assert result.state.serial == 1 and setup.backend.stored["serial"] == 1
