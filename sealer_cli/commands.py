@@ -74,13 +74,7 @@ def listener_for(args) -> Listener:
 
 
 def cmd_validate(args) -> int:
-    cluster = show.validate(args.file, Console())
-    image = cluster.image
-    print(
-        f"{args.file}: valid. Cluster {cluster.name!r}: {len(cluster.masters)} master(s), "
-        f"{len(cluster.workers)} worker(s); image {image.name} ({image.runtime} {image.version},"
-        f" {image.digest[:19]})."
-    )
+    sys.stdout.write(text.render_validated(args.file, show.validate(args.file, Console())))
     return 0
 
 
@@ -99,33 +93,21 @@ def plan_request(args) -> plan.PlanRequest:
 
 def cmd_plan(args) -> int:
     result = plan.plan(plan_request(args), Console())
-    colour = text.use_colour()
     if args.refresh_only:
-        if args.json:
-            doc = text.drift_document(
-                result.cluster, result.state, result.findings, result.warnings
-            )
-            print(json.dumps(doc))
-        else:
-            Console().refreshed(result.findings, result.warnings)
+        _show_drift(args, result.cluster, result.state, result.findings, result.warnings)
         return 2 if args.detailed_exitcode and result.findings else 0
-    if args.json:
-        document = result.plan.to_json()
-        document["drift"] = [f.to_json() for f in result.findings]
-        # One write: streaming json.dump makes ~200,000 small writes at 5,000 hosts.
-        sys.stdout.write(json.dumps(document, separators=(",", ":")) + "\n")
-    else:
+    if not args.json:
         for warning in result.warnings:
-            print(f"Warning: {warning}", file=sys.stderr)
-        if result.findings:
-            sys.stdout.write(text.render_drift(result.findings, colour))
-        sys.stdout.write(text.render_plan(result.plan, colour))
-        if args.out:
-            print(
-                f"\nSaved the plan to {args.out}. To perform exactly these actions, run: "
-                f"sealer apply {args.out}"
-            )
+            Console().warning(warning)
+    sys.stdout.write(text.render_plan_result(result, args.json, text.use_colour(), args.out))
     return 2 if args.detailed_exitcode and result.has_changes else 0
+
+
+def _show_drift(args, cluster, state, findings, warnings) -> None:
+    if args.json:
+        print(json.dumps(text.drift_document(cluster, state, findings, warnings)))
+    else:
+        Console().refreshed(findings, warnings)
 
 
 def cmd_graph(args) -> int:
@@ -218,12 +200,7 @@ def _applied(args, operation, request: applying.ApplyRequest) -> int:
             error.exit_code = 128 + received[0]  # 130 for SIGINT, 143 for SIGTERM
         raise error
     if result.outcome is not None and not args.json:
-        verb = "Destroy" if result.plan.destroy else "Apply"
-        done = result.done
-        print(
-            f"\n{verb} complete! Hosts: {done['add']} added, {done['change']} changed, "
-            f"{done['destroy']} destroyed."
-        )
+        sys.stdout.write(text.render_applied(result))
     return 0
 
 
@@ -264,11 +241,7 @@ def cmd_drift(args) -> int:
         raise
     if args.prometheus:
         write_prometheus(Path(args.prometheus), result.cluster, result.findings, success=True)
-    if args.json:
-        doc = text.drift_document(result.cluster, result.state, result.findings, result.warnings)
-        print(json.dumps(doc))
-    else:
-        Console().refreshed(result.findings, result.warnings)
+    _show_drift(args, result.cluster, result.state, result.findings, result.warnings)
     return 2 if result.findings else 0
 
 
@@ -316,11 +289,7 @@ def cmd_state(args) -> int:
             )
     else:  # versions
         listed = states.versions(request, console)
-        print(f"{'SERIAL':>6}  {'SAVED (UTC)':<20}  LINEAGE")
-        if listed.current.serial:
-            print(f"{listed.current.serial:>6}  {'(current)':<20}  {listed.current.lineage}")
-        for serial, lineage, saved_at in listed.earlier:
-            print(f"{serial:>6}  {saved_at:<20}  {lineage}")
+        sys.stdout.write(text.render_versions(listed.current, listed.earlier))
     return 0
 
 
@@ -344,13 +313,7 @@ def cmd_image(args) -> int:
         image = images.load(args.path, args.name)
         print(f"Loaded {image.name} ({image.runtime} {image.version}, {image.digest})")
     elif command == "ls":
-        folder, records = images.list_images()
-        if not records:
-            print(f"No images in {folder}. Load one with: sealer image load PATH")
-            return 0
-        print(f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST")
-        for r in records:
-            print(f"{r['name']:<32} {r['runtime']:<11} {r['version']:<10} {r['digest'][:19]}")
+        sys.stdout.write(text.render_image_list(*images.list_images()))
     elif command == "inspect":
         inspected = images.inspect(args.name)
         if args.json:
@@ -379,13 +342,7 @@ def cmd_sandbox(args) -> int:
     elif args.sandbox_command == "down":
         print(f"Stopped {sandbox.down()} sandbox host(s).")
     else:
-        rows = sandbox.describe()
-        if not rows:
-            print("No sandbox hosts.")
-        for row in rows:
-            running = "running" if row["running"] else "stopped"
-            sshd = "sshd up" if row["sshd"] else "sshd down"
-            print(f"{row['name']:<12} {row['address']:<12} {running:<8} {sshd}")
+        sys.stdout.write(text.render_sandbox(sandbox.describe()))
     return 0
 
 

@@ -1,0 +1,390 @@
+"""The command line's grammar: every command, its flags, its help and examples."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DESCRIPTION = """\
+sealer brings a Kubernetes cluster (kubeadm, k3s or k0s) to the state written in a Clusterfile,
+the way Terraform brings cloud resources to its configuration: validate, plan, apply.
+"""
+
+EPILOG = """\
+examples:
+  sealer validate -f Clusterfile
+  sealer plan -f Clusterfile
+  sealer plan -f Clusterfile --json --out plan.json
+  sealer graph -f Clusterfile | dot -Tsvg > plan.svg
+  sealer image load ./examples/images/k3s-v1.25.3 --name k3s:v1.25.3
+
+environment: SEALER_HOME (default ~/.sealer), SEALER_STATE (state file), SEALER_BACKEND
+(PostgreSQL URL), PGPASSWORD, NO_COLOR.
+"""
+
+DEFAULT_SANDBOX_IMAGE = str(Path(__file__).resolve().parents[1] / "examples/images/k3s-v1.25.3")
+
+# command -> (summary, examples, longer description or ""): what `--help` shows.
+HELP = {
+    "validate": (
+        "check a Clusterfile and its ClusterImage",
+        "sealer validate -f Clusterfile",
+        "Check a Clusterfile: YAML, schemas, hosts, taints, env, the ClusterImage.\n"
+        "Every problem is one line FILE:LINE:COL: PATH: message; exit 1 if any.",
+    ),
+    "plan": (
+        "show what apply would change",
+        "sealer plan -f Clusterfile --detailed-exitcode\n"
+        "sealer plan -f Clusterfile --json --out plan.json\nsealer plan -f Clusterfile --destroy",
+        "Compare the Clusterfile with the recorded state and print the actions that\n"
+        "would bring the cluster to it. Touches no host.",
+    ),
+    "apply": (
+        "change the hosts so the cluster matches the Clusterfile",
+        "sealer apply -f Clusterfile\nsealer apply -f Clusterfile --auto-approve --json\n"
+        "sealer apply plan.json",
+        "Plan, ask for approval, then run the plan's actions on the hosts over SSH, in\n"
+        "dependency order and in parallel where allowed. Every finished action is recorded\n"
+        "in the state at once; a failed action stops only what depends on it.",
+    ),
+    "destroy": (
+        "reset every host and empty the state",
+        "sealer destroy -f Clusterfile --auto-approve",
+        "",
+    ),
+    "run": (
+        "write a Clusterfile for these hosts and apply it",
+        "sealer run kubernetes:v1.25.3 --masters 10.0.0.1,10.0.0.2,10.0.0.3 \\\n"
+        "    --nodes 10.0.0.4 --pk ~/.ssh/id_ed25519",
+        "",
+    ),
+    "kubeconfig": (
+        "fetch the admin kubeconfig from the bootstrap master",
+        "sealer kubeconfig -f Clusterfile -o admin.conf",
+        "",
+    ),
+    "sandbox": (
+        "local sandbox hosts (127.0.1.N) to try sealer on",
+        "sealer sandbox up 3 > Clusterfile\nsealer sandbox ls\nsealer sandbox down",
+        "Isolated SSH hosts on this machine: each has its own root filesystem, hostname,\n"
+        "process table and host key, and a real OpenSSH server on 127.0.1.N. Needs root.",
+    ),
+    "sandbox up": (
+        "start N hosts and print a ready Clusterfile for them",
+        "sealer sandbox up 3 --image examples/images/k3s-v1.25.3 > Clusterfile",
+        "",
+    ),
+    "sandbox down": ("stop every sandbox host and remove its files", "sealer sandbox down", ""),
+    "sandbox ls": ("list the sandbox hosts", "sealer sandbox ls", ""),
+    "drift": (
+        "report how the cluster drifted from the state (for cron)",
+        "sealer drift -f Clusterfile --prometheus /var/lib/node_exporter/sealer.prom\n"
+        "# crontab: */15 * * * * sealer drift -f /etc/sealer/Clusterfile --lock-timeout 1m",
+        "Read the live hosts and the cluster, read-only, and compare them with the state.\n"
+        "Exit 0: no drift; 1: error (including another run holding the state lock);\n"
+        "2: drift found.",
+    ),
+    "state": (
+        "inspect or repair the recorded state",
+        "sealer state forget-host-key 10.0.0.5 -f Clusterfile",
+        "",
+    ),
+    "state forget-host-key": (
+        "accept a reinstalled host's new SSH host key",
+        "sealer state forget-host-key 10.0.0.5 -f Clusterfile",
+        "Forget the host key sealer pinned for IP at first contact; the key seen at the\n"
+        "next contact is recorded. Do this only if you know why the key changed.",
+    ),
+    "state pull": (
+        "print the state as JSON (to move it to another backend)",
+        "sealer state pull -f Clusterfile > cluster.json\n"
+        "sealer state pull --cluster prod --backend postgres://ci@db/sealer --serial 41",
+        "Print the current state, with finished actions of an interrupted run folded in.\n"
+        "With --serial, print an earlier version: the local file keeps one (its backup),\n"
+        "a PostgreSQL backend the last 10.",
+    ),
+    "state push": (
+        "replace the state with a state file, with Terraform's safety checks",
+        "sealer state push cluster.json --backend postgres://ci@db:5432/sealer",
+        "Refuses a file of another lineage (an unrelated state), or one whose serial is\n"
+        "older than the stored state's, unless --force is given.",
+    ),
+    "state versions": (
+        "list the earlier versions the backend keeps",
+        "sealer state versions --cluster prod --backend postgres://ci@db/sealer",
+        "",
+    ),
+    "graph": (
+        "print the plan's DAG in Graphviz DOT",
+        "sealer graph -f Clusterfile | dot -Tpng > plan.png",
+        "",
+    ),
+    "show": (
+        "print the state, or a saved plan",
+        "sealer show -f Clusterfile\nsealer show --json plan.json",
+        "",
+    ),
+    "import": (
+        "adopt an existing cluster into the state, touching no host",
+        "sealer import -f Clusterfile",
+        "Record the hosts of a running cluster (built by sealer, sealos or by hand)\n"
+        "as they are in the Clusterfile, without contacting them.",
+    ),
+    "image": (
+        "manage the local ClusterImage store ($SEALER_HOME/images)",
+        "sealer image load ./rootfs --name kubernetes:v1.25.3\nsealer image ls",
+        "",
+    ),
+    "image load": (
+        "copy a rootfs folder or .tar/.tar.gz into the store",
+        "sealer image load ./examples/images/k3s-v1.25.3 --name k3s:v1.25.3",
+        "",
+    ),
+    "image ls": ("list the images in the store", "sealer image ls", ""),
+    "image inspect": (
+        "show an image's Metadata, labels, launch commands and digest",
+        "sealer image inspect my-app:v1\nsealer image inspect my-app:v1 --json",
+        "",
+    ),
+    "image save": (
+        "write an image to a tar archive (sealer image load reads it back)",
+        "sealer image save my-app:v1 -o my-app.tar",
+        "",
+    ),
+    "image rm": ("remove images from the store", "sealer image rm my-app:v1", ""),
+    "build": (
+        "build a ClusterImage from a Kubefile into the local store",
+        "sealer build -f Kubefile -t my-app:v1 .\n"
+        "sealer build -t my-app:v2 --build-arg REPLICAS=3 --no-cache ./app",
+        "Instructions: FROM (NAME:TAG in the store, a path, or scratch), COPY SRC... DEST\n"
+        "(from the build context only), RUN CMD (isolated: no network, only the rootfs\n"
+        "writable), ENV K=V, ARG K[=V], LABEL K=V, CMD (launch commands run on the bootstrap\n"
+        'master after install; the last CMD wins, CMD ["a", "b"] lists several).\n'
+        "COPY and RUN steps are cached by content; an unchanged Kubefile rebuilds nothing.",
+    ),
+}
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _sub(subparsers, path: str, *groups):
+    """The parser of one command (path: "plan", "state pull"), with these flag groups."""
+    summary, examples, description = HELP[path]
+    p = subparsers.add_parser(
+        path.split()[-1],
+        help=summary,
+        description=(description or summary) + "\n",
+        epilog="example:\n" + "\n".join(f"  {line}" for line in examples.splitlines()),
+        formatter_class=Formatter,
+    )
+    for group in groups:
+        group(p)
+    return p
+
+
+# ---- flag groups ----
+
+
+def clusterfile(p) -> None:
+    p.add_argument(
+        "-f",
+        "--file",
+        default="Clusterfile",
+        metavar="CLUSTERFILE",
+        help="the Clusterfile (default: ./Clusterfile)",
+    )
+
+
+def cluster_name(p) -> None:
+    clusterfile(p)
+    p.add_argument(
+        "--cluster", metavar="NAME", help="the cluster's name, instead of the Clusterfile's"
+    )
+
+
+def state(p) -> None:
+    p.add_argument(
+        "--state",
+        metavar="PATH",
+        help="state file (default: $SEALER_STATE or $SEALER_HOME/state/<cluster>.json)",
+    )
+    p.add_argument(
+        "--backend",
+        metavar="URL",
+        help="shared state in PostgreSQL, e.g. postgres://user@db:5432/sealer (default: "
+        "$SEALER_BACKEND); the password comes from PGPASSWORD or ~/.pgpass",
+    )
+    p.add_argument(
+        "--lock-timeout",
+        default="0s",
+        metavar="DURATION",
+        help="how long to wait for the state lock (default 0s: fail at once)",
+    )
+
+
+def refresh(p) -> None:
+    p.add_argument(
+        "--refresh",
+        default="true",
+        choices=["true", "false"],
+        help="read the live hosts first and show drift (default true)",
+    )
+    p.add_argument(
+        "--refresh-only", action="store_true", help="only report how the cluster drifted"
+    )
+
+
+def timeouts(p, command: str = "60s") -> None:
+    p.add_argument(
+        "--ssh-timeout",
+        default="10s",
+        metavar="DURATION",
+        help="SSH connection timeout (default 10s)",
+    )
+    p.add_argument(
+        "--command-timeout",
+        default=command,
+        metavar="DURATION",
+        help=f"timeout of one command on a host (default {command})",
+    )
+
+
+def max_unavailable(p) -> None:
+    p.add_argument(
+        "--max-unavailable",
+        default="10%",
+        metavar="N|P%",
+        help="workers upgraded at once, a count or a percentage (default 10%%)",
+    )
+
+
+def approval(p) -> None:
+    p.add_argument("--auto-approve", action="store_true", help="do not ask (needed without a TTY)")
+
+
+def execution(p) -> None:
+    """How an apply runs: parallelism, output, timeouts, retries."""
+    p.add_argument(
+        "--parallelism", type=int, default=10, metavar="N", help="at most N actions at once"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+    timeouts(p, command="10m")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="more attempts after a failed SSH connection, with backoff (default 2); "
+        "failed commands are not retried",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sealer", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _sub(commands, "validate", clusterfile)
+
+    p = _sub(commands, "plan", clusterfile, state, refresh, timeouts, max_unavailable)
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
+    p.add_argument("--out", metavar="FILE", help="save the plan for `sealer apply FILE`")
+    p.add_argument("--destroy", action="store_true", help="plan to reset every host")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there are no changes, 1 on error, 2 when there are changes",
+    )
+
+    p = _sub(commands, "apply")
+    p.add_argument(
+        "target",
+        nargs="?",
+        metavar="PLANFILE|CLUSTERFILE",
+        help="a plan saved with `sealer plan --out`, or a Clusterfile",
+    )
+    for group in (clusterfile, state, approval, execution, refresh, max_unavailable):
+        group(p)
+
+    _sub(commands, "destroy", clusterfile, state, approval, execution)
+
+    p = _sub(commands, "run")
+    p.add_argument("image", metavar="IMAGE", help="NAME:TAG in the store, or a rootfs path")
+    p.add_argument("--masters", required=True, metavar="IPS", help="comma-separated")
+    p.add_argument("--nodes", default="", metavar="IPS", help="comma-separated")
+    p.add_argument("--user", default="root")
+    p.add_argument("--passwd", help="SSH password (prefer --pk; never written to disk)")
+    p.add_argument("--pk", help="SSH private key file")
+    p.add_argument("--port", type=int, default=22)
+    p.add_argument("--name", default="my-cluster", help="cluster name (default my-cluster)")
+    state(p)
+    execution(p)
+
+    p = _sub(commands, "kubeconfig", clusterfile, state, timeouts)
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (mode 0600), not stdout")
+
+    boxes = _sub(commands, "sandbox").add_subparsers(
+        dest="sandbox_command", metavar="SANDBOX_COMMAND"
+    )
+    q = _sub(boxes, "sandbox up")
+    q.add_argument("count", type=int, metavar="N")
+    q.add_argument(
+        "--image", default=DEFAULT_SANDBOX_IMAGE, help="spec.image of the printed Clusterfile"
+    )
+    q.add_argument("--masters", type=int, default=1, help="how many of them are masters")
+    _sub(boxes, "sandbox down")
+    _sub(boxes, "sandbox ls")
+
+    p = _sub(commands, "drift", clusterfile, state, timeouts)
+    p.add_argument("--json", action="store_true", help="one JSON document with the findings")
+    p.add_argument(
+        "--prometheus",
+        metavar="FILE",
+        help="write metrics for node_exporter's textfile collector (atomically)",
+    )
+
+    states = _sub(commands, "state").add_subparsers(dest="state_command", metavar="STATE_COMMAND")
+    _sub(states, "state forget-host-key", clusterfile, state).add_argument("ip", metavar="IP")
+    q = _sub(states, "state pull", cluster_name, state)
+    q.add_argument("--serial", type=int, metavar="N", help="an earlier version")
+    q = _sub(states, "state push", cluster_name, state)
+    q.add_argument("path", metavar="FILE", help="a state document, e.g. from `state pull`")
+    q.add_argument("--force", action="store_true", help="overwrite a newer or unrelated state")
+    _sub(states, "state versions", cluster_name, state)
+
+    p = _sub(commands, "graph", clusterfile, state, max_unavailable)
+    p.add_argument("--destroy", action="store_true", help="graph the destroy plan")
+
+    p = _sub(commands, "show", clusterfile, state)
+    p.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved with --out")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    _sub(commands, "import", clusterfile, state)
+
+    images = _sub(commands, "image").add_subparsers(dest="image_command", metavar="IMAGE_COMMAND")
+    q = _sub(images, "image load")
+    q.add_argument("path", metavar="PATH")
+    q.add_argument(
+        "--name", metavar="NAME:TAG", help="name in the store (default: <runtime>:<version>)"
+    )
+    _sub(images, "image ls")
+    q = _sub(images, "image inspect")
+    q.add_argument("name", metavar="NAME:TAG")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q = _sub(images, "image save")
+    q.add_argument("name", metavar="NAME:TAG")
+    q.add_argument("-o", "--output", required=True, metavar="FILE.tar")
+    _sub(images, "image rm").add_argument("names", nargs="+", metavar="NAME:TAG")
+
+    p = _sub(commands, "build")
+    p.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
+    p.add_argument("-f", "--file", metavar="KUBEFILE", help="default: CONTEXT/Kubefile")
+    p.add_argument("-t", "--tag", required=True, metavar="NAME:TAG")
+    p.add_argument(
+        "--build-arg", action="append", default=[], metavar="K=V", help="a value for an ARG"
+    )
+    p.add_argument("--no-cache", action="store_true", help="redo every COPY and RUN")
+    return parser
