@@ -16,7 +16,7 @@ from cluster.digests import configs_digest
 from cluster.errors import SealerError
 from cluster.model import Action, Cluster, Image, Plan
 from cluster.records import State, delete_host, host_record, set_field, set_host, update_host
-from executors import distribute
+from executors import distribute, facts
 from executors.driver import Driver, Followed, Result
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
@@ -143,7 +143,7 @@ class Applier:
         record = self.state.hosts.get(ip)
         name = self._hostnames.get(ip) or (record.hostname if record else "")
         if not name:
-            name = self.driver.host(ip).run("hostname").stdout.strip()
+            name = facts.read(self.driver.host(ip), facts.hostname())
         self._hostnames[ip] = name
         return name
 
@@ -183,20 +183,20 @@ class Applier:
 
     def _prepare_for(self, action: Action) -> str:
         # Connect and look at the host now, while the first host copies.
-        facts = distribute.facts(self.driver.host(action.host), self.cluster_name)
+        seen = distribute.facts(self.driver.host(action.host), self.cluster_name)
         first = self._prepared.get(f"init_cluster.{self.plan.bootstrap_master}")
         if first is not None and action.kind != "init_cluster":
             # The first master's copy goes first, alone: the whole cluster waits on it.
             with contextlib.suppress(Exception):
                 first.result()
         if action.kind.startswith("upgrade_"):  # copy only: new binaries go in during the action
-            return self._prepare(action.host, action.roles, None, install=False, facts=facts)
+            return self._prepare(action.host, action.roles, None, install=False, seen=seen)
         return self._prepare(
             action.host,
             action.roles,
             "pre-init-host",
             "post-init-host",
-            facts=facts,
+            seen=seen,
             alone=action.kind == "init_cluster",  # the others wait for it (above)
         )
 
@@ -235,13 +235,13 @@ class Applier:
         phase_before: str | None,
         phase_after: str | None = None,
         install: bool = True,
-        facts: tuple[str, str] | None = None,
+        seen: tuple[str, str] | None = None,
         alone: bool = False,
     ) -> str:
-        """Facts (unless given), plugins, the rootfs and its init.sh. Returns the host key
+        """Facts (unless seen already), plugins, the rootfs and its init.sh. Returns the host key
         fingerprint. alone: no other host copies meanwhile."""
         remote = self.driver.host(ip)
-        self._hostnames[ip], current = facts or distribute.facts(remote, self.cluster_name)
+        self._hostnames[ip], current = seen or distribute.facts(remote, self.cluster_name)
         self._plugins(ip, phase_before, roles)
         init = f"bash {distribute.rootfs_dir(self.cluster_name)}/scripts/init.sh"
         distribute.distribute(

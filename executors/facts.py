@@ -30,6 +30,13 @@ def read(remote, fact: Fact[T]) -> T:
     return fact.parse(remote.run(fact.command).stdout)
 
 
+# ---- the host's name (a node's name, unless the runtime is told otherwise) ----
+
+
+def hostname() -> Fact[str]:
+    return Fact("hostname", lambda out: out.strip().split("\n", 1)[0].strip())
+
+
 # ---- before a copy: the host's name and the rootfs it already holds ----
 
 

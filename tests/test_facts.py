@@ -73,3 +73,8 @@ def test_commands_quote_the_rootfs_path():
     state = facts.host_state("/var/lib/sealer/data/c/rootfs", K3S)
     assert state.command.startswith("echo hostname=$(hostname);")
     assert "systemctl is-active k3s k3s-agent" in state.command
+
+
+def test_hostname_is_the_first_line_stripped():
+    parse = facts.hostname().parse
+    assert parse("node-1\n") == "node-1" and parse("") == "" and parse(" a \nb\n") == "a"
