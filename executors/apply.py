@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from cluster.digests import configs_digest
 from cluster.errors import SealerError
 from cluster.model import Action, Cluster, Image, Plan
-from cluster.records import State, delete_host, host_record, set_field, set_host, update_host
+from cluster.records import (
+    HostRecord,
+    State,
+    delete_host,
+    host_record,
+    set_field,
+    set_host,
+    update_host,
+)
 from executors import distribute, facts
 from executors.driver import Driver, Followed, Result
 from executors.plugins import plugins_for
@@ -183,7 +191,7 @@ class Applier:
 
     def _prepare_for(self, action: Action) -> str:
         # Connect and look at the host now, while the first host copies.
-        seen = distribute.facts(self.driver.host(action.host), self.cluster_name)
+        seen = self._name_and_marker(action.host)
         first = self._prepared.get(f"init_cluster.{self.plan.bootstrap_master}")
         if first is not None and action.kind != "init_cluster":
             # The first master's copy goes first, alone: the whole cluster waits on it.
@@ -241,7 +249,7 @@ class Applier:
         """Facts (unless seen already), plugins, the rootfs and its init.sh. Returns the host key
         fingerprint. alone: no other host copies meanwhile."""
         remote = self.driver.host(ip)
-        self._hostnames[ip], current = seen or distribute.facts(remote, self.cluster_name)
+        self._hostnames[ip], current = seen or self._name_and_marker(ip)
         self._plugins(ip, phase_before, roles)
         init = f"bash {distribute.rootfs_dir(self.cluster_name)}/scripts/init.sh"
         distribute.distribute(
@@ -275,7 +283,12 @@ class Applier:
                     f"{result.exit_code}: {result.stderr.strip()[-300:]}"
                 )
 
-    def _host_record(self, ip: str, host_key: str):
+    def _name_and_marker(self, ip: str) -> tuple[str, str]:
+        """The host's name and the rootfs it holds, in one round trip."""
+        fact = facts.name_and_marker(distribute.rootfs_dir(self.cluster_name))
+        return facts.read(self.driver.host(ip), fact)
+
+    def _host_record(self, ip: str, host_key: str) -> HostRecord:
         return host_record(
             self.desired.hosts[ip],
             lineage=self.state.lineage,

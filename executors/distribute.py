@@ -18,7 +18,6 @@ from pathlib import Path
 
 from cluster.image import sealer_home
 from cluster.model import Document, Image
-from executors import facts as host_facts
 from executors.driver import Remote
 from executors.facts import MARKER
 
@@ -88,11 +87,6 @@ def marker(image: Image, configs: dict[str, bytes]) -> str:
     return f"{image.digest} configs:{digest.hexdigest()[:16]}"
 
 
-def facts(remote: Remote, cluster_name: str) -> tuple[str, str]:
-    """The host's name and the marker of the rootfs it holds, in one round trip."""
-    return host_facts.read(remote, host_facts.name_and_marker(rootfs_dir(cluster_name)))
-
-
 def distribute(
     remote: Remote,
     image: Image,
@@ -104,8 +98,8 @@ def distribute(
 ) -> bool:
     """Make the host hold this rootfs, then run `then` there. True if anything was copied.
 
-    current is the marker the host reported (see facts()); a host that holds this rootfs gets
-    no byte. alone: no other host copies meanwhile (see Remote.upload).
+    current is the marker the host reported (facts.name_and_marker); a host that holds this
+    rootfs gets no byte. alone: no other host copies meanwhile (see Remote.upload).
     """
     target = rootfs_dir(cluster_name)
     wanted = marker(image, configs)

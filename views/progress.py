@@ -15,10 +15,6 @@ from operations.events import Listener
 from views.text import render_drift, render_plan, render_refresh_only, use_colour
 
 
-def _target(action: Action) -> str:
-    return action.host or action.id
-
-
 class Console(Listener):
     """An operation's moments for a person: warnings, drift, the plan, the approval prompt."""
 
@@ -101,9 +97,7 @@ class JsonEvents(Console):
             self.stream.flush()
 
     def emit(self, kind: str, **fields) -> None:
-        with self.lock:
-            self.stream.write(json.dumps({"type": kind, "timestamp": time.time(), **fields}) + "\n")
-            self.stream.flush()
+        self.emit_line({"type": kind, "timestamp": time.time(), **fields})
 
     def _hook(self, action: Action) -> dict:
         return {"action": action.id, "kind": action.kind, "host": action.host}
