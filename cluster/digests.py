@@ -10,33 +10,45 @@ import hashlib
 import hmac
 import json
 import os
+import stat
 from pathlib import Path
 
+from cluster.errors import SealerError
 from cluster.model import Cluster
 
 
 def rootfs_digest(rootfs: Path) -> str:
-    """sha256 over every file's relative path, executable bit and content (or link target)."""
+    """sha256 over every file's relative path, executable bit and content, and every link's
+    target (links to folders included). A FIFO, socket or device is refused: reading one
+    would hang or mean nothing."""
     outer = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(rootfs):
+    for dirpath, dirnames, filenames in os.walk(rootfs):  # never follows a linked folder
         dirnames.sort()
-        for filename in sorted(filenames):
+        linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for filename in sorted(filenames + linked):
             full = os.path.join(dirpath, filename)
             rel = os.path.relpath(full, rootfs)
             if os.path.islink(full):
                 outer.update(f"{rel}\0l\0{os.readlink(full)}\n".encode())
                 continue
-            outer.update(f"{rel}\0{file_digest(Path(full))}\n".encode())
+            outer.update(f"{rel}\0{file_digest(Path(full), rel)}\n".encode())
     return "sha256:" + outer.hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    """A file's executable bit and content hash, as rootfs_digest counts it."""
-    inner = hashlib.sha256()
-    with open(path, "rb") as f:
+def file_digest(path: Path, name: str | None = None) -> str:
+    """A regular file's executable bit and content hash, as rootfs_digest counts it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens, not hangs
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SealerError(
+                f"{name or path}: not a regular file, folder or symlink (a FIFO, socket or "
+                f"device); refused"
+            )
+        inner = hashlib.sha256()
         for chunk in iter(lambda: f.read(1 << 20), b""):
             inner.update(chunk)
-    mode = "x" if os.stat(path).st_mode & 0o111 else "f"
+    mode = "x" if info.st_mode & 0o111 else "f"
     return f"{mode}\0{inner.hexdigest()}"
 
 

@@ -16,6 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from cluster import beneath
 from cluster.image import sealer_home
 from cluster.model import Document, Image
 from executors.driver import Remote
@@ -32,7 +33,7 @@ def rootfs_dir(cluster_name: str) -> str:
 def tarball(image: Image, configs: dict[str, bytes]) -> Path:
     """An uncompressed tar of the rootfs with the rendered configs, built once and cached."""
     folder = sealer_home() / "cache" / "rootfs"
-    key = hashlib.sha256(marker(image, configs).encode()).hexdigest()
+    key = hashlib.sha256(f"{marker(image, configs)} tar:root-owned".encode()).hexdigest()
     path = folder / f"{key}.tar"
     with _tar_lock:
         if not path.exists():
@@ -43,14 +44,21 @@ def tarball(image: Image, configs: dict[str, bytes]) -> Path:
                     tar.add(
                         os.path.join(image.rootfs, entry),
                         arcname=entry,
-                        filter=lambda info: None if info.name in configs else info,
+                        filter=lambda info: None if info.name in configs else _root_owned(info),
                     )
                 for name, content in sorted(configs.items()):
-                    info = tarfile.TarInfo(name)
+                    info = _root_owned(tarfile.TarInfo(name))
                     info.size, info.mode = len(content), 0o644
                     tar.addfile(info, io.BytesIO(content))
             os.replace(tmp, path)
     return path
+
+
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Files on the hosts belong to root, not to whoever ran sealer on the operator's machine."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
 
 
 def rendered_configs(image: Image, configs: tuple[Document, ...]) -> dict[str, bytes]:
@@ -59,9 +67,11 @@ def rendered_configs(image: Image, configs: tuple[Document, ...]) -> dict[str, b
     for doc in sorted(configs, key=lambda d: d.name):
         spec = doc.body["spec"]
         data = spec.get("data", "")
-        original = Path(image.rootfs) / spec["path"]
-        if spec.get("strategy") == "merge" and original.is_file():
-            data = _merge_yaml(original.read_text(), data)
+        if spec.get("strategy") == "merge":
+            # never through a link: it could lead to any file of the operator's machine
+            original = beneath.read_file(Path(image.rootfs), spec["path"])
+            if original is not None:
+                data = _merge_yaml(original.decode(errors="replace"), data)
         files[spec["path"]] = data.encode()
     return files
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cluster import beneath
 from cluster import image as images
 from cluster.digests import file_digest, rootfs_digest
 from cluster.errors import SealerError
@@ -137,7 +138,10 @@ class Builder:
         files = [match for source in sources for match in self._matches(ins, source)]
         target = self._destination(ins, dest)
         into_folder = dest.endswith("/") or len(files) > 1 or any(f.is_dir() for f in files)
-        inputs = [(str(f.relative_to(self.context)), _content_digest(f)) for f in files]
+        try:
+            inputs = [(str(f.relative_to(self.context)), _content_digest(f)) for f in files]
+        except SealerError as e:
+            raise self._error(ins, str(e)) from None
         layer_key = layers.key(state.layer_key, "COPY", target, into_folder, inputs)
 
         def copy(rootfs: Path) -> None:
@@ -145,7 +149,7 @@ class Builder:
                 try:
                     _copy_into(f, rootfs / target, into_folder, rootfs)
                 except SealerError as e:
-                    raise self._error(ins, str(e).removeprefix("COPY: ")) from None
+                    raise self._error(ins, str(e)) from None
 
         self._layer(ins, state, layer_key, copy)
 
@@ -238,13 +242,22 @@ class Builder:
         return BuildResult(image, steps, self.cached, self.executed, unchanged=False)
 
     def _write_metadata(self, rootfs: Path, state: BuildState) -> None:
-        path = rootfs / "Metadata"
         try:
-            metadata = json.loads(path.read_text()) if path.is_file() else {}
+            raw = beneath.read_file(rootfs, "Metadata")
+            metadata = json.loads(raw) if raw is not None else {}
+        except beneath.LinkRefused as e:
+            raise KubefileError(f"{self.where}: the image's {e}") from None
         except ValueError as e:
             raise KubefileError(
                 f"{self.where}: the image's Metadata is not valid JSON: {e}"
             ) from None
+        if not isinstance(metadata, dict) or not all(
+            isinstance(metadata.get(k) or {}, dict) for k in ("labels", "env")
+        ):
+            raise KubefileError(
+                f"{self.where}: the image's Metadata must be a JSON object whose labels and "
+                f"env are objects"
+            )
         if state.labels:
             metadata["labels"] = {**(metadata.get("labels") or {}), **state.labels}
             if images.RUNTIME_LABEL in state.labels:  # the label sets the runtime
@@ -253,7 +266,7 @@ class Builder:
             metadata["cmd"] = state.cmd
         if state.env:
             metadata["env"] = {**(metadata.get("env") or {}), **state.env}
-        path.write_text(json.dumps(metadata, indent=1) + "\n")
+        beneath.write_file(rootfs, "Metadata", (json.dumps(metadata, indent=1) + "\n").encode())
         try:
             images.read_metadata(rootfs, f"{self.where}: the built image")
         except SealerError as e:
@@ -274,41 +287,30 @@ def _content_digest(path: Path) -> str:
 def _copy_into(source: Path, target: Path, into_folder: bool, rootfs: Path) -> None:
     """Copy a file, or a folder's contents (as Docker's COPY does), to target in rootfs.
 
-    Never through a symlink that leads out of rootfs: an earlier RUN may have made one (say
-    `etc -> /etc`), and following it would write on the build machine.
+    Never through a symlink: an earlier RUN may have made one (say `etc -> /etc`), and
+    following it would write on the build machine. Links in a copied folder are copied as
+    links only when they stay inside the rootfs.
     """
+    relative = target.relative_to(rootfs)
     if source.is_dir() and not source.is_symlink():
         for folder, dirnames, filenames in os.walk(source):  # does not follow symlinked folders
-            here = target / Path(folder).relative_to(source)
-            _make_folder(here, rootfs)
+            here = relative / Path(folder).relative_to(source)
+            beneath.make_folders(rootfs, here)
             links = [d for d in dirnames if (Path(folder) / d).is_symlink()]
             for name in filenames + links:
-                _copy_file(Path(folder) / name, here / name, rootfs)
+                _copy_file(Path(folder) / name, rootfs, here / name)
         return
-    if into_folder or target.is_dir():
-        _make_folder(target, rootfs)
-        target = target / source.name
-    _make_folder(target.parent, rootfs)
-    _copy_file(source, target, rootfs)
+    if into_folder or beneath.is_folder(rootfs, relative):
+        beneath.make_folders(rootfs, relative)
+        relative = relative / source.name
+    _copy_file(source, rootfs, relative)
 
 
-def _make_folder(folder: Path, rootfs: Path) -> None:
-    _inside(folder, rootfs)
-    folder.mkdir(parents=True, exist_ok=True)
-    _inside(folder, rootfs)
-
-
-def _copy_file(source: Path, target: Path, rootfs: Path) -> None:
-    _inside(target.parent, rootfs)
-    if target.is_symlink() or target.exists():
-        target.unlink()  # replace what is there (a link included), never write through it
-    shutil.copy2(source, target, follow_symlinks=False)
-
-
-def _inside(path: Path, rootfs: Path) -> None:
-    real, root = path.resolve(), rootfs.resolve()
-    if real != root and root not in real.parents:
-        raise SealerError(
-            f"COPY: {path.relative_to(rootfs)} goes through a symlink that leads out of the "
-            f"rootfs (to {real}); refused"
-        )
+def _copy_file(source: Path, rootfs: Path, relative: Path) -> None:
+    """A file as a file, a link as a link (inside the rootfs only); anything else refused."""
+    if source.is_symlink():
+        beneath.make_link(rootfs, relative, os.readlink(source))
+    elif source.is_file():
+        beneath.copy_file(source, rootfs, relative)
+    else:
+        raise SealerError(f"{source.name}: not a file, folder or symlink (a FIFO?); refused")

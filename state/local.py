@@ -49,7 +49,7 @@ class LocalBackend(BackendBase):
     def lock(self, operation: str, timeout: float = 0.0):
         lock_path = self.path.with_name(self.path.name + ".lock")
         _ensure_folder(lock_path.parent)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_no_link(lock_path, os.O_RDWR | os.O_CREAT)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -147,7 +147,7 @@ class LocalBackend(BackendBase):
         entry = {"lineage": doc["lineage"], "serial": doc["serial"], "patch": patch}
         _ensure_folder(self.path.parent)
         try:
-            fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = _open_no_link(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
                 os.write(fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
                 os.fsync(fd)
@@ -209,6 +209,17 @@ def _lock_held_message(lock_path: Path, state_path: Path) -> str:
     except (OSError, ValueError):
         info = {}
     return lock_held_message(str(state_path), info)
+
+
+def _open_no_link(path: Path, flags: int) -> int:
+    """Open a file of the state's own (lock, journal); a symlink planted there is refused,
+    never followed (it could make sealer truncate or append to another file)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StateError(f"{path}: is a symlink; refused (remove it)") from None
+        raise StateError(f"{path}: cannot open: {e.strerror}") from None
 
 
 def _ensure_folder(folder: Path) -> None:
