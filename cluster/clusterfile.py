@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from cluster import image as images
+from cluster import names
 from cluster.errors import InputError, SealerError
 from cluster.model import MASTER, SSH, Cluster, Document, Host, Taint
 from cluster.yamldoc import YamlDoc, format_path, key_node_at, load_documents, node_at, read_text
@@ -21,9 +22,6 @@ DEFAULT_NAME = "my-cluster"
 MAX_RANGE = 65536
 ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TAINT = re.compile(
     r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=(?P<value>[^:]*))?:(?P<effect>[A-Za-z]+)$"
@@ -232,6 +230,9 @@ def _hosts(doc: YamlDoc, cluster_env: dict, problems: Problems) -> dict[str, Hos
 
 def _expand_ips(doc: YamlDoc, path: list, entry: str, problems: Problems) -> list[str]:
     entry = entry.strip()
+    if "%" in entry:  # a scope id (fe80::1%eth0) names an interface of the operator's machine
+        problems.at(doc, path, f"{entry!r}: an IPv6 scope id (%...) is not accepted here")
+        return []
     first, sep, last = entry.partition("-")
     try:
         if not sep:
@@ -270,6 +271,13 @@ def _taints(doc: YamlDoc, base: list, entries: list, problems: Problems) -> tupl
     taints = []
     for i, entry in enumerate(entries):
         taint = parse_taint(entry)
+        if taint is not None and names.label_value_problem(taint.value):
+            problems.at(
+                doc,
+                base + ["taints", i],
+                f"{entry!r}: the value {names.label_value_problem(taint.value)}",
+            )
+            continue
         if taint is None or (taint.effect and taint.effect not in TAINT_EFFECTS):
             problems.at(
                 doc,
@@ -285,9 +293,14 @@ def _taints(doc: YamlDoc, base: list, entries: list, problems: Problems) -> tupl
 def _labels(doc: YamlDoc, base: list, labels: dict, problems: Problems) -> dict[str, str]:
     out = {}
     for key, value in labels.items():
-        if not LABEL_KEY.match(str(key)):
-            problems.at(doc, base + ["labels", key], f"{key!r} is not a valid label key", key=True)
-        out[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        problem = names.label_key_problem(str(key))
+        if problem:
+            problems.at(doc, base + ["labels", key], f"{key!r} {problem}", key=True)
+        elif names.label_value_problem(text):
+            where = base + ["labels", key]
+            problems.at(doc, where, f"{text!r} {names.label_value_problem(text)}")
+        out[str(key)] = text
     return out
 
 
@@ -305,8 +318,16 @@ def _ssh(doc: YamlDoc, base: list, raw: dict, problems: Problems) -> SSH:
         )
         problems.at(doc, where, f"{port!r} is not a TCP port (1-65535)")
         port_number = 22
+    user = str(raw.get("user", "root"))
+    if names.user_problem(user):
+        where = (
+            base + ["ssh", "user"]
+            if "user" in (_get(doc.data, base + ["ssh"]) or {})
+            else ["spec", "ssh", "user"]
+        )
+        problems.at(doc, where, f"{user!r} {names.user_problem(user)}")
     return SSH(
-        user=raw.get("user", "root"),
+        user=user,
         password=raw.get("passwd", ""),
         key_file=os.path.expanduser(raw.get("pk", "")),
         key_passphrase=raw.get("pkPasswd", ""),

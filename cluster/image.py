@@ -12,9 +12,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from cluster import beneath
 from cluster.digests import rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import RUNTIMES, Image
+from cluster.names import version_problem
 
 RUNTIME_LABEL = "cluster.alpha.sealer.io/cluster-runtime-type"
 RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
@@ -47,19 +49,24 @@ def choose_runtime(metadata: dict, where: str = "Metadata") -> str:
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
-    m = VERSION_PATTERN.match(version or "")
-    if not m:
-        raise ImageError(f"version {version!r} is not of the form vMAJOR.MINOR.PATCH")
+    problem = version_problem(version or "")
+    if problem:  # the version reaches kubeadm, k3s and k0s command lines
+        raise ImageError(f"version {version!r} {problem}")
+    m = VERSION_PATTERN.match(version)
     return int(m[1]), int(m[2]), int(m[3])
 
 
 def read_metadata(rootfs: Path, name: str) -> dict:
     where = f"{name}: Metadata"
     path = rootfs / "Metadata"
-    if not path.is_file():
+    try:
+        raw = beneath.read_file(rootfs, "Metadata")  # a link to elsewhere is refused
+    except (beneath.LinkRefused, OSError) as e:
+        raise ImageError(f"{name}: {e}") from None
+    if raw is None:
         raise ImageError(f"{name}: not a ClusterImage: no Metadata file at {path}")
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
+        metadata = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ImageError(f"{path}: Metadata is not valid JSON: {e}") from None
     if not isinstance(metadata, dict):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cluster.digests import configs_digest
 from cluster.errors import SealerError
 from cluster.model import Action, Cluster, Image, Plan
+from cluster.names import node_name_problem
 from cluster.records import (
     HostRecord,
     State,
@@ -152,6 +153,9 @@ class Applier:
         name = self._hostnames.get(ip) or (record.hostname if record else "")
         if not name:
             name = facts.read(self.driver.host(ip), facts.hostname())
+        problem = node_name_problem(name.lower())  # a host names itself: it reaches kubectl
+        if problem:
+            raise SealerError(f"{ip}: its hostname {name!r} {problem}; refused")
         self._hostnames[ip] = name
         return name
 

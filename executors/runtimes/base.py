@@ -69,8 +69,9 @@ class Runtime:
 
     # ---- cluster-wide helpers, run on the bootstrap master ----
 
-    def kubectl(self, ops: NodeOps, args: str, check: bool = True) -> Result:
-        return ops.run(ops.bootstrap, f"{self.kubectl_command} {args}", check=check)
+    def kubectl(self, ops: NodeOps, *args: str, check: bool = True) -> Result:
+        """kubectl on the bootstrap master; every argument quoted (node names come from hosts)."""
+        return ops.run(ops.bootstrap, f"{self.kubectl_command} {shlex.join(args)}", check=check)
 
     def nodes(self, ops: NodeOps, newer_than: float | None = None) -> dict[str, dict]:
         """The cluster's nodes by name, from `kubectl get nodes -o json`.
@@ -84,7 +85,7 @@ class Runtime:
             if cached and cached[0] >= newer_than:
                 return cached[1]
             started = time.monotonic()
-            out = self.kubectl(ops, "get nodes -o json").stdout
+            out = self.kubectl(ops, "get", "nodes", "-o", "json").stdout
             try:
                 items = json.loads(out)["items"]
             except (ValueError, KeyError) as e:
@@ -147,17 +148,18 @@ class Runtime:
 
     def drain(self, ops: NodeOps, ip: str) -> None:
         if self.is_node(ops, ip):
-            self.kubectl(ops, f"drain {ops.name(ip)} --ignore-daemonsets --delete-emptydir-data")
+            name = ops.name(ip)
+            self.kubectl(ops, "drain", name, "--ignore-daemonsets", "--delete-emptydir-data")
 
     def cordon(self, ops: NodeOps, ip: str) -> None:
-        self.kubectl(ops, f"cordon {ops.name(ip)}")
+        self.kubectl(ops, "cordon", ops.name(ip))
 
     def uncordon(self, ops: NodeOps, ip: str) -> None:
-        self.kubectl(ops, f"uncordon {ops.name(ip)}")
+        self.kubectl(ops, "uncordon", ops.name(ip))
 
     def delete_node(self, ops: NodeOps, ip: str) -> None:
         if self.is_node(ops, ip):
-            self.kubectl(ops, f"delete node {ops.name(ip)}")
+            self.kubectl(ops, "delete", "node", ops.name(ip))
 
     def set_labels_and_taints(
         self, ops: NodeOps, ip: str, old_labels: dict | None = None, old_taints: list | None = None
@@ -168,12 +170,12 @@ class Runtime:
         label_args = [f"{k}={v}" for k, v in labels.items()]
         label_args += [f"{k}-" for k in (old_labels or {}) if k not in labels]
         if label_args:
-            self.kubectl(ops, f"label node {name} {shlex.join(label_args)} --overwrite")
+            self.kubectl(ops, "label", "node", name, *label_args, "--overwrite")
         taint_args = [t for t in taints if not t.endswith("-")]
         taint_args += [t for t in taints if t.endswith("-")]
         taint_args += [_removal(t) for t in (old_taints or []) if t not in taints]
         if taint_args:
-            self.kubectl(ops, f"taint node {name} {shlex.join(taint_args)} --overwrite")
+            self.kubectl(ops, "taint", "node", name, *taint_args, "--overwrite")
 
     # ---- the lifecycle, one method per action kind ----
 

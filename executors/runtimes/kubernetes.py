@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 from cluster.errors import SealerError
 from executors.runtimes.base import NodeOps, Runtime, guarded
@@ -120,7 +121,7 @@ class Kubeadm(Runtime):
     def upgrade_master(self, ops: NodeOps, ip: str) -> None:
         self.drain(ops, ip)
         if ip == ops.bootstrap:
-            ops.run(ip, f"kubeadm upgrade apply {ops.version} -y")
+            ops.run(ip, shlex.join(["kubeadm", "upgrade", "apply", ops.version, "-y"]))
         else:
             ops.run(ip, "kubeadm upgrade node")
         ops.run(ip, "systemctl restart kubelet")

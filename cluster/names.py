@@ -1,0 +1,60 @@
+"""What a name may look like before it goes anywhere near a command line.
+
+Each check returns the problem as a phrase, or "" when the value is fine. The rules are the
+real tools' own: Kubernetes for node names, labels and taints, semver for versions, POSIX for
+user names. Remote commands still quote every value (shlex); these checks make a hostile value
+an error with a clear message instead of an odd argument.
+"""
+
+from __future__ import annotations
+
+import re
+
+NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+VERSION = re.compile(
+    r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+    r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+POSIX_USER = re.compile(r"^[a-z_][a-z0-9_-]*\$?$")
+
+
+def node_name_problem(name: str) -> str:
+    """A node name (the host's hostname): an RFC 1123 subdomain, as Kubernetes requires."""
+    if len(name) > 253 or not NODE_NAME.match(name):
+        return "is not a valid node name (RFC 1123: lowercase letters, digits, '-' and '.')"
+    return ""
+
+
+def label_key_problem(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not NODE_NAME.match(prefix)):
+        return "is not a valid label key (its prefix must be a DNS subdomain)"
+    if len(name) > 63 or not LABEL_NAME.match(name):
+        return (
+            "is not a valid label key (at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit)"
+        )
+    return ""
+
+
+def label_value_problem(value: str) -> str:
+    if len(value) > 63 or not LABEL_VALUE.match(value):
+        return (
+            "is not a valid label value (at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit)"
+        )
+    return ""
+
+
+def version_problem(version: str) -> str:
+    if not VERSION.match(version):
+        return "is not of the form vMAJOR.MINOR.PATCH (semantic versioning: v1.25.3, v1.25.3+k3s1)"
+    return ""
+
+
+def user_problem(user: str) -> str:
+    if len(user) > 32 or not POSIX_USER.match(user):
+        return "is not a POSIX user name (lowercase letters, digits, '_' and '-')"
+    return ""
