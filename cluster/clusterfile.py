@@ -20,6 +20,7 @@ from schemas import KUBEADM_KINDS, SUPPORTED_KINDS, schema_errors
 
 DEFAULT_NAME = "my-cluster"
 MAX_RANGE = 65536
+MAX_HOSTS = 20_000  # per cluster: far above what one operator machine drives (bench: 10,000)
 ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -200,7 +201,8 @@ def _hosts(doc: YamlDoc, cluster_env: dict, problems: Problems) -> dict[str, Hos
         env = {**cluster_env, **_env(doc, base + ["env"], problems)}
         ssh = _ssh(doc, base, {**cluster_ssh, **(group.get("ssh") or {})}, problems)
         for i, entry in enumerate(group["ips"]):
-            for ip in _expand_ips(doc, base + ["ips", i], entry, problems):
+            room = MAX_HOSTS - len(seen_at)
+            for ip in _expand_ips(doc, base + ["ips", i], entry, problems, room):
                 if ip in seen_at:
                     problems.at(
                         doc,
@@ -228,7 +230,9 @@ def _hosts(doc: YamlDoc, cluster_env: dict, problems: Problems) -> dict[str, Hos
     return hosts
 
 
-def _expand_ips(doc: YamlDoc, path: list, entry: str, problems: Problems) -> list[str]:
+def _expand_ips(
+    doc: YamlDoc, path: list, entry: str, problems: Problems, room: int = MAX_HOSTS
+) -> list[str]:
     entry = entry.strip()
     if "%" in entry:  # a scope id (fe80::1%eth0) names an interface of the operator's machine
         problems.at(doc, path, f"{entry!r}: an IPv6 scope id (%...) is not accepted here")
@@ -236,6 +240,11 @@ def _expand_ips(doc: YamlDoc, path: list, entry: str, problems: Problems) -> lis
     first, sep, last = entry.partition("-")
     try:
         if not sep:
+            if room < 1:
+                problems.at(
+                    doc, path, f"{entry!r}: the cluster would have more than {MAX_HOSTS} hosts"
+                )
+                return []
             return [ipaddress.ip_address(entry).compressed]
         start, end = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
     except ValueError:
@@ -253,6 +262,9 @@ def _expand_ips(doc: YamlDoc, path: list, entry: str, problems: Problems) -> lis
         return []
     if int(end) - int(start) >= MAX_RANGE:
         problems.at(doc, path, f"{entry!r} spans more than {MAX_RANGE} addresses")
+        return []
+    if int(end) - int(start) >= room:
+        problems.at(doc, path, f"{entry!r}: the cluster would have more than {MAX_HOSTS} hosts")
         return []
     return [ipaddress.ip_address(n).compressed for n in range(int(start), int(end) + 1)]
 

@@ -23,6 +23,8 @@ RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
 REF_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 VERSION_PATTERN = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)([-+].*)?$")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+MAX_UNPACKED_BYTES = 64 * 2**30  # an archive's content; real ClusterImages are a few GiB
+MAX_UNPACK_RATIO = 100  # binaries and images compress 2-5x; a bomb, thousands of times
 
 
 class ImageError(SealerError):
@@ -165,11 +167,14 @@ def _unpacked(archive: Path) -> Path:
 def _extract(archive: Path, into: Path) -> None:
     try:
         with tarfile.open(archive) as tar:
+            unpacked = 0
             for member in tar.getmembers():
                 if member.name.startswith("/") or ".." in Path(member.name).parts:
                     raise ImageError(f"{archive}: unsafe path in archive: {member.name!r}")
-                if member.isdev():
+                if member.isdev():  # FIFOs included
                     raise ImageError(f"{archive}: device file in archive: {member.name!r}")
+                unpacked += member.size
+            _check_unpacked_size(archive, unpacked)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(into, filter="data")
             else:  # pragma: no cover - Python < 3.10.12
@@ -177,6 +182,21 @@ def _extract(archive: Path, into: Path) -> None:
     except (tarfile.TarError, EOFError, OSError) as e:
         reason = (str(e).splitlines() or [type(e).__name__])[0].rstrip(":")
         raise ImageError(f"{archive}: not a readable tar archive ({reason})") from None
+
+
+def _check_unpacked_size(archive: Path, unpacked: int) -> None:
+    """Refuse an archive bomb before writing a byte of it."""
+    packed = max(archive.stat().st_size, 1)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ImageError(
+            f"{archive}: unpacks to {unpacked / 2**30:.1f} GiB, more than the limit of "
+            f"{MAX_UNPACKED_BYTES // 2**30} GiB; refused"
+        )
+    if unpacked > 64 * 2**20 and unpacked / packed > MAX_UNPACK_RATIO:
+        raise ImageError(
+            f"{archive}: unpacks to {unpacked / packed:.0f} times its size (limit "
+            f"{MAX_UNPACK_RATIO}x), which no ClusterImage does; refused"
+        )
 
 
 def _rootfs_in(folder: Path) -> Path:

@@ -9,6 +9,7 @@ import yaml
 from cluster.errors import InputError
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a Clusterfile of 10,000 hosts is about 1 MB
+MAX_DOCUMENTS = 1000  # Cluster, Plugins, Configs, kubeadm documents: a few dozen in practice
 MAX_EXPANDED_NODES = 2_000_000  # alias expansion budget: stops "billion laughs" bombs
 
 try:  # libyaml is ten times faster on big Clusterfiles
@@ -54,6 +55,8 @@ def load_documents(path: str, text: str) -> list[YamlDoc]:
         while loader.check_node():
             node = loader.get_node()
             index += 1
+            if index > MAX_DOCUMENTS:
+                raise InputError([f"{path}: more than {MAX_DOCUMENTS} YAML documents, refused"])
             if node is None:
                 continue
             _check_expansion(path, node)

@@ -40,6 +40,47 @@ class HostError(SealerError):
         super().__init__(f"{ip}: {message}")
 
 
+class HostKeyChanged(HostError):
+    """The host shows another key than the one pinned in the state (refused before login)."""
+
+    def __init__(self, ip: str, pinned: str, seen: str):
+        self.pinned, self.seen = pinned, seen
+        super().__init__(
+            ip,
+            f"host key changed: the state pinned {pinned}, the host now shows {seen}. If the "
+            f"host was reinstalled on purpose, accept its new key with: "
+            f"sealer state forget-host-key {ip}",
+            unreachable=True,
+        )
+
+
+class _KeyMismatch(Exception):
+    def __init__(self, seen: str):
+        self.seen = seen
+
+
+def _pinned_key_policy():
+    import paramiko  # imported late: planning never needs it
+
+    class PinnedKey(paramiko.MissingHostKeyPolicy):
+        """Called by paramiko after the key exchange and before authentication."""
+
+        def __init__(self, pinned: str):
+            self.pinned = pinned
+
+        def missing_host_key(self, client, hostname, key):
+            seen = _fingerprint(key)
+            if self.pinned and seen != self.pinned:
+                raise _KeyMismatch(seen)
+            client.get_host_keys().add(hostname, key.get_name(), key)  # in memory only
+
+    return PinnedKey
+
+
+def _pinned_key_check(pinned: str):
+    return _pinned_key_policy()(pinned)
+
+
 @dataclass(frozen=True)
 class Result:
     exit_code: int
@@ -104,12 +145,19 @@ class Remote:
             connect_timeout=self.timeouts.connect,
             connect_kwargs=connect_kwargs,
         )
-        # Honour the user's known_hosts (Fabric does not read it): a host listed there with
-        # another key is refused. Unknown hosts are accepted in memory, then pinned in the state.
-        with contextlib.suppress(OSError):
-            connection.client.load_system_host_keys()
+        # The host key is checked before any authentication, so a host that is not the one
+        # pinned in the state never sees a password. With a pin, the pin decides; without one,
+        # the user's known_hosts does (Fabric does not read it), and a host it does not list is
+        # accepted, then pinned in the state.
+        if not self.known_key:
+            with contextlib.suppress(OSError):
+                connection.client.load_system_host_keys()
+        connection.client.set_missing_host_key_policy(_pinned_key_check(self.known_key))
         try:
             connection.open()
+        except _KeyMismatch as mismatch:
+            connection.close()
+            raise HostKeyChanged(self.ip, self.known_key, mismatch.seen) from None
         except AuthenticationException:
             raise HostError(
                 self.ip,
@@ -163,19 +211,14 @@ class Remote:
         raise AssertionError("unreachable")
 
     def _check_pinned_key(self) -> None:
+        """Checked again once connected: nothing may have slipped past the policy."""
         if not self.known_key:
             return
         seen = _fingerprint(self._connection.client.get_transport().get_remote_server_key())
         if seen != self.known_key:
             self._connection.close()
             self._connection = None
-            raise HostError(
-                self.ip,
-                f"host key changed: the state pinned {self.known_key}, the host now shows "
-                f"{seen}. If the host was reinstalled on purpose, accept its new key with: "
-                f"sealer state forget-host-key {self.ip}",
-                unreachable=True,
-            )
+            raise HostKeyChanged(self.ip, self.known_key, seen)
 
     def host_key(self) -> str:
         """SHA256 fingerprint of the host's key, as OpenSSH prints it."""
@@ -351,7 +394,10 @@ class Remote:
                 "LogLevel=ERROR",
                 "-o",
                 f"ConnectTimeout={int(self.timeouts.connect)}",
-                f"{self.ssh.user}@{self.ip}",
+                "-l",
+                self.ssh.user,
+                "--",  # nothing after this is read as an option
+                self.ip,
                 wrapped,
             ]
             with open(path, "rb") as stdin:

@@ -13,7 +13,7 @@ from cluster.errors import SealerError
 from cluster.model import ClusterView, HostFacts
 from cluster.records import State
 from executors import distribute, facts
-from executors.driver import Driver, HostError
+from executors.driver import Driver, HostError, HostKeyChanged
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime, is_ready
 
@@ -57,6 +57,8 @@ def _host_facts(driver: Driver, ip: str, fact: facts.Fact[dict]) -> HostFacts:
     try:
         values = facts.read(remote, fact)
         key = remote.host_key()
+    except HostKeyChanged as e:  # refused before login: what it shows is all there is to know
+        return HostFacts(ip, reachable=True, host_key=e.seen, error=str(e))
     except HostError as e:
         return HostFacts(ip, reachable=not e.unreachable, error=str(e))
     return facts.host_facts(ip, key, values)

@@ -22,7 +22,13 @@ from cluster.digests import file_digest, rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import Image
 from imagebuild import kubefile, layers
-from imagebuild.isolate import SETUP_FAILED, run_isolated
+from imagebuild.isolate import (
+    DEFAULT_MEMORY,
+    DEFAULT_TIMEOUT,
+    SETUP_FAILED,
+    TIMED_OUT,
+    run_isolated,
+)
 from imagebuild.kubefile import Instruction, KubefileError
 
 
@@ -59,6 +65,8 @@ class Builder:
         build_args: dict[str, str] | None = None,
         no_cache: bool = False,
         out=sys.stdout,
+        run_timeout: float = DEFAULT_TIMEOUT,
+        memory: int = DEFAULT_MEMORY,
     ):
         self.where = str(kubefile_path)
         self.kubefile_dir = kubefile_path.resolve().parent
@@ -67,6 +75,7 @@ class Builder:
         self.build_args = dict(build_args or {})
         self.no_cache = no_cache
         self.out = out
+        self.run_timeout, self.memory = run_timeout, memory
         self.cached = self.executed = 0
         self.instructions = kubefile.read(kubefile_path)
         if not images.is_image_ref(tag):
@@ -158,9 +167,13 @@ class Builder:
         layer_key = layers.key(state.layer_key, "RUN", ins.text, env)
 
         def run(rootfs: Path) -> None:
-            code = run_isolated(str(rootfs), ins.text, env)
+            code = run_isolated(str(rootfs), ins.text, env, self.run_timeout, self.memory)
             if code == SETUP_FAILED:
                 raise self._error(ins, "could not set up the isolated environment (see above)")
+            if code == TIMED_OUT:
+                raise self._error(
+                    ins, f"still running after {self.run_timeout:g}s (--run-timeout); stopped"
+                )
             if code != 0:
                 raise self._error(ins, f"the command exited with {code}; the build stopped here")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -30,8 +31,20 @@ DEVICES = ("null", "zero", "random", "urandom")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def run_isolated(rootfs: str, command: str, env: dict[str, str]) -> int:
-    """Run command; its output goes to ours. The command's exit code."""
+DEFAULT_TIMEOUT = 3600.0  # seconds one RUN may take (sealer build --run-timeout)
+DEFAULT_MEMORY = 8 * 2**30  # address space of each RUN process (sealer build --memory)
+TIMED_OUT = 124  # as `timeout` exits
+
+
+def run_isolated(
+    rootfs: str,
+    command: str,
+    env: dict[str, str],
+    timeout: float = DEFAULT_TIMEOUT,
+    memory: int = DEFAULT_MEMORY,
+) -> int:
+    """Run command; its output goes to ours. The command's exit code (TIMED_OUT after timeout
+    seconds: the whole PID namespace is killed)."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
         raise SealerError(
             "RUN needs root and Linux namespaces (unshare) to isolate the command; "
@@ -54,8 +67,19 @@ def run_isolated(rootfs: str, command: str, env: dict[str, str]) -> int:
         command,
     ]
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    setup_env = {**clean_env, "PYTHONPATH": project, "SEALER_BUILD_ENV": json.dumps(clean_env)}
-    return subprocess.run(argv, env=setup_env, stdin=subprocess.DEVNULL).returncode
+    setup_env = {
+        **clean_env,
+        "PYTHONPATH": project,
+        "SEALER_BUILD_ENV": json.dumps(clean_env),
+        "SEALER_BUILD_MEMORY": str(memory),
+    }
+    try:
+        # unshare --kill-child: when it is killed, the namespace's init and all it started die
+        return subprocess.run(
+            argv, env=setup_env, stdin=subprocess.DEVNULL, timeout=timeout
+        ).returncode
+    except subprocess.TimeoutExpired:
+        return TIMED_OUT
 
 
 def _mount(*args: str) -> None:
@@ -73,6 +97,7 @@ def _mount_point(rootfs: str) -> str:
 def _enter(rootfs: str, command: str) -> None:
     """Inside the new namespaces: build the new root, enter it, exec the command."""
     env = json.loads(os.environ["SEALER_BUILD_ENV"])
+    memory = int(os.environ["SEALER_BUILD_MEMORY"])
     _mount("--make-rprivate", "/")
     new_root = _mount_point(os.path.realpath(rootfs))
     _mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", new_root)
@@ -110,6 +135,7 @@ def _enter(rootfs: str, command: str) -> None:
     os.chdir("/rootfs")
     # Root without capabilities: it cannot undo the mounts above, mount or mknod anything,
     # or reach past file permissions; it still owns (and so can change) the rootfs.
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))  # inherited by every process
     setpriv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
     os.execve("/usr/bin/setpriv", [*setpriv, "/bin/sh", "-c", command], env)
 

@@ -73,8 +73,8 @@ def write_state(locked: Locked, new: State) -> bool:
 def ssh_driver(cluster: Cluster, state: State, ssh: SSHSettings, pin_keys: bool = False):
     """Connections to the Clusterfile's hosts and to recorded hosts it no longer lists.
 
-    pin_keys: refuse a host whose key differs from the one the state recorded at first contact
-    (a refresh does not pin: it reports the change as drift instead).
+    pin_keys: refuse a host whose key differs from the one the state recorded at first contact,
+    before logging in (a refresh reports such a host as drift).
     """
     from executors.driver import Driver, Timeouts  # late: commands that stay local skip SSH
 

@@ -17,6 +17,8 @@ class BuildRequest:
     kubefile: str | None = None  # default: CONTEXT/Kubefile
     build_args: tuple[str, ...] = ()  # NAME=VALUE
     no_cache: bool = False
+    run_timeout: float = 3600.0  # seconds one RUN may take
+    memory: int = 8 * 2**30  # address space of each RUN process, bytes
 
 
 def build(request: BuildRequest):
@@ -31,7 +33,16 @@ def build(request: BuildRequest):
         values[name] = value
     context = Path(request.context)
     kubefile = Path(request.kubefile) if request.kubefile else context / "Kubefile"
-    return Builder(kubefile, context, request.tag, values, request.no_cache).build()
+    builder = Builder(
+        kubefile,
+        context,
+        request.tag,
+        values,
+        request.no_cache,
+        run_timeout=request.run_timeout,
+        memory=request.memory,
+    )
+    return builder.build()
 
 
 def load(path: str, name: str | None) -> Image:

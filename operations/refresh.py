@@ -25,7 +25,7 @@ def refresh_state(
         return Refreshed(live=state)
     from executors.refresh import refresh  # late: a plan without hosts never loads SSH
 
-    driver = ssh_driver(cluster, state, ssh)
+    driver = ssh_driver(cluster, state, ssh, pin_keys=True)  # no password to a changed host
     try:
         facts, view = refresh(state, driver, parallelism=max(parallelism, 20))
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cluster.durations import parse_duration
 from cluster.errors import SealerError
+from cluster.sizes import parse_size
 from operations import apply as applying
 from operations import drift, images, import_cluster, kubeconfig, plan, run, sandbox, show
 from operations import state_sync as states
@@ -298,7 +299,13 @@ def cmd_state(args) -> int:
 
 def cmd_build(args) -> int:
     request = images.BuildRequest(
-        args.context, args.tag, args.file, tuple(args.build_arg), args.no_cache
+        args.context,
+        args.tag,
+        args.file,
+        tuple(args.build_arg),
+        args.no_cache,
+        run_timeout=parse_duration(args.run_timeout, "--run-timeout"),
+        memory=parse_size(args.memory, "--memory"),
     )
     result = images.build(request)
     print(

@@ -387,4 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--build-arg", action="append", default=[], metavar="K=V", help="a value for an ARG"
     )
     p.add_argument("--no-cache", action="store_true", help="redo every COPY and RUN")
+    p.add_argument(
+        "--run-timeout", default="1h", metavar="DURATION", help="stop a RUN after (default 1h)"
+    )
+    p.add_argument(
+        "--memory", default="8g", metavar="SIZE", help="address space of a RUN process (8g)"
+    )
     return parser
