@@ -209,14 +209,22 @@ def _rootfs_in(folder: Path) -> Path:
     return folder
 
 
-def load_into_store(source: Path, name: str | None) -> Image:
-    """`sealer image load`: copy a rootfs folder or archive into the store under NAME:TAG."""
+def load_into_store(source: Path, name: str | None, force: bool = False) -> Image:
+    """`sealer image load`: copy a rootfs folder or archive into the store under NAME:TAG.
+
+    Another image already stored under that name is replaced only with force."""
     if not source.exists():
         raise ImageError(f"{source}: no such folder or archive")
     rootfs = _unpacked(source) if source.is_file() else source
     image = build_image(str(source), rootfs)
     ref = name or (_saved_name(source) if source.is_file() else None)
     ref = ref or f"{image.runtime}:{image.version}"
+    held = store_record(ref)
+    if held and held.get("digest") != image.digest and not force:
+        raise ImageError(
+            f"{ref} is already in the store with another content ({held.get('digest', '?')[:19]});"
+            f" pass --force to replace it"
+        )
     return store(ref, rootfs, image.digest)
 
 

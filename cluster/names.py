@@ -54,6 +54,16 @@ def version_problem(version: str) -> str:
     return ""
 
 
+CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def cluster_name_problem(name: str) -> str:
+    """A cluster's name: it names folders and state files, so it is a DNS label."""
+    if not CLUSTER_NAME.match(name):
+        return "is not a cluster name (lowercase letters, digits and '-', at most 63)"
+    return ""
+
+
 def user_problem(user: str) -> str:
     if len(user) > 32 or not POSIX_USER.match(user):
         return "is not a POSIX user name (lowercase letters, digits, '_' and '-')"

@@ -45,8 +45,8 @@ def build(request: BuildRequest):
     return builder.build()
 
 
-def load(path: str, name: str | None) -> Image:
-    return images.load_into_store(Path(path), name)
+def load(path: str, name: str | None, force: bool = False) -> Image:
+    return images.load_into_store(Path(path), name, force)
 
 
 def list_images() -> tuple[Path, list[dict]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cluster.errors import SealerError
 from cluster.image import sealer_home
+from cluster.names import cluster_name_problem
 from operations.apply import ApplyRequest, ApplyResult, apply
 from operations.events import Listener
 
@@ -39,6 +40,8 @@ def run(request: RunRequest, listener: Listener) -> RunResult:
 
     if request.password and request.key_file:
         raise SealerError("--passwd and --pk are alternatives; give one")
+    if cluster_name_problem(request.name):  # it names a folder: checked before any is made
+        raise SealerError(f"--name {request.name!r} {cluster_name_problem(request.name)}")
     folder = sealer_home() / "clusters" / request.name
     folder.mkdir(parents=True, exist_ok=True)
     ssh: dict = {"user": request.user, "port": str(request.port)}

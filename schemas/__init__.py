@@ -23,6 +23,8 @@ SCHEMA_FILES = {
     **{kind: "kubeadm.schema.json" for kind in KUBEADM_KINDS},
 }
 SUPPORTED_KINDS = tuple(SCHEMA_FILES)
+# Fields whose values may be secrets: an error about them names the rule, never the value.
+SECRET_FIELDS = frozenset({"passwd", "pkPasswd", "password", "token", "env", "data"})
 
 
 @cache
@@ -44,7 +46,7 @@ def schema_errors(kind: str, document: dict) -> list[tuple[list, str]]:
             allowed = ", ".join(error.schema.get("properties", {}))
             errors += [(path + [k], f"unknown field {k!r} (allowed: {allowed})") for k in unknown]
         else:
-            errors.append((path, _message(error)))
+            errors.append((path, _message(error, path)))
     errors.sort(key=lambda e: [str(p) for p in e[0]])
     return errors
 
@@ -56,9 +58,19 @@ def _unknown_fields(error) -> list[str]:
     return sorted(str(k) for k in error.instance if k not in allowed)
 
 
-def _message(error) -> str:
+def _message(error, path: list) -> str:
+    if any(str(part) in SECRET_FIELDS for part in path):
+        return _without_value(error)
     if error.validator == "const":
         return f"{error.instance!r} must be {error.validator_value!r}"
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     return error.message
+
+
+def _without_value(error) -> str:
+    rule = error.validator
+    wanted = error.validator_value
+    if rule == "type":
+        return f"must be of type {wanted!r} (the value is not shown: it may be a secret)"
+    return f"does not satisfy {rule} {wanted!r} (the value is not shown: it may be a secret)"

@@ -168,12 +168,29 @@ def cmd_run(args) -> int:
         nodes=_ips(args.nodes),
         name=args.name,
         user=args.user,
-        password=args.passwd or "",
+        password=_password(args),
         key_file=args.pk or "",
         port=args.port,
         apply=apply_request(args),
     )
     return _applied(args, lambda listener: run.run(request, listener).applied, request.apply)
+
+
+def _password(args) -> str:
+    """--passwd-file, $SEALER_SSH_PASSWORD, or --passwd (which any user can read in `ps`)."""
+    if args.passwd_file:
+        try:
+            with open(args.passwd_file, encoding="utf-8") as f:
+                return f.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as e:
+            raise SealerError(f"--passwd-file {args.passwd_file}: cannot read: {e}") from None
+    if args.passwd:
+        Console().warning(
+            "--passwd shows the password to every user of this machine (ps); "
+            "use --passwd-file or SEALER_SSH_PASSWORD"
+        )
+        return args.passwd
+    return os.environ.get("SEALER_SSH_PASSWORD", "")
 
 
 def _ips(value: str) -> tuple[str, ...]:
@@ -253,6 +270,7 @@ def cmd_kubeconfig(args) -> int:
         sys.stdout.write(fetched.text)
         return 0
     fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise: the kubeconfig is a secret
     with os.fdopen(fd, "w") as f:
         f.write(fetched.text)
     print(
@@ -317,7 +335,7 @@ def cmd_build(args) -> int:
 def cmd_image(args) -> int:
     command = args.image_command
     if command == "load":
-        image = images.load(args.path, args.name)
+        image = images.load(args.path, args.name, args.force)
         print(f"Loaded {image.name} ({image.runtime} {image.version}, {image.digest})")
     elif command == "ls":
         sys.stdout.write(text.render_image_list(*images.list_images()))

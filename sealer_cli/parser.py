@@ -316,7 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masters", required=True, metavar="IPS", help="comma-separated")
     p.add_argument("--nodes", default="", metavar="IPS", help="comma-separated")
     p.add_argument("--user", default="root")
-    p.add_argument("--passwd", help="SSH password (prefer --pk; never written to disk)")
+    p.add_argument(
+        "--passwd",
+        help="SSH password (shows in `ps`: prefer --passwd-file or $SEALER_SSH_PASSWORD)",
+    )
+    p.add_argument("--passwd-file", metavar="FILE", help="a file whose first line is the password")
     p.add_argument("--pk", help="SSH private key file")
     p.add_argument("--port", type=int, default=22)
     p.add_argument("--name", default="my-cluster", help="cluster name (default my-cluster)")
@@ -370,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--name", metavar="NAME:TAG", help="name in the store (default: <runtime>:<version>)"
     )
+    q.add_argument("--force", action="store_true", help="replace another image of that name")
     _sub(images, "image ls")
     q = _sub(images, "image inspect")
     q.add_argument("name", metavar="NAME:TAG")
