@@ -204,6 +204,39 @@ def check_document(doc, where: str) -> None:
             f"{where}: state format_version {doc.get('format_version')!r} is not "
             f"supported (this sealer reads {FORMAT_VERSION})"
         )
+    problem = _shape_problem(doc)
+    if problem:
+        raise StateFormatError(f"{where}: not a valid sealer state: {problem}")
+
+
+def _is_strings(value, mapping: bool = False) -> bool:
+    if mapping:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _shape_problem(doc: dict) -> str:
+    """The first field of a state document with the wrong shape, or ""."""
+    for name in ("cluster", "bootstrap_master", "launch_digest", "configs_digest"):
+        if doc.get(name) is not None and not isinstance(doc[name], str):
+            return f"{name} must be a string"
+    image = doc.get("image")
+    if image is not None and not _is_strings(image, mapping=True):
+        return "image must be a mapping of strings"
+    for ip, record in doc["hosts"].items():
+        if not isinstance(record, dict):
+            return f"hosts[{ip!r}] must be a mapping"
+        for name in ("roles", "taints"):
+            if name in record and not _is_strings(record[name]):
+                return f"hosts[{ip!r}].{name} must be a list of strings"
+        if "labels" in record and not _is_strings(record["labels"], mapping=True):
+            return f"hosts[{ip!r}].labels must be a mapping of strings"
+        for name in ("env_digest", "version", "status", "hostname", "host_key"):
+            if record.get(name) is not None and not isinstance(record[name], str):
+                return f"hosts[{ip!r}].{name} must be a string"
+    return ""
 
 
 def now_utc() -> str:

@@ -60,6 +60,7 @@ def load_documents(path: str, text: str) -> list[YamlDoc]:
             if node is None:
                 continue
             _check_expansion(path, node)
+            _check_duplicate_keys(path, node)
             docs.append(YamlDoc(index, node, loader.construct_document(node)))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -105,6 +106,34 @@ def _check_expansion(path: str, root: yaml.Node) -> None:
                 f"{MAX_EXPANDED_NODES:,} nodes (a YAML bomb?), refused"
             ]
         )
+
+
+def _check_duplicate_keys(path: str, root: yaml.Node) -> None:
+    """A key given twice in one mapping: YAML loaders keep the last one silently; refuse it."""
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:  # an alias: checked where it was defined
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, yaml.Node] = {}
+            for key, value in node.value:
+                name = getattr(key, "value", None)
+                if isinstance(key, yaml.ScalarNode) and name != "<<":
+                    if name in first:
+                        was, now = first[name].start_mark, key.start_mark
+                        raise InputError(
+                            [
+                                f"{path}:{now.line + 1}:{now.column + 1}: duplicate key {name!r} "
+                                f"(first given at line {was.line + 1}); give each key once"
+                            ]
+                        )
+                    first[name] = key
+                stack += [key, value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
 
 
 def node_at(root: yaml.Node, path: list) -> yaml.Node:

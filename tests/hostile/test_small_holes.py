@@ -46,3 +46,33 @@ def test_run_reads_the_password_from_a_file_and_warns_about_the_flag(tmp_path, s
     assert "Pw-from-file" not in from_file.stdout + from_file.stderr
     flagged = sealer("run", *common, "--passwd", "Pw-on-argv", timeout=120)
     assert "--passwd shows the password to every user of this machine" in flagged.stderr
+
+
+def test_duplicate_yaml_keys_are_refused_with_both_lines(tmp_path, image):
+    path = write_clusterfile(tmp_path / "Clusterfile", cluster_doc(["127.0.2.1"], image=str(image)))
+    text = path.read_text().replace("  image:", "  image: other\n  image:", 1)
+    path.write_text(text)
+    result = sealer("validate", "-f", str(path))
+    assert result.returncode == 1
+    assert "duplicate key 'image' (first given at line" in result.stderr
+
+
+def test_a_malformed_state_is_named_not_an_internal_error(tmp_path, image):
+    import json
+
+    clusterfile = write_clusterfile(tmp_path / "Clusterfile", cluster_doc(["127.0.2.1"], name="c"))
+    state = tmp_path / "c.json"
+    base = {"format_version": 1, "lineage": "l", "serial": 3, "cluster": "c", "image": None}
+    for hosts, message in (
+        ({"127.0.2.1": "master"}, "hosts['127.0.2.1'] must be a mapping"),
+        ({"127.0.2.1": {"roles": ["master"], "labels": ["a"]}}, ".labels must be a mapping"),
+    ):
+        state.write_text(json.dumps({**base, "hosts": hosts}))
+        for args in (("show",), ("plan", "--refresh=false")):
+            result = sealer(*args, "-f", str(clusterfile), "--state", str(state))
+            assert result.returncode == 1 and message in result.stderr, result.stderr
+            assert "internal error" not in result.stderr
+        pushed = sealer(
+            "state", "push", str(state), "--cluster", "c", "--state", str(tmp_path / "o.json")
+        )
+        assert pushed.returncode == 1 and message in pushed.stderr
