@@ -95,6 +95,7 @@ def mask(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+ENV_FROM_STDIN = 'IFS= read -r -d "" __env || exit 97; eval "$__env"; unset __env; '
 OUTPUT_GRACE = 2.0  # seconds a command's output may go on after its exit (see Remote._drain)
 
 
@@ -258,12 +259,17 @@ class Remote:
     def _command_line(
         self, command: str, env: dict[str, str] | None, stdin: bytes
     ) -> tuple[str, bytes]:
-        """The command as the host's shell gets it (env exported, sudo for a non-root user),
-        and the stdin to send (sudo's password first when it needs one)."""
+        """The command as the host's shell gets it (sudo for a non-root user), and the stdin
+        to send: sudo's password first when it needs one, then the env, then the command's own.
+
+        Env values may be secrets: they travel on stdin, never in a command line that `ps`
+        shows to every user of the host. The shell reads them up to a NUL byte (bash reads a
+        pipe byte by byte, so the command still gets the rest of stdin)."""
         script = command
         if env:
-            exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
-            script = f"export {exports}; {command}"
+            exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+            script = ENV_FROM_STDIN + command
+            stdin = exports.encode() + b"\0" + stdin
         wrapped = f"bash -c {shlex.quote(script)}"
         if self.ssh.user != "root":
             if self.ssh.password:  # sudo reads the password as the first line of stdin

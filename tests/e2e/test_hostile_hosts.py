@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sandbox import hosts as sandbox
 from sandbox.init import sshd_command
-from tests.e2e.conftest import NEW, Cluster, host, ip, ssh
+from tests.e2e.conftest import NEW, Cluster, host, ip, ssh, ssh_driver
 
 
 def test_a_hostname_with_shell_characters_is_refused_and_runs_nothing(hosts, tmp_path):
@@ -59,3 +59,24 @@ def test_a_host_whose_key_changed_never_receives_the_password(hosts, tmp_path):
     assert "method password" not in seen and "Failed password" not in seen
     for result in (drift, plan, apply):
         assert password not in result.stdout + result.stderr
+
+
+def test_env_values_reach_the_command_but_no_command_line(hosts):
+    secret = "Env-9e4f-NOT-IN-PS"
+    driver = ssh_driver(1)
+    try:
+        out = (
+            driver.host(ip(1))
+            .run(
+                "echo value=$DB_PASSWORD; read -r line; echo stdin=$line; "
+                "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '",
+                env={"DB_PASSWORD": secret, "OTHER": 'it\'s "quoted" $x'},
+                stdin=b"the command's own input\n",
+            )
+            .stdout
+        )
+    finally:
+        driver.close()
+    assert f"value={secret}" in out and "stdin=the command's own input" in out
+    listed = out.split("stdin=", 1)[1]
+    assert secret not in listed.split("\n", 1)[1]  # in no process's command line
