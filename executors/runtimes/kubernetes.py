@@ -10,7 +10,13 @@ from cluster.errors import SealerError
 from executors.runtimes.base import NodeOps, Runtime, guarded
 
 KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
-JOIN = re.compile(r"kubeadm join (\S+) --token (\S+) --discovery-token-ca-cert-hash (\S+)")
+# What the bootstrap master prints, checked to the letter: its values go into commands run on
+# other hosts, so a master that was taken over cannot smuggle a command into them.
+JOIN = re.compile(
+    r"kubeadm join ([A-Za-z0-9.:\[\]-]+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) "
+    r"--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})"
+)
+CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$")
 ETCDCTL_FLAGS = (
     "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
     "--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key"
@@ -76,10 +82,8 @@ class Kubeadm(Runtime):
         if not m:
             raise SealerError(f"{ops.bootstrap}: `kubeadm token create` printed no join command")
         endpoint, token, ca_hash = m.groups()
-        command = (
-            f"kubeadm join {endpoint} --token {token} --discovery-token-ca-cert-hash {ca_hash}"
-        )
-        return command, (token,)
+        argv = ["kubeadm", "join", endpoint, "--token", token]
+        return shlex.join([*argv, "--discovery-token-ca-cert-hash", ca_hash]), (token,)
 
     def join_master(self, ops: NodeOps, ip: str) -> None:
         if not self._joined(ops, ip):
@@ -92,6 +96,10 @@ class Kubeadm(Runtime):
                 ),
             )
             key = out.strip().splitlines()[-1].strip()
+            if not CERTIFICATE_KEY.match(key):
+                raise SealerError(
+                    f"{ops.bootstrap}: `kubeadm init phase upload-certs` printed no key"
+                )
             guarded(
                 ops,
                 ip,
