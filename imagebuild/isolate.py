@@ -3,15 +3,17 @@
 The command gets new mount, PID, network, UTS and IPC namespaces (`unshare`). Inside, a fresh
 root holds this machine's system folders read-only (so `sed`, `sh`, `tar` work) with their
 secrets (shadow, SSH host keys, TLS private keys) masked, the image's rootfs read-write at
-/rootfs, and an empty /tmp. It runs as root without any capability. It sees no network, no home
-folder, no other process, and can change nothing but the rootfs. Needs root to set this up,
-as the sandbox hosts do.
+/rootfs, and an empty /tmp. It runs as nobody on this machine and as root in a user namespace
+of its own, without any capability. It sees no network, no home folder, no other process, can
+read no root-only file of the machine and can change nothing but the rootfs. Needs root to set
+this up, as the sandbox hosts do.
 
 Run as `python -m imagebuild.isolate ROOTFS COMMAND` under `unshare`; see run_isolated().
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -23,6 +25,7 @@ import sys
 from cluster.errors import SealerError
 
 # The machine's folders a build command may read (binaries, libraries, /etc for its users).
+NOBODY = 65534  # the user a RUN step is on this machine (root only in its own user namespace)
 SYSTEM_FOLDERS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 # Secrets of the build machine under those folders, hidden from the command.
 MASKED_FILES = ("etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-", "etc/sudoers")
@@ -73,6 +76,7 @@ def run_isolated(
         "SEALER_BUILD_ENV": json.dumps(clean_env),
         "SEALER_BUILD_MEMORY": str(memory),
     }
+    owners = _hand_over(rootfs)
     try:
         # unshare --kill-child: when it is killed, the namespace's init and all it started die
         return subprocess.run(
@@ -80,6 +84,35 @@ def run_isolated(
         ).returncode
     except subprocess.TimeoutExpired:
         return TIMED_OUT
+    finally:
+        _take_back(rootfs, owners)
+
+
+def _hand_over(rootfs: str) -> dict[str, tuple[int, int]]:
+    """Give the rootfs to nobody for one RUN; the owners that were not root, to restore."""
+    kept = {}
+    for path in _every_path(rootfs):
+        info = os.lstat(path)
+        if (info.st_uid, info.st_gid) != (0, 0):
+            kept[os.path.relpath(path, rootfs)] = (info.st_uid, info.st_gid)
+        os.lchown(path, NOBODY, NOBODY)
+    return kept
+
+
+def _take_back(rootfs: str, kept: dict[str, tuple[int, int]]) -> None:
+    """Everything back to root (what the step made too), then the owners it had before."""
+    for path in _every_path(rootfs):
+        os.lchown(path, 0, 0)  # never follows a link the step may have made
+    for relative, (uid, gid) in kept.items():
+        with contextlib.suppress(FileNotFoundError):
+            os.lchown(os.path.join(rootfs, relative), uid, gid)
+
+
+def _every_path(rootfs: str):
+    yield rootfs
+    for folder, dirnames, filenames in os.walk(rootfs):  # does not follow linked folders
+        for name in dirnames + filenames:
+            yield os.path.join(folder, name)
 
 
 def _mount(*args: str) -> None:
@@ -131,13 +164,27 @@ def _enter(rootfs: str, command: str) -> None:
     os.symlink("/proc/self/fd/1", os.path.join(new_root, "dev", "stdout"))
     os.symlink("/proc/self/fd/2", os.path.join(new_root, "dev", "stderr"))
     socket.sethostname("sealer-build")
-    os.chroot(new_root)
+    # pivot_root, not chroot: the kernel gives no user namespace to a chrooted process
+    os.chdir(new_root)
+    os.mkdir("old-root")
+    subprocess.run(["pivot_root", ".", "old-root"], check=True)
+    os.chroot(".")
+    subprocess.run(["umount", "-l", "/old-root"], check=True)  # the machine's tree, gone
+    os.rmdir("/old-root")
     os.chdir("/rootfs")
-    # Root without capabilities: it cannot undo the mounts above, mount or mknod anything,
-    # or reach past file permissions; it still owns (and so can change) the rootfs.
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))  # inherited by every process
-    setpriv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
-    os.execve("/usr/bin/setpriv", [*setpriv, "/bin/sh", "-c", command], env)
+    # The command runs as nobody on this machine (so no root-only file of it is readable,
+    # masked or not) and as root in a user namespace of its own, without capabilities even
+    # there: it cannot undo the mounts above, mount or mknod anything. The rootfs is handed
+    # to nobody for the step (run_isolated), so the command can change all of it.
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    root_inside = ["unshare", "--user", "--map-root-user", "--"]
+    no_caps = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--"]
+    argv = [*as_nobody, *root_inside, *no_caps, "/bin/sh", "-c", command]
+    # This process stays the namespace's init: it keeps the signal that kills it with
+    # `unshare` (a process that changes its user loses it), and the namespace dies with it.
+    code = subprocess.run(argv, executable="/usr/bin/setpriv", env=env).returncode
+    sys.exit(code if code >= 0 else 128 - code)
 
 
 SETUP_FAILED = 125  # as `docker run` does when the container cannot be set up

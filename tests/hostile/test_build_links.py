@@ -4,6 +4,7 @@ its own inputs planted (RUN steps, copied folders), and copies no link out of th
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tests.test_build import IMAGES, build, built, kubefile
 
@@ -67,3 +68,26 @@ def test_a_fifo_in_the_context_is_refused_not_waited_on(tmp_path):
     result = build(context)  # before: blocked reading the FIFO for the cache key
     assert result.returncode == 1 and "pipe" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_is_root_inside_but_nobody_on_the_build_machine(tmp_path):
+    secret = Path("/etc/sealer-test-root-only")
+    secret.write_text("root-only content of the build machine\n")
+    secret.chmod(0o600)
+    context = tmp_path / "ctx"
+    kubefile(
+        context,
+        f"FROM {IMAGES / 'k3s-v1.25.3'}\n"
+        f"RUN id -u > uid; (cat {secret} || echo refused) > leaked 2>/dev/null; "
+        "mkdir -p made && echo x > made/file && chmod 0640 made/file\n",
+    )
+    try:
+        result = build(context)
+    finally:
+        secret.unlink()
+    assert result.returncode == 0, result.stderr
+    rootfs = built()
+    assert (rootfs / "uid").read_text().strip() == "0"  # root, in its own user namespace
+    assert (rootfs / "leaked").read_text().strip() == "refused"  # nobody, on this machine
+    made = (rootfs / "made" / "file").stat()
+    assert (made.st_uid, made.st_gid) == (0, 0) and (rootfs / "Metadata").stat().st_uid == 0
