@@ -17,8 +17,10 @@ import threading
 from pathlib import Path
 
 from cluster import beneath
+from cluster.errors import SealerError
 from cluster.image import sealer_home
 from cluster.model import Document, Image
+from cluster.names import cluster_name_problem
 from executors.driver import Remote
 from executors.facts import MARKER
 
@@ -27,6 +29,11 @@ _tar_lock = threading.Lock()
 
 
 def rootfs_dir(cluster_name: str) -> str:
+    """Where a cluster's rootfs lives on a host. The name may come from a state file, so it is
+    checked here, the one place it becomes a path in commands."""
+    problem = cluster_name_problem(cluster_name)
+    if problem:
+        raise SealerError(f"cluster {cluster_name!r} {problem}; refused")
     return f"{DATA_ROOT}/{cluster_name}/rootfs"
 
 
@@ -117,7 +124,7 @@ def distribute(
         if then:
             remote.run(then)
         return False
-    staging = f"{target}.new"
+    target, staging = shlex.quote(target), shlex.quote(f"{target}.new")
     remote.upload(
         f"rm -rf {staging} && mkdir -p {staging} && tar xf - -C {staging} && "
         f"echo {shlex.quote(wanted)} > {staging}/{MARKER} && rm -rf {target} && "
@@ -129,4 +136,5 @@ def distribute(
 
 
 def remove(remote: Remote, cluster_name: str) -> None:
-    remote.run(f"rm -rf {DATA_ROOT}/{cluster_name}; rmdir {DATA_ROOT} 2>/dev/null; true")
+    folder = shlex.quote(os.path.dirname(rootfs_dir(cluster_name)))
+    remote.run(f"rm -rf {folder}; rmdir {DATA_ROOT} 2>/dev/null; true")

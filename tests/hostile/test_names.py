@@ -93,3 +93,12 @@ def test_any_clusterfile_the_schema_allows_loads_or_fails_cleanly(tmp_path_facto
         clusterfile.load(str(path))
     except SealerError as e:  # InputError included: one line per problem, never a traceback
         assert str(e) and "Traceback" not in str(e)
+
+
+def test_a_cluster_name_from_a_state_file_never_becomes_a_path_in_a_command():
+    from executors import distribute
+
+    assert distribute.rootfs_dir("prod-1") == "/var/lib/sealer/data/prod-1/rootfs"
+    for name in ("x;reboot", "../../etc", "a b", ""):
+        with pytest.raises(SealerError, match="is not a cluster name"):
+            distribute.rootfs_dir(name)
