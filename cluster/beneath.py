@@ -38,8 +38,9 @@ def _refused(root: Path, parts: list[str], upto: int) -> LinkRefused:
 
 @contextlib.contextmanager
 def _folder(root: Path, parts: list[str], create: bool = False):
-    """A descriptor of root/parts, each component opened without following links."""
-    fd = os.open(root, _DIR)
+    """A descriptor of root/parts, each component opened without following links (root itself
+    is the caller's choice, and may be reached through one)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, name in enumerate(parts):
             if create:

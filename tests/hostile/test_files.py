@@ -70,3 +70,10 @@ def test_a_symlink_planted_as_the_journal_is_refused(tmp_path):
         with pytest.raises(StateError, match="journal: is a symlink; refused"):
             backend.append(doc, set_host("10.0.0.1", {"roles": ["master"]}))
     assert victim.read_text() == "keep\n"
+
+
+def test_the_folder_itself_may_be_reached_through_a_link(tmp_path):
+    rootfs = make_image(tmp_path / "image")
+    (tmp_path / "current").symlink_to(rootfs)  # e.g. spec.image: ./current
+    assert beneath.read_file(tmp_path / "current", "Metadata") is not None
+    assert build_image("current", tmp_path / "current").version == "v1.25.3"
