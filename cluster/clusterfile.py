@@ -238,15 +238,9 @@ def _expand_ips(
         problems.at(doc, path, f"{entry!r}: an IPv6 scope id (%...) is not accepted here")
         return []
     first, sep, last = entry.partition("-")
-    try:
-        if not sep:
-            if room < 1:
-                problems.at(
-                    doc, path, f"{entry!r}: the cluster would have more than {MAX_HOSTS} hosts"
-                )
-                return []
-            return [ipaddress.ip_address(entry).compressed]
-        start, end = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
+    try:  # one address is a range of one
+        start = ipaddress.ip_address(first.strip() if sep else entry)
+        end = ipaddress.ip_address(last.strip()) if sep else start
     except ValueError:
         problems.at(
             doc, path, f"{entry!r} is not a valid IP address" + (" range (A-B)" if sep else "")
@@ -266,7 +260,8 @@ def _expand_ips(
     if int(end) - int(start) >= room:
         problems.at(doc, path, f"{entry!r}: the cluster would have more than {MAX_HOSTS} hosts")
         return []
-    return [ipaddress.ip_address(n).compressed for n in range(int(start), int(end) + 1)]
+    # start + n keeps the family (ip_address(int) would make ::1 an IPv4 address)
+    return [(start + n).compressed for n in range(int(end) - int(start) + 1)]
 
 
 def parse_taint(text: str) -> Taint | None:
@@ -283,12 +278,9 @@ def _taints(doc: YamlDoc, base: list, entries: list, problems: Problems) -> tupl
     taints = []
     for i, entry in enumerate(entries):
         taint = parse_taint(entry)
-        if taint is not None and names.label_value_problem(taint.value):
-            problems.at(
-                doc,
-                base + ["taints", i],
-                f"{entry!r}: the value {names.label_value_problem(taint.value)}",
-            )
+        value_problem = names.label_value_problem(taint.value) if taint is not None else ""
+        if value_problem:
+            problems.at(doc, base + ["taints", i], f"{entry!r}: the value {value_problem}")
             continue
         if taint is None or (taint.effect and taint.effect not in TAINT_EFFECTS):
             problems.at(
@@ -306,12 +298,12 @@ def _labels(doc: YamlDoc, base: list, labels: dict, problems: Problems) -> dict[
     out = {}
     for key, value in labels.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        problem = names.label_key_problem(str(key))
-        if problem:
-            problems.at(doc, base + ["labels", key], f"{key!r} {problem}", key=True)
-        elif names.label_value_problem(text):
-            where = base + ["labels", key]
-            problems.at(doc, where, f"{text!r} {names.label_value_problem(text)}")
+        key_problem = names.label_key_problem(str(key))
+        value_problem = names.label_value_problem(text)
+        if key_problem:
+            problems.at(doc, base + ["labels", key], f"{key!r} {key_problem}", key=True)
+        elif value_problem:
+            problems.at(doc, base + ["labels", key], f"{text!r} {value_problem}")
         out[str(key)] = text
     return out
 
@@ -323,21 +315,13 @@ def _ssh(doc: YamlDoc, base: list, raw: dict, problems: Problems) -> SSH:
         if not 0 < port_number < 65536:
             raise ValueError
     except ValueError:
-        where = (
-            base + ["ssh", "port"]
-            if "port" in (_get(doc.data, base + ["ssh"]) or {})
-            else ["spec", "ssh", "port"]
-        )
+        where = _ssh_field(doc, base, "port")
         problems.at(doc, where, f"{port!r} is not a TCP port (1-65535)")
         port_number = 22
     user = str(raw.get("user", "root"))
-    if names.user_problem(user):
-        where = (
-            base + ["ssh", "user"]
-            if "user" in (_get(doc.data, base + ["ssh"]) or {})
-            else ["spec", "ssh", "user"]
-        )
-        problems.at(doc, where, f"{user!r} {names.user_problem(user)}")
+    problem = names.user_problem(user)
+    if problem:
+        problems.at(doc, _ssh_field(doc, base, "user"), f"{user!r} {problem}")
     return SSH(
         user=user,
         password=raw.get("passwd", ""),
@@ -345,6 +329,13 @@ def _ssh(doc: YamlDoc, base: list, raw: dict, problems: Problems) -> SSH:
         key_passphrase=raw.get("pkPasswd", ""),
         port=port_number,
     )
+
+
+def _ssh_field(doc: YamlDoc, base: list, name: str) -> list:
+    """Where an ssh setting was given: in the host group, or else in spec.ssh."""
+    if name in (_get(doc.data, base + ["ssh"]) or {}):
+        return base + ["ssh", name]
+    return ["spec", "ssh", name]
 
 
 def _documents(docs: list[YamlDoc], kinds: tuple[str, ...]) -> tuple[Document, ...]:
