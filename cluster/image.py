@@ -16,12 +16,11 @@ from cluster import beneath
 from cluster.digests import rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import RUNTIMES, Image
-from cluster.names import version_problem
+from cluster.names import VERSION, version_problem
 
 RUNTIME_LABEL = "cluster.alpha.sealer.io/cluster-runtime-type"
 RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
 REF_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-VERSION_PATTERN = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)([-+].*)?$")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 MAX_UNPACKED_BYTES = 64 * 2**30  # an archive's content; real ClusterImages are a few GiB
 MAX_UNPACK_RATIO = 100  # binaries and images compress 2-5x; a bomb, thousands of times
@@ -51,10 +50,9 @@ def choose_runtime(metadata: dict, where: str = "Metadata") -> str:
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
-    problem = version_problem(version or "")
-    if problem:  # the version reaches kubeadm, k3s and k0s command lines
-        raise ImageError(f"version {version!r} {problem}")
-    m = VERSION_PATTERN.match(version)
+    m = VERSION.match(version or "")
+    if not m:  # the version reaches kubeadm, k3s and k0s command lines
+        raise ImageError(f"version {version!r} {version_problem(version or '')}")
     return int(m[1]), int(m[2]), int(m[3])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import logging
 import shlex
@@ -59,8 +60,10 @@ class _KeyMismatch(Exception):
         self.seen = seen
 
 
+@functools.cache
 def _pinned_key_policy():
-    import paramiko  # imported late: planning never needs it
+    """The policy class (made once: paramiko is imported late, planning never needs it)."""
+    import paramiko
 
     class PinnedKey(paramiko.MissingHostKeyPolicy):
         """Called by paramiko after the key exchange and before authentication."""
@@ -75,10 +78,6 @@ def _pinned_key_policy():
             client.get_host_keys().add(hostname, key.get_name(), key)  # in memory only
 
     return PinnedKey
-
-
-def _pinned_key_check(pinned: str):
-    return _pinned_key_policy()(pinned)
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ class Remote:
         if not self.known_key:
             with contextlib.suppress(OSError):
                 connection.client.load_system_host_keys()
-        connection.client.set_missing_host_key_policy(_pinned_key_check(self.known_key))
+        connection.client.set_missing_host_key_policy(_pinned_key_policy()(self.known_key))
         try:
             connection.open()
         except _KeyMismatch as mismatch:

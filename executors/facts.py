@@ -40,9 +40,12 @@ def hostname() -> Fact[str]:
 # ---- before a copy: the host's name and the rootfs it already holds ----
 
 
+def _marker(rootfs: str) -> str:
+    return shlex.quote(f"{rootfs}/{MARKER}")
+
+
 def name_and_marker(rootfs: str) -> Fact[tuple[str, str]]:
-    marker = shlex.quote(f"{rootfs}/{MARKER}")
-    return Fact(f"hostname; cat {marker} 2>/dev/null; true", parse_name_and_marker)
+    return Fact(f"hostname; cat {_marker(rootfs)} 2>/dev/null; true", parse_name_and_marker)
 
 
 def parse_name_and_marker(out: str) -> tuple[str, str]:
@@ -64,10 +67,9 @@ class RuntimeProbe:
 
 
 def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
-    marker = shlex.quote(f"{rootfs}/{MARKER}")
     units = " ".join(shlex.quote(unit) for unit in probe.service_units)
     command = (
-        f"echo hostname=$(hostname); echo marker=$(cat {marker} 2>/dev/null); "
+        f"echo hostname=$(hostname); echo marker=$(cat {_marker(rootfs)} 2>/dev/null); "
         f"echo version=$({probe.version_command} 2>/dev/null); "
         f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); true"
     )

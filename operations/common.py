@@ -67,7 +67,8 @@ def locked_state(ref: StateRef, cluster_name: str, operation: str) -> Iterator[L
 
 def write_state(locked: Locked, new: State) -> bool:
     """Store new if its content differs from what was read; True if written."""
-    return locked.backend.write(new.to_json(), State.from_json(locked.doc).to_json())
+    # both sides in the typed form's JSON, so fields an older file lacks are no change
+    return locked.backend.write(new.to_json(), locked.state.to_json())
 
 
 def ssh_driver(cluster: Cluster, state: State, ssh: SSHSettings, pin_keys: bool = False):

@@ -7,7 +7,6 @@ exactly what they read (and old files round-trip). No secrets are ever put in a 
 from __future__ import annotations
 
 from cluster.records import (
-    FORMAT_VERSION,
     State,
     delete_host,
     now_utc,
@@ -17,11 +16,9 @@ from cluster.records import (
 )
 
 __all__ = [
-    "FORMAT_VERSION",
     "apply_patch",
     "content",
     "delete_host",
-    "is_empty",
     "new_document",
     "set_field",
     "set_host",
@@ -39,10 +36,6 @@ def new_document(cluster: str) -> dict:
 
 def content(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k not in BOOKKEEPING}
-
-
-def is_empty(doc: dict) -> bool:
-    return not doc.get("hosts") and doc.get("image") is None
 
 
 def touch(doc: dict) -> None:
