@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from cluster import image as images
-from cluster import names
+from cluster import kubeadm, names
 from cluster.errors import InputError, SealerError
 from cluster.model import MASTER, SSH, Cluster, Document, Host, Taint
 from cluster.yamldoc import YamlDoc, format_path, key_node_at, load_documents, node_at, read_text
@@ -94,6 +94,8 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
                     f"{doc.data['kind']} (document {doc.index}) only "
                     f"applies to the kubernetes runtime; this image runs {image.runtime}",
                 )
+    if image and image.runtime == "kubernetes":
+        _check_kubeadm_documents(others, image.version, problems)
     problems.raise_if_any()
 
     metadata = cluster_doc.data.get("metadata") or {}
@@ -336,6 +338,18 @@ def _ssh_field(doc: YamlDoc, base: list, name: str) -> list:
     if name in (_get(doc.data, base + ["ssh"]) or {}):
         return base + ["ssh", name]
     return ["spec", "ssh", name]
+
+
+def _check_kubeadm_documents(docs: list[YamlDoc], version: str, problems: Problems) -> None:
+    """What kubeadm at the image's version would refuse, said at the document."""
+    mine = [d for d in docs if d.data["kind"] in KUBEADM_KINDS]
+    seen: set[str] = set()
+    for doc in mine:
+        for field, problem in kubeadm.document_problems([doc.data], version):
+            problems.at(doc, [field], problem)
+        if doc.data["kind"] in seen:
+            problems.at(doc, ["kind"], f"{doc.data['kind']} is given twice; kubeadm reads one")
+        seen.add(doc.data["kind"])
 
 
 def _documents(docs: list[YamlDoc], kinds: tuple[str, ...]) -> tuple[Document, ...]:

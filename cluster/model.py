@@ -116,7 +116,14 @@ class Cluster:
 # ---- plans ----
 
 ADD_KINDS = ("init_cluster", "join_master", "join_worker")
-CHANGE_KINDS = ("upgrade_master", "upgrade_worker", "update_host", "sync_rootfs", "launch_apps")
+CHANGE_KINDS = (
+    "upgrade_master",
+    "upgrade_worker",
+    "update_host",
+    "update_endpoint",
+    "sync_rootfs",
+    "launch_apps",
+)
 DESTROY_KINDS = ("delete_master", "delete_worker", "reset_cluster")
 # One more kind, `upgrade_batch`, is an inner step: a barrier between two batches of worker
 # upgrades. It changes no host and counts in no summary.

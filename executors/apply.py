@@ -25,7 +25,7 @@ from cluster.records import (
     set_host,
     update_host,
 )
-from executors import distribute, facts
+from executors import distribute, endpoint, facts
 from executors.driver import Driver, Followed, Result
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
@@ -81,6 +81,15 @@ class ActionOps:
         return self._applier.image.version
 
     @property
+    def masters(self) -> list[str]:
+        desired = self._applier.desired
+        return desired.masters if desired else self._applier.state.masters
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        return self._applier.runtime.endpoint
+
+    @property
     def rootfs(self) -> str:
         return distribute.rootfs_dir(self._applier.cluster_name)
 
@@ -110,8 +119,9 @@ class Applier:
         self.image = image or (desired.image if desired else None)
         runtime_name = self.image.runtime if self.image else state.runtime
         self.runtime: Runtime = runtime_for(runtime_name)
-        if desired is not None and runtime_name == "kubernetes":
-            self.runtime.kubeadm_documents = _kubeadm_yaml(desired)
+        if self.image is not None:
+            documents = desired.kube_documents if desired else ()
+            self.runtime.configure(self.image.rootfs, documents, self.image.version)
         self.cluster_name = plan.cluster
         self._state_lock = threading.Lock()
         self._hostnames: dict[str, str] = {}
@@ -273,6 +283,7 @@ class Applier:
         rootfs = distribute.rootfs_dir(self.cluster_name)
         self.run(ip, f"test ! -f {rootfs}/scripts/clean.sh || bash {rootfs}/scripts/clean.sh")
         distribute.remove(self.driver.host(ip), self.cluster_name)
+        self.run(ip, endpoint.remove_command())
         self._plugins(ip, "post-clean-host", roles)
 
     def _plugins(self, ip: str, phase: str | None, roles: tuple[str, ...]) -> None:
@@ -308,6 +319,7 @@ class Applier:
         ip = action.host
         key = self._prepared[action.id].result()
         self._plugins(ip, "pre-install", action.roles)
+        self._point_endpoint(ip, ip)
         self.runtime.init(self._ops(bootstrap=ip), ip)
         self._plugins(ip, "post-install", action.roles)
         self._record(
@@ -317,10 +329,19 @@ class Applier:
         )
 
     def _join(self, action: Action, join) -> None:
+        """The node reaches the control plane through the endpoint name, mapped to a running
+        master (the plan's bootstrap master, which stays); a new master then serves itself."""
         ip = action.host
         key = self._prepared[action.id].result()
+        self._point_endpoint(ip, self.plan.bootstrap_master)
         join(self._ops(), ip)
+        if action.kind == "join_master":
+            self._point_endpoint(ip, ip)
         self._record(set_host(ip, self._host_record(ip, key)))
+
+    def _point_endpoint(self, ip: str, master: str) -> None:
+        name, _ = self.runtime.endpoint
+        self.run(ip, endpoint.point_command(name, master))
 
     def _do_join_master(self, action: Action) -> None:
         self._join(action, self.runtime.join_master)
@@ -377,6 +398,10 @@ class Applier:
             )
         )
 
+    def _do_update_endpoint(self, action: Action) -> None:
+        """Move a node's endpoint to a master that stays, before its master leaves."""
+        self._point_endpoint(action.host, action.details["to"])
+
     def _do_sync_rootfs(self, action: Action) -> None:
         """Copy the image's new content; the runtime and its version stay as they are."""
         self._prepare(action.host, action.roles, None, install=False)
@@ -395,13 +420,3 @@ class Applier:
         self.runtime.reset(self._ops(), ip, master)
         self._clean(ip, action.roles)
         self._record(delete_host(ip))
-
-
-def _kubeadm_yaml(desired: Cluster) -> str:
-    import yaml
-
-    return (
-        yaml.safe_dump_all([d.body for d in desired.kube_documents], sort_keys=False)
-        if desired.kube_documents
-        else ""
-    )

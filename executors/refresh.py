@@ -35,6 +35,9 @@ class _ReadOps:
     def run(self, ip, command, *, stdin=b"", check=True, secrets=()):
         return self.driver.host(ip).run(command, stdin=stdin, check=check, secrets=secrets)
 
+    def address(self, ip: str) -> str:
+        return ip
+
 
 def refresh(state: State, driver: Driver, parallelism: int = 20) -> tuple[dict, ClusterView]:
     """Facts of every recorded host (by IP) and the cluster view."""

@@ -5,7 +5,8 @@
 - A running cluster: existing masters upgrade one at a time (bootstrap first), then workers in
   batches of at most max_unavailable; new masters join one at a time after the control plane is
   upgraded (so they join at the new version); then removed masters leave one at a time, the
-  bootstrap master last. Removed workers leave independently. Hosts whose labels, taints or env
+  bootstrap master last; before the bootstrap master leaves, the workers that stay move their
+  endpoint (update_endpoint) to the new one. Removed workers leave independently. Hosts whose labels, taints or env
   changed get update_host. A host that changes between master and worker is removed and re-joined.
 """
 
@@ -198,14 +199,32 @@ def _plan_running_cluster(
             **_join_details(desired, ip),
         )
 
+    # Workers reach the API through the endpoint name, mapped to the bootstrap master: when it
+    # leaves, every worker that stays is moved to the new one first.
+    moved = []
+    if old_bootstrap in removed_masters:
+        moved = [
+            graph.add(
+                "update_endpoint",
+                ip,
+                wanted[ip].roles,
+                [masters_joined, upgrades.get(ip)],
+                to=bootstrap,
+            )
+            for ip in kept
+            if not wanted[ip].is_master
+        ]
+
     # Masters leave one at a time, after the new ones joined; a re-joined worker waits for it.
     previous = masters_joined
     for ip in removed_masters:
         details = {"version": recorded[ip].version}
+        deps = [previous]
         if ip == old_bootstrap:
             details["hands_bootstrap_to"] = bootstrap
+            deps += moved
         previous = removals[ip] = graph.add(
-            "delete_master", ip, recorded[ip].roles, [previous], **details
+            "delete_master", ip, recorded[ip].roles, deps, **details
         )
     for ip in replaced:
         if recorded[ip].is_master:

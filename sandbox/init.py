@@ -82,11 +82,8 @@ def main() -> None:
     os.chroot(build_root(host_dir, name))
     os.chdir("/")
     prepare_ssh(key)
-    # The host's "network card": stand-ins read their node address here, as a kubelet would
-    # read it from its interface.
-    os.makedirs("/etc/sandbox-host", exist_ok=True)
-    with open("/etc/sandbox-host/address", "w") as f:
-        f.write(address + "\n")
+    # Nothing tells the stand-ins which address is the node's: like the real tools, they take
+    # it from the flags and config files sealer gives them.
     start_sshd(address)
     print("ready", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

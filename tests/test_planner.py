@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from cluster.errors import SealerError
@@ -117,7 +119,28 @@ def test_removing_the_bootstrap_master_hands_the_role_over_and_it_leaves_last():
     a = by_id(plan)
     assert plan.bootstrap_master == "10.0.0.2"
     assert a["delete_master.10.0.0.1"].details["hands_bootstrap_to"] == "10.0.0.2"
-    assert a["delete_master.10.0.0.1"].depends_on == ("join_master.10.0.0.4",)
+    moves = tuple(f"update_endpoint.{ip}" for ip in W)
+    assert a["delete_master.10.0.0.1"].depends_on == ("join_master.10.0.0.4", *moves)
+    for ip in W:  # every worker moves its endpoint to the new bootstrap master, after the join
+        assert a[f"update_endpoint.{ip}"].details == {"to": "10.0.0.2"}
+        assert a[f"update_endpoint.{ip}"].depends_on == ("join_master.10.0.0.4",)
+
+
+def test_removing_a_master_that_is_not_the_bootstrap_moves_no_endpoint():
+    state = applied(desired(M, W))
+    plan = make_plan(desired(["10.0.0.1", "10.0.0.2"], W), state)
+    assert not [x for x in plan.actions if x.kind == "update_endpoint"]
+
+
+def test_no_plan_removes_two_masters_at_once():
+    """etcd keeps quorum only if members leave one at a time: every master removal waits
+    for the one before it, whatever the change."""
+    for keep in (["10.0.0.1"], ["10.0.0.2"], ["10.0.0.3", "10.0.0.9"], ["10.0.0.7", "10.0.0.2"]):
+        plan = make_plan(desired(keep, W), applied(desired(M, W)))
+        a = by_id(plan)
+        leaving = [x.id for x in plan.actions if x.kind == "delete_master"]
+        for earlier, later in itertools.pairwise(leaving):
+            assert earlier in a[later].depends_on, (keep, leaving)
 
 
 def test_removing_every_master_is_refused_even_with_new_ones():

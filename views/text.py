@@ -103,6 +103,8 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
         ]
     elif action.kind == "launch_apps":
         fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d["commands"])]
+    elif action.kind == "update_endpoint":
+        fields.append(("endpoint", f"-> {json.dumps(d['to'])}"))
     elif action.kind == "sync_rootfs":
         before, after = (d.get("from") or "")[:19], d["to"][:19]
         if before != after:
@@ -144,6 +146,8 @@ def _reason(action: Action) -> str:
         return "because its settings changed"
     if action.kind == "launch_apps":
         return "runs the launch commands on the bootstrap master"
+    if action.kind == "update_endpoint":
+        return "the control-plane endpoint moves to a master that stays"
     if action.kind == "sync_rootfs":
         return "the rootfs changed at the same version (image content or Configs): copies it"
     return ""

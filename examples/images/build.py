@@ -4,6 +4,9 @@ Kubernetes binaries cannot be downloaded on the machines sealer is tested on, so
 carry SANDBOX STAND-INS (src/sandbox-standin.py) in place of kubeadm/kubelet/kubectl, k3s and
 k0s. Everything else is a real ClusterImage rootfs: Metadata, bin/, scripts/init.sh,
 scripts/clean.sh, etc/, and a payload (images/) so that distribution costs something.
+The control plane underneath is real: each image carries Debian's etcd (scripts/setup unpacks
+it into .vendor/etcd), and the stand-ins read YAML with PyYAML's pure-Python parser, carried in
+lib/sandbox-standin/ so that the images need nothing on a host but Python 3.
 The output is deterministic: the same source gives the same image digest.
 
     python examples/images/build.py            # all six images
@@ -18,10 +21,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
+VENDOR = HERE / ".vendor"
 VERSIONS = ("v1.25.3", "v1.26.1")
 BINARIES = {
-    "kubernetes": ("kubeadm", "kubelet", "kubectl", "etcdctl", "systemctl"),
+    "kubernetes": ("kubeadm", "kubelet", "kubectl", "kube-apiserver", "etcdctl", "systemctl"),
     "k3s": ("k3s", "kubectl", "systemctl"),
     "k0s": ("k0s", "kubectl", "systemctl"),
 }
@@ -36,8 +42,9 @@ INIT = """#!/bin/bash
 # Prepare this host for {runtime} {version} (sandbox image): install the binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-install -d /usr/local/bin
+install -d /usr/local/bin /usr/local/lib/sandbox-standin
 install -m 0755 bin/* /usr/local/bin/
+cp -a --remove-destination lib/sandbox-standin/. /usr/local/lib/sandbox-standin/  # running etcd: new inode
 {extra}
 echo "{runtime} {version} installed (SANDBOX STAND-IN binaries)"
 """
@@ -46,7 +53,7 @@ CLEAN = """#!/bin/bash
 # Undo scripts/init.sh: remove what it installed and what the runtime left on the host.
 set -uo pipefail
 for tool in {binaries} sandbox-standin.py; do rm -f "/usr/local/bin/$tool"; done
-rm -rf {paths}
+rm -rf {paths} /usr/local/lib/sandbox-standin
 echo "host cleaned"
 """
 
@@ -71,7 +78,7 @@ done""",
 }
 
 CLEAN_PATHS = {
-    "kubernetes": "/etc/kubernetes /var/lib/kubelet /var/lib/sandbox-apiserver "
+    "kubernetes": "/etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/sandbox-apiserver "
     "/etc/systemd/system/kubelet.service /root/.kube",
     "k3s": "/etc/rancher/k3s /var/lib/rancher/k3s /var/lib/sandbox-apiserver "
     "/etc/systemd/system/k3s.service /etc/systemd/system/k3s-agent.service "
@@ -81,12 +88,39 @@ CLEAN_PATHS = {
     "/root/.kube",
 }
 
+# The image's default kubeadm documents, as sealer's images keep them (etc/kubeadm.yml):
+# sealer merges the Clusterfile's documents over them, one document per kind.
+KUBEADM_DEFAULTS = """apiVersion: kubeadm.k8s.io/v1beta3
+kind: InitConfiguration
+localAPIEndpoint:
+  bindPort: 6443
+nodeRegistration:
+  criSocket: unix:///run/containerd/containerd.sock
+---
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+kubernetesVersion: {version}
+clusterName: kubernetes
+imageRepository: sea.hub:5000
+networking:
+  dnsDomain: cluster.local
+  podSubnet: 100.64.0.0/10
+  serviceSubnet: 10.96.0.0/22
+apiServer:
+  extraArgs:
+    audit-log-maxage: "30"
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: systemd
+---
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+"""
+
 ETC = {
-    "kubernetes": (
-        "kubeadm.yaml",
-        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration"
-        "\nkubernetesVersion: {version}\n",
-    ),
+    "kubernetes": ("kubeadm.yml", KUBEADM_DEFAULTS),
     "k3s": (
         "k3s-config.yaml",
         '# template; sealer writes /etc/rancher/k3s/config.yaml\nwrite-kubeconfig-mode: "0600"\n',
@@ -114,6 +148,7 @@ def build(runtime: str, version: str, out: Path) -> Path:
     shutil.copy(HERE / "src" / "sandbox-standin.py", folder / "bin" / "sandbox-standin.py")
     for tool in BINARIES[runtime]:
         (folder / "bin" / tool).write_text(WRAPPER.format(tool=tool, version=version))
+    _carry_libraries(folder / "lib" / "sandbox-standin", runtime)
     (folder / "scripts").mkdir()
     (folder / "scripts" / "init.sh").write_text(
         INIT.format(runtime=runtime, version=version, extra=EXTRA_INIT[runtime])
@@ -131,6 +166,22 @@ def build(runtime: str, version: str, out: Path) -> Path:
     for path in list((folder / "bin").iterdir()) + list((folder / "scripts").iterdir()):
         os.chmod(path, 0o755)
     return folder
+
+
+def _carry_libraries(lib: Path, runtime: str) -> None:
+    """The real etcd (and etcdctl where the distribution ships it) and PyYAML's pure-Python
+    parser, for the stand-ins."""
+    lib.mkdir(parents=True)
+    tools = ("etcd", "etcdctl") if runtime == "kubernetes" else ("etcd",)
+    for tool in tools:
+        source = VENDOR / "etcd" / tool
+        if not source.exists():
+            sys.exit(f"build.py: {source} is missing; run scripts/setup (it unpacks Debian's etcd)")
+        shutil.copy(source, lib / tool)
+        os.chmod(lib / tool, 0o755)
+    (lib / "yaml").mkdir()
+    for module in sorted(Path(yaml.__file__).parent.glob("*.py")):
+        shutil.copy(module, lib / "yaml" / module.name)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import time
 from typing import Protocol
 
 from cluster.errors import SealerError
+from cluster.kubeadm import API_PORT, DEFAULT_ENDPOINT
 from executors.driver import Followed, HostError, Result
 from executors.facts import RuntimeProbe
 from executors.runtimes.watch import WATCH_ARGS, NodeWatch
@@ -43,6 +44,12 @@ class NodeOps(Protocol):
     @property
     def version(self) -> str: ...  # the image version being installed
 
+    @property
+    def masters(self) -> list[str]: ...  # the masters' addresses, as the Clusterfile has them
+
+    @property
+    def endpoint(self) -> tuple[str, int]: ...  # the control-plane endpoint name and port
+
 
 POLL_SECONDS = 0.25  # between two looks at the node list while nodes come up
 
@@ -59,6 +66,14 @@ class Runtime:
         self._listing: dict[str, tuple[float, dict]] = {}  # bootstrap -> (fetched at, nodes)
         self._watch_lock = threading.Lock()
         self._watches: dict[str, NodeWatch] = {}  # bootstrap -> the watch waiters share
+
+    def configure(self, image_rootfs: str, documents: tuple = (), version: str = "") -> None:
+        """Read what the runtime needs from the image (on this machine) and the Clusterfile's
+        documents for it, once per apply."""
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        return DEFAULT_ENDPOINT, API_PORT
 
     def secret(self, key: str, fetch) -> str:
         """A join secret fetched once per apply (one round trip instead of one per join)."""
@@ -250,18 +265,20 @@ def guarded(
     when_done: str = "",
     stdin: bytes = b"",
     secrets: tuple[str, ...] = (),
-) -> None:
+) -> bool:
     """Run command on the host unless `done` (a shell test) says its work is there already;
-    then run `when_done` instead, if given (in the same round trip).
+    then run `when_done` instead, if given (in the same round trip). True if command ran.
 
     The test and the command run under one host-wide lock: when an earlier sealer was killed
     while the same step was still running there, this one waits for it, sees it done and
     does not run the step a second time.
     """
-    script = f"if {done}; then {when_done or ':'}; else {command}; fi"
-    ops.run(
+    script = f"if {done}; then {when_done or ':'}; else {command} && echo {RAN}; fi"
+    result = ops.run(
         ip,
         f"mkdir -p /var/lib/sealer && flock {HOST_LOCK} bash -c {shlex.quote(script)}",
         stdin=stdin,
         secrets=secrets,
     )
+    lines = result.stdout.strip().splitlines()
+    return bool(lines) and lines[-1] == RAN

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import shlex
 import time
+from pathlib import Path
+
+import yaml
 
 from cluster.errors import SealerError
 from executors.runtimes.base import NodeOps, Runtime, guarded
@@ -11,6 +16,7 @@ from executors.runtimes.base import NodeOps, Runtime, guarded
 CONFIG = "/etc/k0s/k0s.yaml"
 TOKEN_FILE = "/etc/k0s/join-token"
 UNITS = "/etc/systemd/system"
+CONFIG_FROM_STDIN = f"install -d /etc/k0s && cat > {CONFIG}"
 KUBECONFIG = "install -d -m 0700 $HOME/.kube && k0s kubeconfig admin > $HOME/.kube/config"
 
 
@@ -33,33 +39,60 @@ class K0s(Runtime):
                 raise SealerError(f"{ip}: controller did not join etcd")
             time.sleep(0.2)
 
+    def __init__(self):
+        super().__init__()
+        self.config: dict = {}  # the image's etc/k0s.yaml
+
+    def configure(self, image_rootfs: str, documents: tuple = (), version: str = "") -> None:
+        path = Path(image_rootfs) / "etc" / "k0s.yaml"
+        if path.is_file():
+            loaded = yaml.safe_load(path.read_text())
+            self.config = loaded if isinstance(loaded, dict) else {}
+
+    def _controller_config(self, ops: NodeOps, ip: str) -> str:
+        """The image's k0s.yaml with this controller's API address and the cluster's
+        endpoint: k0s puts spec.api.externalAddress into join tokens and kubeconfigs."""
+        name, port = ops.endpoint
+        api = {"address": ops.address(ip), "externalAddress": name, "port": port}
+        api["sans"] = list(dict.fromkeys([name, *ops.masters, "127.0.0.1"]))
+        config = copy.deepcopy(self.config) or {
+            "apiVersion": "k0s.k0sproject.io/v1beta1",
+            "kind": "ClusterConfig",
+            "metadata": {"name": "k0s"},
+        }
+        config.setdefault("spec", {}).setdefault("api", {}).update(api)
+        return yaml.safe_dump(config, sort_keys=False)
+
     def init(self, ops: NodeOps, ip: str) -> None:
         guarded(
             ops,
             ip,
             f"test -f {UNITS}/k0scontroller.service",
-            f"{self._config_command(ops)} && k0s install controller -c {CONFIG} && k0s start",
+            f"{CONFIG_FROM_STDIN} && k0s install controller -c {CONFIG} && k0s start",
+            stdin=self._controller_config(ops, ip).encode(),
         )
         ops.run(ip, KUBECONFIG)
-
-    def _config_command(self, ops: NodeOps) -> str:
-        return f"install -d /etc/k0s && cp -f {ops.rootfs}/etc/k0s.yaml {CONFIG}"
 
     def _token(self, ops: NodeOps, role: str) -> str:
         return self.secret(
             role, lambda: ops.run(ops.bootstrap, f"k0s token create --role={role}").stdout.strip()
         )
 
-    def _install_with_token(self, ops: NodeOps, ip: str, role: str, install: str) -> bool:
-        """Token file (through stdin) and `k0s install`, unless an earlier run installed it."""
+    def _install_with_token(
+        self, ops: NodeOps, ip: str, role: str, install: str, config: str = ""
+    ) -> bool:
+        """Token file (through stdin, then the config if any) and `k0s install`, unless an
+        earlier run installed it."""
         token = self._token(ops, role)
         unit = "k0scontroller" if role == "controller" else "k0sworker"
         return guarded(
             ops,
             ip,
             f"test -f {UNITS}/{unit}.service",
-            f"install -d /etc/k0s && (umask 077 && cat > {TOKEN_FILE}) && {install} && k0s start",
-            stdin=(token + "\n").encode(),
+            # `read` (a builtin: no argv) takes the first line only, leaving the config.
+            f"install -d /etc/k0s && (umask 077 && IFS= read -r t && printf '%s\\n' \"$t\" > {TOKEN_FILE})"
+            f"{' && ' + CONFIG_FROM_STDIN if config else ''} && {install} && k0s start",
+            stdin=(token + "\n" + config).encode(),
             secrets=(token,),
         )
 
@@ -68,16 +101,16 @@ class K0s(Runtime):
             ops,
             ip,
             "controller",
-            f"{self._config_command(ops)} && "
             f"k0s install controller --token-file {TOKEN_FILE} -c {CONFIG}",
+            config=self._controller_config(ops, ip),
         )
         ops.run(ip, KUBECONFIG)
         self._wait_member(ops, ip)
 
     def join_worker(self, ops: NodeOps, ip: str) -> None:
-        if not self._install_with_token(
-            ops, ip, "worker", f"k0s install worker --token-file {TOKEN_FILE}"
-        ):
+        node_ip = f"--kubelet-extra-args=--node-ip={ops.address(ip)}"
+        install = shlex.join(["k0s", "install", "worker", "--token-file", TOKEN_FILE, node_ip])
+        if not self._install_with_token(ops, ip, "worker", install):
             ops.run(ip, "k0s stop && k0s start")  # joined before: a restart re-registers it
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)

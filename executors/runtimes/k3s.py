@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets as random_secrets
 import shlex
 
+import yaml
+
 from executors.runtimes.base import NodeOps, Runtime, guarded
 
 CONFIG = "/etc/rancher/k3s/config.yaml"
@@ -27,13 +29,22 @@ class K3s(Runtime):
             if "node-role.kubernetes.io/etcd" in node["metadata"].get("labels", {})
         }
 
-    def _config(self, ops: NodeOps, ip: str, token: str, **settings: str) -> str:
-        lines = [f"token: {token}", f"node-ip: {ops.address(ip)}"]
-        lines += [f"{k.replace('_', '-')}: {v}" for k, v in settings.items()]
+    def _config(self, ops: NodeOps, ip: str, token: str, **settings) -> str:
+        """/etc/rancher/k3s/config.yaml, serialized as YAML (labels come from the Clusterfile)."""
+        config = {"token": token, "node-ip": ops.address(ip)}
+        config.update({k.replace("_", "-"): v for k, v in settings.items()})
         labels = [f"{k}={v}" for k, v in ops.labels(ip).items()]
         if labels:
-            lines.append(f"node-label: [{', '.join(labels)}]")
-        return "\n".join(lines) + "\n"
+            config["node-label"] = labels
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def _server_settings(self, ops: NodeOps) -> dict:
+        name, _ = ops.endpoint
+        return {"tls_san": [name, *ops.masters]}
+
+    def _server_url(self, ops: NodeOps) -> str:
+        name, port = ops.endpoint
+        return f"https://{name}:{port}"
 
     def _install(self, ops: NodeOps, ip: str, kind: str, config: str, token: str) -> None:
         """Config (through stdin: it holds the token), service unit and start. A service that
@@ -69,21 +80,24 @@ class K3s(Runtime):
 
     def init(self, ops: NodeOps, ip: str) -> None:
         token = random_secrets.token_hex(24)  # used only if k3s is not running yet
-        self._install(ops, ip, "server", self._config(ops, ip, token, cluster_init="true"), token)
+        config = self._config(ops, ip, token, cluster_init=True, **self._server_settings(ops))
+        self._install(ops, ip, "server", config, token)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 
     def join_master(self, ops: NodeOps, ip: str) -> None:
         token = self._server_token(ops)
-        server = f"https://{ops.address(ops.bootstrap)}:6443"
-        self._install(ops, ip, "server", self._config(ops, ip, token, server=server), token)
+        config = self._config(
+            ops, ip, token, server=self._server_url(ops), **self._server_settings(ops)
+        )
+        self._install(ops, ip, "server", config, token)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 
     def join_worker(self, ops: NodeOps, ip: str) -> None:
         token = self._server_token(ops)
-        server = f"https://{ops.address(ops.bootstrap)}:6443"
-        self._install(ops, ip, "agent", self._config(ops, ip, token, server=server), token)
+        config = self._config(ops, ip, token, server=self._server_url(ops))
+        self._install(ops, ip, "agent", config, token)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 

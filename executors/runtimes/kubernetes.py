@@ -6,20 +6,23 @@ import json
 import re
 import shlex
 
+from cluster import kubeadm
 from cluster.errors import SealerError
 from executors.runtimes.base import NodeOps, Runtime, guarded
 
 KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
-# What the bootstrap master prints, checked to the letter: its values go into commands run on
-# other hosts, so a master that was taken over cannot smuggle a command into them.
+JOIN_CONFIG = "/etc/kubernetes/kubeadm-join.yaml"
+# What the bootstrap master prints, checked to the letter: its values go into files read on
+# other hosts, so a master that was taken over cannot smuggle anything into them.
 JOIN = re.compile(
     r"kubeadm join ([A-Za-z0-9.:\[\]-]+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) "
     r"--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})"
 )
 CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$")
-ETCDCTL_FLAGS = (
-    "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
-    "--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key"
+ETCDCTL_TLS = (
+    "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+    "--cert=/etc/kubernetes/pki/etcd/server.crt",
+    "--key=/etc/kubernetes/pki/etcd/server.key",
 )
 JOINED = "test -f /etc/kubernetes/kubelet.conf"
 COPY_ADMIN = "install -d -m 0700 $HOME/.kube && cp -f /etc/kubernetes/admin.conf $HOME/.kube/config"
@@ -28,17 +31,31 @@ COPY_ADMIN = "install -d -m 0700 $HOME/.kube && cp -f /etc/kubernetes/admin.conf
 class Kubeadm(Runtime):
     name = "kubernetes"
 
-    def __init__(self, kubeadm_documents: str = ""):
+    def __init__(self):
         super().__init__()
-        self.kubeadm_documents = kubeadm_documents  # the Clusterfile's kubeadm YAML, if any
+        # The image's kubeadm documents with the Clusterfile's merged over them, by kind.
+        self.documents: dict[str, dict] = {}
+
+    def configure(self, image_rootfs: str, documents: tuple = (), version: str = "") -> None:
+        user = [d.body for d in documents]
+        self.documents = kubeadm.merged_documents(
+            kubeadm.image_defaults(image_rootfs), user, version
+        )
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        return kubeadm.endpoint_of(self.documents)
 
     version_command = "kubelet --version"
     admin_kubeconfig_command = "cat /etc/kubernetes/admin.conf"
     service_units = ("kubelet",)
 
     def etcd_members(self, ops: NodeOps) -> set[str]:
-        out = ops.run(ops.bootstrap, f"ETCDCTL_API=3 etcdctl {ETCDCTL_FLAGS} member list -w json")
-        return {m["name"] for m in json.loads(out.stdout)["members"]}
+        """The stacked etcd's members, asked of the bootstrap master's own member."""
+        endpoint = f"--endpoints=https://{ops.address(ops.bootstrap)}:2379"
+        argv = ["etcdctl", endpoint, *ETCDCTL_TLS, "member", "list", "-w", "json"]
+        out = ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(argv)}")
+        return {m.get("name", "") for m in json.loads(out.stdout)["members"]}
 
     def _joined(self, ops: NodeOps, ip: str) -> bool:
         """Joined and still a node. A host joined before whose node was deleted is reset first,
@@ -50,6 +67,9 @@ class Kubeadm(Runtime):
         return on_host
 
     def init(self, ops: NodeOps, ip: str) -> None:
+        config = kubeadm.init_config(
+            self.documents, version=ops.version, node_ip=ops.address(ip), masters=ops.masters
+        )
         # Skipped when an earlier, interrupted run initialised this host already.
         guarded(
             ops,
@@ -57,23 +77,14 @@ class Kubeadm(Runtime):
             "test -f /etc/kubernetes/admin.conf",
             f"install -d /etc/kubernetes && cat > {KUBEADM_CONFIG} && "
             f"kubeadm init --config={KUBEADM_CONFIG} --upload-certs",
-            stdin=self._kubeadm_yaml(ops, ip).encode(),
+            stdin=config.encode(),
         )
         ops.run(ip, COPY_ADMIN)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 
-    def _kubeadm_yaml(self, ops: NodeOps, ip: str) -> str:
-        address = ops.address(ip)
-        return (
-            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n"
-            f"localAPIEndpoint:\n  advertiseAddress: {address}\n  bindPort: 6443\n"
-            "---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
-            f"kubernetesVersion: {ops.version}\ncontrolPlaneEndpoint: {address}:6443\n"
-            + (f"---\n{self.kubeadm_documents}" if self.kubeadm_documents else "")
-        )
-
-    def _join_command(self, ops: NodeOps) -> tuple[str, tuple[str, ...]]:
+    def _join_secrets(self, ops: NodeOps) -> tuple[str, str]:
+        """A bootstrap token and the CA hash, from the bootstrap master (once per apply)."""
         out = self.secret(
             "join",
             lambda: ops.run(ops.bootstrap, "kubeadm token create --print-join-command").stdout,
@@ -81,14 +92,33 @@ class Kubeadm(Runtime):
         m = JOIN.search(out)
         if not m:
             raise SealerError(f"{ops.bootstrap}: `kubeadm token create` printed no join command")
-        endpoint, token, ca_hash = m.groups()
-        argv = ["kubeadm", "join", endpoint, "--token", token]
-        return shlex.join([*argv, "--discovery-token-ca-cert-hash", ca_hash]), (token,)
+        return m[2], m[3]
+
+    def _join(self, ops: NodeOps, ip: str, certificate_key: str = "") -> None:
+        """`kubeadm join --config`: the JoinConfiguration (token inside) goes through stdin
+        into a 0600 file that is removed once the node joined."""
+        token, ca_hash = self._join_secrets(ops)
+        config = kubeadm.join_config(
+            self.documents,
+            version=ops.version,
+            node_ip=ops.address(ip),
+            token=token,
+            ca_hash=ca_hash,
+            certificate_key=certificate_key,
+        )
+        guarded(
+            ops,
+            ip,
+            JOINED,
+            f"install -d /etc/kubernetes && (umask 077 && cat > {JOIN_CONFIG}) && "
+            f"kubeadm join --config={JOIN_CONFIG} && rm -f {JOIN_CONFIG}",
+            stdin=config.encode(),
+            secrets=tuple(s for s in (token, certificate_key) if s),
+        )
 
     def join_master(self, ops: NodeOps, ip: str) -> None:
         if not self._joined(ops, ip):
-            command, secrets = self._join_command(ops)
-            # The certificate key expires after 2 h: upload the certificates again each time.
+            # The certificate key expires after 2 h: upload the certificates again each apply.
             out = self.secret(
                 "certificate-key",
                 lambda: (
@@ -100,21 +130,14 @@ class Kubeadm(Runtime):
                 raise SealerError(
                     f"{ops.bootstrap}: `kubeadm init phase upload-certs` printed no key"
                 )
-            guarded(
-                ops,
-                ip,
-                JOINED,
-                f"{command} --control-plane --certificate-key {key}",
-                secrets=secrets + (key,),
-            )
+            self._join(ops, ip, certificate_key=key)
             ops.run(ip, COPY_ADMIN)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 
     def join_worker(self, ops: NodeOps, ip: str) -> None:
         if not self._joined(ops, ip):
-            command, secrets = self._join_command(ops)
-            guarded(ops, ip, JOINED, command, secrets=secrets)
+            self._join(ops, ip)
         self.wait_ready(ops, ip)
         self.set_labels_and_taints(ops, ip)
 

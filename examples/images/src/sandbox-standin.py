@@ -3,12 +3,21 @@
 
 No Kubernetes binary can be downloaded on the machines sealer is tested on, so the sandbox
 ClusterImages carry this one file instead. It accepts exactly the command lines that sealer's
-runtimes use (the real tools' syntax) and refuses anything else with exit code 2. A small
-control-plane stand-in (an HTTP server on <node address>:6443) keeps the cluster's nodes, etcd
-members, join tokens and a history of membership and cordons, so that tests can check quorum
-and batch limits. Every invocation is logged to /var/log/sandbox-standin/commands.log.
+runtimes use (the real tools' syntax) and refuses anything else with exit code 2.
 
-Invoked by wrappers as: sandbox-standin.py TOOL VERSION ARGS...  (standard library only)
+What is real underneath: every control-plane node runs a member of a real etcd cluster (the
+image carries Debian's etcd), and the control-plane stand-in (an HTTP server on the node's
+address, port 6443) keeps the cluster's nodes, join tokens and a history of membership and
+cordons in it. Any control-plane node serves the API; losing one loses nothing while etcd has
+quorum, and nothing can be written without it. Members are added and removed with etcd's own
+membership calls, as kubeadm, k3s and k0s do.
+
+What a stand-in knows about its node is what the real tool would see: its flags, its config
+files (read with a real YAML parser) and the host's hostname. Nothing sandbox-specific: the
+images work on any Linux host with Python 3. Every invocation is logged to
+/var/log/sandbox-standin/commands.log.
+
+Invoked by wrappers as: sandbox-standin.py TOOL VERSION ARGS...  (standard library + PyYAML)
 """
 
 import contextlib
@@ -21,16 +30,21 @@ import subprocess
 import sys
 import time
 
-# The HTTP, threading and crypto modules are imported where they are used: most invocations
+# The HTTP, threading and YAML modules are imported where they are used: most invocations
 # (systemctl, --version, ...) need none of them, and every stand-in start costs CPU on hosts
 # that share two cores.
 
 HERE = os.path.dirname(os.path.realpath(__file__))
+# The image's lib/sandbox-standin, installed next to bin/: PyYAML, etcd, etcdctl.
+LIB = os.path.normpath(os.path.join(HERE, "..", "lib", "sandbox-standin"))
+ETCD_BIN = os.path.join(LIB, "etcd")
+ETCDCTL_BIN = os.path.join(LIB, "etcdctl")
 LOG_DIR = "/var/log/sandbox-standin"
 UNIT_DIR = "/etc/systemd/system"
 RUN_DIR = "/run/sandbox-systemd"
-API_DIR = "/var/lib/sandbox-apiserver"
 PORT = 6443
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
+CLUSTER_KEY = "/sandbox/cluster"  # the control plane's data, one JSON document in etcd
 # Tools whose runs only read, for tests that check "no command that changes anything ran".
 READ_ONLY = re.compile(
     r"^(kubectl (get|version)|k3s (--version|kubectl get)|k0s (version|kubectl get|etcd member-list"
@@ -55,11 +69,6 @@ def log_command(tool, argv):
         f.write(json.dumps(record) + "\n")
 
 
-def node_address():
-    with open("/etc/sandbox-host/address") as f:
-        return f.read().strip()
-
-
 def node_name():
     return os.uname().nodename
 
@@ -81,26 +90,45 @@ def write_file(path, text, mode=0o644):
     os.replace(tmp, path)
 
 
-def simple_yaml(text):
-    """The `key: value` and `key: [a, b]` subset our config files use."""
-    out = {}
-    for line in (text or "").splitlines():
-        line = line.split("#", 1)[0].rstrip()
-        if not line or line.startswith(" ") or ":" not in line:
-            continue
-        key, value = line.split(":", 1)
-        value = value.strip()
-        if value.startswith("[") and value.endswith("]"):
-            out[key.strip()] = [v.strip().strip("\"'") for v in value[1:-1].split(",") if v.strip()]
-        else:
-            out[key.strip()] = value.strip("\"'")
-    return out
+def load_yaml_documents(path, what):
+    """Every document of a YAML file, parsed by PyYAML (multi-document, flow and block)."""
+    sys.path.insert(0, LIB)
+    import yaml
+
+    text = read_file(path)
+    if text is None:
+        fail(f"unable to read {what} {path}: no such file or directory")
+    try:
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        fail(f"{path}: {what} is not valid YAML: {e}")
+
+
+def load_yaml(path, what):
+    docs = load_yaml_documents(path, what)
+    if len(docs) > 1:
+        fail(f"{path}: {what} holds {len(docs)} documents; one was expected")
+    config = docs[0] if docs else {}
+    if not isinstance(config, dict):
+        fail(f"{path}: {what} is not a mapping")
+    return config
+
+
+def ip_address(value, what):
+    """A node address given to the tool; refused unless it is an IPv4 or IPv6 address."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        fail(f"{what}: {value!r} is not a valid IP address")
 
 
 # ---------------------------------------------------------------- API client
 
 
 def api(server, method, path, body=None, timeout=10):
+    """One call to a control-plane stand-in; `server` is host:port, a name or an address."""
     import urllib.error
     import urllib.request
 
@@ -124,15 +152,20 @@ def api(server, method, path, body=None, timeout=10):
         fail(f"the connection to the server {server} was refused: {e}")
 
 
-def join_cluster(server, token, role, **extra):
+def server_of(url):
+    """host:port of an https:// URL as the tools take them."""
+    return re.sub(r"^https?://", "", str(url)).rstrip("/")
+
+
+def join_cluster(server, token, role, address, **extra):
     """Ask the control plane to admit this node (as a worker or a control-plane member)."""
-    body = {"token": token, "role": role, "name": node_name(), "address": node_address(), **extra}
-    api(server, "POST", "/join", body)
+    body = {"token": token, "role": role, "name": node_name(), "address": address, **extra}
+    return api(server, "POST", "/join", body)
 
 
 def kubeconfig_server(path):
     config = json.loads(read_file(path, "{}") or "{}")
-    return config.get("server", "").replace("https://", "")
+    return server_of(config.get("server", ""))
 
 
 def admin_server():
@@ -171,206 +204,447 @@ def admin_kubeconfig(server):
     )
 
 
+# ---------------------------------------------------------------- etcd (real), over its v3 JSON API
+
+
+class EtcdUnavailable(Exception):
+    """No member answered (or the cluster has no quorum): nothing can be read or written."""
+
+
+class Etcd:
+    """A client of a real etcd cluster through its v3 JSON gateway (standard library only)."""
+
+    def __init__(self, endpoints, timeout=5):
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+
+    def call(self, path, body):
+        import urllib.error
+        import urllib.request
+
+        errors = []
+        for endpoint in self.endpoints:
+            request = urllib.request.Request(
+                f"{endpoint}{path}",
+                data=json.dumps(body).encode(),
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read() or b"{}")
+            except urllib.error.HTTPError as e:
+                errors.append(f"{endpoint}: {e.read().decode(errors='replace').strip()}")
+            except OSError as e:
+                errors.append(f"{endpoint}: {e}")
+        raise EtcdUnavailable("etcdserver: no member answered: " + "; ".join(errors))
+
+    @staticmethod
+    def _b64(text):
+        import base64
+
+        return base64.b64encode(text.encode()).decode()
+
+    def get(self, key):
+        """(value, mod_revision) of key; (None, 0) when it is not set."""
+        import base64
+
+        kvs = self.call("/v3/kv/range", {"key": self._b64(key)}).get("kvs") or []
+        if not kvs:
+            return None, 0
+        return base64.b64decode(kvs[0].get("value", "")).decode(), int(kvs[0]["mod_revision"])
+
+    def put_if(self, key, value, mod_revision):
+        """Write key only if nobody wrote it since mod_revision (0: not set yet)."""
+        body = {
+            "compare": [
+                {
+                    "key": self._b64(key),
+                    "result": "EQUAL",
+                    "target": "MOD",
+                    "mod_revision": str(mod_revision),
+                }
+            ],
+            "success": [{"request_put": {"key": self._b64(key), "value": self._b64(value)}}],
+        }
+        return bool(self.call("/v3/kv/txn", body).get("succeeded"))
+
+    def members(self):
+        return self.call("/v3/cluster/member/list", {}).get("members") or []
+
+    def add_member(self, peer_url, timeout=60):
+        """`member add`, retried while etcd refuses it as "unhealthy cluster": with its
+        strict reconfiguration check, etcd adds a member only when every member has been
+        connected for a few seconds (kubeadm retries the same way)."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                return self.call("/v3/cluster/member/add", {"peerURLs": [peer_url]})
+            except EtcdUnavailable as e:
+                if "unhealthy cluster" not in str(e) or time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def remove_member(self, member_id):
+        self.call("/v3/cluster/member/remove", {"ID": member_id})
+
+
+def etcd_url(address, port):
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}"
+
+
+def member_names(members):
+    """{name: address} of the started members (a member added but not started has no name)."""
+    out = {}
+    for m in members:
+        if m.get("name"):
+            out[m["name"]] = re.sub(r"^https?://|:\d+$", "", m["peerURLs"][0]).strip("[]")
+    return out
+
+
+def etcd_command(name, address, data_dir, initial_cluster=None):
+    """This node's etcd member, as kubeadm's static pod, k3s or k0s runs it: a new cluster of
+    one (initial_cluster None), or a member already added to a running cluster. A member
+    that has data starts from it and ignores the initial-cluster flags."""
+    peer = etcd_url(address, ETCD_PEER_PORT)
+    client = etcd_url(address, ETCD_CLIENT_PORT)
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    return [
+        ETCD_BIN,
+        f"--name={name}",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        "--initial-cluster-token=sandbox",
+        f"--initial-cluster={initial_cluster or f'{name}={peer}'}",
+        f"--initial-cluster-state={'existing' if initial_cluster else 'new'}",
+    ]
+
+
+def start_embedded_etcd(address, data_dir, initial_cluster=None):
+    """k3s's and k0s's etcd: a child of the server process. Returns it once it is healthy."""
+    child = spawn_child("etcd", etcd_command(node_name(), address, data_dir, initial_cluster))
+    wait_for_etcd(etcd_url(address, ETCD_CLIENT_PORT))
+    return child
+
+
+def has_data(data_dir):
+    return os.path.isdir(os.path.join(data_dir, "member"))
+
+
+def wait_for_etcd(client, timeout=30):
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{client}/health", timeout=2) as response:
+                if json.loads(response.read()).get("health") == "true":
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    fail(f"etcd at {client} is not healthy after {timeout}s")
+
+
 # ---------------------------------------------------------------- control-plane stand-in
 
 
-class ApiState:
-    """The cluster as the control plane knows it. Lives on the leader; followers forward."""
-
-    def __init__(self, folder, address, leader, distribution, secret):
-        import hashlib
-        import secrets
-        import threading
-
-        self.folder = folder
-        self.path = os.path.join(folder, "state.json")
-        self.address = address
-        self.lock = threading.Lock()
-        saved = read_file(self.path)
-        self.data = json.loads(saved) if saved else None
-        if self.data is None and leader is None:
-            self.data = {
-                "distribution": distribution,
-                "secret": secret or secrets.token_hex(16),
-                "ca_hash": "sha256:" + hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
-                "tokens": [],
-                "certificate_key": secrets.token_hex(32),
-                "nodes": {},
-                "etcd": {},
-                "history": [],
-            }
-            self.data["etcd"][node_name()] = node_address()  # the first member: this node
-            self.event("etcd_member_added", node=node_name())
-            self.save()
-        self.leader = leader  # "ip:port" of the leader, None when this server leads
-
-    def save(self):
-        write_file(self.path, json.dumps(self.data), 0o600)
-
-    def event(self, kind, **detail):
-        d = self.data
-        cordoned = sorted(n for n, v in d["nodes"].items() if v["unschedulable"])
-        d["history"].append(
-            {
-                "seq": len(d["history"]) + 1,
-                "time": time.time(),
-                "event": kind,
-                **detail,
-                "etcd_members": sorted(d["etcd"]),
-                "cordoned": cordoned,
-            }
-        )
+class Conflict(Exception):
+    pass
 
 
-def handle(state, method, path, body):
-    """One API call on the leader. Returns (status, json)."""
-    import base64
+class ClusterStore:
+    """The control plane's data: one JSON document in etcd, changed by compare-and-swap, so
+    that the API servers on every control-plane node can write it at once."""
+
+    def __init__(self, etcd):
+        self.etcd = etcd
+
+    def read(self):
+        text, _ = self.etcd.get(CLUSTER_KEY)
+        if text is None:
+            raise EtcdUnavailable("the cluster has not been initialised")
+        return json.loads(text)
+
+    def create(self, data):
+        """The first control-plane node's data; kept if another node created it first."""
+        return self.etcd.put_if(CLUSTER_KEY, json.dumps(data), 0)
+
+    def change(self, change):
+        """Apply change(data) -> (status, result, changed) until it lands on the latest data."""
+        for _ in range(50):
+            text, revision = self.etcd.get(CLUSTER_KEY)
+            if text is None:
+                raise EtcdUnavailable("the cluster has not been initialised")
+            data = json.loads(text)
+            status, result, changed = change(data)
+            if not changed or self.etcd.put_if(CLUSTER_KEY, json.dumps(data), revision):
+                return status, result
+            time.sleep(0.01)
+        raise Conflict("too many concurrent writers")
+
+
+def new_cluster_data(distribution, endpoint, secret=None):
+    import hashlib
     import secrets
 
-    d = state.data
-    parts = [p for p in path.split("/") if p]
-    if method == "GET" and parts == ["nodes"]:
-        return 200, d["nodes"]
-    if method == "GET" and parts == ["etcd"]:
-        return 200, d["etcd"]
-    if method == "GET" and parts == ["history"]:
-        return 200, d["history"]
-    if method == "GET" and parts == ["objects"]:
-        return 200, d.get("objects", {})
-    if method == "POST" and parts == ["objects"]:  # kubectl apply: kind/namespace/name -> object
-        objects, results = d.setdefault("objects", {}), []
-        for obj in body["objects"]:
-            key = f"{obj['kind']}/{obj['namespace']}/{obj['name']}"
-            old = objects.get(key)
-            objects[key] = obj
-            results.append(
-                "created" if old is None else "unchanged" if old == obj else "configured"
-            )
-        return 200, {"results": results}
-    if method == "GET" and parts == ["info"]:
-        return 200, {"distribution": d["distribution"], "leader": state.address}
-    if method == "POST" and parts == ["tokens"]:
-        token = f"{secrets.token_hex(3)}.{secrets.token_hex(8)}"
-        if body.get("role"):
-            token = base64.b64encode(
-                json.dumps({"server": state.address, "role": body["role"], "token": token}).encode()
-            ).decode()
-        d["tokens"].append(token)
-        return 200, {"token": token, "ca_hash": d["ca_hash"], "server": state.address}
-    if method == "POST" and parts == ["certificate-key"]:
-        d["certificate_key"] = secrets.token_hex(32)
-        return 200, {"certificate_key": d["certificate_key"]}
-    if method == "POST" and parts == ["join"]:
-        return join(state, body)
-    if method == "POST" and parts == ["nodes"]:
-        name = body["name"]
-        node = d["nodes"].get(name)
-        if node is None:
-            node = d["nodes"][name] = {
-                "address": body["address"],
-                "roles": body["roles"],
-                "labels": {},
-                "taints": [],
-                "unschedulable": False,
-            }
-            state.event("node_registered", node=name)
-        node.update(version=body["version"], ready=True, address=body["address"])
-        node["roles"] = body["roles"]
-        return 200, node
-    if len(parts) == 2 and parts[0] == "nodes":
-        return node_call(state, method, parts[1], body)
-    if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
-        return node_call(state, parts[2], parts[1], body)
-    if method == "POST" and parts == ["etcd", "remove"]:
-        removed = [
-            n for n, a in d["etcd"].items() if n == body.get("name") or a == body.get("peer")
-        ]
-        for name in removed:
-            del d["etcd"][name]
-            state.event("etcd_member_removed", node=name)
-        return 200, {"removed": removed}
-    return 404, {"error": f"the server could not find the requested resource ({method} {path})"}
+    return {
+        "distribution": distribution,
+        "endpoint": endpoint,  # what join commands and tokens name as the API server
+        "secret": secret or secrets.token_hex(16),
+        "ca_hash": "sha256:" + hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
+        "tokens": [],
+        "certificate_key": secrets.token_hex(32),
+        "nodes": {},
+        "history": [],
+    }
 
 
-def join(state, body):
-    d = state.data
-    token = body.get("token")
-    valid = token in d["tokens"] or (d["distribution"] == "k3s" and token == d["secret"])
-    if not valid:
-        return 403, {
-            "error": "couldn't validate the identity of the API Server: the join token is not valid"
+def record_event(data, members, kind, **detail):
+    cordoned = sorted(n for n, v in data["nodes"].items() if v["unschedulable"])
+    data["history"].append(
+        {
+            "seq": len(data["history"]) + 1,
+            "time": time.time(),
+            "event": kind,
+            **detail,
+            "etcd_members": sorted(members),
+            "cordoned": cordoned,
         }
-    if d["distribution"] == "kubernetes":
-        if body.get("ca_hash") != d["ca_hash"]:
-            return 403, {
-                "error": "cluster CA found in cluster-info ConfigMap is invalid: none of "
-                "the public keys match the --discovery-token-ca-cert-hash"
-            }
-        if body["role"] == "control-plane" and body.get("certificate_key") != d["certificate_key"]:
-            return 403, {
-                "error": "error downloading the secret: the certificate key is invalid "
-                "or expired; run kubeadm init phase upload-certs --upload-certs"
-            }
+    )
+
+
+class ControlPlane:
+    """What one API server does: every call reads and writes the cluster's data in etcd."""
+
+    def __init__(self, address, etcd):
+        self.address = address
+        self.etcd = etcd
+        self.store = ClusterStore(etcd)
+
+    def handle(self, method, path, body):
+        """One API call. Returns (status, json)."""
+        parts = [p for p in path.split("/") if p]
+        if method == "GET" and parts == ["info"]:
+            data = self.store.read()
+            return 200, {"distribution": data["distribution"], "server": self.address}
+        if method == "GET" and parts == ["etcd"]:
+            return 200, member_names(self.etcd.members())
+        if method == "GET" and parts in (["nodes"], ["history"], ["objects"]):
+            return 200, self.store.read().get(parts[0], {} if parts[0] != "history" else [])
+        if method == "GET" and len(parts) == 2 and parts[0] == "nodes":
+            node = self.store.read()["nodes"].get(parts[1])
+            return (200, node) if node else (404, {"error": f'nodes "{parts[1]}" not found'})
+        if method == "POST" and parts == ["join"]:
+            return self.join(body)
+        if method == "POST" and parts == ["etcd", "remove"]:
+            return self.remove_member(body)
+        handler = self.writer(method, parts, body)
+        if handler is None:
+            return 404, {"error": f"the server could not find the requested resource ({path})"}
+        members = member_names(self.etcd.members())
+        return self.store.change(lambda data: handler(data, members))
+
+    def writer(self, method, parts, body):
+        """The change one writing call makes to the data: data, members -> (status, result,
+        changed)."""
+        import base64
+        import secrets
+
+        if method == "POST" and parts == ["objects"]:  # kubectl apply: kind/namespace/name
+
+            def apply(data, members):
+                objects, results = data.setdefault("objects", {}), []
+                for obj in body["objects"]:
+                    key = f"{obj['kind']}/{obj['namespace']}/{obj['name']}"
+                    old = objects.get(key)
+                    objects[key] = obj
+                    results.append(
+                        "created" if old is None else "unchanged" if old == obj else "configured"
+                    )
+                return 200, {"results": results}, True
+
+            return apply
+        if method == "POST" and parts == ["tokens"]:
+            token = f"{secrets.token_hex(3)}.{secrets.token_hex(8)}"
+
+            def create_token(data, members):
+                value = token
+                if body.get("role"):  # k0s: the token names the API server and the role
+                    claims = {"server": data["endpoint"], "role": body["role"], "token": token}
+                    value = base64.b64encode(json.dumps(claims).encode()).decode()
+                data["tokens"].append(value)
+                result = {"token": value, "ca_hash": data["ca_hash"], "server": data["endpoint"]}
+                return 200, result, True
+
+            return create_token
+        if method == "POST" and parts == ["certificate-key"]:
+            key = secrets.token_hex(32)
+
+            def new_key(data, members):
+                data["certificate_key"] = key
+                return 200, {"certificate_key": key}, True
+
+            return new_key
+        if method == "POST" and parts == ["nodes"]:
+            return lambda data, members: register_node(data, members, body)
+        if len(parts) == 2 and parts[0] == "nodes" and method == "DELETE":
+            return lambda data, members: self.delete_node(data, members, parts[1])
+        if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
+            return lambda data, members: node_call(data, members, parts[2], parts[1], body)
+        return None
+
+    def join(self, body):
+        """Admit a node. A control-plane node becomes an etcd member here (`member add`), and
+        gets the member list it starts its own member with. The history is written first:
+        once a member is added, the cluster has no quorum until that member starts."""
+        data = self.store.read()
+        problem = join_problem(data, body)
+        if problem:
+            return 403, {"error": problem}
+        name = body["name"]
+        existing = data["nodes"].get(name)
+        if existing and existing.get("ready") and existing["address"] != body["address"]:
+            return 409, {"error": f"a Node with name {name!r} and status Ready already exists"}
+        control_plane = body["role"] == "control-plane"
+        members = self.etcd.members()
+        peer = etcd_url(body["address"], ETCD_PEER_PORT)
+        added = any(peer in m.get("peerURLs", []) for m in members)
+        named = member_names(members)
+        if control_plane:
+            named[name] = body["address"]
+
+        def joined(data):
+            if control_plane and not added:
+                record_event(data, named, "etcd_member_added", node=name)
+            record_event(data, named, "joined", node=name, role=body["role"])
+            return 200, None, True
+
+        self.store.change(joined)
+        result = {"ok": True}
+        if control_plane:
+            if not added:
+                members = self.etcd.add_member(peer).get("members") or []
+            result["initial_cluster"] = ",".join(
+                f"{m.get('name') or name}={m['peerURLs'][0]}" for m in members if m.get("peerURLs")
+            )
+        return 200, result
+
+    def remove_member(self, body):
+        """`member remove`, asked of the members that stay (a member removing itself stops
+        before it can answer); the history is written through them too."""
+        members = self.etcd.members()
+        peer = etcd_url(body.get("peer", ""), ETCD_PEER_PORT)
+        gone = [
+            m for m in members if m.get("name") == body.get("name") or peer in m.get("peerURLs", [])
+        ]
+        stay = [u for m in members if m not in gone for u in m.get("clientURLs", [])]
+        if not gone or not stay:
+            return 200, {"removed": []}
+        via = Etcd(stay)
+        for m in gone:
+            via.remove_member(m["ID"])
+        names = [m.get("name", "") for m in gone]
+        left = member_names(via.members())
+
+        def removed(data):
+            for name in names:
+                record_event(data, left, "etcd_member_removed", node=name)
+            return 200, {"removed": names}, True
+
+        return ClusterStore(via).change(removed)
+
+    def delete_node(self, data, members, name):
+        if name not in data["nodes"]:
+            return 404, {"error": f'nodes "{name}" not found'}, False
+        del data["nodes"][name]
+        if data["distribution"] == "k3s" and name in members:  # k3s removes the member itself
+            for m in self.etcd.members():
+                if m.get("name") == name:
+                    self.etcd.remove_member(m["ID"])
+            members = {n: a for n, a in members.items() if n != name}
+            record_event(data, members, "etcd_member_removed", node=name)
+        record_event(data, members, "node_deleted", node=name)
+        return 200, {"deleted": name}, True
+
+
+def join_problem(data, body):
+    token = body.get("token")
+    valid = token in data["tokens"] or (data["distribution"] == "k3s" and token == data["secret"])
+    if not valid:
+        return "couldn't validate the identity of the API Server: the join token is not valid"
+    if data["distribution"] == "kubernetes":
+        if body.get("ca_hash") != data["ca_hash"]:
+            return (
+                "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "
+                "match the --discovery-token-ca-cert-hash"
+            )
+        if (
+            body["role"] == "control-plane"
+            and body.get("certificate_key") != data["certificate_key"]
+        ):
+            return (
+                "error downloading the secret: the certificate key is invalid or expired; run "
+                "kubeadm init phase upload-certs --upload-certs"
+            )
+    return ""
+
+
+def register_node(data, members, body):
     name = body["name"]
-    existing = d["nodes"].get(name)
-    if existing and existing.get("ready") and existing["address"] != body["address"]:
-        return 409, {"error": f"a Node with name {name!r} and status Ready already exists"}
-    if body["role"] == "control-plane":
-        d["etcd"][name] = body["address"]
-        state.event("etcd_member_added", node=name)
-    state.event("joined", node=name, role=body["role"])
-    return 200, {"ok": True}
-
-
-def node_call(state, action, name, body):
-    d = state.data
-    node = d["nodes"].get(name)
+    node = data["nodes"].get(name)
     if node is None:
-        return 404, {"error": f'nodes "{name}" not found'}
-    if action == "GET":
-        return 200, node
-    if action == "DELETE":
-        del d["nodes"][name]
-        if d["distribution"] == "k3s" and name in d["etcd"]:  # k3s removes the member itself
-            del d["etcd"][name]
-            state.event("etcd_member_removed", node=name)
-        state.event("node_deleted", node=name)
-        return 200, {"deleted": name}
+        node = data["nodes"][name] = {
+            "address": body["address"],
+            "roles": body["roles"],
+            "labels": {},
+            "taints": [],
+            "unschedulable": False,
+        }
+        record_event(data, members, "node_registered", node=name)
+    node.update(version=body["version"], ready=True, address=body["address"])
+    node["roles"] = body["roles"]
+    return 200, node, True
+
+
+def node_call(data, members, action, name, body):
+    node = data["nodes"].get(name)
+    if node is None:
+        return 404, {"error": f'nodes "{name}" not found'}, False
     if action in ("cordon", "drain"):
         node["unschedulable"] = True
-        state.event(action, node=name)
+        record_event(data, members, action, node=name)
     elif action == "uncordon":
         node["unschedulable"] = False
-        state.event("uncordon", node=name)
+        record_event(data, members, "uncordon", node=name)
     elif action == "labels":
         node["labels"].update({k: v for k, v in body.get("set", {}).items()})
         for key in body.get("remove", []):
             node["labels"].pop(key, None)
     elif action == "taints":
-        keep = [
-            t
-            for t in node["taints"]
-            if t.split("=")[0].split(":")[0]
-            not in {
-                x.split("=")[0].split(":")[0] for x in body.get("set", []) + body.get("remove", [])
-            }
-        ]
+        changed = {
+            x.split("=")[0].split(":")[0] for x in body.get("set", []) + body.get("remove", [])
+        }
+        keep = [t for t in node["taints"] if t.split("=")[0].split(":")[0] not in changed]
         node["taints"] = keep + body.get("set", [])
     elif action == "status":
         node["ready"] = bool(body.get("ready"))
     else:
-        return 404, {"error": f"unknown node action {action}"}
-    return 200, node
+        return 404, {"error": f"unknown node action {action}"}, False
+    return 200, node, True
 
 
-def make_api_server(distribution, leader=None, secret=None, folder=API_DIR):
-    """The control-plane stand-in on this node's address (never 0.0.0.0)."""
+def make_api_server(address, etcd_endpoints):
+    """The control-plane stand-in on this node's address (never 0.0.0.0: hosts may share a
+    network namespace), backed by the etcd cluster."""
     import http.server
     import socketserver
-    import urllib.error
-    import urllib.request
 
-    state = ApiState(folder, f"{node_address()}:{PORT}", leader, distribution, secret)
+    plane = ControlPlane(address, Etcd(etcd_endpoints))
 
     class ApiHandler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -379,28 +653,13 @@ def make_api_server(distribution, leader=None, secret=None, folder=API_DIR):
         def _serve(self, method):
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            if state.leader:  # a follower: the leader holds the data
-                request = urllib.request.Request(
-                    f"http://{state.leader}{self.path}",
-                    data=raw or None,
-                    method=method,
-                    headers={"Content-Type": "application/json"},
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=10) as response:
-                        status, payload = response.status, response.read()
-                except urllib.error.HTTPError as e:
-                    status, payload = e.code, e.read()
-                except OSError as e:
-                    error = {"error": f"etcd leader unreachable: {e}"}
-                    status, payload = 503, json.dumps(error).encode()
-            else:
-                body = json.loads(raw or b"{}")
-                with state.lock:
-                    status, result = handle(state, method, self.path, body)
-                    if method != "GET":
-                        state.save()
-                payload = json.dumps(result).encode()
+            try:
+                status, result = plane.handle(method, self.path, json.loads(raw or b"{}"))
+            except (EtcdUnavailable, Conflict) as e:
+                status, result = 503, {"error": f"etcdserver: request timed out ({e})"}
+            except Exception as e:  # noqa: BLE001 - a stand-in bug: say it, do not hang up
+                status, result = 500, {"error": f"SANDBOX STAND-IN internal error: {e!r}"}
+            payload = json.dumps(result).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -420,13 +679,21 @@ def make_api_server(distribution, leader=None, secret=None, folder=API_DIR):
         daemon_threads = True
         allow_reuse_address = True
 
-    return Server((node_address(), PORT), ApiHandler)
+    return Server((address, PORT), ApiHandler)
 
 
-def serve_api(distribution, leader=None, secret=None):
-    httpd = make_api_server(distribution, leader, secret)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    httpd.serve_forever()
+def init_cluster_data(address, distribution, endpoint, secret=None):
+    """The first control-plane node writes the cluster's data (once)."""
+    etcd = Etcd([etcd_url(address, ETCD_CLIENT_PORT)])
+    ClusterStore(etcd).create(new_cluster_data(distribution, endpoint, secret))
+    data = ClusterStore(etcd).read()
+    if not any(e["event"] == "etcd_member_added" for e in data["history"]):
+
+        def first(data):
+            record_event(data, {node_name(): address}, "etcd_member_added", node=node_name())
+            return 200, None, True
+
+        ClusterStore(etcd).change(first)
 
 
 def wait_for_api(server, timeout=15):
@@ -435,7 +702,7 @@ def wait_for_api(server, timeout=15):
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(f"http://{server}/info", timeout=1):
+            with urllib.request.urlopen(f"http://{server}/info", timeout=2):
                 return
         except OSError:
             time.sleep(0.05)
@@ -525,6 +792,32 @@ def tool_systemctl(version, argv):
         stop_service(unit) if argv[0] == "disable" else start_unit(unit)
         return
     raise Refused
+
+
+def spawn_child(name, argv):
+    """A process that lives and dies with this one (k3s's and k0s's embedded etcd)."""
+    os.makedirs(LOG_DIR, exist_ok=True)
+    with open(os.path.join(LOG_DIR, f"{name}.log"), "a") as log:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+
+def stop_with(children):
+    """On SIGTERM (systemctl stop), stop the children first, then exit."""
+
+    def stop(*_):
+        for child in children:
+            if child is not None and child.poll() is None:
+                child.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(10)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def stay():
+    while True:
+        time.sleep(3600)
 
 
 # ---------------------------------------------------------------- kubectl
@@ -618,34 +911,33 @@ def watch_nodes(server, interval=0.1):
 
 
 def manifest_objects(path):
-    """kind, name, namespace and text of each YAML document (the stand-in has no YAML parser)."""
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError as e:
-        print(f'error: the path "{path}" does not exist ({e.strerror})', file=sys.stderr)
+    """kind, name, namespace and text of each object of a manifest file, read as kubectl
+    reads it: every YAML document, flow or block style, and the items of a `kind: List`."""
+    if not os.path.exists(path):
+        print(f'error: the path "{path}" does not exist', file=sys.stderr)
         sys.exit(1)
+    sys.path.insert(0, LIB)
+    import yaml
+
     objects = []
-    for doc in re.split(r"^---\s*$", text, flags=re.M):
-        if not doc.strip():
-            continue
-        kind = re.search(r"^kind:\s*(\S+)", doc, re.M)
-        meta = re.search(r"^metadata:\s*\n((?:[ \t]+.*\n?)*)", doc, re.M)
-        name = re.search(r"^\s+name:\s*(\S+)", meta[1], re.M) if meta else None
-        namespace = re.search(r"^\s+namespace:\s*(\S+)", meta[1], re.M) if meta else None
-        if not kind or not name:
-            print(
-                f"error: error validating {path!r}: kind or metadata.name not set", file=sys.stderr
+    for doc in load_yaml_documents(path, "manifest"):
+        items = doc.get("items") if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+        for obj in items or []:
+            meta = obj.get("metadata") if isinstance(obj, dict) else None
+            if not isinstance(meta, dict) or not obj.get("kind") or not meta.get("name"):
+                print(
+                    f"error: error validating {path!r}: kind or metadata.name not set",
+                    file=sys.stderr,
+                )
+                sys.exit(1)
+            objects.append(
+                {
+                    "kind": str(obj["kind"]),
+                    "name": str(meta["name"]),
+                    "namespace": str(meta.get("namespace") or "default"),
+                    "manifest": yaml.safe_dump(obj, sort_keys=False).strip(),
+                }
             )
-            sys.exit(1)
-        objects.append(
-            {
-                "kind": kind[1],
-                "name": name[1],
-                "namespace": namespace[1] if namespace else "default",
-                "manifest": doc.strip(),
-            }
-        )
     return objects
 
 
@@ -686,14 +978,117 @@ def nodes_json(nodes):
 # ---------------------------------------------------------------- kubeadm + kubelet
 
 KUBE_DIR = "/etc/kubernetes"
+MANIFESTS = f"{KUBE_DIR}/manifests"  # the static pods: etcd and kube-apiserver
+KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
+KUBEADM_ETCD_DATA = "/var/lib/etcd"
+KUBEADM_GROUP = "kubeadm.k8s.io"
+# The kubeadm API versions each minor reads (kubeadm's scheme, cmd/kubeadm/app/apis/kubeadm):
+# v1beta2 until 1.25, v1beta3 from 1.22, v1beta4 from 1.31.
+KUBEADM_API_VERSIONS = (("v1beta2", 15, 25), ("v1beta3", 22, 99), ("v1beta4", 31, 99))
+COMPONENT_API_VERSIONS = {
+    "KubeletConfiguration": "kubelet.config.k8s.io/v1beta1",
+    "KubeProxyConfiguration": "kubeproxy.config.k8s.io/v1alpha1",
+}
+KUBEADM_KINDS = ("InitConfiguration", "ClusterConfiguration", "JoinConfiguration")
 
 
-def register_kubelet(version, server, roles):
+def minor_of(version):
+    m = re.match(r"v?1\.(\d+)\.\d+", str(version))
+    return int(m[1]) if m else None
+
+
+def read_kubeadm_config(path, version):
+    """The documents of a kubeadm --config file, by kind, checked as kubeadm loads them
+    (cmd/kubeadm/app/util/config and util/marshal.go):
+    - each document needs apiVersion and kind ("kind and apiVersion is mandatory");
+    - one document per GroupVersionKind ("... is specified twice in YAML file"), and one per
+      kind across versions;
+    - a kubeadm apiVersion this kubeadm does not read is an error (no kind registered);
+    - a document of an unknown kind is ignored with a warning;
+    - kubernetesVersion: not older than one minor below kubeadm, not newer than kubeadm."""
+    kubeadm_minor = minor_of(version)
+    readable = [
+        f"{KUBEADM_GROUP}/{v}"
+        for v, first, last in KUBEADM_API_VERSIONS
+        if first <= kubeadm_minor <= last
+    ]
+    by_kind = {}
+    for doc in load_yaml_documents(path, "kubeadm configuration"):
+        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+            fail(
+                f"{path}: invalid configuration: kind and apiVersion is mandatory information "
+                "that must be specified"
+            )
+        kind, api_version = doc["kind"], doc["apiVersion"]
+        if kind in by_kind:
+            fail(
+                f"{path}: invalid configuration: GroupVersionKind {api_version}, Kind={kind} is "
+                "specified twice in YAML file"
+            )
+        if kind in KUBEADM_KINDS:
+            if api_version not in readable:
+                fail(
+                    f'{path}: no kind "{kind}" is registered for version "{api_version}" '
+                    f"(this kubeadm reads {', '.join(readable)})"
+                )
+        elif kind in COMPONENT_API_VERSIONS:
+            if api_version != COMPONENT_API_VERSIONS[kind]:
+                fail(f'{path}: no kind "{kind}" is registered for version "{api_version}"')
+        else:
+            print(
+                f"W0000 [config] WARNING: Ignored YAML document with GroupVersionKind "
+                f"{api_version}, Kind={kind}",
+                file=sys.stderr,
+            )
+            continue
+        by_kind[kind] = doc
+    wanted = by_kind.get("ClusterConfiguration", {}).get("kubernetesVersion")
+    if wanted is not None:
+        wanted_minor = minor_of(wanted)
+        if wanted_minor is None:
+            fail(f"{path}: kubernetesVersion {wanted!r} is not a valid version")
+        if wanted_minor < kubeadm_minor - 1:
+            fail(
+                f"this version of kubeadm only supports deploying clusters with the control "
+                f"plane version >= 1.{kubeadm_minor - 1}.0. Current version: {wanted}"
+            )
+        if minor_of(wanted) > kubeadm_minor or (wanted_minor == kubeadm_minor and wanted > version):
+            fail(f"the specified version to install ({wanted}) is newer than kubeadm ({version})")
+    return by_kind
+
+
+def kubelet_extra_args(registration):
+    """nodeRegistration.kubeletExtraArgs: a map (v1beta3) or name/value pairs (v1beta4)."""
+    args = (registration or {}).get("kubeletExtraArgs") or {}
+    if isinstance(args, list):
+        return {a.get("name"): a.get("value") for a in args if isinstance(a, dict)}
+    return args
+
+
+def write_kubeadm_flags(registration):
+    """What kubeadm hands the kubelet through its systemd drop-in (kubeadm-flags.env)."""
+    args = kubelet_extra_args(registration)
+    flags = " ".join(f"--{k}={v}" for k, v in sorted(args.items()))
+    write_file(KUBEADM_FLAGS, f'KUBELET_KUBEADM_ARGS="{flags}"\n')
+
+
+def kubelet_node_ip():
+    text = read_file(KUBEADM_FLAGS, "")
+    m = re.search(r"--node-ip=([0-9a-fA-F.:]+)", text)
+    if not m:
+        fail(
+            "SANDBOX STAND-IN kubelet: no --node-ip in kubeadm-flags.env (the stand-in does not "
+            "guess the node's address from the default route)"
+        )
+    return ip_address(m[1], "--node-ip")
+
+
+def register_kubelet(version, server, roles, address):
     api(
         server,
         "POST",
         "/nodes",
-        {"name": node_name(), "address": node_address(), "version": version, "roles": roles},
+        {"name": node_name(), "address": address, "version": version, "roles": roles},
     )
 
 
@@ -704,36 +1099,144 @@ def tool_kubelet(version, argv):
     if argv == [
         "--kubeconfig=/etc/kubernetes/kubelet.conf",
         "--config=/var/lib/kubelet/config.yaml",
-    ]:  # the service: register, then stay
+    ]:  # the service: register through the endpoint in kubelet.conf, then stay
         config = json.loads(read_file("/var/lib/kubelet/config.yaml", "{}"))
         server = kubeconfig_server(f"{KUBE_DIR}/kubelet.conf")
+        address = kubelet_node_ip()
         wait_for_api(server)
-        register_kubelet(version, server, config.get("roles", []))
+        register_kubelet(version, server, config.get("roles", []), address)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while True:
-            time.sleep(3600)
+        stay()
     raise Refused
 
 
-def start_static_apiserver(leader=None):
-    """kubeadm's static pod for kube-apiserver and etcd, run as one stand-in process."""
-    argv = [
-        sys.executable,
-        os.path.join(HERE, "sandbox-standin.py"),
+def static_pod(name, command):
+    """Write the static pod's manifest (the kubelet would run it) and run it as a service."""
+    write_file(f"{MANIFESTS}/{name}.yaml", json.dumps({"name": name, "command": command}) + "\n")
+    spawn(name, command)
+
+
+def static_pod_command(name):
+    text = read_file(f"{MANIFESTS}/{name}.yaml")
+    return json.loads(text)["command"] if text else None
+
+
+def start_control_plane(version, address, initial_cluster=None, endpoint=None):
+    """kubeadm's stacked etcd member and kube-apiserver, as static pods. The first
+    control-plane node (no initial_cluster) also writes the cluster's data."""
+    static_pod("etcd", etcd_command(node_name(), address, KUBEADM_ETCD_DATA, initial_cluster))
+    wait_for_etcd(etcd_url(address, ETCD_CLIENT_PORT))
+    if initial_cluster is None:
+        init_cluster_data(address, "kubernetes", endpoint)
+    start_kube_apiserver(address)
+
+
+def start_kube_apiserver(address):
+    """Run by the kube-apiserver binary of the image installed now (an upgrade's new one)."""
+    static_pod(
         "kube-apiserver",
-        "-",
-        f"--advertise-address={node_address()}",
-    ]
-    if leader:
-        argv.append(f"--leader={leader}")
-    spawn("kube-apiserver", argv)
-    wait_for_api(f"{node_address()}:{PORT}")
+        [
+            os.path.join(HERE, "kube-apiserver"),
+            f"--advertise-address={address}",
+            f"--etcd-servers={etcd_url(address, ETCD_CLIENT_PORT)}",
+        ],
+    )
+    wait_for_api(f"{address}:{PORT}")
 
 
-def kubelet_setup(server, roles):
+def kubelet_setup(server, roles, registration):
     write_file(f"{KUBE_DIR}/kubelet.conf", admin_kubeconfig(server), 0o600)
     write_file("/var/lib/kubelet/config.yaml", json.dumps({"roles": roles}))
+    write_kubeadm_flags(registration)
     tool_systemctl(None, ["restart", "kubelet"])
+
+
+def preflight(path):
+    if os.path.exists(path):
+        fail(f"[preflight] {path} already exists", 1)
+
+
+def kubeadm_init(version, path):
+    config = read_kubeadm_config(path, version)
+    init = config.get("InitConfiguration", {})
+    cluster = config.get("ClusterConfiguration", {})
+    address = (init.get("localAPIEndpoint") or {}).get("advertiseAddress")
+    if not address:
+        fail(
+            "SANDBOX STAND-IN kubeadm: InitConfiguration.localAPIEndpoint.advertiseAddress is "
+            "not set (the stand-in does not guess it from the default route)"
+        )
+    address = ip_address(address, "advertiseAddress")
+    endpoint = str(cluster.get("controlPlaneEndpoint") or f"{address}:{PORT}")
+    preflight(f"{KUBE_DIR}/admin.conf")
+    start_control_plane(version, address, endpoint=endpoint)
+    write_file(f"{KUBE_DIR}/admin.conf", admin_kubeconfig(endpoint), 0o600)
+    own = f"{address}:{PORT}"
+    info = api(own, "POST", "/tokens", {})
+    key = api(own, "POST", "/certificate-key", {})["certificate_key"]
+    kubelet_setup(endpoint, ["control-plane"], init.get("nodeRegistration"))
+    print("Your Kubernetes control-plane has initialized successfully! (SANDBOX STAND-IN)\n")
+    print(
+        f"  kubeadm join {endpoint} --token {info['token']} \\\n"
+        f"\t--discovery-token-ca-cert-hash {info['ca_hash']} \\\n"
+        f"\t--control-plane --certificate-key {key}"
+    )
+
+
+def kubeadm_join(version, path):
+    config = read_kubeadm_config(path, version)
+    join = config.get("JoinConfiguration") or fail(f"{path}: no JoinConfiguration")
+    token = (join.get("discovery") or {}).get("bootstrapToken") or {}
+    server = token.get("apiServerEndpoint") or fail("discovery.bootstrapToken.apiServerEndpoint")
+    hashes = token.get("caCertHashes") or []
+    control_plane = join.get("controlPlane")
+    preflight(f"{KUBE_DIR}/kubelet.conf")
+    registration = join.get("nodeRegistration") or {}
+    if control_plane:
+        given = (control_plane.get("localAPIEndpoint") or {}).get("advertiseAddress")
+        address = ip_address(
+            given or fail("controlPlane.localAPIEndpoint.advertiseAddress"), "advertiseAddress"
+        )
+    else:
+        node_ip = kubelet_extra_args(registration).get("node-ip")
+        address = ip_address(
+            node_ip
+            or fail("SANDBOX STAND-IN kubeadm: no node-ip in nodeRegistration.kubeletExtraArgs"),
+            "node-ip",
+        )
+    role = "control-plane" if control_plane else "worker"
+    joined = join_cluster(
+        server,
+        token.get("token"),
+        role,
+        address,
+        ca_hash=hashes[0] if hashes else None,
+        certificate_key=(control_plane or {}).get("certificateKey"),
+    )
+    if control_plane:
+        start_control_plane(version, address, joined["initial_cluster"])
+        write_file(f"{KUBE_DIR}/admin.conf", admin_kubeconfig(server), 0o600)
+        kubelet_setup(server, ["control-plane"], registration)
+    else:
+        kubelet_setup(server, [], registration)
+    print("This node has joined the cluster (SANDBOX STAND-IN).")
+
+
+def kubeadm_reset():
+    """Leave etcd (a control-plane node), stop the static pods and the kubelet, clean up."""
+    etcd = static_pod_command("etcd")
+    if etcd and service_pid("etcd"):
+        client = next(a.split("=", 1)[1] for a in etcd if a.startswith("--advertise-client-urls="))
+        address = re.sub(r"^http://|:\d+$", "", client).strip("[]")
+        try:
+            ControlPlane(address, Etcd([client])).remove_member({"peer": address})
+        except EtcdUnavailable as e:
+            print(f"[reset] could not remove the etcd member: {e}", file=sys.stderr)
+    stop_service("kubelet")
+    stop_service("kube-apiserver")
+    stop_service("etcd")
+    subprocess.run(["rm", "-rf", KUBE_DIR, "/var/lib/kubelet", KUBEADM_ETCD_DATA], check=True)
+    print("[reset] SANDBOX STAND-IN: the node was reset")
 
 
 def tool_kubeadm(version, argv):
@@ -742,27 +1245,9 @@ def tool_kubeadm(version, argv):
         print(version)
         return
     if a == ["init", "--config=/etc/kubernetes/kubeadm.yaml", "--upload-certs"]:
-        config = simple_yaml(read_file(f"{KUBE_DIR}/kubeadm.yaml"))
-        if config.get("kubernetesVersion") not in (None, version):
-            fail(
-                f"this version of kubeadm only supports deploying clusters with the control "
-                f"plane version {version}"
-            )
-        if os.path.exists(f"{KUBE_DIR}/admin.conf"):
-            fail("[preflight] /etc/kubernetes/admin.conf already exists", 1)
-        start_static_apiserver()
-        server = f"{node_address()}:{PORT}"
-        write_file(f"{KUBE_DIR}/admin.conf", admin_kubeconfig(server), 0o600)
-        info = api(server, "POST", "/tokens", {})
-        key = api(server, "POST", "/certificate-key", {})["certificate_key"]
-        kubelet_setup(server, ["control-plane"])
-        print("Your Kubernetes control-plane has initialized successfully! (SANDBOX STAND-IN)\n")
-        print(
-            f"  kubeadm join {server} --token {info['token']} \\\n"
-            f"\t--discovery-token-ca-cert-hash {info['ca_hash']} \\\n"
-            f"\t--control-plane --certificate-key {key}"
-        )
-        return
+        return kubeadm_init(version, f"{KUBE_DIR}/kubeadm.yaml")
+    if len(a) == 2 and a[0] == "join" and a[1].startswith("--config="):
+        return kubeadm_join(version, a[1].split("=", 1)[1])
     if a == ["token", "create", "--print-join-command"]:
         info = api(admin_server(), "POST", "/tokens", {})
         print(
@@ -777,117 +1262,105 @@ def tool_kubeadm(version, argv):
             f"[upload-certs] Using certificate key:\n{key}"
         )
         return
-    if (
-        len(a) in (6, 9)
-        and a[0] == "join"
-        and a[2] == "--token"
-        and a[4] == "--discovery-token-ca-cert-hash"
-    ):
-        control_plane = len(a) == 9
-        if control_plane and (a[6] != "--control-plane" or a[7] != "--certificate-key"):
-            raise Refused
-        if os.path.exists(f"{KUBE_DIR}/kubelet.conf"):
-            fail("[preflight] /etc/kubernetes/kubelet.conf already exists", 1)
-        server = a[1]
-        role = "control-plane" if control_plane else "worker"
-        join_cluster(
-            server, a[3], role, ca_hash=a[5], certificate_key=a[8] if control_plane else None
-        )
-        if control_plane:
-            start_static_apiserver(leader=server)
-            own = f"{node_address()}:{PORT}"
-            write_file(f"{KUBE_DIR}/admin.conf", admin_kubeconfig(own), 0o600)
-            kubelet_setup(own, ["control-plane"])
-        else:
-            kubelet_setup(server, [])
-        print("This node has joined the cluster (SANDBOX STAND-IN).")
-        return
     if a == ["reset", "-f"]:
-        server = kubeconfig_server(f"{KUBE_DIR}/kubelet.conf")
-        if server and service_pid("kube-apiserver"):  # a control-plane node leaves etcd
-            api(server, "POST", "/etcd/remove", {"name": node_name()})
-        stop_service("kubelet")
-        stop_service("kube-apiserver")
-        subprocess.run(["rm", "-rf", KUBE_DIR, "/var/lib/kubelet", API_DIR], check=True)
-        print("[reset] SANDBOX STAND-IN: the node was reset")
-        return
+        return kubeadm_reset()
     if len(a) == 4 and a[:2] == ["upgrade", "apply"] and a[3] == "-y":
         if a[2] != version:
             fail(f"the kubeadm binary is {version}; it cannot upgrade to {a[2]}")
-        upgrade_control_plane()
+        upgrade_control_plane(version)
         print(f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "{version}".')
         return
     if a == ["upgrade", "node"]:
         if service_pid("kube-apiserver"):
-            upgrade_control_plane()
+            upgrade_control_plane(version)
         print("[upgrade] The configuration for this node was successfully updated!")
         return
     raise Refused
 
 
-def upgrade_control_plane():
-    """Restart the static control plane with this (new) binary; keep leader/follower roles."""
-    pidfile = read_file(f"/proc/{service_pid('kube-apiserver')}/cmdline", "") or ""
-    leader = next(
-        (p.split("=", 1)[1] for p in pidfile.split("\0") if p.startswith("--leader=")), None
-    )
+def upgrade_control_plane(version):
+    """Restart kube-apiserver with this (new) binary and the same flags."""
+    command = static_pod_command("kube-apiserver")
+    flags = [f for f in command if f.startswith("--")]
+    address = next(f.split("=", 1)[1] for f in flags if f.startswith("--advertise-address="))
     stop_service("kube-apiserver")
-    start_static_apiserver(leader)
+    start_kube_apiserver(address)
+
+
+def tool_kube_apiserver(version, argv):
+    flags = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    address = ip_address(flags.get("--advertise-address"), "--advertise-address")
+    httpd = make_api_server(address, [flags["--etcd-servers"]])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    httpd.serve_forever()
 
 
 # ---------------------------------------------------------------- k3s
 
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 K3S_TOKEN = "/var/lib/rancher/k3s/server/token"
+K3S_ETCD_DATA = "/var/lib/rancher/k3s/server/db/etcd"
+
+
+def serve_in_background(address, etcd_endpoints):
+    import threading
+
+    httpd = make_api_server(address, etcd_endpoints)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    wait_for_api(f"{address}:{PORT}")
 
 
 def tool_k3s(version, argv):
-    import threading
-
     k3s_version = f"{version}+k3s1"
     if argv == ["--version"]:
         print(f"k3s version {k3s_version} (SANDBOX STAND-IN)")
         return
     if argv and argv[0] == "kubectl":
         return tool_kubectl(version, argv[1:])
-    if argv in (["server"], ["agent"]):
-        config = simple_yaml(read_file(K3S_CONFIG))
-        token = config.get("token") or fail("--token is required")
-        labels = dict(x.split("=", 1) for x in config.get("node-label", []) if "=" in x)
-        if argv == ["server"]:
-            own = f"{node_address()}:{PORT}"
-            leader = None
-            if config.get("cluster-init") != "true":
-                leader = (config.get("server") or fail("--server is required")).replace(
-                    "https://", ""
-                )
-                if not os.path.exists(K3S_TOKEN):  # first start: join the etcd cluster
-                    join_cluster(leader, token, "control-plane")
-            write_file(K3S_TOKEN, token + "\n", 0o600)
-            write_file("/etc/rancher/k3s/k3s.yaml", admin_kubeconfig(own), 0o600)
-            httpd = make_api_server("k3s", leader, token)
-            threading.Thread(target=httpd.serve_forever, daemon=True).start()
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-            wait_for_api(own)
-            register_kubelet(version, own, ["control-plane", "etcd", "master"])
-            api(own, "POST", f"/nodes/{node_name()}/labels", {"set": labels})
-            while True:
-                time.sleep(3600)
-        server = (config.get("server") or fail("--server is required")).replace("https://", "")
-        if not os.path.exists("/var/lib/rancher/k3s/agent/joined"):
-            join_cluster(server, token, "worker")
-            write_file("/var/lib/rancher/k3s/agent/joined", "yes\n")
-        register_kubelet(version, server, [])
-        api(server, "POST", f"/nodes/{node_name()}/labels", {"set": labels})
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while True:
-            time.sleep(3600)
-    raise Refused
+    if argv not in (["server"], ["agent"]):
+        raise Refused
+    config = load_yaml(K3S_CONFIG, "k3s configuration")
+    token = str(config.get("token") or fail("--token is required"))
+    address = ip_address(
+        config.get("node-ip") or fail("SANDBOX STAND-IN k3s: no node-ip in the config"), "node-ip"
+    )
+    labels = dict(str(x).split("=", 1) for x in config.get("node-label") or [] if "=" in str(x))
+    if argv == ["server"]:
+        return k3s_server(version, config, token, address, labels)
+    server = server_of(config.get("server") or fail("--server is required"))
+    if not os.path.exists("/var/lib/rancher/k3s/agent/joined"):
+        join_cluster(server, token, "worker", address)
+        write_file("/var/lib/rancher/k3s/agent/joined", "yes\n")
+    register_kubelet(version, server, [], address)
+    api(server, "POST", f"/nodes/{node_name()}/labels", {"set": labels})
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    stay()
+
+
+def k3s_server(version, config, token, address, labels):
+    own = f"{address}:{PORT}"
+    initial = None
+    if config.get("cluster-init") is not True and not has_data(K3S_ETCD_DATA):
+        server = server_of(config.get("server") or fail("--server is required"))
+        initial = join_cluster(server, token, "control-plane", address)["initial_cluster"]
+    first = config.get("cluster-init") is True and not has_data(K3S_ETCD_DATA)
+    etcd = start_embedded_etcd(address, K3S_ETCD_DATA, initial)
+    stop_with([etcd])
+    client = etcd_url(address, ETCD_CLIENT_PORT)
+    if first:
+        init_cluster_data(address, "k3s", own, secret=token)
+    write_file(K3S_TOKEN, token + "\n", 0o600)
+    write_file("/etc/rancher/k3s/k3s.yaml", admin_kubeconfig(own), 0o600)
+    serve_in_background(address, [client])
+    register_kubelet(version, own, ["control-plane", "etcd", "master"], address)
+    api(own, "POST", f"/nodes/{node_name()}/labels", {"set": labels})
+    stay()
 
 
 # ---------------------------------------------------------------- k0s
 
 K0S_DATA = "/var/lib/k0s"
+K0S_CONFIG = "/etc/k0s/k0s.yaml"
 
 
 def k0s_token_file(path):
@@ -900,6 +1373,32 @@ def k0s_token_file(path):
         fail("the join token is not valid")
 
 
+def k0s_api_config():
+    """spec.api of /etc/k0s/k0s.yaml: this controller's address and the external endpoint."""
+    config = load_yaml(K0S_CONFIG, "k0s configuration")
+    spec_api = (config.get("spec") or {}).get("api") or {}
+    address = spec_api.get("address") or fail(
+        "SANDBOX STAND-IN k0s: spec.api.address is not set in /etc/k0s/k0s.yaml (the stand-in "
+        "does not guess it from the default route)"
+    )
+    port = int(spec_api.get("port") or PORT)
+    external = spec_api.get("externalAddress") or address
+    return ip_address(address, "spec.api.address"), f"{external}:{port}"
+
+
+def k0s_own_server():
+    address, _ = k0s_api_config()
+    return f"{address}:{PORT}"
+
+
+def k0s_worker_node_ip(argv):
+    extra = next((a.split("=", 1)[1] for a in argv if a.startswith("--kubelet-extra-args=")), "")
+    m = re.search(r"--node-ip=(\S+)", extra)
+    if not m:
+        fail("SANDBOX STAND-IN k0s worker: no --node-ip in --kubelet-extra-args")
+    return ip_address(m[1], "--node-ip")
+
+
 def tool_k0s(version, argv):
     k0s_version = f"{version}+k0s.0"
     a = argv
@@ -907,28 +1406,25 @@ def tool_k0s(version, argv):
         print(k0s_version)
         return
     if a and a[0] == "kubectl":
-        return tool_kubectl(version, a[1:], server=f"{node_address()}:{PORT}")
+        return tool_kubectl(version, a[1:], server=k0s_own_server())
     if a == ["kubeconfig", "admin"]:
-        print(admin_kubeconfig(f"{node_address()}:{PORT}"), end="")
+        print(admin_kubeconfig(k0s_own_server()), end="")
         return
-    if (
-        len(a) in (4, 6)
-        and a[:2] == ["install", "controller"]
-        and a[-2:] == ["-c", "/etc/k0s/k0s.yaml"]
-    ):
+    if len(a) in (4, 6) and a[:2] == ["install", "controller"] and a[-2:] == ["-c", K0S_CONFIG]:
         token = a[3] if len(a) == 6 and a[2] == "--token-file" else None
         if len(a) == 6 and token is None:
             raise Refused
         extra = f" --token-file {token}" if token else ""
         write_file(
             f"{UNIT_DIR}/k0scontroller.service",
-            f"[Service]\nExecStart=/usr/local/bin/k0s controller -c /etc/k0s/k0s.yaml{extra}\n",
+            f"[Service]\nExecStart=/usr/local/bin/k0s controller -c {K0S_CONFIG}{extra}\n",
         )
         return
-    if len(a) == 4 and a[:3] == ["install", "worker", "--token-file"]:
+    if len(a) == 5 and a[:3] == ["install", "worker", "--token-file"]:
+        k0s_worker_node_ip(a[4:])
         write_file(
             f"{UNIT_DIR}/k0sworker.service",
-            f"[Service]\nExecStart=/usr/local/bin/k0s worker --token-file {a[3]}\n",
+            f"[Service]\nExecStart=/usr/local/bin/k0s worker --token-file {a[3]} {a[4]}\n",
         )
         return
     if a in (["start"], ["stop"]):
@@ -940,7 +1436,7 @@ def tool_k0s(version, argv):
         for unit in units:
             tool_systemctl(None, [a[0], unit])
         if a == ["start"] and "k0scontroller" in units:
-            wait_for_api(f"{node_address()}:{PORT}")
+            wait_for_api(k0s_own_server())
         return
     if a == ["reset"]:
         if service_pid("k0scontroller") or service_pid("k0sworker"):
@@ -950,7 +1446,6 @@ def tool_k0s(version, argv):
                 "rm",
                 "-rf",
                 K0S_DATA,
-                API_DIR,
                 f"{UNIT_DIR}/k0scontroller.service",
                 f"{UNIT_DIR}/k0sworker.service",
                 "/etc/k0s/join-token",
@@ -964,75 +1459,77 @@ def tool_k0s(version, argv):
         and a[:2] == ["token", "create"]
         and a[2] in ("--role=worker", "--role=controller")
     ):
-        info = api(f"{node_address()}:{PORT}", "POST", "/tokens", {"role": a[2].split("=")[1]})
+        info = api(k0s_own_server(), "POST", "/tokens", {"role": a[2].split("=")[1]})
         print(info["token"])
         return
     if len(a) == 4 and a[:3] == ["etcd", "leave", "--peer-address"]:
-        api(f"{node_address()}:{PORT}", "POST", "/etcd/remove", {"peer": a[3]})
+        address, _ = k0s_api_config()
+        client = etcd_url(address, ETCD_CLIENT_PORT)
+        peer = ip_address(a[3], "--peer-address")
+        ControlPlane(address, Etcd([client])).remove_member({"peer": peer})
         return
     if a == ["etcd", "member-list"]:
-        members = api(f"{node_address()}:{PORT}", "GET", "/etcd")
-        print(json.dumps({"members": {n: f"https://{ip}:2380" for n, ip in members.items()}}))
-        return
-    if a[:3] == ["controller", "-c", "/etc/k0s/k0s.yaml"] and len(a) in (3, 5):
-        leader = None
-        if len(a) == 5:
-            claims, token = k0s_token_file(a[4])
-            leader = claims["server"]
-            if not os.path.exists(f"{K0S_DATA}/joined"):
-                join_cluster(leader, token, "control-plane")
-                write_file(f"{K0S_DATA}/joined", "yes\n")
-        os.makedirs(f"{K0S_DATA}/pki", exist_ok=True)
-        write_file(
-            f"{K0S_DATA}/pki/admin.conf", admin_kubeconfig(f"{node_address()}:{PORT}"), 0o600
+        address, _ = k0s_api_config()
+        members = Etcd([etcd_url(address, ETCD_CLIENT_PORT)]).members()
+        print(
+            json.dumps({"members": {m["name"]: m["peerURLs"][0] for m in members if m.get("name")}})
         )
-        write_file(f"{K0S_DATA}/version", version + "\n")
-        serve_api("k0s", leader)
         return
-    if len(a) == 3 and a[:2] == ["worker", "--token-file"]:
+    if a[:3] == ["controller", "-c", K0S_CONFIG] and len(a) in (3, 5):
+        return k0s_controller(version, a[4] if len(a) == 5 else None)
+    if len(a) == 4 and a[:2] == ["worker", "--token-file"]:
+        address = k0s_worker_node_ip(a[3:])
         claims, token = k0s_token_file(a[2])
+        server = server_of(claims["server"])
         if not os.path.exists(f"{K0S_DATA}/joined"):
-            join_cluster(claims["server"], token, "worker")
+            join_cluster(server, token, "worker", address)
             write_file(f"{K0S_DATA}/joined", "yes\n")
-        register_kubelet(version, claims["server"], [])
+        register_kubelet(version, server, [], address)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while True:
-            time.sleep(3600)
+        stay()
     raise Refused
 
 
-ETCDCTL = [
-    "--endpoints=https://127.0.0.1:2379",
+def k0s_controller(version, token_file):
+    address, endpoint = k0s_api_config()
+    data_dir = f"{K0S_DATA}/etcd"
+    initial = None
+    first = token_file is None and not has_data(data_dir)
+    if token_file and not has_data(data_dir):
+        claims, token = k0s_token_file(token_file)
+        joined = join_cluster(server_of(claims["server"]), token, "control-plane", address)
+        initial = joined["initial_cluster"]
+    etcd = start_embedded_etcd(address, data_dir, initial)
+    stop_with([etcd])
+    if first:
+        init_cluster_data(address, "k0s", endpoint)
+    own = f"{address}:{PORT}"
+    write_file(f"{K0S_DATA}/pki/admin.conf", admin_kubeconfig(own), 0o600)
+    write_file(f"{K0S_DATA}/version", version + "\n")
+    serve_in_background(address, [etcd_url(address, ETCD_CLIENT_PORT)])
+    stay()
+
+
+# ---------------------------------------------------------------- etcdctl
+
+# kubeadm's stacked etcd serves TLS; the sandbox etcd serves plain HTTP on the node's address
+# (client certificates are not made yet), so this etcdctl takes kubeadm's TLS flags and runs
+# the real etcdctl without them.
+ETCDCTL_TLS = (
     "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
     "--cert=/etc/kubernetes/pki/etcd/server.crt",
     "--key=/etc/kubernetes/pki/etcd/server.key",
-    "member",
-    "list",
-    "-w",
-    "json",
-]
+)
+ETCDCTL_COMMANDS = (["member", "list", "-w", "json"], ["endpoint", "health"])
 
 
 def tool_etcdctl(version, argv):
-    """etcdctl as run on a kubeadm control-plane node, against its stacked etcd member."""
-    if argv != ETCDCTL or not service_pid("kube-apiserver"):
+    if len(argv) < 4 or not argv[0].startswith("--endpoints=https://"):
         raise Refused
-    members = api(f"{node_address()}:{PORT}", "GET", "/etcd")
-    print(
-        json.dumps(
-            {
-                "members": [
-                    {"name": name, "peerURLs": [f"https://{ip}:2380"]}
-                    for name, ip in sorted(members.items())
-                ]
-            }
-        )
-    )
-
-
-def tool_kube_apiserver(version, argv):
-    leader = next((a.split("=", 1)[1] for a in argv if a.startswith("--leader=")), None)
-    serve_api("kubernetes", leader)
+    if tuple(argv[1:4]) != ETCDCTL_TLS or argv[4:] not in ETCDCTL_COMMANDS:
+        raise Refused
+    endpoint = "http://" + argv[0].split("https://", 1)[1]
+    os.execv(ETCDCTL_BIN, [ETCDCTL_BIN, f"--endpoints={endpoint}", *argv[4:]])
 
 
 TOOLS = {

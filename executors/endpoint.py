@@ -1,0 +1,63 @@
+"""The control-plane endpoint name on each host (`apiserver.cluster.local` by default).
+
+Every kubelet, k3s agent, k0s worker and kubeconfig talks to the API through this name, never
+through a master's address, so a master can leave without stranding the nodes. A master maps
+the name to itself; a worker to a running master (the bootstrap master). The mapping is one
+line of the host's hosts file, marked as sealer's; sealer moves it before a master leaves.
+
+Sealer (Go) points workers at a virtual address balanced by lvscare (IPVS) on every node. A
+hosts-file line needs no kernel module and no extra process on the node; its cost is that a
+worker whose master dies unannounced waits for the next apply to move it (drift reports it).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+MARK = "# sealer: control-plane endpoint"
+NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+HOSTS = "/etc/hosts"
+
+
+def name_problem(name: str) -> str:
+    return "" if NAME.match(name) else "is not a DNS name (lowercase letters, digits, - and .)"
+
+
+def point_command(name: str, address: str) -> str:
+    """Make `name` resolve to `address` on the host: sealer's line replaced, nothing else
+    touched. The file is rewritten in place (a container's hosts file is a bind mount that a
+    rename would not replace)."""
+    if name_problem(name):
+        raise ValueError(f"endpoint {name!r} {name_problem(name)}")
+    line = f"{address} {name} {MARK}"
+    script = (
+        f'tmp=$(mktemp) && {{ grep -vF {shlex.quote(MARK)} {HOSTS} || true; }} > "$tmp" && '
+        f'printf \'%s\\n\' {shlex.quote(line)} >> "$tmp" && cat "$tmp" > {HOSTS}; '
+        f'status=$?; rm -f "$tmp"; exit $status'
+    )
+    return f"flock {HOSTS} bash -c {shlex.quote(script)}"
+
+
+def remove_command() -> str:
+    """Take sealer's line out of the hosts file (a host leaving the cluster)."""
+    script = (
+        f"test -f {HOSTS} || exit 0; tmp=$(mktemp) && "
+        f'{{ grep -vF {shlex.quote(MARK)} {HOSTS} || true; }} > "$tmp" && cat "$tmp" > {HOSTS}; '
+        f'status=$?; rm -f "$tmp"; exit $status'
+    )
+    return f"bash -c {shlex.quote(script)}"
+
+
+READ_COMMAND = f"grep -F {shlex.quote(MARK)} {HOSTS} || true"
+
+
+def parse_mapping(text: str) -> str | None:
+    """The address sealer's line maps the endpoint to, None when there is no such line."""
+    for line in text.splitlines():
+        if MARK in line:
+            fields = line.split()
+            return fields[0] if fields else None
+    return None
