@@ -109,6 +109,7 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         plugins=_documents(others, ("Plugin",)),
         configs=_documents(others, ("Config",)),
         kube_documents=_documents(others, KUBEADM_KINDS),
+        control_plane=_control_plane(image, others),
         ssh=_ssh(cluster_doc, ["spec"], spec.get("ssh") or {}, problems),
         source=path,
         source_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
@@ -338,6 +339,16 @@ def _ssh_field(doc: YamlDoc, base: list, name: str) -> list:
     if name in (_get(doc.data, base + ["ssh"]) or {}):
         return base + ["ssh", name]
     return ["spec", "ssh", name]
+
+
+def _control_plane(image, docs: list[YamlDoc]) -> dict[str, str]:
+    """The endpoint and the settings a running cluster cannot change, from the image's kubeadm
+    defaults and the Clusterfile's documents merged (kubernetes), or sealer's endpoint."""
+    if image.runtime != "kubernetes":
+        return {"endpoint": f"{kubeadm.DEFAULT_ENDPOINT}:{kubeadm.API_PORT}"}
+    user = [d.data for d in docs if d.data["kind"] in KUBEADM_KINDS]
+    merged = kubeadm.merged_documents(kubeadm.image_defaults(image.rootfs), user, image.version)
+    return kubeadm.fixed_settings(merged)
 
 
 def _check_kubeadm_documents(docs: list[YamlDoc], version: str, problems: Problems) -> None:

@@ -10,6 +10,7 @@ reading the defaults file it is given.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -243,4 +244,19 @@ def _args_for(doc: dict, api: str) -> dict:
         elif isinstance(value, dict):
             value = _args_for(value, api)
         out[key] = value
+    return out
+
+
+def fixed_settings(documents: dict[str, dict]) -> dict[str, str]:
+    """What a running cluster cannot change, as strings (kept in the state): the endpoint
+    and ClusterConfiguration's immutable fields."""
+    name, port = endpoint_of(documents)
+    out = {"endpoint": f"{name}:{port}"}
+    cluster = documents.get("ClusterConfiguration", {})
+    for path in IMMUTABLE:
+        value = _dig(cluster, path)
+        if value is not None:
+            out[".".join(path)] = (
+                value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            )
     return out

@@ -95,6 +95,7 @@ class Cluster:
     plugins: tuple[Document, ...] = ()
     configs: tuple[Document, ...] = ()
     kube_documents: tuple[Document, ...] = ()
+    control_plane: dict = field(default_factory=dict)  # endpoint and fields fixed at init
     ssh: SSH = field(default_factory=SSH)  # spec.ssh: also used for hosts being removed
     source: str = ""  # path of the Clusterfile
     source_digest: str = ""  # sha256 of its text
@@ -238,6 +239,7 @@ DRIFT_KINDS = (
     "taints_changed",
     "etcd_member_missing",
     "etcd_member_unexpected",
+    "endpoint_stale",
 )
 
 
@@ -271,6 +273,7 @@ class HostFacts:
     marker: str = ""
     version: str | None = None
     services: tuple[str, ...] = ()
+    endpoint: str | None = None  # where the control-plane endpoint name points ("" nowhere)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from cluster.model import MASTER, Host
 
 FORMAT_VERSION = 1
 DEFAULT_RUNTIME = "kubernetes"  # states written before the runtime was recorded
-PATCH_FIELDS = ("image", "bootstrap_master", "launch_digest", "configs_digest")
+PATCH_FIELDS = ("image", "bootstrap_master", "launch_digest", "configs_digest", "control_plane")
 
 
 class StateFormatError(SealerError):
@@ -111,6 +111,7 @@ class State:
     hosts: dict[str, HostRecord] = field(default_factory=dict)  # by IP
     launch_digest: str | None = None
     configs_digest: str | None = None
+    control_plane: dict | None = None  # what a running cluster cannot change (the endpoint...)
     created_at: str = ""
     updated_at: str = ""
 
@@ -149,6 +150,7 @@ class State:
             "updated_at": self.updated_at,
             "launch_digest": self.launch_digest,
             "configs_digest": self.configs_digest,
+            "control_plane": self.control_plane,
         }
 
     @classmethod
@@ -163,6 +165,7 @@ class State:
             hosts={ip: HostRecord.from_json(r) for ip, r in doc["hosts"].items()},
             launch_digest=doc.get("launch_digest"),
             configs_digest=doc.get("configs_digest"),
+            control_plane=doc.get("control_plane"),
             created_at=doc.get("created_at") or "",
             updated_at=doc.get("updated_at") or "",
         )
@@ -222,9 +225,9 @@ def _shape_problem(doc: dict) -> str:
     for name in ("cluster", "bootstrap_master", "launch_digest", "configs_digest"):
         if doc.get(name) is not None and not isinstance(doc[name], str):
             return f"{name} must be a string"
-    image = doc.get("image")
-    if image is not None and not _is_strings(image, mapping=True):
-        return "image must be a mapping of strings"
+    for name in ("image", "control_plane"):
+        if doc.get(name) is not None and not _is_strings(doc[name], mapping=True):
+            return f"{name} must be a mapping of strings"
     for ip, record in doc["hosts"].items():
         if not isinstance(record, dict):
             return f"hosts[{ip!r}] must be a mapping"

@@ -229,11 +229,13 @@ class Applier:
                 set_field("bootstrap_master", None),
                 set_field("launch_digest", None),
                 set_field("configs_digest", None),
+                set_field("control_plane", None),
             )
         else:
             self._record(
                 set_field("image", self.plan.image),
                 set_field("configs_digest", configs_digest(self.desired)),
+                set_field("control_plane", dict(self.desired.control_plane) or None),
             )
 
     def execute(self, action: Action) -> None:
@@ -325,6 +327,7 @@ class Applier:
         self._record(
             set_field("image", self.plan.image),
             set_field("bootstrap_master", ip),
+            set_field("control_plane", dict(self.desired.control_plane) or None),
             set_host(ip, self._host_record(ip, key)),
         )
 

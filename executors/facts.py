@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from cluster.model import HostFacts
+from executors import endpoint
 
 MARKER = ".sealer-digest"  # in the rootfs folder on a host: which rootfs it holds
 
@@ -71,7 +72,8 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
     command = (
         f"echo hostname=$(hostname); echo marker=$(cat {_marker(rootfs)} 2>/dev/null); "
         f"echo version=$({probe.version_command} 2>/dev/null); "
-        f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); true"
+        f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); "
+        f"echo endpoint=$({endpoint.READ_COMMAND} | head -n 1); true"
     )
     return Fact(command, lambda out: parse_host_state(out, probe))
 
@@ -84,7 +86,10 @@ def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
         if sep and name not in values:  # the first line of each key: later ones are noise
             values[name] = value.strip()
     statuses = values.get("services", "").split()
+    mapped = values.get("endpoint")
     return {
+        # The master sealer's hosts line maps the endpoint to ("" none; None: not asked).
+        "endpoint": None if mapped is None else (endpoint.parse_mapping(mapped) or ""),
         "hostname": values.get("hostname", ""),
         "marker": values.get("marker", ""),
         "version": probe.parse_version(values.get("version", "")),

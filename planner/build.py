@@ -133,6 +133,7 @@ def _plan_running_cluster(
         )
     old_bootstrap = state.bootstrap_master
     bootstrap = old_bootstrap if old_bootstrap in kept_masters else kept_masters[0]
+    _check_control_plane(state, desired)
 
     # Upgrades of hosts that stay: masters one at a time (bootstrap first), then workers in batches.
     for ip in kept:
@@ -251,6 +252,23 @@ def _plan_running_cluster(
                 "update_host", ip, wanted[ip].roles, [upgrades.get(ip)], changes=explain(old, new)
             )
     return bootstrap
+
+
+def _check_control_plane(state: State, desired: Cluster) -> None:
+    """Refuse a change that the distribution cannot make to a running cluster (the endpoint
+    every node and certificate names, kubeadm's pod and service subnets, ...)."""
+    recorded = state.control_plane or {}
+    changed = [
+        f"{key}: {recorded[key]!r} -> {desired.control_plane.get(key)!r}"
+        for key in sorted(recorded)
+        if key in desired.control_plane and recorded[key] != desired.control_plane[key]
+    ]
+    if changed:
+        raise PlanError(
+            f"{desired.source or 'Clusterfile'}: the running cluster cannot change "
+            f"{'; '.join(changed)} (kubeadm and the nodes keep them from init); keep the "
+            f"recorded values, or destroy and re-create the cluster"
+        )
 
 
 def _plan_launch(graph: ActionGraph, desired: Cluster, state: State, bootstrap: str) -> None:

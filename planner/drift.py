@@ -32,6 +32,9 @@ def find_drift(state: State, facts: dict[str, HostFacts], view: ClusterView) -> 
                 findings.append(Finding("host_key_changed", ip, record.host_key, fact.host_key))
             if fact.version and fact.version != record.version:
                 findings.append(Finding("version_mismatch", ip, record.version, fact.version))
+            stale = _endpoint_problem(state, ip, record, fact.endpoint)
+            if stale:
+                findings.append(Finding("endpoint_stale", ip, stale, fact.endpoint or None))
         if nodes is None or not _is_node(record, state.runtime):
             continue
         node = nodes.get(name) or nodes.get(name_at.get(ip, ""))
@@ -59,6 +62,16 @@ def find_drift(state: State, facts: dict[str, HostFacts], view: ClusterView) -> 
         for member in sorted(view.etcd - set(masters)):
             findings.append(Finding("etcd_member_unexpected", member, None, member))
     return findings
+
+
+def _endpoint_problem(state: State, ip: str, record: HostRecord, mapped: str | None) -> str:
+    """What the host's endpoint mapping should be, when it is not: a master serves itself, a
+    worker goes to a master. "" when it is right (or was not read)."""
+    if mapped is None:
+        return ""
+    if record.is_master:
+        return "" if mapped == ip else ip
+    return "" if mapped in state.masters else "a master: " + ", ".join(state.masters)
 
 
 def accept_drift(state: State, findings: list[Finding]) -> State:

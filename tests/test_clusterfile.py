@@ -291,3 +291,21 @@ def test_missing_image_tells_how_to_load_it(tmp_path):
     (problem,) = errors_of(str(write_clusterfile(tmp_path / "Clusterfile", doc)))
     assert "spec.image: image 'kubernetes:v1.25.3' is not in the local store" in problem
     assert "sealer image load PATH --name kubernetes:v1.25.3" in problem
+
+
+def test_kubeadm_documents_kubeadm_would_refuse_are_said_at_their_place(tmp_path, image):
+    extra = """\
+---
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+kubernetesVersion: v1.26.1
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+"""
+    problems = errors_of(write(tmp_path, VALID + extra))
+    text = "\n".join(problems)
+    assert "kubernetesVersion 'v1.26.1' differs from the image's v1.25.3" in text
+    assert "apiVersion 'kubeadm.k8s.io/v1beta4' is not read by Kubernetes v1.25.3" in text
+    assert "ClusterConfiguration is given twice" in text
+    assert all(p.startswith(str(tmp_path)) for p in problems)

@@ -111,3 +111,29 @@ def test_a_missing_worker_leaves_the_accepted_state():
     found = find_drift(state(), facts(), view(w1=None))
     assert kinds(found) == [("node_missing", W)]
     assert set(accept_drift(state(), found).hosts) == {M}
+
+
+def test_an_endpoint_that_points_away_from_the_masters_is_drift():
+    right = {
+        M: HostFacts(M, True, host_key="SHA256:m", hostname="m1", version="v1.25.3", endpoint=M),
+        W: HostFacts(W, True, host_key="SHA256:m", hostname="w1", version="v1.25.3", endpoint=M),
+    }
+    assert find_drift(state(), right, view()) == []
+    gone = "10.0.0.99"  # a master that left, or any host that is not a master
+    wrong = facts(
+        **{
+            M: HostFacts(
+                M, True, host_key="SHA256:m", hostname="m1", version="v1.25.3", endpoint=W
+            ),
+            W: HostFacts(
+                W, True, host_key="SHA256:m", hostname="w1", version="v1.25.3", endpoint=gone
+            ),
+        }
+    )
+    findings = find_drift(state(), wrong, view())
+    assert kinds(findings) == [("endpoint_stale", M), ("endpoint_stale", W)]
+    by_host = {f.host: f for f in findings}
+    assert by_host[M].expected == M and by_host[M].actual == W
+    assert by_host[W].actual == gone and M in by_host[W].expected
+    missing = facts(**{W: HostFacts(W, True, host_key="SHA256:m", hostname="w1", endpoint="")})
+    assert ("endpoint_stale", W) in kinds(find_drift(state(), missing, view()))

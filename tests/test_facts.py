@@ -31,6 +31,7 @@ def test_host_state_of_a_running_k3s_server():
         "marker": "sha256:abc configs:01",
         "version": "v1.25.3",
         "services": ("k3s",),
+        "endpoint": None,
     }
 
 
@@ -42,6 +43,7 @@ def test_host_state_with_nothing_installed_and_a_missing_unit():
         "marker": "",
         "version": None,
         "services": (),
+        "endpoint": None,
     }
 
 
@@ -51,6 +53,7 @@ def test_host_state_of_empty_output_is_all_unknown():
         "marker": "",
         "version": None,
         "services": (),
+        "endpoint": None,
     }
 
 
@@ -78,3 +81,11 @@ def test_commands_quote_the_rootfs_path():
 def test_hostname_is_the_first_line_stripped():
     parse = facts.hostname().parse
     assert parse("node-1\n") == "node-1" and parse("") == "" and parse(" a \nb\n") == "a"
+
+
+def test_host_state_reads_where_the_endpoint_name_points():
+    line = "endpoint=127.0.1.2 apiserver.cluster.local # sealer: control-plane endpoint\n"
+    assert facts.parse_host_state("hostname=w\n" + line, K3S)["endpoint"] == "127.0.1.2"
+    assert facts.parse_host_state("hostname=w\nendpoint=\n", K3S)["endpoint"] == ""
+    noise = "endpoint=10.0.0.9 apiserver.cluster.local\n"  # a line that is not sealer's
+    assert facts.parse_host_state("hostname=w\n" + noise, K3S)["endpoint"] == ""

@@ -376,3 +376,19 @@ def test_changed_config_documents_sync_every_kept_host_and_rerun_launch():
         [("sync_rootfs", M[0]), ("sync_rootfs", W[0]), ("launch_apps", M[0])]
     )
     assert by_id(changed)[f"sync_rootfs.{W[0]}"].details["configs"] == "changed"
+
+
+def test_a_change_a_running_cluster_cannot_make_is_refused_with_the_fields():
+    import dataclasses
+
+    fixed = {"endpoint": "apiserver.cluster.local:6443", "networking.podSubnet": "100.64.0.0/10"}
+    state = {**applied(desired(M, W)), "control_plane": fixed}
+    same = dataclasses.replace(desired(M, W), control_plane=dict(fixed))
+    make_plan(same, state)  # nothing changed: plans
+    moved = dataclasses.replace(
+        desired(M, W), control_plane={**fixed, "networking.podSubnet": "10.244.0.0/16"}
+    )
+    with pytest.raises(
+        SealerError, match=r"cannot change networking.podSubnet: '100.64.0.0/10' -> '10.244.0.0/16'"
+    ):
+        make_plan(moved, state)
