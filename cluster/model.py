@@ -240,6 +240,7 @@ DRIFT_KINDS = (
     "etcd_member_missing",
     "etcd_member_unexpected",
     "endpoint_stale",
+    "cert_expiring",
 )
 
 
@@ -274,6 +275,7 @@ class HostFacts:
     version: str | None = None
     services: tuple[str, ...] = ()
     endpoint: str | None = None  # where the control-plane endpoint name points ("" nowhere)
+    cert_expires: float | None = None  # the API server certificate's notAfter (Unix time)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class RuntimeProbe:
     version_command: str
     service_units: tuple[str, ...]
     parse_version: Callable[[str], str | None]
+    cert_file: str = ""  # the API server's certificate on a master, read for its expiry
 
 
 def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
@@ -73,7 +74,14 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
         f"echo hostname=$(hostname); echo marker=$(cat {_marker(rootfs)} 2>/dev/null); "
         f"echo version=$({probe.version_command} 2>/dev/null); "
         f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); "
-        f"echo endpoint=$({endpoint.READ_COMMAND} | head -n 1); true"
+        f"echo endpoint=$({endpoint.READ_COMMAND} | head -n 1); "
+        + (
+            f"echo cert=$(openssl x509 -noout -enddate -in {shlex.quote(probe.cert_file)} "
+            f"2>/dev/null); "
+            if probe.cert_file
+            else ""
+        )
+        + "true"
     )
     return Fact(command, lambda out: parse_host_state(out, probe))
 
@@ -90,6 +98,7 @@ def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
     return {
         # The master sealer's hosts line maps the endpoint to ("" none; None: not asked).
         "endpoint": None if mapped is None else (endpoint.parse_mapping(mapped) or ""),
+        "cert_expires": parse_not_after(values.get("cert", "")),
         "hostname": values.get("hostname", ""),
         "marker": values.get("marker", ""),
         "version": probe.parse_version(values.get("version", "")),
@@ -99,6 +108,18 @@ def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
             if status == "active"
         ),
     }
+
+
+def parse_not_after(text: str) -> float | None:
+    """`notAfter=Nov 28 04:00:00 2027 GMT` (openssl x509 -enddate) -> Unix time."""
+    import calendar
+    import time
+
+    _, _, date = text.partition("notAfter=")
+    try:
+        return float(calendar.timegm(time.strptime(" ".join(date.split()), "%b %d %H:%M:%S %Y %Z")))
+    except ValueError:
+        return None
 
 
 def host_facts(ip: str, host_key: str, values: dict) -> HostFacts:

@@ -25,6 +25,7 @@ class DriftResult:
     state: State  # as recorded (lineage, serial)
     findings: list[Finding]
     warnings: list[str]
+    cert_expiry: dict[str, float]  # master -> its API server certificate's notAfter
 
 
 def check_drift(request: DriftRequest, listener: Listener) -> DriftResult:
@@ -39,4 +40,10 @@ def check_drift(request: DriftRequest, listener: Listener) -> DriftResult:
     except SealerError as e:
         e.cluster = name
         raise
-    return DriftResult(cluster.name, locked.state, refreshed.findings, refreshed.warnings)
+    return DriftResult(
+        cluster.name,
+        locked.state,
+        refreshed.findings,
+        refreshed.warnings,
+        refreshed.cert_expiry,
+    )

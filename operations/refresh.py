@@ -15,6 +15,7 @@ class Refreshed:
     findings: list[Finding] = field(default_factory=list)
     live: State | None = None  # the state as the live cluster is (drift accepted)
     warnings: list[str] = field(default_factory=list)
+    cert_expiry: dict[str, float] = field(default_factory=dict)  # master -> notAfter
 
 
 def refresh_state(
@@ -32,4 +33,5 @@ def refresh_state(
         driver.close()
     warnings = [] if view.source else [f"could not read the cluster's own view: {view.error}"]
     findings = find_drift(state, facts, view)
-    return Refreshed(findings, accept_drift(state, findings), warnings)
+    expiry = {ip: f.cert_expires for ip, f in facts.items() if f.cert_expires is not None}
+    return Refreshed(findings, accept_drift(state, findings), warnings, expiry)

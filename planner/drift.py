@@ -7,6 +7,8 @@ again, a drifted version is upgraded, changed labels or taints are set again).
 
 from __future__ import annotations
 
+import time
+
 from cluster.model import ClusterView, Finding, HostFacts
 from cluster.records import HostRecord, State
 
@@ -16,7 +18,14 @@ def _is_node(record: HostRecord, runtime: str) -> bool:
     return not (runtime == "k0s" and record.is_master)
 
 
-def find_drift(state: State, facts: dict[str, HostFacts], view: ClusterView) -> list[Finding]:
+CERT_WARNING_SECONDS = 30 * 86400  # a certificate closer than this to its end is drift
+
+
+def find_drift(
+    state: State, facts: dict[str, HostFacts], view: ClusterView, now: float | None = None
+) -> list[Finding]:
+    """`now` (Unix time) dates certificates; by default the time of the call."""
+    now = time.time() if now is None else now
     findings: list[Finding] = []
     nodes = view.nodes
     name_at = {n["address"]: name for name, n in (nodes or {}).items()}
@@ -32,6 +41,9 @@ def find_drift(state: State, facts: dict[str, HostFacts], view: ClusterView) -> 
                 findings.append(Finding("host_key_changed", ip, record.host_key, fact.host_key))
             if fact.version and fact.version != record.version:
                 findings.append(Finding("version_mismatch", ip, record.version, fact.version))
+            if fact.cert_expires is not None and fact.cert_expires - now < CERT_WARNING_SECONDS:
+                ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(fact.cert_expires))
+                findings.append(Finding("cert_expiring", ip, "30 days or more", ends))
             stale = _endpoint_problem(state, ip, record, fact.endpoint)
             if stale:
                 findings.append(Finding("endpoint_stale", ip, stale, fact.endpoint or None))

@@ -17,7 +17,18 @@ from cluster.durations import parse_duration
 from cluster.errors import SealerError
 from cluster.sizes import parse_size
 from operations import apply as applying
-from operations import drift, images, import_cluster, kubeconfig, plan, run, sandbox, show
+from operations import (
+    cert,
+    drift,
+    etcd,
+    images,
+    import_cluster,
+    kubeconfig,
+    plan,
+    run,
+    sandbox,
+    show,
+)
 from operations import state_sync as states
 from operations.common import SSHSettings, StateRef
 from operations.events import Listener
@@ -258,7 +269,13 @@ def cmd_drift(args) -> int:
             write_prometheus(Path(args.prometheus), getattr(e, "cluster", "unknown"), [], False)
         raise
     if args.prometheus:
-        write_prometheus(Path(args.prometheus), result.cluster, result.findings, success=True)
+        write_prometheus(
+            Path(args.prometheus),
+            result.cluster,
+            result.findings,
+            success=True,
+            cert_expiry=result.cert_expiry,
+        )
     _show_drift(args, result.cluster, result.state, result.findings, result.warnings)
     return 2 if result.findings else 0
 
@@ -277,6 +294,39 @@ def cmd_kubeconfig(args) -> int:
         f"Wrote the admin kubeconfig of {fetched.cluster!r} (from {fetched.source}) to "
         f"{args.output}"
     )
+    return 0
+
+
+def cmd_cert(args) -> int:
+    names = tuple(args.alt_names.split(","))
+    request = cert.CertRequest(args.file, names, state_ref(args), ssh_settings(args))
+    result = cert.add_alt_names(request, Console())
+    print(
+        f"The apiserver certificate of {result.cluster!r} now also names "
+        f"{', '.join(result.alt_names)} on {len(result.masters)} master(s)."
+    )
+    return 0
+
+
+def cmd_etcd(args) -> int:
+    request = etcd.EtcdRequest(args.file, state_ref(args), ssh_settings(args))
+    if args.etcd_command == "backup":
+        snapshot = etcd.backup(request, Console())
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # it holds the cluster's secrets
+        with os.fdopen(fd, "wb") as f:
+            f.write(snapshot.data)
+        print(
+            f"Saved an etcd snapshot of {snapshot.cluster!r} from {snapshot.source} to "
+            f"{args.output} ({len(snapshot.data)} bytes)."
+        )
+        return 0
+    try:
+        data = Path(args.snapshot).read_bytes()
+    except OSError as e:
+        raise SealerError(f"{args.snapshot}: {e.strerror}") from None
+    masters = etcd.restore(request, data, Console())
+    print(f"Restored etcd on {len(masters)} master(s) from {args.snapshot}: {', '.join(masters)}.")
     return 0
 
 
@@ -382,6 +432,8 @@ HANDLERS = {
     "run": cmd_run,
     "drift": cmd_drift,
     "kubeconfig": cmd_kubeconfig,
+    "cert": cmd_cert,
+    "etcd": cmd_etcd,
     "state": cmd_state,
     "build": cmd_build,
     "image": cmd_image,

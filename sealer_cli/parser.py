@@ -63,6 +63,12 @@ HELP = {
         "sealer kubeconfig -f Clusterfile -o admin.conf",
         "",
     ),
+    "cert": (
+        "add names to the API server's certificate on every master, one at a time",
+        "sealer cert --alt-names api.example.com,203.0.113.10 -f Clusterfile",
+        "kubernetes (kubeadm) clusters. The names stay in the cluster's kubeadm configuration,\n"
+        "so masters that join later get them too.",
+    ),
     "sandbox": (
         "local sandbox hosts (127.0.1.N) to try sealer on",
         "sealer sandbox up 3 > Clusterfile\nsealer sandbox ls\nsealer sandbox down",
@@ -83,6 +89,22 @@ HELP = {
         "Read the live hosts and the cluster, read-only, and compare them with the state.\n"
         "Exit 0: no drift; 1: error (including another run holding the state lock);\n"
         "2: drift found.",
+    ),
+    "etcd": (
+        "back up or restore the cluster's etcd (kubernetes)",
+        "sealer etcd backup -o etcd.db -f Clusterfile\nsealer etcd restore etcd.db -f Clusterfile",
+        "",
+    ),
+    "etcd backup": (
+        "save an etcd snapshot from a healthy member to a local file (mode 0600)",
+        "sealer etcd backup -o etcd-$(date +%F).db -f Clusterfile",
+        "Refused when etcd has no quorum. The snapshot holds every secret of the cluster.",
+    ),
+    "etcd restore": (
+        "rebuild every master's etcd member from a snapshot",
+        "sealer etcd restore etcd.db -f Clusterfile",
+        "Stops etcd and kube-apiserver on every master (their static pods), restores each\n"
+        "member's data from FILE, and starts them again. Every master must answer over SSH.",
     ),
     "state": (
         "inspect or repair the recorded state",
@@ -330,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(commands, "kubeconfig", clusterfile, state, timeouts)
     p.add_argument("-o", "--output", metavar="FILE", help="write here (mode 0600), not stdout")
 
+    p = _sub(commands, "cert", clusterfile, state, timeouts)
+    p.add_argument(
+        "--alt-names", required=True, metavar="NAMES", help="comma-separated DNS names and IPs"
+    )
+
     boxes = _sub(commands, "sandbox").add_subparsers(
         dest="sandbox_command", metavar="SANDBOX_COMMAND"
     )
@@ -358,6 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("path", metavar="FILE", help="a state document, e.g. from `state pull`")
     q.add_argument("--force", action="store_true", help="overwrite a newer or unrelated state")
     _sub(states, "state versions", cluster_name, state)
+
+    etcd = _sub(commands, "etcd").add_subparsers(dest="etcd_command", metavar="ETCD_COMMAND")
+    etcd.required = True
+    q = _sub(etcd, "etcd backup", clusterfile, state, timeouts)
+    q.add_argument("-o", "--output", required=True, metavar="FILE", help="the snapshot file")
+    q = _sub(etcd, "etcd restore", clusterfile, state, timeouts)
+    q.add_argument("snapshot", metavar="FILE", help="a snapshot from `sealer etcd backup`")
 
     p = _sub(commands, "graph", clusterfile, state, max_unavailable)
     p.add_argument("--destroy", action="store_true", help="graph the destroy plan")

@@ -137,3 +137,17 @@ def test_an_endpoint_that_points_away_from_the_masters_is_drift():
     assert by_host[W].actual == gone and M in by_host[W].expected
     missing = facts(**{W: HostFacts(W, True, host_key="SHA256:m", hostname="w1", endpoint="")})
     assert ("endpoint_stale", W) in kinds(find_drift(state(), missing, view()))
+
+
+def test_a_certificate_close_to_its_end_is_drift():
+    now = 1_800_000_000.0
+    soon, later = now + 10 * 86400, now + 90 * 86400
+    fine = facts(**{M: HostFacts(M, True, host_key="SHA256:m", hostname="m1", cert_expires=later)})
+    assert find_drift(state(), fine, view(), now=now) == []
+    ending = facts(**{M: HostFacts(M, True, host_key="SHA256:m", hostname="m1", cert_expires=soon)})
+    (finding,) = find_drift(state(), ending, view(), now=now)
+    assert (finding.kind, finding.host, finding.actual) == (
+        "cert_expiring",
+        M,
+        "2027-01-25T08:00:00Z",
+    )

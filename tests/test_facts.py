@@ -32,6 +32,7 @@ def test_host_state_of_a_running_k3s_server():
         "version": "v1.25.3",
         "services": ("k3s",),
         "endpoint": None,
+        "cert_expires": None,
     }
 
 
@@ -44,6 +45,7 @@ def test_host_state_with_nothing_installed_and_a_missing_unit():
         "version": None,
         "services": (),
         "endpoint": None,
+        "cert_expires": None,
     }
 
 
@@ -54,6 +56,7 @@ def test_host_state_of_empty_output_is_all_unknown():
         "version": None,
         "services": (),
         "endpoint": None,
+        "cert_expires": None,
     }
 
 
@@ -89,3 +92,10 @@ def test_host_state_reads_where_the_endpoint_name_points():
     assert facts.parse_host_state("hostname=w\nendpoint=\n", K3S)["endpoint"] == ""
     noise = "endpoint=10.0.0.9 apiserver.cluster.local\n"  # a line that is not sealer's
     assert facts.parse_host_state("hostname=w\n" + noise, K3S)["endpoint"] == ""
+
+
+def test_the_api_server_certificate_end_date_is_read_from_openssl():
+    assert facts.parse_not_after("notAfter=Nov 28 04:00:00 2027 GMT") == 1827374400.0
+    assert facts.parse_not_after("notAfter=Jan  5 09:03:07 2027 GMT") == 1799139787.0
+    assert facts.parse_not_after("") is None
+    assert facts.parse_not_after("notAfter=garbage") is None

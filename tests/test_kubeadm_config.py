@@ -135,3 +135,19 @@ def test_fields_a_running_cluster_cannot_change_are_named():
     assert kubeadm.immutable_changes(old, new) == [
         "networking.podSubnet: '100.64.0.0/10' -> '10.244.0.0/16'"
     ]
+
+
+def test_alt_names_are_names_or_addresses_and_extend_the_known_ones():
+    from executors import certs
+
+    assert certs.san_problem("api.example.test") == "" and certs.san_problem("198.18.0.7") == ""
+    assert certs.san_problem("fd00::1") == ""
+    for bad in ("bad name", "a;rm -rf /", "UPPER.example", "-x.example", ""):
+        assert certs.san_problem(bad), bad
+    docs = kubeadm.merged_documents(DEFAULTS, [], "v1.25.3")
+    extended = certs.with_sans(docs, ["api.example.test", "old.example"])
+    assert extended["ClusterConfiguration"]["apiServer"]["certSANs"] == [
+        "old.example",
+        "api.example.test",
+    ]
+    assert docs["ClusterConfiguration"]["apiServer"]["certSANs"] == ["old.example"]

@@ -9,7 +9,13 @@ from cluster.model import DRIFT_KINDS, Finding
 from state.local import atomic_write
 
 
-def write_prometheus(path: Path, cluster: str, findings: list[Finding], success: bool) -> None:
+def write_prometheus(
+    path: Path,
+    cluster: str,
+    findings: list[Finding],
+    success: bool,
+    cert_expiry: dict[str, float] | None = None,
+) -> None:
     """The textfile collector format, replaced atomically."""
     label = cluster.replace("\\", "\\\\").replace('"', '\\"')
     counts = {kind: 0 for kind in DRIFT_KINDS}
@@ -29,4 +35,15 @@ def write_prometheus(path: Path, cluster: str, findings: list[Finding], success:
         "# TYPE sealer_check_success gauge",
         f'sealer_check_success{{cluster="{label}"}} {1 if success else 0}',
     ]
+    if cert_expiry:
+        now = time.time()
+        lines += [
+            "# HELP sealer_cert_expiry_seconds Seconds until the API server certificate of a "
+            "master expires (negative: expired).",
+            "# TYPE sealer_cert_expiry_seconds gauge",
+            *(
+                f'sealer_cert_expiry_seconds{{cluster="{label}",host="{ip}"}} {ends - now:.0f}'
+                for ip, ends in sorted(cert_expiry.items())
+            ),
+        ]
     atomic_write(path, ("\n".join(lines) + "\n").encode(), mode=0o644)  # node_exporter reads it

@@ -27,7 +27,15 @@ HERE = Path(__file__).resolve().parent
 VENDOR = HERE / ".vendor"
 VERSIONS = ("v1.25.3", "v1.26.1")
 BINARIES = {
-    "kubernetes": ("kubeadm", "kubelet", "kubectl", "kube-apiserver", "etcdctl", "systemctl"),
+    "kubernetes": (
+        "kubeadm",
+        "kubelet",
+        "kubectl",
+        "kube-apiserver",
+        "etcdctl",
+        "crictl",
+        "systemctl",
+    ),
     "k3s": ("k3s", "kubectl", "systemctl"),
     "k0s": ("k0s", "kubectl", "systemctl"),
 }

@@ -223,6 +223,7 @@ class Runtime:
     version_command = ""  # prints the version of the installed binaries
     admin_kubeconfig_command = ""  # prints the admin kubeconfig (on a master)
     service_units: tuple[str, ...] = ()  # one of them is active when the runtime runs
+    cert_file = ""  # the API server's serving certificate on a master ("" not read)
 
     def parse_version(self, text: str) -> str | None:
         """vX.Y.Z from version_command's output, None when nothing is installed."""
@@ -232,7 +233,9 @@ class Runtime:
     @property
     def probe(self) -> RuntimeProbe:
         """How a refresh reads this runtime's version and services on a host."""
-        return RuntimeProbe(self.version_command, self.service_units, self.parse_version)
+        return RuntimeProbe(
+            self.version_command, self.service_units, self.parse_version, self.cert_file
+        )
 
     def etcd_members(self, ops: NodeOps) -> set[str]:
         """Names of the etcd members, as the control plane reports them."""

@@ -49,6 +49,7 @@ class Kubeadm(Runtime):
     version_command = "kubelet --version"
     admin_kubeconfig_command = "cat /etc/kubernetes/admin.conf"
     service_units = ("kubelet",)
+    cert_file = "/etc/kubernetes/pki/apiserver.crt"
 
     def etcd_members(self, ops: NodeOps) -> set[str]:
         """The stacked etcd's members, asked of the bootstrap master's own member."""

@@ -95,7 +95,9 @@ def test_two_of_three_members_lost_at_once_lose_quorum(hosts, tmp_path):
     cluster.apply()
     ssh(1, "kubectl label node sandbox-1 before=yes --overwrite")
     for n in (2, 3):  # two members vanish without leaving etcd (hosts gone at once)
-        sandbox.run_in(host(n), ["pkill", "-f", "sandbox-standin/etcd"])
+        sandbox.run_in(
+            host(n), ["sh", "-c", "systemctl stop kubelet; pkill -f [s]andbox-standin/etcd"]
+        )
     health = etcdctl("endpoint", "health", members=[1])
     assert health.returncode != 0 and "unhealthy" in health.stderr + health.stdout
     write = ssh(1, "kubectl label node sandbox-1 after=yes --overwrite", check=False)
@@ -164,3 +166,84 @@ def test_kubeadm_documents_are_merged_one_per_kind(hosts, tmp_path):
     )
     assert refused.returncode == 1 and "specified twice" in refused.stderr, refused.stderr
     assert api(1, "/nodes").keys() == {"sandbox-1", "sandbox-2"}
+
+
+def test_cert_alt_names_reach_every_master_and_later_joins(hosts, tmp_path):
+    from tests.e2e.conftest import Cluster, command_log
+
+    cluster = Cluster(tmp_path, "kubernetes")
+    cluster.write([1, 2], [3])
+    cluster.apply()
+
+    def sans(n: int) -> str:
+        return ssh(
+            n, "openssl x509 -noout -ext subjectAltName -in /etc/kubernetes/pki/apiserver.crt"
+        ).stdout
+
+    assert f"DNS:{ENDPOINT}" in sans(1) and "IP Address:127.0.1.2" in sans(2)
+    assert "api.example.test" not in sans(1)
+    # The discovery hash is the real CA's: kubeadm join checked it against ca.crt.
+    result = cluster.sealer("cert", "--alt-names", "api.example.test,198.18.0.77")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for master in (1, 2):
+        assert "DNS:api.example.test" in sans(master) and "IP Address:198.18.0.77" in sans(master)
+        assert any(e["argv"][:2] == ["crictl", "stop"] for e in command_log(master))
+        assert "sandbox-3" in ssh(master, "kubectl get nodes").stdout  # it serves again
+    assert cluster.state()["control_plane"]["cert_sans"] == "api.example.test,198.18.0.77"
+    cluster.write([1, 2, 4], [3])  # a master joining later gets the names from the cluster
+    cluster.apply()
+    assert "DNS:api.example.test" in sans(4)
+    metrics = tmp_path / "sealer.prom"
+    drift = cluster.sealer("drift", "--prometheus", str(metrics))
+    assert drift.returncode == 0, drift.stdout + drift.stderr
+    expiry = [
+        line
+        for line in metrics.read_text().splitlines()
+        if line.startswith("sealer_cert_expiry_seconds")
+    ]
+    assert len(expiry) == 3
+    assert all(360 * 86400 < float(line.split()[-1]) <= 365 * 86400 for line in expiry)
+    bad = cluster.sealer("cert", "--alt-names", "bad name;rm")
+    assert bad.returncode == 1 and "--alt-names" in bad.stderr
+
+
+def test_etcd_backup_then_destroyed_data_then_restore_brings_the_nodes_back(hosts, tmp_path):
+    from tests.e2e.conftest import Cluster
+
+    cluster = Cluster(tmp_path, "kubernetes")
+    cluster.write([1, 2, 3], [4])
+    cluster.apply()
+    before = set(api(1, "/nodes"))
+    assert before == {"sandbox-1", "sandbox-2", "sandbox-3", "sandbox-4"}
+    snapshot = tmp_path / "etcd.db"
+    saved = cluster.sealer("etcd", "backup", "-o", str(snapshot))
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    assert snapshot.stat().st_mode & 0o777 == 0o600 and snapshot.stat().st_size > 1000
+
+    for n in (1, 2, 3):  # every master loses its etcd data
+        ssh(
+            n,
+            "systemctl stop kubelet && crictl stop $(crictl ps --name kube-apiserver -q) && "
+            "crictl stop $(crictl ps --name etcd -q) && rm -rf /var/lib/etcd && "
+            "systemctl start kubelet",
+        )
+    lost = ssh(1, "kubectl get nodes", check=False)
+    assert lost.returncode != 0 or "sandbox-4" not in lost.stdout
+
+    restored = cluster.sealer("etcd", "restore", str(snapshot), timeout=300)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    for master in (1, 2, 3):
+        assert "sandbox-4" in ssh(master, "kubectl get nodes").stdout
+    assert member_names(1) == {"sandbox-1", "sandbox-2", "sandbox-3"}
+    health = etcdctl("endpoint", "health", members=[1, 2, 3])
+    assert health.returncode == 0, health.stderr
+
+    for n in (2, 3):  # without quorum, a backup is refused
+        sandbox.run_in(
+            host(n), ["sh", "-c", "systemctl stop kubelet; pkill -f [s]andbox-standin/etcd"]
+        )
+    refused = cluster.sealer("etcd", "backup", "-o", str(tmp_path / "late.db"))
+    assert (
+        refused.returncode == 1 and "etcd has no quorum (0 of 3 members healthy" in refused.stderr
+    )
+    assert not (tmp_path / "late.db").exists()

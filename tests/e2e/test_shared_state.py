@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
-from tests.e2e.conftest import NEW, Cluster, api, command_log, ip, node_versions
+from tests.e2e.conftest import IMAGES, NEW, Cluster, api, command_log, ip, node_versions
 from tests.e2e.test_reliability import joins_on, start_apply
 
 SECRET = "Env-9a1f3e77-NEVER-STORE"
+ETCDCTL = str(IMAGES / ".vendor" / "etcd" / "etcdctl")
 
 
 def test_lifecycle_on_the_postgresql_backend(hosts, tmp_path, postgres, pg_backend):
@@ -26,7 +28,23 @@ def test_lifecycle_on_the_postgresql_backend(hosts, tmp_path, postgres, pg_backe
     cluster.write([1], [2, 3], env=[f"DB_PASSWORD={SECRET}"])
     cluster.apply()
     join = next(e["argv"] for e in command_log(2) if e["argv"][:2] == ["kubeadm", "join"])
-    token = join[join.index("--token") + 1]
+    assert join == ["kubeadm", "join", "--config=/etc/kubernetes/kubeadm-join.yaml"]
+    # The join tokens, as the control plane keeps them (read from its real etcd).
+    tokens = json.loads(
+        subprocess.run(
+            [
+                ETCDCTL,
+                f"--endpoints=http://{ip(1)}:2379",
+                "get",
+                "/sandbox/cluster",
+                "--print-value-only",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["tokens"]
+    assert tokens
     first = stored()
     assert set(first["hosts"]) == {ip(1), ip(2), ip(3)} and first["serial"] >= 1
     assert not cluster.state_path().exists()  # nothing went to a local file
@@ -62,7 +80,7 @@ def test_lifecycle_on_the_postgresql_backend(hosts, tmp_path, postgres, pg_backe
         "SELECT string_agg(info::text, '') FROM sealer.locks"
     )
     assert ip(4) in everything  # the kept versions do hold the runs above
-    for secret in (SECRET, token, postgres.password):
+    for secret in (SECRET, *tokens, postgres.password):
         assert secret not in everything
 
 

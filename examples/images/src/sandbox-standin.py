@@ -48,7 +48,8 @@ CLUSTER_KEY = "/sandbox/cluster"  # the control plane's data, one JSON document 
 # Tools whose runs only read, for tests that check "no command that changes anything ran".
 READ_ONLY = re.compile(
     r"^(kubectl (get|version)|k3s (--version|kubectl get)|k0s (version|kubectl get|etcd member-list"
-    r"|kubeconfig)|kubeadm version|kubelet --version|systemctl is-active|etcdctl)"
+    r"|kubeconfig)|kubeadm version|kubelet --version|systemctl is-active|crictl ps"
+    r"|etcdctl --endpoints=\S+ \S+ \S+ \S+ (member list|endpoint health|snapshot save))"
 )
 
 
@@ -214,11 +215,22 @@ class EtcdUnavailable(Exception):
 class Etcd:
     """A client of a real etcd cluster through its v3 JSON gateway (standard library only)."""
 
-    def __init__(self, endpoints, timeout=5):
+    def __init__(self, endpoints, timeout=3):
         self.endpoints = list(endpoints)
         self.timeout = timeout
 
-    def call(self, path, body):
+    def call(self, path, body, attempts=2):
+        """One request, to the first member that answers. A request that timed out (a
+        leader election drops proposals in flight) is tried again, as etcd's clients do;
+        every write sealer's stand-in makes is a compare-and-swap, so a retry is safe."""
+        for attempt in range(attempts):
+            try:
+                return self._call_once(path, body)
+            except EtcdUnavailable as e:
+                if "timed out" not in str(e) or attempt == attempts - 1:
+                    raise
+
+    def _call_once(self, path, body):
         import urllib.error
         import urllib.request
 
@@ -447,7 +459,11 @@ class ControlPlane:
         if handler is None:
             return 404, {"error": f"the server could not find the requested resource ({path})"}
         members = member_names(self.etcd.members())
-        return self.store.change(lambda data: handler(data, members))
+        status, result = self.store.change(lambda data: handler(data, members))
+        deleted = method == "DELETE" and status == 200 and parts[1] in members
+        if deleted and self.store.read()["distribution"] == "k3s":
+            self.remove_member_of_deleted_k3s_node(parts[1])
+        return status, result
 
     def writer(self, method, parts, body):
         """The change one writing call makes to the data: data, members -> (status, result,
@@ -492,6 +508,13 @@ class ControlPlane:
             return new_key
         if method == "POST" and parts == ["nodes"]:
             return lambda data, members: register_node(data, members, body)
+        if method == "POST" and parts == ["cluster-configuration"]:
+
+            def upload(data, members):
+                data["cluster_configuration"] = body
+                return 200, {"ok": True}, True
+
+            return upload
         if len(parts) == 2 and parts[0] == "nodes" and method == "DELETE":
             return lambda data, members: self.delete_node(data, members, parts[1])
         if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
@@ -526,7 +549,9 @@ class ControlPlane:
 
         self.store.change(joined)
         result = {"ok": True}
-        if control_plane:
+        if control_plane:  # kubeadm: the certificates and kubeadm-config, by certificate key
+            result["ca"] = data.get("ca")
+            result["cluster_configuration"] = data.get("cluster_configuration")
             if not added:
                 members = self.etcd.add_member(peer).get("members") or []
             result["initial_cluster"] = ",".join(
@@ -563,13 +588,17 @@ class ControlPlane:
             return 404, {"error": f'nodes "{name}" not found'}, False
         del data["nodes"][name]
         if data["distribution"] == "k3s" and name in members:  # k3s removes the member itself
-            for m in self.etcd.members():
-                if m.get("name") == name:
-                    self.etcd.remove_member(m["ID"])
             members = {n: a for n, a in members.items() if n != name}
             record_event(data, members, "etcd_member_removed", node=name)
         record_event(data, members, "node_deleted", node=name)
         return 200, {"deleted": name}, True
+
+    def remove_member_of_deleted_k3s_node(self, name):
+        """After the node's deletion is written: removing a member (maybe the leader) starts
+        an election, and the write should not wait on it."""
+        for m in self.etcd.members():
+            if m.get("name") == name:
+                self.etcd.remove_member(m["ID"])
 
 
 def join_problem(data, body):
@@ -682,10 +711,10 @@ def make_api_server(address, etcd_endpoints):
     return Server((address, PORT), ApiHandler)
 
 
-def init_cluster_data(address, distribution, endpoint, secret=None):
+def init_cluster_data(address, distribution, endpoint, secret=None, extra=None):
     """The first control-plane node writes the cluster's data (once)."""
     etcd = Etcd([etcd_url(address, ETCD_CLIENT_PORT)])
-    ClusterStore(etcd).create(new_cluster_data(distribution, endpoint, secret))
+    ClusterStore(etcd).create({**new_cluster_data(distribution, endpoint, secret), **(extra or {})})
     data = ClusterStore(etcd).read()
     if not any(e["event"] == "etcd_member_added" for e in data["history"]):
 
@@ -1099,21 +1128,72 @@ def tool_kubelet(version, argv):
     if argv == [
         "--kubeconfig=/etc/kubernetes/kubelet.conf",
         "--config=/var/lib/kubelet/config.yaml",
-    ]:  # the service: register through the endpoint in kubelet.conf, then stay
+    ]:  # the service: keep the static pods running, register through kubelet.conf's endpoint
+        import threading
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        threading.Thread(target=keep_static_pods, daemon=True).start()
         config = json.loads(read_file("/var/lib/kubelet/config.yaml", "{}"))
         server = kubeconfig_server(f"{KUBE_DIR}/kubelet.conf")
         address = kubelet_node_ip()
-        wait_for_api(server)
+        while True:  # the kubelet retries until the API server answers
+            try:
+                wait_for_api(server)
+                break
+            except SystemExit:
+                time.sleep(1)
         register_kubelet(version, server, config.get("roles", []), address)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         stay()
     raise Refused
 
 
-def static_pod(name, command):
-    """Write the static pod's manifest (the kubelet would run it) and run it as a service."""
-    write_file(f"{MANIFESTS}/{name}.yaml", json.dumps({"name": name, "command": command}) + "\n")
-    spawn(name, command)
+@contextlib.contextmanager
+def static_pods_lock():
+    """kubeadm and the kubelet both start static pods: one at a time."""
+    import fcntl
+
+    os.makedirs(RUN_DIR, exist_ok=True)
+    with open(os.path.join(RUN_DIR, ".static-pods.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def run_static_pod(name, manifest):
+    """(Re)start a static pod from its manifest text; remember which manifest it runs."""
+    stop_service(name)
+    spawn(name, json.loads(manifest)["command"])
+    write_file(os.path.join(RUN_DIR, f"{name}.manifest"), manifest)
+
+
+def keep_static_pods(interval=0.3):
+    """What the kubelet does with /etc/kubernetes/manifests: start a pod that is not running
+    or whose manifest changed, stop a pod whose manifest was taken away."""
+    while True:
+        with static_pods_lock():
+            present = {
+                f[: -len(".yaml")]: read_file(os.path.join(MANIFESTS, f))
+                for f in (os.listdir(MANIFESTS) if os.path.isdir(MANIFESTS) else [])
+                if f.endswith(".yaml")
+            }
+            for name, manifest in present.items():
+                ran = read_file(os.path.join(RUN_DIR, f"{name}.manifest"))
+                if manifest and (service_pid(name) is None or ran != manifest):
+                    run_static_pod(name, manifest)
+            for f in os.listdir(RUN_DIR):
+                name = f[: -len(".manifest")]
+                if f.endswith(".manifest") and name not in present:
+                    stop_service(name)
+                    os.unlink(os.path.join(RUN_DIR, f))
+        time.sleep(interval)
+
+
+def static_pod(name, command, version=""):
+    """Write a static pod's manifest and start it (kubeadm waits for it; the kubelet keeps
+    it running afterwards)."""
+    manifest = json.dumps({"name": name, "version": version, "command": command}) + "\n"
+    with static_pods_lock():
+        write_file(f"{MANIFESTS}/{name}.yaml", manifest)
+        run_static_pod(name, manifest)
 
 
 def static_pod_command(name):
@@ -1121,17 +1201,17 @@ def static_pod_command(name):
     return json.loads(text)["command"] if text else None
 
 
-def start_control_plane(version, address, initial_cluster=None, endpoint=None):
+def start_control_plane(version, address, initial_cluster=None, endpoint=None, extra=None):
     """kubeadm's stacked etcd member and kube-apiserver, as static pods. The first
     control-plane node (no initial_cluster) also writes the cluster's data."""
     static_pod("etcd", etcd_command(node_name(), address, KUBEADM_ETCD_DATA, initial_cluster))
     wait_for_etcd(etcd_url(address, ETCD_CLIENT_PORT))
     if initial_cluster is None:
-        init_cluster_data(address, "kubernetes", endpoint)
-    start_kube_apiserver(address)
+        init_cluster_data(address, "kubernetes", endpoint, extra=extra)
+    start_kube_apiserver(address, version)
 
 
-def start_kube_apiserver(address):
+def start_kube_apiserver(address, version=""):
     """Run by the kube-apiserver binary of the image installed now (an upgrade's new one)."""
     static_pod(
         "kube-apiserver",
@@ -1140,6 +1220,7 @@ def start_kube_apiserver(address):
             f"--advertise-address={address}",
             f"--etcd-servers={etcd_url(address, ETCD_CLIENT_PORT)}",
         ],
+        version,
     )
     wait_for_api(f"{address}:{PORT}")
 
@@ -1156,6 +1237,115 @@ def preflight(path):
         fail(f"[preflight] {path} already exists", 1)
 
 
+PKI = f"{KUBE_DIR}/pki"
+SERVICE_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc")
+
+
+def openssl(*args, stdin=None):
+    result = subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True)
+    if result.returncode != 0:
+        fail(f"openssl {args[0]}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def make_ca():
+    """kubeadm's cluster CA (10 years), and its discovery hash: sha256 of the public key."""
+    os.makedirs(PKI, exist_ok=True)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=kubernetes",
+        "-keyout",
+        f"{PKI}/ca.key",
+        "-out",
+        f"{PKI}/ca.crt",
+    )
+    os.chmod(f"{PKI}/ca.key", 0o600)
+    return {"crt": read_file(f"{PKI}/ca.crt"), "key": read_file(f"{PKI}/ca.key")}
+
+
+def ca_hash():
+    import hashlib
+
+    public = subprocess.run(
+        f"openssl x509 -pubkey -noout -in {PKI}/ca.crt | openssl pkey -pubin -outform DER",
+        shell=True,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return "sha256:" + hashlib.sha256(public).hexdigest()
+
+
+def write_ca(ca):
+    write_file(f"{PKI}/ca.crt", ca["crt"])
+    write_file(f"{PKI}/ca.key", ca["key"], 0o600)
+
+
+def apiserver_cert(cluster_configuration, address):
+    """The apiserver's serving certificate (1 year), signed by the cluster CA, with kubeadm's
+    names: the service names, the node, its address and ClusterConfiguration's certSANs. An
+    existing certificate is kept, as kubeadm does."""
+    if os.path.exists(f"{PKI}/apiserver.crt"):
+        print("[certs] Using existing apiserver certificate and key on disk")
+        return
+    import ipaddress
+
+    sans = [*SERVICE_NAMES, node_name(), address, "10.96.0.1"]
+    sans += [str(x) for x in (cluster_configuration.get("apiServer") or {}).get("certSANs") or []]
+    endpoint = str(cluster_configuration.get("controlPlaneEndpoint") or "").rsplit(":", 1)[0]
+    sans += [endpoint] if endpoint else []
+    entries = []
+    for name in dict.fromkeys(sans):
+        try:
+            entries.append(f"IP:{ipaddress.ip_address(name)}")
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9*.-]+", name):
+                fail(f"certSANs: {name!r} is not a DNS name or an IP address")
+            entries.append(f"DNS:{name}")
+    ext = f"{PKI}/apiserver.ext"
+    write_file(ext, "subjectAltName=" + ",".join(entries) + "\n")
+    openssl(
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=kube-apiserver",
+        "-keyout",
+        f"{PKI}/apiserver.key",
+        "-out",
+        f"{PKI}/apiserver.csr",
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{PKI}/apiserver.csr",
+        "-CA",
+        f"{PKI}/ca.crt",
+        "-CAkey",
+        f"{PKI}/ca.key",
+        "-CAcreateserial",
+        "-days",
+        "365",
+        "-extfile",
+        ext,
+        "-out",
+        f"{PKI}/apiserver.crt",
+    )
+    os.chmod(f"{PKI}/apiserver.key", 0o600)
+    for leftover in (ext, f"{PKI}/apiserver.csr"):
+        os.unlink(leftover)
+    print('[certs] Generating "apiserver" certificate and key')
+
+
 def kubeadm_init(version, path):
     config = read_kubeadm_config(path, version)
     init = config.get("InitConfiguration", {})
@@ -1169,7 +1359,10 @@ def kubeadm_init(version, path):
     address = ip_address(address, "advertiseAddress")
     endpoint = str(cluster.get("controlPlaneEndpoint") or f"{address}:{PORT}")
     preflight(f"{KUBE_DIR}/admin.conf")
-    start_control_plane(version, address, endpoint=endpoint)
+    ca = make_ca()
+    apiserver_cert(cluster, address)
+    extra = {"ca": ca, "ca_hash": ca_hash(), "cluster_configuration": cluster}
+    start_control_plane(version, address, endpoint=endpoint, extra=extra)
     write_file(f"{KUBE_DIR}/admin.conf", admin_kubeconfig(endpoint), 0o600)
     own = f"{address}:{PORT}"
     info = api(own, "POST", "/tokens", {})
@@ -1214,6 +1407,8 @@ def kubeadm_join(version, path):
         certificate_key=(control_plane or {}).get("certificateKey"),
     )
     if control_plane:
+        write_ca(joined["ca"])
+        apiserver_cert(joined.get("cluster_configuration") or {}, address)
         start_control_plane(version, address, joined["initial_cluster"])
         write_file(f"{KUBE_DIR}/admin.conf", admin_kubeconfig(server), 0o600)
         kubelet_setup(server, ["control-plane"], registration)
@@ -1223,7 +1418,9 @@ def kubeadm_join(version, path):
 
 
 def kubeadm_reset():
-    """Leave etcd (a control-plane node), stop the static pods and the kubelet, clean up."""
+    """Stop the kubelet (it would restart the static pods), leave etcd (a control-plane
+    node), stop the static pods, clean up."""
+    stop_service("kubelet")
     etcd = static_pod_command("etcd")
     if etcd and service_pid("etcd"):
         client = next(a.split("=", 1)[1] for a in etcd if a.startswith("--advertise-client-urls="))
@@ -1232,9 +1429,10 @@ def kubeadm_reset():
             ControlPlane(address, Etcd([client])).remove_member({"peer": address})
         except EtcdUnavailable as e:
             print(f"[reset] could not remove the etcd member: {e}", file=sys.stderr)
-    stop_service("kubelet")
-    stop_service("kube-apiserver")
-    stop_service("etcd")
+    for pod in ("kube-apiserver", "etcd"):
+        stop_service(pod)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(RUN_DIR, f"{pod}.manifest"))
     subprocess.run(["rm", "-rf", KUBE_DIR, "/var/lib/kubelet", KUBEADM_ETCD_DATA], check=True)
     print("[reset] SANDBOX STAND-IN: the node was reset")
 
@@ -1262,6 +1460,28 @@ def tool_kubeadm(version, argv):
             f"[upload-certs] Using certificate key:\n{key}"
         )
         return
+    if (
+        len(a) == 5
+        and a[:4] == ["init", "phase", "certs", "apiserver"]
+        and a[4].startswith("--config=")
+    ):
+        config = read_kubeadm_config(a[4].split("=", 1)[1], version)
+        given = (config.get("InitConfiguration", {}).get("localAPIEndpoint") or {}).get(
+            "advertiseAddress"
+        )
+        address = ip_address(given or fail("advertiseAddress is not set"), "advertiseAddress")
+        return apiserver_cert(config.get("ClusterConfiguration", {}), address)
+    if (
+        len(a) == 5
+        and a[:4] == ["init", "phase", "upload-config", "kubeadm"]
+        and a[4].startswith("--config=")
+    ):
+        config = read_kubeadm_config(a[4].split("=", 1)[1], version)
+        api(
+            admin_server(), "POST", "/cluster-configuration", config.get("ClusterConfiguration", {})
+        )
+        print('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config"')
+        return
     if a == ["reset", "-f"]:
         return kubeadm_reset()
     if len(a) == 4 and a[:2] == ["upgrade", "apply"] and a[3] == "-y":
@@ -1283,8 +1503,7 @@ def upgrade_control_plane(version):
     command = static_pod_command("kube-apiserver")
     flags = [f for f in command if f.startswith("--")]
     address = next(f.split("=", 1)[1] for f in flags if f.startswith("--advertise-address="))
-    stop_service("kube-apiserver")
-    start_kube_apiserver(address)
+    start_kube_apiserver(address, version)
 
 
 def tool_kube_apiserver(version, argv):
@@ -1293,6 +1512,24 @@ def tool_kube_apiserver(version, argv):
     httpd = make_api_server(address, [flags["--etcd-servers"]])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     httpd.serve_forever()
+
+
+def tool_crictl(version, argv):
+    """The kubelet's static pods as containers: `ps --name NAME -q` and `stop ID`. A stopped
+    static pod is started again by the kubelet (keep_static_pods)."""
+    if len(argv) == 4 and argv[0] == "ps" and argv[1] == "--name" and argv[3] == "-q":
+        pid = service_pid(argv[2]) if static_pod_command(argv[2]) else None
+        if pid:
+            print(f"{argv[2]}-{pid}")
+        return
+    if len(argv) == 2 and argv[0] == "stop":
+        name, _, pid = argv[1].rpartition("-")
+        if not static_pod_command(name) or str(service_pid(name)) != pid:
+            fail(f'container "{argv[1]}" not found')
+        stop_service(name)
+        print(argv[1])
+        return
+    raise Refused
 
 
 # ---------------------------------------------------------------- k3s
@@ -1521,15 +1758,29 @@ ETCDCTL_TLS = (
     "--key=/etc/kubernetes/pki/etcd/server.key",
 )
 ETCDCTL_COMMANDS = (["member", "list", "-w", "json"], ["endpoint", "health"])
+RESTORE_FLAGS = (
+    "--name",
+    "--initial-cluster",
+    "--initial-cluster-token",
+    "--initial-advertise-peer-urls",
+    "--data-dir",
+)
 
 
 def tool_etcdctl(version, argv):
-    if len(argv) < 4 or not argv[0].startswith("--endpoints=https://"):
+    if len(argv) >= 3 and argv[:2] == ["snapshot", "restore"]:  # offline: no endpoint
+        flags = [a.split("=", 1)[0] for a in argv[3:]]
+        if sorted(flags) != sorted(RESTORE_FLAGS) or not all("=" in a for a in argv[3:]):
+            raise Refused
+        os.execv(ETCDCTL_BIN, [ETCDCTL_BIN, *argv])
+    if len(argv) < 5 or not argv[0].startswith("--endpoints=https://"):
         raise Refused
-    if tuple(argv[1:4]) != ETCDCTL_TLS or argv[4:] not in ETCDCTL_COMMANDS:
+    command = argv[4:]
+    snapshot = len(command) == 3 and command[:2] == ["snapshot", "save"]
+    if tuple(argv[1:4]) != ETCDCTL_TLS or (command not in ETCDCTL_COMMANDS and not snapshot):
         raise Refused
     endpoint = "http://" + argv[0].split("https://", 1)[1]
-    os.execv(ETCDCTL_BIN, [ETCDCTL_BIN, f"--endpoints={endpoint}", *argv[4:]])
+    os.execv(ETCDCTL_BIN, [ETCDCTL_BIN, f"--endpoints={endpoint}", *command])
 
 
 TOOLS = {
@@ -1541,6 +1792,7 @@ TOOLS = {
     "systemctl": tool_systemctl,
     "kube-apiserver": tool_kube_apiserver,
     "etcdctl": tool_etcdctl,
+    "crictl": tool_crictl,
 }
 
 
