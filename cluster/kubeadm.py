@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from cluster.names import dns_name_problem
+
 DEFAULT_ENDPOINT = "apiserver.cluster.local"
 API_PORT = 6443
 DEFAULTS_FILES = ("etc/kubeadm.yml", "etc/kubeadm.yaml")  # sealer's name first
@@ -34,7 +36,8 @@ INIT_KINDS = (
     "KubeletConfiguration",
     "KubeProxyConfiguration",
 )
-# Fields of a running cluster that kubeadm cannot change: a plan that changes them is refused.
+# Fields of a running cluster that kubeadm cannot change: recorded at init (fixed_settings),
+# a plan that changes them is refused.
 IMMUTABLE = (
     ("networking", "podSubnet"),
     ("networking", "serviceSubnet"),
@@ -87,6 +90,17 @@ def document_problems(documents: list[dict], version: str) -> list[tuple[str, st
                     f"(it reads {', '.join(readable)})",
                 )
             )
+        endpoint = str(doc.get("controlPlaneEndpoint") or "")
+        name, _, port = endpoint.rpartition(":") if ":" in endpoint else (endpoint, "", "6443")
+        named = kind == "ClusterConfiguration" and endpoint and not _is_address(name)
+        if named and (dns_name_problem(name) or not port.isdigit()):
+            problems.append(
+                (
+                    "controlPlaneEndpoint",
+                    f"{endpoint!r}: the endpoint must be NAME[:PORT] with a DNS name "
+                    f"(lowercase letters, digits, '-' and '.')",
+                )
+            )
         wanted = doc.get("kubernetesVersion")
         if kind == "ClusterConfiguration" and wanted not in (None, version):
             problems.append(
@@ -97,6 +111,10 @@ def document_problems(documents: list[dict], version: str) -> list[tuple[str, st
                 )
             )
     return problems
+
+
+def _is_address(name: str) -> bool:
+    return bool(re.fullmatch(r"[0-9.]+|\[.*\]", name))
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -137,7 +155,7 @@ def endpoint_of(documents: dict[str, dict]) -> tuple[str, int]:
     a name, or sealer's apiserver.cluster.local:6443."""
     given = str(documents.get("ClusterConfiguration", {}).get("controlPlaneEndpoint") or "")
     name, _, port = given.partition(":")
-    if name and not re.fullmatch(r"[0-9.]+|\[.*\]", name):
+    if name and not _is_address(name):
         return name, int(port) if port.isdigit() else API_PORT
     return DEFAULT_ENDPOINT, API_PORT
 
@@ -162,7 +180,7 @@ def init_config(
     init["apiVersion"] = kubeadm_api_version(version)
     init.setdefault("localAPIEndpoint", {})["advertiseAddress"] = node_ip
     init["localAPIEndpoint"].setdefault("bindPort", port)
-    _node_ip(init.setdefault("nodeRegistration", {}), node_ip, init["apiVersion"])
+    _node_ip(init.setdefault("nodeRegistration", {}), node_ip)
     cluster = docs.setdefault("ClusterConfiguration", {"kind": "ClusterConfiguration"})
     cluster["apiVersion"] = kubeadm_api_version(version)
     cluster["kubernetesVersion"] = version
@@ -197,7 +215,7 @@ def join_config(
             }
         },
     )
-    _node_ip(join.setdefault("nodeRegistration", {}), node_ip, api)
+    _node_ip(join.setdefault("nodeRegistration", {}), node_ip)
     if certificate_key:
         join["controlPlane"] = {
             "localAPIEndpoint": {"advertiseAddress": node_ip, "bindPort": port},
@@ -208,24 +226,13 @@ def join_config(
     return yaml.safe_dump(_args_for(join, api), sort_keys=False)
 
 
-def immutable_changes(old: dict[str, dict], new: dict[str, dict]) -> list[str]:
-    """Fields of ClusterConfiguration that differ and that kubeadm cannot change later."""
-    before, after = old.get("ClusterConfiguration", {}), new.get("ClusterConfiguration", {})
-    changed = []
-    for path in IMMUTABLE:
-        a, b = _dig(before, path), _dig(after, path)
-        if a != b:
-            changed.append(f"{'.'.join(path)}: {a!r} -> {b!r}")
-    return changed
-
-
 def _dig(data: dict, path: tuple[str, ...]):
     for part in path:
         data = data.get(part) if isinstance(data, dict) else None
     return data
 
 
-def _node_ip(registration: dict, node_ip: str, api: str) -> None:
+def _node_ip(registration: dict, node_ip: str) -> None:
     """The kubelet's --node-ip: the node's address on a host with several."""
     args = registration.get("kubeletExtraArgs") or {}
     if isinstance(args, list):  # v1beta4's list of name/value pairs

@@ -27,6 +27,13 @@ def node_name_problem(name: str) -> str:
     return ""
 
 
+def dns_name_problem(name: str) -> str:
+    """A host name that other hosts resolve (the control-plane endpoint, a certificate SAN)."""
+    if len(name) > 253 or not NODE_NAME.match(name):
+        return "is not a DNS name (lowercase letters, digits, '-' and '.')"
+    return ""
+
+
 def label_key_problem(key: str) -> str:
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not NODE_NAME.match(prefix)):

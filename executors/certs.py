@@ -13,6 +13,7 @@ import shlex
 
 from cluster import kubeadm
 from cluster.errors import SealerError
+from cluster.names import dns_name_problem
 from executors.driver import Driver
 
 CONFIG = "/etc/kubernetes/kubeadm.yaml"
@@ -64,10 +65,8 @@ def add_apiserver_sans(
 def san_problem(name: str) -> str:
     import ipaddress
 
-    from executors.endpoint import name_problem
-
     try:
         ipaddress.ip_address(name)
         return ""
     except ValueError:
-        return name_problem(name) and f"{shlex.quote(name)} is not an IP address or a DNS name"
+        return dns_name_problem(name) and f"{shlex.quote(name)} is not an IP address or a DNS name"

@@ -12,26 +12,20 @@ worker whose master dies unannounced waits for the next apply to move it (drift 
 
 from __future__ import annotations
 
-import re
 import shlex
 
+from cluster.names import dns_name_problem
+
 MARK = "# sealer: control-plane endpoint"
-NAME = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
-)
 HOSTS = "/etc/hosts"
-
-
-def name_problem(name: str) -> str:
-    return "" if NAME.match(name) else "is not a DNS name (lowercase letters, digits, - and .)"
 
 
 def point_command(name: str, address: str) -> str:
     """Make `name` resolve to `address` on the host: sealer's line replaced, nothing else
     touched. The file is rewritten in place (a container's hosts file is a bind mount that a
     rename would not replace)."""
-    if name_problem(name):
-        raise ValueError(f"endpoint {name!r} {name_problem(name)}")
+    if dns_name_problem(name):  # checked at load time; never a command with an odd name
+        raise ValueError(f"endpoint {name!r} {dns_name_problem(name)}")
     line = f"{address} {name} {MARK}"
     script = (
         f'tmp=$(mktemp) && {{ grep -vF {shlex.quote(MARK)} {HOSTS} || true; }} > "$tmp" && '

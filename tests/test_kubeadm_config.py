@@ -129,12 +129,22 @@ def test_v1beta4_takes_extra_args_as_name_value_pairs():
     ]
 
 
-def test_fields_a_running_cluster_cannot_change_are_named():
-    old = kubeadm.merged_documents(DEFAULTS, [], "v1.25.3")
-    new = kubeadm.merged_documents(DEFAULTS, USER, "v1.25.3")
-    assert kubeadm.immutable_changes(old, new) == [
-        "networking.podSubnet: '100.64.0.0/10' -> '10.244.0.0/16'"
-    ]
+def test_fields_a_running_cluster_cannot_change_are_recorded_as_strings():
+    fixed = kubeadm.fixed_settings(kubeadm.merged_documents(DEFAULTS, USER, "v1.25.3"))
+    assert fixed == {
+        "endpoint": "apiserver.cluster.local:6443",
+        "networking.podSubnet": "10.244.0.0/16",
+        "networking.serviceSubnet": "10.96.0.0/22",
+    }
+
+
+def test_a_control_plane_endpoint_must_be_a_dns_name_or_an_address():
+    def problems(endpoint):
+        doc = {"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration"}
+        return kubeadm.document_problems([{**doc, "controlPlaneEndpoint": endpoint}], "v1.25.3")
+
+    assert problems("k8s.internal:6443") == [] and problems("10.0.0.1:6443") == []
+    assert problems("Bad_Name;x") and problems("k8s.internal:port")
 
 
 def test_alt_names_are_names_or_addresses_and_extend_the_known_ones():
