@@ -160,6 +160,15 @@ def endpoint_of(documents: dict[str, dict]) -> tuple[str, int]:
     return DEFAULT_ENDPOINT, API_PORT
 
 
+def with_sans(documents: dict[str, dict], sans: list[str]) -> dict[str, dict]:
+    """The documents with more names in ClusterConfiguration.apiServer.certSANs."""
+    docs = copy.deepcopy(documents)
+    cluster = docs.setdefault("ClusterConfiguration", {"kind": "ClusterConfiguration"})
+    known = list(cluster.setdefault("apiServer", {}).get("certSANs") or [])
+    cluster["apiServer"]["certSANs"] = list(dict.fromkeys([*known, *sans]))
+    return docs
+
+
 def cert_sans(documents: dict[str, dict], endpoint: str, masters: list[str]) -> list[str]:
     """The apiserver certificate's names: endpoint, every master, loopback, the user's."""
     extra = documents.get("ClusterConfiguration", {}).get("apiServer", {}).get("certSANs") or []
@@ -254,11 +263,26 @@ def _args_for(doc: dict, api: str) -> dict:
     return out
 
 
+# Keys of the recorded control plane that are not fixed: what sealer may change later.
+CHANGEABLE = ("documents", "cert_sans")
+
+
+def documents_digest(documents: dict[str, dict]) -> str:
+    """The merged kubeadm documents, minus what an upgrade changes (kubernetesVersion)."""
+    import hashlib
+
+    docs = copy.deepcopy(documents)
+    docs.get("ClusterConfiguration", {}).pop("kubernetesVersion", None)
+    text = json.dumps(docs, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def fixed_settings(documents: dict[str, dict]) -> dict[str, str]:
-    """What a running cluster cannot change, as strings (kept in the state): the endpoint
-    and ClusterConfiguration's immutable fields."""
+    """What the state keeps of the control plane, as strings: the endpoint and
+    ClusterConfiguration's immutable fields, and a digest of the documents (they may change:
+    sealer reconfigures the masters)."""
     name, port = endpoint_of(documents)
-    out = {"endpoint": f"{name}:{port}"}
+    out = {"endpoint": f"{name}:{port}", "documents": documents_digest(documents)}
     cluster = documents.get("ClusterConfiguration", {})
     for path in IMMUTABLE:
         value = _dig(cluster, path)

@@ -122,6 +122,7 @@ CHANGE_KINDS = (
     "upgrade_worker",
     "update_host",
     "update_endpoint",
+    "reconfigure_master",
     "sync_rootfs",
     "launch_apps",
 )

@@ -121,7 +121,10 @@ class Applier:
         self.runtime: Runtime = runtime_for(runtime_name)
         if self.image is not None:
             documents = desired.kube_documents if desired else ()
-            self.runtime.configure(self.image.rootfs, documents, self.image.version)
+            added = (state.control_plane or {}).get("cert_sans") or ""  # from `sealer cert`
+            self.runtime.configure(
+                self.image.rootfs, documents, self.image.version, [s for s in added.split(",") if s]
+            )
         self.cluster_name = plan.cluster
         self._state_lock = threading.Lock()
         self._hostnames: dict[str, str] = {}
@@ -235,8 +238,14 @@ class Applier:
             self._record(
                 set_field("image", self.plan.image),
                 set_field("configs_digest", configs_digest(self.desired)),
-                set_field("control_plane", dict(self.desired.control_plane) or None),
+                set_field("control_plane", self._control_plane()),
             )
+
+    def _control_plane(self) -> dict | None:
+        """The Clusterfile's, keeping the names `sealer cert` added."""
+        recorded = self.state.control_plane or {}
+        kept = {k: recorded[k] for k in ("cert_sans",) if recorded.get(k)}
+        return {**self.desired.control_plane, **kept} or None
 
     def execute(self, action: Action) -> None:
         handler = getattr(self, f"_do_{action.kind}")
@@ -327,7 +336,7 @@ class Applier:
         self._record(
             set_field("image", self.plan.image),
             set_field("bootstrap_master", ip),
-            set_field("control_plane", dict(self.desired.control_plane) or None),
+            set_field("control_plane", self._control_plane()),
             set_host(ip, self._host_record(ip, key)),
         )
 
@@ -400,6 +409,9 @@ class Applier:
                 env_digest=new.env_digest,
             )
         )
+
+    def _do_reconfigure_master(self, action: Action) -> None:
+        self.runtime.reconfigure_master(self._ops(), action.host)
 
     def _do_update_endpoint(self, action: Action) -> None:
         """Move a node's endpoint to a master that stays, before its master leaves."""

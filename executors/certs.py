@@ -8,7 +8,6 @@ join later get the names too), and the kube-apiserver container restarts to serv
 
 from __future__ import annotations
 
-import copy
 import shlex
 
 from cluster import kubeadm
@@ -25,14 +24,6 @@ RESTART_APISERVER = (
 )
 
 
-def with_sans(documents: dict[str, dict], sans: list[str]) -> dict[str, dict]:
-    docs = copy.deepcopy(documents)
-    cluster = docs.setdefault("ClusterConfiguration", {"kind": "ClusterConfiguration"})
-    known = list(cluster.setdefault("apiServer", {}).get("certSANs") or [])
-    cluster["apiServer"]["certSANs"] = list(dict.fromkeys([*known, *sans]))
-    return docs
-
-
 def add_apiserver_sans(
     driver: Driver,
     documents: dict[str, dict],
@@ -43,7 +34,7 @@ def add_apiserver_sans(
     on_master=lambda ip: None,
 ) -> None:
     """Masters in the order given (the bootstrap master first); stops at the first failure."""
-    docs = with_sans(documents, sans)
+    docs = kubeadm.with_sans(documents, sans)
     for n, ip in enumerate(masters):
         config = kubeadm.init_config(docs, version=version, node_ip=ip, masters=masters)
         steps = [

@@ -17,6 +17,7 @@ import re
 
 from cluster.digests import configs_digest, launch_digest
 from cluster.errors import SealerError
+from cluster.kubeadm import CHANGEABLE
 from cluster.model import ADD_KINDS, CHANGE_KINDS, MASTER, WORKER, Cluster, Plan
 from cluster.records import State
 from planner.explain import explain
@@ -150,6 +151,15 @@ def _plan_running_cluster(
             [previous],
             **{"from": recorded[ip].version, "to": version},
         )
+    # Changed kubeadm documents (apiServer extraArgs, certSANs...): each master that stays is
+    # reconfigured in turn, after its upgrade, before new masters join.
+    old_documents = (state.control_plane or {}).get("documents")
+    new_documents = desired.control_plane.get("documents")
+    if old_documents and new_documents and old_documents != new_documents:
+        for ip in [bootstrap, *(m for m in kept_masters if m != bootstrap)]:
+            previous = graph.add(
+                "reconfigure_master", ip, wanted[ip].roles, [previous, upgrades.get(ip)]
+            )
     control_plane_ready = previous
     stale_workers = [ip for ip in stale if not wanted[ip].is_master]
     size = batch_size(max_unavailable, len(desired.workers))
@@ -261,7 +271,9 @@ def _check_control_plane(state: State, desired: Cluster) -> None:
     changed = [
         f"{key}: {recorded[key]!r} -> {desired.control_plane.get(key)!r}"
         for key in sorted(recorded)
-        if key in desired.control_plane and recorded[key] != desired.control_plane[key]
+        if key not in CHANGEABLE
+        and key in desired.control_plane
+        and recorded[key] != desired.control_plane[key]
     ]
     if changed:
         raise PlanError(

@@ -135,6 +135,7 @@ def test_fields_a_running_cluster_cannot_change_are_recorded_as_strings():
         "endpoint": "apiserver.cluster.local:6443",
         "networking.podSubnet": "10.244.0.0/16",
         "networking.serviceSubnet": "10.96.0.0/22",
+        "documents": kubeadm.documents_digest(kubeadm.merged_documents(DEFAULTS, USER, "v1.25.3")),
     }
 
 
@@ -155,7 +156,7 @@ def test_alt_names_are_names_or_addresses_and_extend_the_known_ones():
     for bad in ("bad name", "a;rm -rf /", "UPPER.example", "-x.example", ""):
         assert certs.san_problem(bad), bad
     docs = kubeadm.merged_documents(DEFAULTS, [], "v1.25.3")
-    extended = certs.with_sans(docs, ["api.example.test", "old.example"])
+    extended = kubeadm.with_sans(docs, ["api.example.test", "old.example"])
     assert extended["ClusterConfiguration"]["apiServer"]["certSANs"] == [
         "old.example",
         "api.example.test",

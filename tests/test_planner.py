@@ -392,3 +392,18 @@ def test_a_change_a_running_cluster_cannot_make_is_refused_with_the_fields():
         SealerError, match=r"cannot change networking.podSubnet: '100.64.0.0/10' -> '10.244.0.0/16'"
     ):
         make_plan(moved, state)
+
+
+def test_changed_kubeadm_documents_reconfigure_each_master_in_turn():
+    fixed = {"endpoint": "apiserver.cluster.local:6443", "documents": "sha256:old"}
+    state = {**applied(desired(M, W)), "control_plane": fixed}
+    import dataclasses
+
+    same = dataclasses.replace(desired(M, W), control_plane=dict(fixed))
+    assert not [a for a in make_plan(same, state).actions if a.kind == "reconfigure_master"]
+    changed = dataclasses.replace(desired(M, W), control_plane={**fixed, "documents": "sha256:new"})
+    plan = make_plan(changed, state)
+    steps = [a for a in plan.actions if a.kind == "reconfigure_master"]
+    assert [a.host for a in steps] == M  # the bootstrap master first, one at a time
+    for earlier, later in itertools.pairwise(steps):
+        assert earlier.id in later.depends_on

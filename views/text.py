@@ -148,6 +148,8 @@ def _reason(action: Action) -> str:
         return "runs the launch commands on the bootstrap master"
     if action.kind == "update_endpoint":
         return "the control-plane endpoint moves to a master that stays"
+    if action.kind == "reconfigure_master":
+        return "the kubeadm configuration changed: apiserver certificate and manifest made again"
     if action.kind == "sync_rootfs":
         return "the rootfs changed at the same version (image content or Configs): copies it"
     return ""

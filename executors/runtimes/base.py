@@ -67,9 +67,14 @@ class Runtime:
         self._watch_lock = threading.Lock()
         self._watches: dict[str, NodeWatch] = {}  # bootstrap -> the watch waiters share
 
-    def configure(self, image_rootfs: str, documents: tuple = (), version: str = "") -> None:
+    def configure(
+        self, image_rootfs: str, documents: tuple = (), version: str = "", sans=()
+    ) -> None:
         """Read what the runtime needs from the image (on this machine) and the Clusterfile's
-        documents for it, once per apply."""
+        documents for it, once per apply; sans: names `sealer cert` added."""
+
+    def reconfigure_master(self, ops: NodeOps, ip: str) -> None:
+        raise SealerError(f"{self.name}: a master cannot be reconfigured in place")
 
     @property
     def endpoint(self) -> tuple[str, int]:

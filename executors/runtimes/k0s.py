@@ -43,7 +43,9 @@ class K0s(Runtime):
         super().__init__()
         self.config: dict = {}  # the image's etc/k0s.yaml
 
-    def configure(self, image_rootfs: str, documents: tuple = (), version: str = "") -> None:
+    def configure(
+        self, image_rootfs: str, documents: tuple = (), version: str = "", sans=()
+    ) -> None:
         path = Path(image_rootfs) / "etc" / "k0s.yaml"
         if path.is_file():
             loaded = yaml.safe_load(path.read_text())

@@ -36,11 +36,30 @@ class Kubeadm(Runtime):
         # The image's kubeadm documents with the Clusterfile's merged over them, by kind.
         self.documents: dict[str, dict] = {}
 
-    def configure(self, image_rootfs: str, documents: tuple = (), version: str = "") -> None:
+    def configure(
+        self, image_rootfs: str, documents: tuple = (), version: str = "", sans=()
+    ) -> None:
         user = [d.body for d in documents]
-        self.documents = kubeadm.merged_documents(
-            kubeadm.image_defaults(image_rootfs), user, version
+        merged = kubeadm.merged_documents(kubeadm.image_defaults(image_rootfs), user, version)
+        self.documents = kubeadm.with_sans(merged, list(sans)) if sans else merged
+
+    def reconfigure_master(self, ops: NodeOps, ip: str) -> None:
+        """The changed configuration on one master, as kubeadm's phases make it: the
+        apiserver certificate (names) and static pod (extraArgs); the cluster's copy of
+        ClusterConfiguration from the bootstrap master, for masters that join later."""
+        config = kubeadm.init_config(
+            self.documents, version=ops.version, node_ip=ops.address(ip), masters=ops.masters
         )
+        steps = [
+            f"cat > {KUBEADM_CONFIG}",
+            "rm -f /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/pki/apiserver.key",
+            f"kubeadm init phase certs apiserver --config={KUBEADM_CONFIG}",
+            f"kubeadm init phase control-plane apiserver --config={KUBEADM_CONFIG}",
+        ]
+        if ip == ops.bootstrap:
+            steps.append(f"kubeadm init phase upload-config kubeadm --config={KUBEADM_CONFIG}")
+        ops.run(ip, " && ".join(steps), stdin=config.encode())
+        self.wait_ready(ops, ip)
 
     @property
     def endpoint(self) -> tuple[str, int]:

@@ -166,6 +166,25 @@ def test_kubeadm_documents_are_merged_one_per_kind(hosts, tmp_path):
     )
     assert refused.returncode == 1 and "specified twice" in refused.stderr, refused.stderr
     assert api(1, "/nodes").keys() == {"sandbox-1", "sandbox-2"}
+    manifest = ssh(1, "cat /etc/kubernetes/manifests/kube-apiserver.yaml").stdout
+    assert "--v=2" in manifest and "--audit-log-maxage=30" in manifest
+
+    # A change kubeadm can make: the masters are reconfigured (extraArgs, certSANs).
+    user[0]["apiServer"] = {"extraArgs": {"v": "4"}, "certSANs": ["api2.example.test"]}
+    base = cluster.path.read_text().split("---\n")[0]
+    cluster.path.write_text(base + "---\n" + yaml.safe_dump_all(user, sort_keys=False))
+    assert 'reconfigure_master "127.0.1.1"' in cluster.sealer("plan").stdout
+    cluster.apply()
+    assert "--v=4" in ssh(1, "cat /etc/kubernetes/manifests/kube-apiserver.yaml").stdout
+    sans = ssh(1, "openssl x509 -noout -ext subjectAltName -in /etc/kubernetes/pki/apiserver.crt")
+    assert "DNS:api2.example.test" in sans.stdout
+    assert "No changes." in cluster.sealer("plan").stdout
+    # One it cannot: the pod subnet of a running cluster.
+    user[0]["networking"] = {"podSubnet": "10.32.0.0/12"}
+    cluster.path.write_text(base + "---\n" + yaml.safe_dump_all(user, sort_keys=False))
+    plan = cluster.sealer("plan")
+    assert plan.returncode == 1
+    assert "cannot change networking.podSubnet: '10.244.0.0/16' -> '10.32.0.0/12'" in plan.stderr
 
 
 def test_cert_alt_names_reach_every_master_and_later_joins(hosts, tmp_path):

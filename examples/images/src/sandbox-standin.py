@@ -1201,24 +1201,35 @@ def static_pod_command(name):
     return json.loads(text)["command"] if text else None
 
 
-def start_control_plane(version, address, initial_cluster=None, endpoint=None, extra=None):
+def start_control_plane(
+    version, address, cluster_configuration, initial_cluster=None, endpoint=None, extra=None
+):
     """kubeadm's stacked etcd member and kube-apiserver, as static pods. The first
     control-plane node (no initial_cluster) also writes the cluster's data."""
     static_pod("etcd", etcd_command(node_name(), address, KUBEADM_ETCD_DATA, initial_cluster))
     wait_for_etcd(etcd_url(address, ETCD_CLIENT_PORT))
     if initial_cluster is None:
         init_cluster_data(address, "kubernetes", endpoint, extra=extra)
-    start_kube_apiserver(address, version)
+    start_kube_apiserver(address, version, apiserver_extra_args(cluster_configuration))
 
 
-def start_kube_apiserver(address, version=""):
-    """Run by the kube-apiserver binary of the image installed now (an upgrade's new one)."""
+def apiserver_extra_args(cluster_configuration):
+    """ClusterConfiguration.apiServer.extraArgs: a map (v1beta3) or name/value pairs."""
+    return kubelet_extra_args(
+        {"kubeletExtraArgs": (cluster_configuration.get("apiServer") or {}).get("extraArgs")}
+    )
+
+
+def start_kube_apiserver(address, version="", extra_args=None):
+    """kubeadm's kube-apiserver static pod: the image's binary installed now (an upgrade's new
+    one), kubeadm's flags, then ClusterConfiguration's extraArgs."""
     static_pod(
         "kube-apiserver",
         [
             os.path.join(HERE, "kube-apiserver"),
             f"--advertise-address={address}",
             f"--etcd-servers={etcd_url(address, ETCD_CLIENT_PORT)}",
+            *(f"--{k}={v}" for k, v in sorted((extra_args or {}).items())),
         ],
         version,
     )
@@ -1362,7 +1373,7 @@ def kubeadm_init(version, path):
     ca = make_ca()
     apiserver_cert(cluster, address)
     extra = {"ca": ca, "ca_hash": ca_hash(), "cluster_configuration": cluster}
-    start_control_plane(version, address, endpoint=endpoint, extra=extra)
+    start_control_plane(version, address, cluster, endpoint=endpoint, extra=extra)
     write_file(f"{KUBE_DIR}/admin.conf", admin_kubeconfig(endpoint), 0o600)
     own = f"{address}:{PORT}"
     info = api(own, "POST", "/tokens", {})
@@ -1409,7 +1420,9 @@ def kubeadm_join(version, path):
     if control_plane:
         write_ca(joined["ca"])
         apiserver_cert(joined.get("cluster_configuration") or {}, address)
-        start_control_plane(version, address, joined["initial_cluster"])
+        start_control_plane(
+            version, address, joined.get("cluster_configuration") or {}, joined["initial_cluster"]
+        )
         write_file(f"{KUBE_DIR}/admin.conf", admin_kubeconfig(server), 0o600)
         kubelet_setup(server, ["control-plane"], registration)
     else:
@@ -1473,6 +1486,20 @@ def tool_kubeadm(version, argv):
         return apiserver_cert(config.get("ClusterConfiguration", {}), address)
     if (
         len(a) == 5
+        and a[:4] == ["init", "phase", "control-plane", "apiserver"]
+        and a[4].startswith("--config=")
+    ):
+        config = read_kubeadm_config(a[4].split("=", 1)[1], version)
+        given = (config.get("InitConfiguration", {}).get("localAPIEndpoint") or {}).get(
+            "advertiseAddress"
+        )
+        address = ip_address(given or fail("advertiseAddress is not set"), "advertiseAddress")
+        cluster = config.get("ClusterConfiguration", {})
+        start_kube_apiserver(address, version, apiserver_extra_args(cluster))
+        print('[control-plane] Creating static Pod manifest for "kube-apiserver"')
+        return
+    if (
+        len(a) == 5
         and a[:4] == ["init", "phase", "upload-config", "kubeadm"]
         and a[4].startswith("--config=")
     ):
@@ -1501,9 +1528,10 @@ def tool_kubeadm(version, argv):
 def upgrade_control_plane(version):
     """Restart kube-apiserver with this (new) binary and the same flags."""
     command = static_pod_command("kube-apiserver")
-    flags = [f for f in command if f.startswith("--")]
-    address = next(f.split("=", 1)[1] for f in flags if f.startswith("--advertise-address="))
-    start_kube_apiserver(address, version)
+    flags = dict(f[2:].split("=", 1) for f in command if f.startswith("--") and "=" in f)
+    address = flags.pop("advertise-address")
+    flags.pop("etcd-servers", None)
+    start_kube_apiserver(address, version, flags)
 
 
 def tool_kube_apiserver(version, argv):
