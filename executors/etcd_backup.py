@@ -109,7 +109,8 @@ def restore(driver: Driver, members: dict[str, str], snapshot: bytes) -> None:
             f"rm -rf {DATA_DIR} && ETCDCTL_API=3 {command} >/dev/null && rm -f {SNAPSHOT} && "
             f"mv -f {PARKED}/*.yaml {MANIFESTS}/ && rmdir {PARKED}"
         )
-    first = next(iter(members))
-    back = "for i in $(seq 150); do kubectl get nodes >/dev/null 2>&1 && exit 0; sleep 0.2; done"
-    if driver.host(first).run(f"bash -c {shlex.quote(back + '; exit 1')}", check=False).exit_code:
-        raise SealerError(f"{first}: the API server did not come back after the restore")
+    # Done when every master's API server answers again (each needs etcd's quorum first).
+    back = "for i in $(seq 250); do kubectl get nodes >/dev/null 2>&1 && exit 0; sleep 0.2; done"
+    for ip in members:
+        if driver.host(ip).run(f"bash -c {shlex.quote(back + '; exit 1')}", check=False).exit_code:
+            raise SealerError(f"{ip}: the API server did not come back after the restore")
