@@ -1450,6 +1450,14 @@ def kubeadm_reset():
     print("[reset] SANDBOX STAND-IN: the node was reset")
 
 
+def advertised_address(config):
+    """InitConfiguration.localAPIEndpoint.advertiseAddress of a kubeadm --config file."""
+    given = (config.get("InitConfiguration", {}).get("localAPIEndpoint") or {}).get(
+        "advertiseAddress"
+    )
+    return ip_address(given or fail("advertiseAddress is not set"), "advertiseAddress")
+
+
 def tool_kubeadm(version, argv):
     a = argv
     if a == ["version", "-o", "short"]:
@@ -1479,10 +1487,7 @@ def tool_kubeadm(version, argv):
         and a[4].startswith("--config=")
     ):
         config = read_kubeadm_config(a[4].split("=", 1)[1], version)
-        given = (config.get("InitConfiguration", {}).get("localAPIEndpoint") or {}).get(
-            "advertiseAddress"
-        )
-        address = ip_address(given or fail("advertiseAddress is not set"), "advertiseAddress")
+        address = advertised_address(config)
         return apiserver_cert(config.get("ClusterConfiguration", {}), address)
     if (
         len(a) == 5
@@ -1490,10 +1495,7 @@ def tool_kubeadm(version, argv):
         and a[4].startswith("--config=")
     ):
         config = read_kubeadm_config(a[4].split("=", 1)[1], version)
-        given = (config.get("InitConfiguration", {}).get("localAPIEndpoint") or {}).get(
-            "advertiseAddress"
-        )
-        address = ip_address(given or fail("advertiseAddress is not set"), "advertiseAddress")
+        address = advertised_address(config)
         cluster = config.get("ClusterConfiguration", {})
         start_kube_apiserver(address, version, apiserver_extra_args(cluster))
         print('[control-plane] Creating static Pod manifest for "kube-apiserver"')
