@@ -12,7 +12,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from cluster import beneath
+from cluster import apps, beneath
 from cluster.digests import rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import RUNTIMES, Image
@@ -22,6 +22,7 @@ RUNTIME_LABEL = "cluster.alpha.sealer.io/cluster-runtime-type"
 RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
 REF_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+ARCHIVE_SUFFIXES = (*TAR_SUFFIXES, ".tar.xz", ".txz", ".tar.bz2", ".tbz2")  # what ADD unpacks
 MAX_UNPACKED_BYTES = 64 * 2**30  # an archive's content; real ClusterImages are a few GiB
 MAX_UNPACK_RATIO = 100  # binaries and images compress 2-5x; a bomb, thousands of times
 
@@ -71,32 +72,74 @@ def read_metadata(rootfs: Path, name: str) -> dict:
         raise ImageError(f"{path}: Metadata is not valid JSON: {e}") from None
     if not isinstance(metadata, dict):
         raise ImageError(f"{path}: Metadata must be a JSON object")
-    version = metadata.get("version")
-    if not isinstance(version, str):
-        raise ImageError(f"{where}: 'version' is missing or not a string")
-    try:
-        parse_version(version)
-    except ImageError as e:
-        raise ImageError(f"{where}: {e}") from None
-    choose_runtime(metadata, where)
+    if metadata.get("type") == apps.APP_IMAGE:  # apps only: no Kubernetes, no version
+        if metadata.get("version"):
+            raise ImageError(f"{where}: an application image has no 'version'")
+    else:
+        version = metadata.get("version")
+        if not isinstance(version, str):
+            raise ImageError(f"{where}: 'version' is missing or not a string")
+        try:
+            parse_version(version)
+        except ImageError as e:
+            raise ImageError(f"{where}: {e}") from None
+        choose_runtime(metadata, where)
     cmds = metadata.get("cmd", [])
     if not isinstance(cmds, list) or not all(isinstance(c, str) for c in cmds):
         raise ImageError(f"{where}: 'cmd' must be a list of strings")
+    _check_apps(metadata, where)
     return metadata
+
+
+def _check_apps(metadata: dict, where: str) -> None:
+    """The apps and launch of Metadata are well formed and name apps the image has."""
+    listed = metadata.get("applications") or []
+    if not isinstance(listed, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("name"), str) for a in listed
+    ):
+        raise ImageError(f"{where}: 'applications' must be a list of objects with a name")
+    names = set()
+    for app in listed:
+        if apps.name_problem(app["name"]):
+            raise ImageError(f"{where}: app {app['name']!r} {apps.name_problem(app['name'])}")
+        names.add(app["name"])
+    launch = metadata.get("launch") or {}
+    if not isinstance(launch, dict):
+        raise ImageError(f"{where}: 'launch' must be an object")
+    for key in ("app_names", "cmds"):
+        values = launch.get(key) or []
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ImageError(f"{where}: launch.{key} must be a list of strings")
+    unknown = [n for n in launch.get("app_names") or [] if n not in names]
+    if unknown:
+        raise ImageError(f"{where}: launch names apps the image does not have: {unknown}")
+
+
+def _launch(metadata: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(commands, app names) the image launches; `cmd` is what images built before LAUNCH had."""
+    launch = metadata.get("launch") or {}
+    cmds = tuple(launch.get("cmds") or ()) or tuple(metadata.get("cmd") or ())
+    return cmds, tuple(launch.get("app_names") or ())
 
 
 def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:
     metadata = read_metadata(rootfs, name)
+    application = metadata.get("type") == apps.APP_IMAGE
+    cmds, app_names = _launch(metadata)
     return Image(
         name=name,
         rootfs=str(rootfs),
         digest=digest or rootfs_digest(rootfs),
-        version=metadata["version"],
-        runtime=choose_runtime(metadata),
+        version="" if application else metadata["version"],
+        runtime="" if application else choose_runtime(metadata),
         kube_version=str(metadata.get("kubeVersion", "")),
         arch=str(metadata.get("arch", "")),
         variant=str(metadata.get("variant", "")),
-        launch_cmds=tuple(metadata.get("cmd", [])),
+        launch_cmds=cmds,
+        launch_apps=app_names,
+        apps=tuple(apps.App.from_json(a) for a in metadata.get("applications") or ()),
+        kind="application" if application else "cluster",
+        labels=dict(metadata.get("labels") or {}),
     )
 
 
@@ -144,6 +187,10 @@ def _from_path(name: str, path: Path) -> Image:
 
 
 def _unpacked(archive: Path) -> Path:
+    return _rootfs_in(_unpacked_folder(archive))
+
+
+def _unpacked_folder(archive: Path) -> Path:
     """Unpack an archive once into the cache, keyed by the archive's own sha256."""
     file_hash = hashlib.sha256()
     with open(archive, "rb") as f:
@@ -159,7 +206,12 @@ def _unpacked(archive: Path) -> Path:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return _rootfs_in(target)
+    return target
+
+
+def unpacked_archive(archive: Path) -> Path:
+    """A tar archive's content, unpacked once into the cache (safely, as images are)."""
+    return _unpacked_folder(archive)
 
 
 def _extract(archive: Path, into: Path) -> None:

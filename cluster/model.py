@@ -61,7 +61,15 @@ class Image:
     kube_version: str = ""
     arch: str = ""
     variant: str = ""
-    launch_cmds: tuple[str, ...] = ()
+    launch_cmds: tuple[str, ...] = ()  # CMDS (or the deprecated CMD): commands to run
+    launch_apps: tuple[str, ...] = ()  # LAUNCH: apps to launch, in order
+    apps: tuple = ()  # cluster.apps.App, every app the image carries
+    kind: str = "cluster"  # "application": apps only, installed on a running cluster
+    labels: dict = field(default_factory=dict)
+
+    @property
+    def is_application(self) -> bool:
+        return self.kind == "application"
 
     def record(self) -> dict:
         """The fields kept in state and plans."""

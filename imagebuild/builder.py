@@ -1,8 +1,10 @@
 """`sealer build`: run a Kubefile's instructions on a base ClusterImage, with a layer cache.
 
-FROM picks the base rootfs; COPY and RUN each produce a cached layer (imagebuild/layers.py);
-ENV, ARG, LABEL and CMD only change what later steps see and what goes into Metadata. The last
-layer plus the new Metadata becomes NAME:TAG in the local image store.
+FROM picks the base rootfs; COPY, ADD, RUN and APP (CNI, CSI) each produce a cached layer
+(imagebuild/layers.py); the other instructions only change what later steps see and what goes
+into Metadata (labels, env, the apps and what the image launches). The last layer plus the new
+Metadata becomes NAME:TAG in the local image store. FROM scratch without a Metadata file makes
+an application image: apps and no Kubernetes.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cluster import beneath
+from cluster import apps, beneath
 from cluster import image as images
+from cluster.apps import App, Launch
 from cluster.digests import file_digest, rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import Image
-from imagebuild import kubefile, layers
+from imagebuild import fetch, kubefile, layers
 from imagebuild.isolate import (
     DEFAULT_MEMORY,
     DEFAULT_TIMEOUT,
@@ -40,8 +43,9 @@ class BuildState:
     args: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    cmd: list[str] | None = None  # None: keep the base's launch commands
-    cmd_line: int = 0
+    cmd: list[str] = field(default_factory=list)  # CMD lines (deprecated): all of them run
+    launch: Launch | None = None  # LAUNCH or CMDS; never inherited from the base, as sealer
+    apps: dict[str, App] = field(default_factory=dict)  # the base's apps, then this Kubefile's
 
     def values(self) -> dict[str, str]:
         return {**self.args, **self.env}
@@ -124,6 +128,7 @@ class Builder:
         except SealerError as e:
             raise self._error(ins, str(e)) from None
         state.layer_key, state.rootfs = layers.key("from", base.digest), Path(base.rootfs)
+        state.apps = {app.name: app for app in base.apps}
         self._say(f" ---> {base.name} ({base.runtime} {base.version}, {base.digest[:19]})")
 
     def _env(self, ins: Instruction, state: BuildState) -> None:
@@ -135,26 +140,124 @@ class Builder:
             state.labels[name] = kubefile.substitute(value, state.values(), ins, self.where)
 
     def _cmd(self, ins: Instruction, state: BuildState) -> None:
-        if state.cmd is not None:
-            self._say(
-                f"Warning: this CMD replaces the one on line {state.cmd_line} (the last wins)"
-            )
-        state.cmd, state.cmd_line = kubefile.launch_commands(ins, self.where), ins.line
+        if not state.cmd:
+            self._say("Warning: CMD is deprecated; use LAUNCH (apps) or CMDS (commands)")
+        state.cmd += kubefile.launch_commands(ins, self.where)  # sealer runs every CMD
+
+    def _cmds(self, ins: Instruction, state: BuildState) -> None:
+        state.launch = Launch(cmds=tuple(kubefile.json_list(ins, self.where)[1]))
+
+    def _launch(self, ins: Instruction, state: BuildState) -> None:
+        names = kubefile.json_list(ins, self.where)[1]
+        for name in names:
+            self._known_app(ins, state, name)
+        state.launch = Launch(app_names=tuple(names))
+
+    def _maintainer(self, ins: Instruction, state: BuildState) -> None:
+        self._say("Warning: MAINTAINER is deprecated; use LABEL maintainer=...")
+        state.labels["maintainer"] = ins.text
+
+    def _kubeversion(self, ins: Instruction, state: BuildState) -> None:
+        kubefile.kube_version_range(ins, self.where)
+        state.labels[apps.KUBE_VERSION_LABEL] = ins.text.strip()
+
+    def _appcmds(self, ins: Instruction, state: BuildState) -> None:
+        name, words = kubefile.json_list(ins, self.where)
+        app = self._known_app(ins, state, name)
+        state.apps[name] = replace(app, cmds=tuple(words))
+
+    def _appenv(self, ins: Instruction, state: BuildState) -> None:
+        name, env = kubefile.app_env(ins, self.where)
+        app = self._known_app(ins, state, name)
+        state.apps[name] = replace(app, env={**app.env, **env})
+
+    def _known_app(self, ins: Instruction, state: BuildState, name: str) -> App:
+        if name not in state.apps:
+            known = ", ".join(sorted(state.apps)) or "none"
+            raise self._error(ins, f"no app named {name!r} (apps so far: {known})")
+        return state.apps[name]
+
+    def _app(self, ins: Instruction, state: BuildState) -> None:
+        """APP NAME SOURCE...: the sources become the folder application/apps/NAME/."""
+        text = kubefile.substitute(ins.text, state.values(), ins, self.where)
+        name, sources = kubefile.app_sources(replace(ins, text=text), self.where)
+        files: list[tuple[Path, str]] = []  # (a local file or folder, what names it in the key)
+        for source in sources:
+            if source.startswith("local://"):
+                local = source[len("local://") :]
+                files += [(m, source) for m in self._matches(ins, local)]
+            else:
+                files.append((self._download(ins, source), source))
+        app_type, launch_files = apps.detect([f for f, _ in files])
+        target = f"{apps.APPS_DIR}/{name}"
+        self._copy_layer(ins, state, files, target, into_folder=True, fresh=True)
+        state.apps[name] = App(name, app_type, launch_files)
+        if ins.keyword in ("CNI", "CSI"):
+            prefix = apps.CNI_LABEL_PREFIX if ins.keyword == "CNI" else apps.CSI_LABEL_PREFIX
+            state.labels[prefix + name] = "true"
+        self._say(f" ---> app {name}: {app_type or 'no type (needs APPCMDS)'}")
+
+    _cni = _csi = _app
+
+    def _download(self, ins: Instruction, url: str) -> Path:
+        try:
+            path, digest = fetch.download(url)
+        except SealerError as e:
+            raise self._error(ins, str(e)) from None
+        self._say(f" ---> fetched {url} ({digest[:19]})")
+        return path
 
     def _copy(self, ins: Instruction, state: BuildState) -> None:
         words = shlex.split(kubefile.substitute(ins.text, state.values(), ins, self.where))
         *sources, dest = words
-        files = [match for source in sources for match in self._matches(ins, source)]
+        files = [
+            (m, str(m.relative_to(self.context))) for s in sources for m in self._matches(ins, s)
+        ]
         target = self._destination(ins, dest)
-        into_folder = dest.endswith("/") or len(files) > 1 or any(f.is_dir() for f in files)
+        into_folder = dest.endswith("/") or len(files) > 1 or any(f.is_dir() for f, _ in files)
+        self._copy_layer(ins, state, files, target, into_folder)
+
+    def _add(self, ins: Instruction, state: BuildState) -> None:
+        """ADD: COPY, plus URLs (downloaded, kept as files) and local tar archives (unpacked)."""
+        words = shlex.split(kubefile.substitute(ins.text, state.values(), ins, self.where))
+        *sources, dest = words
+        files: list[tuple[Path, str]] = []
+        for source in sources:
+            if source.startswith(("http://", "https://")):
+                files.append((self._download(ins, source), source))
+                continue
+            for match in self._matches(ins, source):
+                if match.is_file() and match.name.endswith(images.ARCHIVE_SUFFIXES):
+                    try:
+                        files.append((images.unpacked_archive(match), f"{source} (unpacked)"))
+                    except SealerError as e:
+                        raise self._error(ins, str(e)) from None
+                else:
+                    files.append((match, str(match.relative_to(self.context))))
+        target = self._destination(ins, dest)
+        into_folder = dest.endswith("/") or len(files) > 1 or any(f.is_dir() for f, _ in files)
+        self._copy_layer(ins, state, files, target, into_folder)
+
+    def _copy_layer(
+        self,
+        ins: Instruction,
+        state: BuildState,
+        files: list[tuple[Path, str]],
+        target: str,
+        into_folder: bool,
+        fresh: bool = False,
+    ) -> None:
+        """A layer with files copied to target (emptied first when fresh)."""
         try:
-            inputs = [(str(f.relative_to(self.context)), _content_digest(f)) for f in files]
+            inputs = [(label, _content_digest(f)) for f, label in files]
         except SealerError as e:
             raise self._error(ins, str(e)) from None
-        layer_key = layers.key(state.layer_key, "COPY", target, into_folder, inputs)
+        layer_key = layers.key(state.layer_key, ins.keyword, target, into_folder, fresh, inputs)
 
         def copy(rootfs: Path) -> None:
-            for f in files:
+            if fresh:
+                beneath.remove_tree(rootfs, target)
+            for f, _ in files:
                 try:
                     _copy_into(f, rootfs / target, into_folder, rootfs)
                 except SealerError as e:
@@ -220,12 +323,25 @@ class Builder:
 
     # ---- the image ----
 
+    def _check_apps(self, state: BuildState) -> None:
+        """An app whose files say nothing of how to launch it needs APPCMDS (as sealer)."""
+        for app in state.apps.values():
+            if not app.type and not app.cmds:
+                raise KubefileError(
+                    f"{self.where}: app {app.name!r}: its files are neither a helm chart, YAML "
+                    f"manifests nor shell scripts; give its launch command with APPCMDS"
+                )
+
     def _finish(self, state: BuildState, steps: int) -> BuildResult:
         if state.rootfs is None:
             raise KubefileError(
-                f"{self.where}: FROM scratch needs a COPY that brings a Metadata file"
+                f"{self.where}: FROM scratch needs an APP (an application image) or a COPY "
+                f"that brings a Metadata file (a cluster image)"
             )
-        build_key = layers.key(state.layer_key, state.labels, state.cmd, state.env)
+        self._check_apps(state)
+        launch = state.launch or Launch(cmds=tuple(state.cmd))
+        app_list = [a.to_json() for a in state.apps.values()]
+        build_key = layers.key(state.layer_key, state.labels, launch.to_json(), state.env, app_list)
         record = images.store_record(self.tag)
         if record and record.get("build_key") == build_key and not self.no_cache:
             image = images.from_store(self.tag)
@@ -275,8 +391,13 @@ class Builder:
             metadata["labels"] = {**(metadata.get("labels") or {}), **state.labels}
             if images.RUNTIME_LABEL in state.labels:  # the label sets the runtime
                 metadata["ClusterRuntime"] = state.labels[images.RUNTIME_LABEL]
-        if state.cmd is not None:
-            metadata["cmd"] = state.cmd
+        metadata.pop("cmd", None)  # what the base launched is not inherited (as sealer)
+        metadata["launch"] = (state.launch or Launch(cmds=tuple(state.cmd))).to_json()
+        metadata["applications"] = [a.to_json() for a in state.apps.values()]
+        if "version" not in metadata and state.base == "scratch":
+            metadata["type"] = apps.APP_IMAGE
+        elif metadata.get("type") != apps.APP_IMAGE:
+            metadata.setdefault("type", apps.CLUSTER_IMAGE)
         if state.env:
             metadata["env"] = {**(metadata.get("env") or {}), **state.env}
         beneath.write_file(rootfs, "Metadata", (json.dumps(metadata, indent=1) + "\n").encode())

@@ -1,7 +1,9 @@
 """Parse a Kubefile into instructions, each with its line number, and check their shape.
 
 Syntax (a subset of the Dockerfile's, as sealer's Kubefile): one instruction per line, `#`
-comments, a trailing backslash continues a line. FROM must come first (after ARGs).
+comments, a trailing backslash continues a line. FROM must come first (after ARGs). Sealer's
+own instructions (APP, APPCMDS, APPENV, LAUNCH, CMDS, CNI, CSI, KUBEVERSION) follow the rules
+of sealer's parser (build/kubefile/parser): LAUNCH or CMDS once, as the last instruction.
 """
 
 from __future__ import annotations
@@ -22,7 +24,28 @@ class KubefileError(InputError):
         super().__init__([message])
 
 
-KEYWORDS = ("FROM", "COPY", "RUN", "ENV", "LABEL", "CMD", "ARG")
+KEYWORDS = (
+    "FROM",
+    "COPY",
+    "ADD",
+    "RUN",
+    "ENV",
+    "LABEL",
+    "ARG",
+    "APP",
+    "APPCMDS",
+    "APPENV",
+    "CNI",
+    "CSI",
+    "LAUNCH",
+    "CMDS",
+    "CMD",
+    "KUBEVERSION",
+    "MAINTAINER",
+)
+APP_KEYWORDS = ("APP", "CNI", "CSI")  # CNI and CSI are apps with a label
+LAST_KEYWORDS = ("LAUNCH", "CMDS")
+SOURCE_SCHEMES = ("local://", "http://", "https://")
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -85,11 +108,21 @@ def _logical_lines(text: str):
 
 def _check_shape(ins: Instruction, where: str) -> None:
     at = f"{where}:{ins.line}: {ins.keyword}"
-    if ins.keyword == "COPY":
+    if ins.keyword in APP_KEYWORDS:
+        app_sources(ins, where)
+    elif ins.keyword in ("APPCMDS", "LAUNCH", "CMDS"):
+        json_list(ins, where)
+    elif ins.keyword == "APPENV":
+        app_env(ins, where)
+    elif ins.keyword == "KUBEVERSION":
+        kube_version_range(ins, where)
+    elif ins.keyword in ("COPY", "ADD"):
         if ins.text.startswith("--"):
             raise KubefileError(f"{at}: options ({ins.text.split()[0]}) are not supported")
         if len(ins.text.split()) < 2:
-            raise KubefileError(f"{at}: needs a source and a destination: COPY SRC... DEST")
+            raise KubefileError(
+                f"{at}: needs a source and a destination: {ins.keyword} SRC... DEST"
+            )
     elif ins.keyword in ("ENV", "LABEL"):
         pairs(ins, where)
     elif ins.keyword == "ARG":
@@ -108,6 +141,24 @@ def _check_order(instructions: list[Instruction], where: str) -> None:
         raise KubefileError(
             f"{where}:{first_other.line}: {first_other.keyword} before FROM; only ARG may "
             f"come before FROM"
+        )
+    for keyword in LAST_KEYWORDS:
+        found = [i for i in instructions if i.keyword == keyword]
+        if len(found) > 1:
+            raise KubefileError(
+                f"{where}:{found[1].line}: a second {keyword} (the first is on line "
+                f"{found[0].line}); only one {keyword} may be given"
+            )
+        if found and found[0] is not instructions[-1]:
+            raise KubefileError(
+                f"{where}:{found[0].line}: {keyword} must be the last instruction of the Kubefile"
+            )
+    launch = next((i for i in instructions if i.keyword == "LAUNCH"), None)
+    cmd = next((i for i in instructions if i.keyword == "CMD"), None)
+    if launch and cmd:
+        raise KubefileError(
+            f"{where}:{cmd.line}: CMD and LAUNCH (line {launch.line}) exclude each other; "
+            f"launch apps with LAUNCH, or commands with CMDS"
         )
     froms = [i for i in instructions if i.keyword == "FROM"]
     if not froms:
@@ -163,3 +214,77 @@ def substitute(text: str, values: dict[str, str], ins: Instruction, where: str) 
         )
 
     return _VARIABLE.sub(one, text)
+
+
+def _words(ins: Instruction, where: str) -> list[str]:
+    try:
+        return shlex.split(ins.text)
+    except ValueError as e:
+        raise KubefileError(f"{where}:{ins.line}: {ins.keyword}: {e}") from None
+
+
+def app_sources(ins: Instruction, where: str) -> tuple[str, list[str]]:
+    """APP/CNI/CSI NAME SOURCE...: each source local://PATH, http:// or https://."""
+    from cluster.apps import name_problem
+
+    words = _words(ins, where)
+    at = f"{where}:{ins.line}: {ins.keyword}"
+    if len(words) < 2:
+        raise KubefileError(f"{at}: needs a name and its sources: {ins.keyword} NAME local://PATH")
+    name, sources = words[0], words[1:]
+    if name_problem(name):
+        raise KubefileError(f"{at}: {name!r} {name_problem(name)}")
+    for source in sources:
+        if not source.startswith(SOURCE_SCHEMES) or source in SOURCE_SCHEMES:
+            raise KubefileError(
+                f"{at}: source {source!r} must start with local://, http:// or https://"
+            )
+    return name, sources
+
+
+def json_list(ins: Instruction, where: str) -> tuple[str, list[str]]:
+    """LAUNCH/CMDS ["a", ...], or APPCMDS NAME ["a", ...]: (the app name or "", the list)."""
+    at = f"{where}:{ins.line}: {ins.keyword}"
+    name, text = "", ins.text
+    if ins.keyword == "APPCMDS":
+        name, _, text = ins.text.partition(" ")
+        text = text.strip()
+    example = {"APPCMDS": 'APPCMDS NAME ["cmd", "arg"]'}.get(
+        ins.keyword, f'{ins.keyword} ["a", "b"]'
+    )
+    if not text.startswith("[") and ins.keyword == "LAUNCH":  # sealer reads words as well
+        return name, _words(ins, where)
+    if not text.startswith("[") and ins.keyword == "CMDS":  # one command, as CMD's shell form
+        return name, [text]
+    try:
+        values = json.loads(text)
+    except ValueError:
+        raise KubefileError(f"{at}: expected a JSON list of strings: {example}") from None
+    if (
+        not isinstance(values, list)
+        or not values
+        or not all(isinstance(v, str) and v.strip() for v in values)
+    ):
+        raise KubefileError(f"{at}: expected a non-empty JSON list of strings: {example}")
+    return name, values
+
+
+def app_env(ins: Instruction, where: str) -> tuple[str, dict[str, str]]:
+    """APPENV NAME K=V ...: sealer ignores words without `=`; so does this."""
+    words = _words(ins, where)
+    if len(words) < 2:
+        raise KubefileError(f"{where}:{ins.line}: APPENV: needs an app name and K=V pairs")
+    pairs_ = dict(w.split("=", 1) for w in words[1:] if "=" in w and not w.startswith("="))
+    return words[0], pairs_
+
+
+def kube_version_range(ins: Instruction, where: str):
+    """KUBEVERSION: a SemVer range (Masterminds' syntax, as npm's: `1.22 - 1.24`, `>=1.22`)."""
+    import semantic_version
+
+    try:
+        return semantic_version.NpmSpec(ins.text.strip())
+    except ValueError as e:
+        raise KubefileError(
+            f"{where}:{ins.line}: KUBEVERSION: {ins.text.strip()!r} is not a SemVer range ({e})"
+        ) from None

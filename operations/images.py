@@ -68,7 +68,13 @@ class Inspected:
             "runtime": self.image.runtime,
             "version": self.image.version,
             "labels": self.labels,
+            "kind": self.image.kind,
             "launch_commands": list(self.image.launch_cmds),
+            "launch_apps": list(self.image.launch_apps),
+            "apps": [
+                {**app.to_json(), "launch_commands": app.launch_commands()}
+                for app in self.image.apps
+            ],
             "metadata": self.metadata,
             "build": self.build,
         }

@@ -276,12 +276,20 @@ def render_image(inspected) -> str:
     """`sealer image inspect` (an operations.images.Inspected)."""
     image, labels = inspected.image, inspected.labels
     lines = [f"Name:     {image.name}", f"Digest:   {image.digest}"]
-    lines.append(f"Runtime:  {image.runtime} {image.version}")
+    if image.is_application:
+        lines.append("Type:     application image (apps for a running cluster)")
+    else:
+        lines.append(f"Runtime:  {image.runtime} {image.version}")
     if inspected.build:
         built = inspected.build
         lines.append(f"Built:    {built.get('created', '?')} from {built.get('base', '?')}")
     lines.append("Labels:" + ("" if labels else "   (none)"))
     lines += [f"  {key}={value}" for key, value in sorted(labels.items())]
+    lines.append("Apps:" + ("" if image.apps else "     (none)"))
+    for app in image.apps:
+        launched = " (launched)" if app.name in image.launch_apps else ""
+        lines.append(f"  {app.name}: {app.type or 'by APPCMDS'}{launched}")
+        lines += [f"    $ {command}" for command in app.launch_commands()]
     lines.append("Launch commands:" + ("" if image.launch_cmds else " (none)"))
     lines += [f"  {command}" for command in image.launch_cmds]
     lines.append("Metadata:")
@@ -297,7 +305,8 @@ def render_image_list(folder, records: list[dict]) -> str:
         return f"No images in {folder}. Load one with: sealer image load PATH\n"
     lines = [f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST"]
     lines += [
-        f"{r['name']:<32} {r['runtime']:<11} {r['version']:<10} {r['digest'][:19]}" for r in records
+        f"{r['name']:<32} {r['runtime'] or 'app':<11} {r['version'] or '-':<10} {r['digest'][:19]}"
+        for r in records
     ]
     return "\n".join(lines) + "\n"
 
