@@ -152,3 +152,17 @@ class Launch:
 
     def to_json(self) -> dict:
         return {"app_names": list(self.app_names), "cmds": list(self.cmds)}
+
+
+def kube_version_problem(constraint: str, version: str) -> str:
+    """Why a Kubernetes version is outside an app's KUBEVERSION range, or ""."""
+    import semantic_version
+
+    try:
+        spec = semantic_version.NpmSpec(constraint)
+        wanted = semantic_version.Version.coerce(version.lstrip("v"))
+    except ValueError as e:
+        return f"KUBEVERSION {constraint!r} cannot be read: {e}"
+    if wanted in spec:
+        return ""
+    return f"the apps support Kubernetes {constraint}, and the cluster runs {version}"

@@ -11,8 +11,8 @@ import os
 import re
 from pathlib import Path
 
+from cluster import applications, apps, kubeadm, names, templates
 from cluster import image as images
-from cluster import kubeadm, names
 from cluster.errors import InputError, SealerError
 from cluster.model import MASTER, SSH, Cluster, Document, Host, Taint
 from cluster.yamldoc import YamlDoc, format_path, key_node_at, load_documents, node_at, read_text
@@ -72,6 +72,8 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         problems.raise_if_any()
 
     _substitute_env(cluster_doc, environ, problems)
+    for doc in others:
+        _read_on_key(doc)
     for doc in [cluster_doc, *others]:
         for err_path, message in schema_errors(doc.data["kind"], doc.data):
             problems.at(doc, err_path, message, key=message.startswith("unknown field"))
@@ -85,7 +87,7 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         image = images.resolve(spec["image"], Path(path).resolve().parent)
     except SealerError as e:
         problems.at(cluster_doc, ["spec", "image"], str(e))
-    if image and image.runtime != "kubernetes":
+    if image and image.runtime != "kubernetes" and not image.is_application:
         for doc in others:
             if doc.data["kind"] in KUBEADM_KINDS:
                 problems.at(
@@ -96,6 +98,9 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
                 )
     if image and image.runtime == "kubernetes":
         _check_kubeadm_documents(others, image.version, problems)
+    commands, launched = (), ()
+    if image:
+        commands, launched = _launch(cluster_doc, others, image, cluster_env, problems)
     problems.raise_if_any()
 
     metadata = cluster_doc.data.get("metadata") or {}
@@ -104,8 +109,10 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         image=image,
         hosts=hosts,
         env=cluster_env,
-        cmd=tuple(spec.get("cmd") or ()),
+        cmd=commands,
         app_names=tuple(spec.get("appNames") or ()),
+        apps=launched,
+        apps_from=image.name,
         plugins=_documents(others, ("Plugin",)),
         configs=_documents(others, ("Config",)),
         kube_documents=_documents(others, KUBEADM_KINDS),
@@ -115,6 +122,75 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         source_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
     )
     return cluster, problems.warnings
+
+
+def _read_on_key(doc: YamlDoc) -> None:
+    """A Plugin's `on:` key as sealer's Go reader sees it: YAML 1.1 makes the bare word a
+    boolean, which no Plugin field is."""
+    spec = doc.data.get("spec") if doc.data.get("kind") == "Plugin" else None
+    if isinstance(spec, dict) and True in spec and "on" not in spec:
+        spec["on"] = spec.pop(True)
+
+
+def _launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, problems):
+    """(raw commands, apps to launch) by sealer's precedence (cluster/applications.py)."""
+    spec = cluster_doc.data["spec"]
+    found = [d for d in others if d.data["kind"] == "Application"]
+    for extra in found[1:]:
+        problems.at(extra, ["kind"], "a second Application document; a Clusterfile holds one")
+    app_doc = found[0] if found else None
+    app_spec = app_doc.data.get("spec") or {} if app_doc else {}
+    user_cmds = tuple(spec.get("cmd") or ()) or tuple(app_spec.get("cmds") or ())
+    if spec.get("appNames"):
+        names, where = spec["appNames"], (cluster_doc, ["spec", "appNames"])
+    elif app_spec.get("launchApps"):
+        names, where = app_spec["launchApps"], (app_doc, ["spec", "launchApps"])
+    else:
+        names, where = list(image.launch_apps), (cluster_doc, ["spec", "image"])
+    if user_cmds or (image.launch_cmds and where[1][-1] == "image"):
+        return user_cmds or image.launch_cmds, ()
+    by_name = {app.name: app for app in image.apps}
+    configs = {c["name"]: c for c in app_spec.get("configs") or ()}
+    launched = []
+    for i, name in enumerate(names):
+        if name not in by_name:
+            known = ", ".join(by_name) or "none"
+            problems.at(
+                where[0], where[1] + [i], f"{image.name} has no app {name!r} (apps: {known})"
+            )
+            continue
+        launch = applications.app_launch(image, by_name[name], configs.get(name), image_env(image))
+        values = {**cluster_env, **launch.env}
+        for missing in templates.missing_keys(Path(launch.folder), values):
+            problems.at(
+                cluster_doc,
+                ["spec", "image"],
+                f"app {name}: template {missing} (set it in spec.env, APPENV or the "
+                f"Application's configs env)",
+            )
+        launched.append(launch)
+    for name in configs:
+        if name not in names and app_doc:
+            problems.at(
+                app_doc,
+                ["spec", "configs"],
+                f"configs for {name!r}, which is not launched",
+                warn=True,
+            )
+    constraint = image.labels.get(apps.KUBE_VERSION_LABEL)
+    if constraint and not image.is_application:
+        problem = apps.kube_version_problem(constraint, image.version)
+        if problem:
+            problems.at(cluster_doc, ["spec", "image"], f"{image.name}: {problem}")
+    return (), tuple(launched)
+
+
+def image_env(image) -> dict[str, str]:
+    """The image's global ENV (Metadata env), which apps see under their own."""
+    from cluster.image import read_metadata
+
+    env = read_metadata(Path(image.rootfs), image.name).get("env") or {}
+    return {str(k): str(v) for k, v in env.items()}
 
 
 def _split_kinds(docs: list[YamlDoc], problems: Problems) -> tuple[YamlDoc, list[YamlDoc]]:
@@ -344,6 +420,8 @@ def _ssh_field(doc: YamlDoc, base: list, name: str) -> list:
 def _control_plane(image, docs: list[YamlDoc]) -> dict[str, str]:
     """The endpoint and the settings a running cluster cannot change, from the image's kubeadm
     defaults and the Clusterfile's documents merged (kubernetes), or sealer's endpoint."""
+    if image.is_application:  # the running cluster's own are kept (operations.common)
+        return {}
     if image.runtime != "kubernetes":
         return {"endpoint": f"{kubeadm.DEFAULT_ENDPOINT}:{kubeadm.API_PORT}"}
     user = [d.data for d in docs if d.data["kind"] in KUBEADM_KINDS]

@@ -98,8 +98,10 @@ class Cluster:
     image: Image
     hosts: dict[str, Host]  # by IP, in Clusterfile order
     env: dict[str, str]
-    cmd: tuple[str, ...]
+    cmd: tuple[str, ...]  # the raw launch commands: spec.cmd, the Application's, or the image's
     app_names: tuple[str, ...]
+    apps: tuple = ()  # cluster.applications.AppLaunch, in launch order (none when cmd is set)
+    apps_from: str = ""  # the image whose apps these are (spec.image)
     plugins: tuple[Document, ...] = ()
     configs: tuple[Document, ...] = ()
     kube_documents: tuple[Document, ...] = ()
@@ -118,8 +120,7 @@ class Cluster:
 
     @property
     def launch_cmds(self) -> tuple[str, ...]:
-        """spec.cmd overrides the image's launch commands."""
-        return self.cmd or self.image.launch_cmds
+        return self.cmd
 
 
 # ---- plans ----
@@ -133,6 +134,8 @@ CHANGE_KINDS = (
     "reconfigure_master",
     "sync_rootfs",
     "launch_apps",
+    "launch_app",
+    "remove_app",
 )
 DESTROY_KINDS = ("delete_master", "delete_worker", "reset_cluster")
 # One more kind, `upgrade_batch`, is an inner step: a barrier between two batches of worker
@@ -147,6 +150,19 @@ class Action:
     roles: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     details: dict = field(default_factory=dict)
+
+    @property
+    def change(self) -> str | None:
+        """What the action does to what it touches: "add", "change", "destroy" (None: a step)."""
+        if self.kind in ADD_KINDS or (
+            self.kind == "launch_app" and self.details.get("change") == "create"
+        ):
+            return "add"
+        if self.kind == "remove_app":
+            return "destroy"
+        if self.kind in CHANGE_KINDS:
+            return "change"
+        return "destroy" if self.kind in DESTROY_KINDS else None
 
     def to_json(self) -> dict:
         return {
@@ -191,14 +207,8 @@ class Plan:
         chosen = set(action_ids)
         counts = {"add": 0, "change": 0, "destroy": 0}
         for action in self.actions:
-            if action.id not in chosen:
-                continue
-            if action.kind in ADD_KINDS:
-                counts["add"] += 1
-            elif action.kind in CHANGE_KINDS:
-                counts["change"] += 1
-            elif action.kind in DESTROY_KINDS:
-                counts["destroy"] += 1
+            if action.id in chosen and action.change:
+                counts[action.change] += 1
         return counts
 
     @property

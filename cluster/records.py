@@ -20,7 +20,14 @@ from cluster.model import MASTER, Host
 
 FORMAT_VERSION = 1
 DEFAULT_RUNTIME = "kubernetes"  # states written before the runtime was recorded
-PATCH_FIELDS = ("image", "bootstrap_master", "launch_digest", "configs_digest", "control_plane")
+PATCH_FIELDS = (
+    "image",
+    "bootstrap_master",
+    "launch_digest",
+    "configs_digest",
+    "control_plane",
+    "apps",
+)
 
 
 class StateFormatError(SealerError):
@@ -112,6 +119,7 @@ class State:
     launch_digest: str | None = None
     configs_digest: str | None = None
     control_plane: dict | None = None  # what a running cluster cannot change (the endpoint...)
+    apps: dict = field(default_factory=dict)  # launched apps: name -> {digest, image}
     created_at: str = ""
     updated_at: str = ""
 
@@ -151,6 +159,7 @@ class State:
             "launch_digest": self.launch_digest,
             "configs_digest": self.configs_digest,
             "control_plane": self.control_plane,
+            "apps": {name: dict(app) for name, app in self.apps.items()},
         }
 
     @classmethod
@@ -166,6 +175,7 @@ class State:
             launch_digest=doc.get("launch_digest"),
             configs_digest=doc.get("configs_digest"),
             control_plane=doc.get("control_plane"),
+            apps={name: dict(app) for name, app in (doc.get("apps") or {}).items()},
             created_at=doc.get("created_at") or "",
             updated_at=doc.get("updated_at") or "",
         )
@@ -228,6 +238,9 @@ def _shape_problem(doc: dict) -> str:
     for name in ("image", "control_plane"):
         if doc.get(name) is not None and not _is_strings(doc[name], mapping=True):
             return f"{name} must be a mapping of strings"
+    apps = doc.get("apps") or {}
+    if not isinstance(apps, dict) or not all(_is_strings(a, mapping=True) for a in apps.values()):
+        return "apps must map app names to mappings of strings"
     for ip, record in doc["hosts"].items():
         if not isinstance(record, dict):
             return f"hosts[{ip!r}] must be a mapping"

@@ -8,10 +8,12 @@ records nothing, so the next plan proposes it again; its dependents are skipped.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cluster.apps import APPS_DIR
 from cluster.digests import configs_digest
 from cluster.errors import SealerError
 from cluster.model import Action, Cluster, Image, Plan
@@ -25,7 +27,7 @@ from cluster.records import (
     set_host,
     update_host,
 )
-from executors import distribute, endpoint, facts
+from executors import apps, distribute, endpoint, facts
 from executors.driver import Driver, Followed, Result
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
@@ -426,6 +428,24 @@ class Applier:
         for command in action.details["commands"]:
             self.run(action.host, f"cd {rootfs} && {command}")
         self._record(set_field("launch_digest", action.details["digest"]))
+
+    def _do_launch_app(self, action: Action) -> None:
+        """Put the app's folder in the rootfs on the bootstrap master and run its commands
+        there, with the host's env under the app's."""
+        name = action.details["app"]
+        app = next(a for a in self.desired.apps if a.name == name)
+        ip = action.host
+        env = {**self._host_env(ip), **{k: v for k, v in app.env.items() if k.isidentifier()}}
+        folder = f"{distribute.rootfs_dir(self.cluster_name)}/{APPS_DIR}/{name}"
+        self.run(ip, apps.install_command(folder), stdin=apps.packed(app, env))
+        for command in action.details["commands"]:
+            self.driver.host(ip).run(f"cd {shlex.quote(folder)} && {command}", env=env)
+        recorded = {"digest": action.details["digest"], "image": action.details["image"]}
+        self._record(set_field("apps", {**self.state.apps, name: recorded}))
+
+    def _do_remove_app(self, action: Action) -> None:
+        remaining = {k: v for k, v in self.state.apps.items() if k != action.details["app"]}
+        self._record(set_field("apps", remaining))
 
     def _do_reset_cluster(self, action: Action) -> None:
         ip = action.host

@@ -20,6 +20,7 @@ from operations.common import (
     StateRef,
     load_cluster,
     locked_state,
+    on_recorded_cluster,
     ssh_driver,
     write_state,
 )
@@ -67,6 +68,7 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
         return _apply_saved(request, listener)
     cluster = load_cluster(request.clusterfile, listener)
     with locked_state(request.state, cluster.name, "apply") as locked:
+        cluster = on_recorded_cluster(cluster, locked.state)
         refreshed = refresh_state(
             cluster, locked.state, request.ssh, request.refresh, request.parallelism
         )
@@ -86,6 +88,7 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
 def destroy(request: ApplyRequest, listener: Listener) -> ApplyResult:
     cluster = load_cluster(request.clusterfile, listener)
     with locked_state(request.state, cluster.name, "destroy") as locked:
+        cluster = on_recorded_cluster(cluster, locked.state)
         made = plan_for(cluster, locked.state, True, request.max_unavailable)
         return execute(request, listener, made, cluster, locked, locked.state, "destroy")
 
@@ -105,6 +108,7 @@ def _apply_saved(request: ApplyRequest, listener: Listener) -> ApplyResult:
         )
     made = Plan.from_json(saved)
     with locked_state(request.state, cluster.name, "apply") as locked:
+        cluster = on_recorded_cluster(cluster, locked.state)
         check_not_stale(made, locked.state, path)
         approved = replace(request, auto_approve=True)  # a saved plan is the approval
         return execute(approved, listener, made, cluster, locked, locked.state, "apply")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from cluster import clusterfile
+from cluster import apps, clusterfile
+from cluster import image as images
+from cluster.errors import SealerError
 from cluster.model import Cluster
 from cluster.records import State
 from operations.events import Listener
@@ -48,6 +51,37 @@ def load_cluster(path: str, listener: Listener) -> Cluster:
     for warning in warnings:
         listener.warning(warning)
     return cluster
+
+
+def on_recorded_cluster(cluster: Cluster, state: State) -> Cluster:
+    """An application image installs its apps on the running cluster, which keeps the cluster
+    image and control plane its state records (hosts still join with that image)."""
+    if not cluster.image.is_application:
+        return cluster
+    app_image = cluster.image
+    where = f"{cluster.source}: spec.image {app_image.name}"
+    if not state.image:
+        raise SealerError(
+            f"{where} is an application image: it installs apps on a running cluster, and "
+            f"{cluster.name} has none yet; create it with a cluster image first"
+        )
+    recorded = state.image
+    try:
+        image = images.resolve(recorded["name"], Path(cluster.source).resolve().parent)
+    except SealerError as e:
+        raise SealerError(
+            f"{where}: the cluster's own image, {recorded['name']}, is needed too: {e}"
+        ) from None
+    if image.digest != recorded.get("digest"):
+        raise SealerError(
+            f"{where}: the cluster image {recorded['name']} is now {image.digest[:19]}, not the "
+            f"{str(recorded.get('digest'))[:19]} the cluster runs; load that one again"
+        )
+    constraint = app_image.labels.get(apps.KUBE_VERSION_LABEL)
+    problem = apps.kube_version_problem(constraint, image.version) if constraint else ""
+    if problem:
+        raise SealerError(f"{where}: {problem}; refused")
+    return replace(cluster, image=image, control_plane=dict(state.control_plane or {}))
 
 
 def open_backend(ref: StateRef, cluster_name: str) -> Backend:

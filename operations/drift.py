@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from cluster.errors import SealerError
 from cluster.model import Finding
 from cluster.records import State
-from operations.common import SSHSettings, StateRef, load_cluster, locked_state
+from operations.common import (
+    SSHSettings,
+    StateRef,
+    load_cluster,
+    locked_state,
+    on_recorded_cluster,
+)
 from operations.events import Listener
 from operations.refresh import refresh_state
 
@@ -36,6 +42,7 @@ def check_drift(request: DriftRequest, listener: Listener) -> DriftResult:
         cluster = load_cluster(request.clusterfile, listener)
         name = cluster.name
         with locked_state(request.state, cluster.name, "drift") as locked:
+            cluster = on_recorded_cluster(cluster, locked.state)
             refreshed = refresh_state(cluster, locked.state, request.ssh)
     except SealerError as e:
         e.cluster = name

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from cluster.model import Cluster, Finding, Plan
 from cluster.records import State
-from operations.common import SSHSettings, StateRef, load_cluster, locked_state
+from operations.common import (
+    SSHSettings,
+    StateRef,
+    load_cluster,
+    locked_state,
+    on_recorded_cluster,
+)
 from operations.events import Listener
 from operations.refresh import refresh_state
 from planner import make_destroy_plan, make_plan
@@ -47,7 +53,9 @@ def plan_for(cluster: Cluster, state: State, destroy: bool, max_unavailable: str
 
 def plan(request: PlanRequest, listener: Listener) -> PlanResult:
     cluster = load_cluster(request.clusterfile, listener)
+    spec_image_digest = cluster.image.digest  # what spec.image names (maybe an app image)
     with locked_state(request.state, cluster.name, "plan") as locked:
+        cluster = on_recorded_cluster(cluster, locked.state)
         refreshed = refresh_state(cluster, locked.state, request.ssh, request.refresh)
         made = None
         if not request.refresh_only:
@@ -59,7 +67,7 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
             {
                 "clusterfile": str(Path(request.clusterfile).resolve()),
                 "clusterfile_digest": cluster.source_digest,
-                "image_digest": cluster.image.digest,
+                "image_digest": spec_image_digest,
                 "state": locked.backend.describe(),
                 "max_unavailable": request.max_unavailable,
             },
@@ -71,4 +79,5 @@ def graph(request: PlanRequest, listener: Listener) -> Plan:
     """The plan against the recorded state (no refresh), for its DAG."""
     cluster = load_cluster(request.clusterfile, listener)
     with locked_state(request.state, cluster.name, "graph") as locked:
+        cluster = on_recorded_cluster(cluster, locked.state)
         return plan_for(cluster, locked.state, request.destroy, request.max_unavailable)

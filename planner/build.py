@@ -54,6 +54,7 @@ def make_plan(desired: Cluster, state: State, max_unavailable=DEFAULT_MAX_UNAVAI
     else:
         bootstrap = _plan_new_cluster(graph, desired)
     _plan_launch(graph, desired, state, bootstrap)
+    _plan_apps(graph, desired, state, bootstrap)
     changes = ()
     if previous_image and previous_image != image:
         changes = tuple(f"image.{line}" for line in explain(previous_image, image))
@@ -302,6 +303,38 @@ def _plan_launch(graph: ActionGraph, desired: Cluster, state: State, bootstrap: 
         commands=list(commands),
         digest=digest,
     )
+
+
+def _plan_apps(graph: ActionGraph, desired: Cluster, state: State, bootstrap: str) -> None:
+    """Launch each app whose content, commands or env changed (or that is new), in order, once
+    the cluster is up; forget the apps of this image that are no longer launched.
+
+    Apps launched from another image (an application image run earlier) are left alone."""
+    after = [a for a in graph.ids() if a.split(".")[0] in ADD_KINDS + CHANGE_KINDS]
+    roles = desired.hosts[bootstrap].roles
+    wanted = {app.name for app in desired.apps}
+    previous = None
+    for name, record in sorted(state.apps.items()):
+        if record.get("image") == desired.apps_from and name not in wanted:
+            previous = graph.add(
+                "remove_app", bootstrap, roles, after + [previous], key=name, app=name
+            )
+    for app in desired.apps:
+        recorded = state.apps.get(app.name) or {}
+        if recorded.get("digest") == app.digest:
+            continue
+        previous = graph.add(
+            "launch_app",
+            bootstrap,
+            roles,
+            after + [previous],  # in LAUNCH order, as sealer runs them
+            key=app.name,
+            app=app.name,
+            image=app.image,
+            commands=list(app.commands),
+            digest=app.digest,
+            change="update" if recorded else "create",
+        )
 
 
 def _join_details(desired: Cluster, ip: str) -> dict:

@@ -12,8 +12,12 @@ class ActionGraph:
     def __init__(self):
         self._actions: dict[str, dict] = {}
 
-    def add(self, kind: str, host: str | None, roles=(), depends_on=(), **details) -> str:
-        action_id = f"{kind}.{host}" if host is not None else f"{kind}.{details.get('batch')}"
+    def add(
+        self, kind: str, host: str | None, roles=(), depends_on=(), key: str = "", **details
+    ) -> str:
+        """key names the action when a host has several of one kind (apps)."""
+        name = key or (host if host is not None else details.get("batch"))
+        action_id = f"{kind}.{name}"
         if action_id in self._actions:
             raise SealerError(f"internal planning error: action {action_id} planned twice")
         deps = [d for d in dict.fromkeys(depends_on) if d is not None]

@@ -20,6 +20,7 @@ SCHEMA_FILES = {
     "Cluster": "cluster.schema.json",
     "Plugin": "plugin.schema.json",
     "Config": "config.schema.json",
+    "Application": "application.schema.json",
     **{kind: "kubeadm.schema.json" for kind in KUBEADM_KINDS},
 }
 SUPPORTED_KINDS = tuple(SCHEMA_FILES)

@@ -53,10 +53,12 @@ HELP = {
         "",
     ),
     "run": (
-        "write a Clusterfile for these hosts and apply it",
+        "write a Clusterfile for these hosts and apply it; or run an app image on a cluster",
         "sealer run kubernetes:v1.25.3 --masters 10.0.0.1,10.0.0.2,10.0.0.3 \\\n"
-        "    --nodes 10.0.0.4 --pk ~/.ssh/id_ed25519",
-        "",
+        "    --nodes 10.0.0.4 --pk ~/.ssh/id_ed25519\n"
+        "sealer run my-apps:v1 -f Clusterfile --apps nginx,mysql",
+        "Without --masters, IMAGE (an application image) installs its apps on the running\n"
+        "cluster of -f Clusterfile (or of the Clusterfile an earlier `sealer run --name` wrote).",
     ),
     "kubeconfig": (
         "fetch the admin kubeconfig from the bootstrap master",
@@ -335,7 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(commands, "run")
     p.add_argument("image", metavar="IMAGE", help="NAME:TAG in the store, or a rootfs path")
-    p.add_argument("--masters", required=True, metavar="IPS", help="comma-separated")
+    p.add_argument(
+        "-m", "--masters", default="", metavar="IPS", help="comma-separated (a new cluster)"
+    )
+    p.add_argument(
+        "-f",
+        "--Clusterfile",
+        dest="run_clusterfile",
+        default="",
+        metavar="FILE",
+        help="without --masters: the running cluster's Clusterfile (IMAGE runs on it)",
+    )
+    p.add_argument("--apps", default="", metavar="NAMES", help="apps to launch (comma-separated)")
+    p.add_argument(
+        "--cmds", action="append", default=[], metavar="CMD", help="a launch command (repeatable)"
+    )
     p.add_argument("--nodes", default="", metavar="IPS", help="comma-separated")
     p.add_argument("--user", default="root")
     p.add_argument(

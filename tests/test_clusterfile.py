@@ -101,7 +101,7 @@ def test_unknown_kind_names_the_kind_document_and_supported_kinds(tmp_path, imag
     path = write(tmp_path, VALID + "---\napiVersion: v1\nkind: Deployment\n")
     (problem,) = errors_of(path)
     assert problem.startswith(f"{path}:20:7: kind: unknown kind 'Deployment' in document 2;")
-    assert "supported kinds: Cluster, Plugin, Config, InitConfiguration" in problem
+    assert "supported kinds: Cluster, Plugin, Config, Application, InitConfiguration" in problem
 
 
 def test_exactly_one_cluster_document(tmp_path, image):

@@ -322,7 +322,7 @@ def _rebuilt(cluster: Cluster, digest: str, cmd=()) -> Cluster:
     import dataclasses
 
     new_image = dataclasses.replace(cluster.image, digest=digest, launch_cmds=tuple(cmd))
-    return dataclasses.replace(cluster, image=new_image)
+    return dataclasses.replace(cluster, image=new_image, cmd=tuple(cmd))  # as the loader sets
 
 
 def test_rebuilt_image_at_the_same_version_syncs_every_kept_host():
@@ -363,8 +363,7 @@ def test_changed_config_documents_sync_every_kept_host_and_rerun_launch():
 
     def with_config(cluster: Cluster, data: str) -> Cluster:
         config = Document("Config", "app", {"spec": {"path": "etc/app.yaml", "data": data}})
-        image_with_cmd = dataclasses.replace(cluster.image, launch_cmds=("kubectl apply -f x",))
-        return dataclasses.replace(cluster, configs=(config,), image=image_with_cmd)
+        return dataclasses.replace(cluster, configs=(config,), cmd=("kubectl apply -f x",))
 
     first = with_config(desired(M[:1], W[:1]), "replicas: 1")
     state = applied(first)
@@ -407,3 +406,47 @@ def test_changed_kubeadm_documents_reconfigure_each_master_in_turn():
     assert [a.host for a in steps] == M  # the bootstrap master first, one at a time
     for earlier, later in itertools.pairwise(steps):
         assert earlier.id in later.depends_on
+
+
+def _with_apps(cluster: Cluster, *apps, source="apps:v1") -> Cluster:
+    import dataclasses
+
+    return dataclasses.replace(cluster, apps=tuple(apps), apps_from=source)
+
+
+def _app(name: str, digest: str, image_name="apps:v1"):
+    from cluster.applications import AppLaunch
+
+    return AppLaunch(
+        name, image_name, "/nowhere", (f"kubectl apply -f {name}.yaml",), digest=digest
+    )
+
+
+def test_each_app_launches_in_order_and_only_a_changed_one_again():
+    cluster = _with_apps(desired(M[:1], W[:1]), _app("web", "sha256:w1"), _app("db", "sha256:d1"))
+    first = make_plan(cluster, State.new("test").to_json())
+    launches = [a for a in first.actions if a.kind == "launch_app"]
+    assert [a.id for a in launches] == ["launch_app.web", "launch_app.db"]
+    assert launches[0].id in launches[1].depends_on  # in LAUNCH order
+    assert f"join_worker.{W[0]}" in launches[0].depends_on  # once the cluster is up
+    assert all(a.host == M[0] and a.change == "add" for a in launches)
+    assert first.summary == {"add": 4, "change": 0, "destroy": 0}
+
+    state = applied(cluster)
+    state["apps"] = {"web": {"digest": "sha256:w1", "image": "apps:v1"}}
+    state["apps"]["db"] = {"digest": "sha256:d1", "image": "apps:v1"}
+    assert make_plan(cluster, state).empty
+    changed = _with_apps(desired(M[:1], W[:1]), _app("web", "sha256:w1"), _app("db", "sha256:d2"))
+    (again,) = make_plan(changed, state).actions
+    assert again.id == "launch_app.db" and again.change == "change"
+
+
+def test_an_app_no_longer_launched_is_removed_only_by_the_image_that_launched_it():
+    state = applied(desired(M[:1]))
+    state["apps"] = {
+        "web": {"digest": "sha256:w1", "image": "apps:v1"},
+        "cni": {"digest": "sha256:c1", "image": "cluster:v1"},  # the cluster image's own app
+    }
+    only_web_gone = _with_apps(desired(M[:1]))
+    (removal,) = make_plan(only_web_gone, state).actions
+    assert removal.id == "remove_app.web" and removal.change == "destroy"

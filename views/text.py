@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from cluster.model import ADD_KINDS, CHANGE_KINDS, Action, Finding, Plan
+from cluster.model import ADD_KINDS, Action, Finding, Plan
 from cluster.records import State
 
 SYMBOLS = {"add": "+", "change": "~", "destroy": "-"}
@@ -27,11 +27,7 @@ class Painter:
 
 
 def change_type(action: Action) -> str | None:
-    if action.kind in ADD_KINDS:
-        return "add"
-    if action.kind in CHANGE_KINDS:
-        return "change"
-    return "destroy" if action.host is not None else None
+    return action.change
 
 
 def render_plan(plan: Plan, colour: bool = False) -> str:
@@ -103,6 +99,12 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
         ]
     elif action.kind == "launch_apps":
         fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d["commands"])]
+    elif action.kind == "launch_app":
+        fields += [("app", json.dumps(d["app"])), ("image", json.dumps(d["image"]))]
+        fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d["commands"])]
+        fields.append(("digest", json.dumps(d["digest"][:19])))
+    elif action.kind == "remove_app":
+        fields.append(("app", json.dumps(d["app"])))
     elif action.kind == "update_endpoint":
         fields.append(("endpoint", f"-> {json.dumps(d['to'])}"))
     elif action.kind == "sync_rootfs":
@@ -146,6 +148,12 @@ def _reason(action: Action) -> str:
         return "because its settings changed"
     if action.kind == "launch_apps":
         return "runs the launch commands on the bootstrap master"
+    if action.kind == "launch_app":
+        if d.get("change") == "create":
+            return "launches the app on the bootstrap master"
+        return "the app's files, commands or env changed: launches it again"
+    if action.kind == "remove_app":
+        return "no longer launched: forgotten (its objects stay in the cluster)"
     if action.kind == "update_endpoint":
         return "the control-plane endpoint moves to a master that stays"
     if action.kind == "reconfigure_master":

@@ -35,9 +35,10 @@ BINARIES = {
         "etcdctl",
         "crictl",
         "systemctl",
+        "helm",
     ),
-    "k3s": ("k3s", "kubectl", "systemctl"),
-    "k0s": ("k0s", "kubectl", "systemctl"),
+    "k3s": ("k3s", "kubectl", "systemctl", "helm"),
+    "k0s": ("k0s", "kubectl", "systemctl", "helm"),
 }
 PAYLOAD_FILES, PAYLOAD_BYTES = 16, 128 * 1024  # 2 MiB of "container images"
 
