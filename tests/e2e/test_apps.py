@@ -1,0 +1,163 @@
+"""End-to-end: an application image (a kube app and a helm app) run on a running cluster,
+a changed app launched again alone, an Application overriding an app's env and files, and a
+template rendered with the app's env."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from tests.e2e.conftest import Cluster, api, ssh
+from tests.helpers import sealer
+
+APPS_KUBEFILE = """FROM scratch
+ENV team=platform
+APP web local://web
+APP db local://chart/
+APPENV db replicas=1
+KUBEVERSION >=1.22 <1.30
+LAUNCH ["web", "db"]
+"""
+
+
+def _context(folder, web_replicas: int):
+    (folder / "web").mkdir(parents=True, exist_ok=True)
+    (folder / "web" / "deploy.yaml").write_text(
+        yaml.safe_dump(
+            {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": web_replicas}}
+        )
+    )
+    chart = folder / "chart"
+    (chart / "templates").mkdir(parents=True, exist_ok=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: db\nversion: 1.2.0\n")
+    (chart / "values.yaml").write_text("replicas: 1\nauth: {user: app}\n")
+    (chart / "templates" / "sts.yaml").write_text("kind: StatefulSet\n")
+    (folder / "Kubefile").write_text(APPS_KUBEFILE)
+
+
+def _build(folder, tag="apps:v1"):
+    result = sealer("build", "-t", tag, str(folder), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _objects():
+    return api(1, "/objects")
+
+
+def _release(name: str) -> dict:
+    secrets = [
+        json.loads(o["manifest"])["release"]
+        for key, o in _objects().items()
+        if key.startswith(f"Secret/default/sh.helm.release.v1.{name}.v")
+    ]
+    return max(secrets, key=lambda r: r["revision"])
+
+
+def test_an_app_image_runs_on_the_cluster_and_a_changed_app_launches_alone(hosts, tmp_path):
+    cluster = Cluster(tmp_path, "kubernetes")
+    cluster.write([1], [2])
+    cluster.apply()
+    context = tmp_path / "ctx"
+    _context(context, web_replicas=1)
+    _build(context)
+
+    ran = sealer("run", "apps:v1", "-f", str(cluster.path), timeout=300)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "launch_app.web" in ran.stdout and "launch_app.db" in ran.stdout
+    assert "Deployment/default/web" in _objects()
+    assert _release("db")["chart"] == "db-1.2.0" and _release("db")["revision"] == 1
+    apps = cluster.state()["apps"]
+    assert set(apps) == {"web", "db"} and apps["web"]["image"] == "apps:v1"
+    folder = "/var/lib/sealer/data/e2e/rootfs/application/apps"
+    assert "kind: StatefulSet" in ssh(1, f"cat {folder}/db/templates/sts.yaml").stdout
+    derived = ran.stdout.split("Wrote ")[1].split(" ")[0]
+    again = sealer("plan", "-f", derived, "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr  # nothing changed: no launch
+
+    _context(context, web_replicas=3)  # the kube app changes; the chart does not
+    _build(context)
+    plan = sealer("plan", "-f", derived, "--detailed-exitcode")
+    assert plan.returncode == 2 and "launch_app.web" in plan.stdout, plan.stdout
+    assert "launch_app.db" not in plan.stdout
+    assert "Plan: 0 to add, 1 to change, 0 to destroy." in plan.stdout
+    assert sealer("apply", "-f", derived, "--auto-approve").returncode == 0
+    assert "replicas: 3" in _objects()["Deployment/default/web"]["manifest"]
+    assert _release("db")["revision"] == 1  # not launched again
+
+    # the cluster's own Clusterfile still plans nothing: the app image's apps are its own
+    assert cluster.sealer("plan", "--detailed-exitcode").returncode == 0
+    # an app left out of --apps is forgotten by the state
+    only_web = sealer("run", "apps:v1", "-f", str(cluster.path), "--apps", "web", timeout=300)
+    assert only_web.returncode == 0, only_web.stdout + only_web.stderr
+    assert "remove_app.db" in only_web.stdout and set(cluster.state()["apps"]) == {"web"}
+
+
+def test_an_application_overrides_env_and_files_and_templates_render(hosts, tmp_path):
+    context = tmp_path / "ctx"
+    (context / "nginx").mkdir(parents=True)
+    (context / "nginx" / "nginx.yaml.tmpl").write_text(
+        "kind: Deployment\nmetadata: {name: nginx}\nspec:\n  image: {{ .ImageName }}\n"
+        "  team: {{ .team }}\n"
+    )
+    (context / "nginx" / "cm.yaml").write_text(
+        "kind: ConfigMap\nmetadata: {name: one}\ndata: {a: '1'}\n---\n"
+        "kind: ConfigMap\nmetadata: {name: two}\ndata: {b: '2'}\n"
+    )
+    (context / "Kubefile").write_text(
+        "FROM scratch\nENV team=platform\nAPP app1 local://nginx\n"
+        "APPENV app1 ImageName=nginx:1.0\n"
+        'APPCMDS app1 ["kubectl apply -f nginx.yaml && kubectl apply -f cm.yaml"]\n'
+        'LAUNCH ["app1"]\n'
+    )
+    _build(context, "nginx-app:v1")
+    cluster = Cluster(tmp_path, "k3s")
+    cluster.write([1], [])
+    cluster.apply()
+    application = {
+        "apiVersion": "sealer.io/v2",
+        "kind": "Application",
+        "metadata": {"name": "my-apps"},
+        "spec": {
+            "launchApps": ["app1"],
+            "configs": [
+                {
+                    "name": "app1",
+                    "env": ["ImageName=nginx:2.0"],
+                    "files": [
+                        {
+                            "path": "cm.yaml",
+                            "strategy": "merge",
+                            "data": "metadata: {namespace: apps}\ndata: {c: '3'}\n",
+                        },
+                        {"path": "extra.txt", "strategy": "overwrite", "data": "hello\n"},
+                    ],
+                }
+            ],
+        },
+    }
+    doc = yaml.safe_load(cluster.path.read_text())
+    doc["spec"]["image"] = "nginx-app:v1"
+    apps_file = tmp_path / "Clusterfile.apps"
+    apps_file.write_text(yaml.safe_dump_all([application, doc], sort_keys=False))
+    result = sealer("apply", "-f", str(apps_file), "--auto-approve", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    deployment = _objects()["Deployment/default/nginx"]["manifest"]
+    assert "image: nginx:2.0" in deployment and "team: platform" in deployment
+    objects = _objects()
+    assert "ConfigMap/apps/one" in objects and "ConfigMap/apps/two" in objects
+    assert "c: '3'" in objects["ConfigMap/apps/two"]["manifest"]
+    folder = "/var/lib/sealer/data/e2e/rootfs/application/apps/app1"
+    listing = ssh(1, f"ls {folder}").stdout.split()
+    assert "nginx.yaml" in listing and "nginx.yaml.tmpl" not in listing
+    assert ssh(1, f"cat {folder}/extra.txt").stdout == "hello\n"
+
+    # a template naming a value nobody sets is refused at plan time, naming it and the file
+    application["spec"]["configs"][0]["env"] = []
+    (context / "nginx" / "nginx.yaml.tmpl").write_text("image: {{ .Missing }}\n")
+    _build(context, "nginx-app:v1")
+    apps_file.write_text(yaml.safe_dump_all([application, doc], sort_keys=False))
+    refused = sealer("plan", "-f", str(apps_file))
+    assert refused.returncode == 1
+    assert "app app1: template nginx.yaml.tmpl: .Missing is not set" in refused.stderr
