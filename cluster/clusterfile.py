@@ -79,9 +79,24 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
             problems.at(doc, err_path, message, key=message.startswith("unknown field"))
     problems.raise_if_any()
 
-    cluster_env = _env(cluster_doc, ["spec", "env"], problems)
-    hosts = _hosts(cluster_doc, cluster_env, problems)
     spec = cluster_doc.data["spec"]
+    cluster_env = {**_env(cluster_doc, ["spec", "env"], problems)}
+    cluster_env.update(_registry_env(cluster_doc, spec.get("registry") or {}, problems))
+    if (spec.get("containerRuntime") or {}).get("type"):
+        cluster_env["ContainerRuntime"] = spec["containerRuntime"]["type"]  # as sealer exports it
+    aliases = _host_aliases(cluster_doc, spec.get("hostAliases") or [], problems)
+    hosts = _hosts(cluster_doc, cluster_env, problems, aliases)
+    data_root = spec.get("dataRoot") or names.DEFAULT_DATA_ROOT
+    if names.data_root_problem(data_root):
+        problems.at(
+            cluster_doc, ["spec", "dataRoot"], f"{data_root!r} {names.data_root_problem(data_root)}"
+        )
+    if spec.get("cmd_args"):
+        problems.at(
+            cluster_doc,
+            ["spec", "cmd_args"],
+            "sealer declares cmd_args but never reads it; give whole commands in spec.cmd",
+        )
     image = None
     try:
         image = images.resolve(spec["image"], Path(path).resolve().parent)
@@ -98,6 +113,8 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
                 )
     if image and image.runtime == "kubernetes":
         _check_kubeadm_documents(others, image.version, problems)
+    if image:
+        _check_container_runtime(cluster_doc, spec, image, problems)
     commands, launched = (), ()
     if image:
         commands, launched = _launch(cluster_doc, others, image, cluster_env, problems)
@@ -116,7 +133,7 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         plugins=_documents(others, ("Plugin",)),
         configs=_documents(others, ("Config",)),
         kube_documents=_documents(others, KUBEADM_KINDS),
-        control_plane=_control_plane(image, others),
+        control_plane=_control_plane(image, others, data_root),
         ssh=_ssh(cluster_doc, ["spec"], spec.get("ssh") or {}, problems),
         source=path,
         source_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
@@ -266,7 +283,9 @@ def _env(doc: YamlDoc, path: list, problems: Problems) -> dict[str, str]:
     return env
 
 
-def _hosts(doc: YamlDoc, cluster_env: dict, problems: Problems) -> dict[str, Host]:
+def _hosts(
+    doc: YamlDoc, cluster_env: dict, problems: Problems, aliases: tuple[str, ...] = ()
+) -> dict[str, Host]:
     spec = doc.data["spec"]
     cluster_ssh = spec.get("ssh") or {}
     hosts: dict[str, Host] = {}
@@ -292,7 +311,7 @@ def _hosts(doc: YamlDoc, cluster_env: dict, problems: Problems) -> dict[str, Hos
                     continue
                 seen_at[ip] = base + ["ips", i]
                 families.setdefault(ipaddress.ip_address(ip).version, base + ["ips", i])
-                hosts[ip] = Host(ip, roles, labels, taints, env, ssh)
+                hosts[ip] = Host(ip, roles, labels, taints, env, ssh, aliases)
     if len(families) > 1:
         problems.at(doc, families[6], "IPv4 and IPv6 addresses are mixed; use one family")
     masters = [ip for ip, h in hosts.items() if MASTER in h.roles]
@@ -417,16 +436,118 @@ def _ssh_field(doc: YamlDoc, base: list, name: str) -> list:
     return ["spec", "ssh", name]
 
 
-def _control_plane(image, docs: list[YamlDoc]) -> dict[str, str]:
+def _control_plane(image, docs: list[YamlDoc], data_root: str) -> dict[str, str]:
     """The endpoint and the settings a running cluster cannot change, from the image's kubeadm
-    defaults and the Clusterfile's documents merged (kubernetes), or sealer's endpoint."""
+    defaults and the Clusterfile's documents merged (kubernetes), or sealer's endpoint; and
+    where the rootfs lives on the hosts (spec.dataRoot)."""
     if image.is_application:  # the running cluster's own are kept (operations.common)
         return {}
+    fixed = {"data_root": data_root}
     if image.runtime != "kubernetes":
-        return {"endpoint": f"{kubeadm.DEFAULT_ENDPOINT}:{kubeadm.API_PORT}"}
+        return {"endpoint": f"{kubeadm.DEFAULT_ENDPOINT}:{kubeadm.API_PORT}", **fixed}
     user = [d.data for d in docs if d.data["kind"] in KUBEADM_KINDS]
     merged = kubeadm.merged_documents(kubeadm.image_defaults(image.rootfs), user, image.version)
-    return kubeadm.fixed_settings(merged)
+    return {**kubeadm.fixed_settings(merged), **fixed}
+
+
+CONTAINER_RUNTIME_LABEL = "cluster.alpha.sealer.io/container-runtime-type"
+
+
+def _check_container_runtime(doc: YamlDoc, spec: dict, image, problems: Problems) -> None:
+    """spec.containerRuntime.type names what the image installs; it cannot choose another."""
+    wanted = (spec.get("containerRuntime") or {}).get("type")
+    if not wanted or image.is_application:
+        return
+    declared = image.labels.get(CONTAINER_RUNTIME_LABEL, "")
+    if not declared:
+        problems.at(
+            doc,
+            ["spec", "containerRuntime", "type"],
+            f"{image.name} does not declare its container runtime (label "
+            f"{CONTAINER_RUNTIME_LABEL}); {wanted!r} cannot be checked",
+            warn=True,
+        )
+    elif declared.lower() != wanted.lower():
+        problems.at(
+            doc,
+            ["spec", "containerRuntime", "type"],
+            f"{wanted!r}: {image.name} installs {declared!r}; the container runtime comes "
+            f"with the image (choose an image built for {wanted})",
+        )
+
+
+def _registry_env(doc: YamlDoc, registry: dict, problems: Problems) -> dict[str, str]:
+    """spec.registry checked, and exported as sealer does (RegistryURL, LocalRegistryDomain,
+    ...; never the password) for scripts, plugins and templates. Serving it is not done here."""
+    env: dict[str, str] = {}
+    chosen = {}
+    for kind, prefix in (
+        ("localRegistry", "LocalRegistry"),
+        ("externalRegistry", "ExternalRegistry"),
+    ):
+        config = registry.get(kind)
+        if config is None:
+            continue
+        base = ["spec", "registry", kind]
+        domain = config.get("domain") or ("sea.hub" if kind == "localRegistry" else "")
+        port = config.get("port") or (5000 if kind == "localRegistry" else 0)
+        if not domain:
+            problems.at(doc, base, "externalRegistry needs a domain")
+            continue
+        if names.dns_name_problem(domain):
+            problems.at(doc, base + ["domain"], f"{domain!r} {names.dns_name_problem(domain)}")
+        san = (config.get("cert") or {}).get("subjectAltName") or {}
+        for i, name in enumerate(san.get("dnsNames") or []):
+            if names.dns_name_problem(name):
+                problems.at(
+                    doc,
+                    base + ["cert", "subjectAltName", "dnsNames", i],
+                    f"{name!r} {names.dns_name_problem(name)}",
+                )
+        for i, address in enumerate(san.get("ips") or []):
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                problems.at(
+                    doc,
+                    base + ["cert", "subjectAltName", "ips", i],
+                    f"{address!r} is not an IP address",
+                )
+        if config.get("password") and not config.get("username"):
+            problems.at(doc, base + ["password"], "a password needs a username")
+        url = f"{domain}:{port}" if port else domain
+        env.update(
+            {f"{prefix}Domain": domain, f"{prefix}Port": str(port or ""), f"{prefix}URL": url}
+        )
+        chosen = {"domain": domain, "port": str(port or ""), "url": url}
+    if chosen:  # the external registry, when given, is the one nodes use
+        env.update(
+            {
+                "RegistryDomain": chosen["domain"],
+                "RegistryPort": chosen["port"],
+                "RegistryURL": chosen["url"],
+            }
+        )
+    return env
+
+
+def _host_aliases(doc: YamlDoc, entries: list, problems: Problems) -> tuple[str, ...]:
+    """spec.hostAliases as hosts-file lines ("IP NAME..."), each checked."""
+    lines = []
+    for i, entry in enumerate(entries):
+        base = ["spec", "hostAliases", i]
+        try:
+            address = ipaddress.ip_address(str(entry["ip"]).strip()).compressed
+        except ValueError:
+            problems.at(doc, base + ["ip"], f"{entry['ip']!r} is not an IP address")
+            continue
+        bad = [n for n in entry["hostnames"] if names.dns_name_problem(n)]
+        for n in bad:
+            where = base + ["hostnames", entry["hostnames"].index(n)]
+            problems.at(doc, where, f"{n!r} {names.dns_name_problem(n)}")
+        if not bad:
+            lines.append(" ".join([address, *entry["hostnames"]]))
+    return tuple(lines)
 
 
 def _check_kubeadm_documents(docs: list[YamlDoc], version: str, problems: Problems) -> None:

@@ -43,6 +43,7 @@ class Host:
     taints: tuple[str, ...]
     env: dict[str, str]  # cluster env merged under the host's own env
     ssh: SSH
+    host_aliases: tuple[str, ...] = ()  # spec.hostAliases as hosts-file lines: "IP NAME..."
 
     @property
     def is_master(self) -> bool:
@@ -260,6 +261,7 @@ DRIFT_KINDS = (
     "etcd_member_unexpected",
     "endpoint_stale",
     "cert_expiring",
+    "host_aliases_changed",
 )
 
 
@@ -295,6 +297,7 @@ class HostFacts:
     services: tuple[str, ...] = ()
     endpoint: str | None = None  # where the control-plane endpoint name points ("" nowhere)
     cert_expires: float | None = None  # the API server certificate's notAfter (Unix time)
+    host_aliases: tuple[str, ...] | None = None  # sealer's spec.hostAliases lines (None: not read)
 
 
 @dataclass(frozen=True)

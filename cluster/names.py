@@ -75,3 +75,20 @@ def user_problem(user: str) -> str:
     if len(user) > 32 or not POSIX_USER.match(user):
         return "is not a POSIX user name (lowercase letters, digits, '_' and '-')"
     return ""
+
+
+DEFAULT_DATA_ROOT = "/var/lib/sealer/data"  # sealer's: where each cluster's rootfs lives on hosts
+DATA_ROOT = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+
+
+def data_root_problem(path: str) -> str:
+    """spec.dataRoot becomes a path in commands on every host (and `rm -rf` of a folder in it)."""
+    parts = path.split("/")[1:]
+    if not DATA_ROOT.match(path) or any(p in (".", "..") for p in parts):
+        return (
+            "is not an absolute path of plain names (letters, digits, '.', '_', '-'; no '..', "
+            "no trailing '/')"
+        )
+    if len(parts) < 2:  # `/` or `/var`: removing the cluster would reach system folders
+        return "must be at least two levels deep (e.g. /var/lib/sealer/data)"
+    return ""

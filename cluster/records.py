@@ -46,6 +46,7 @@ class HostRecord:
     status: str = ""
     hostname: str = ""
     host_key: str = ""  # pinned at first contact
+    host_aliases: tuple[str, ...] = ()  # spec.hostAliases lines in its hosts file: "IP NAME..."
 
     @property
     def is_master(self) -> bool:
@@ -58,9 +59,11 @@ class HostRecord:
             "labels": dict(self.labels),
             "taints": sorted(self.taints),
             "env_digest": self.env_digest,
+            "host_aliases": sorted(self.host_aliases),
         }
 
     def to_json(self) -> dict:
+        aliases = {"host_aliases": list(self.host_aliases)} if self.host_aliases else {}
         return {
             "roles": list(self.roles),
             "labels": dict(self.labels),
@@ -70,6 +73,7 @@ class HostRecord:
             "status": self.status,
             "hostname": self.hostname,
             "host_key": self.host_key,
+            **aliases,  # written only when set: older states round-trip unchanged
         }
 
     @classmethod
@@ -83,6 +87,7 @@ class HostRecord:
             status=data.get("status") or "",
             hostname=data.get("hostname") or "",
             host_key=data.get("host_key") or "",
+            host_aliases=tuple(data.get("host_aliases") or ()),
         )
 
     def with_fields(self, **fields) -> HostRecord:
@@ -103,6 +108,7 @@ def host_record(
         status=status,
         hostname=hostname,
         host_key=host_key,
+        host_aliases=tuple(host.host_aliases),
     )
 
 
@@ -244,7 +250,7 @@ def _shape_problem(doc: dict) -> str:
     for ip, record in doc["hosts"].items():
         if not isinstance(record, dict):
             return f"hosts[{ip!r}] must be a mapping"
-        for name in ("roles", "taints"):
+        for name in ("roles", "taints", "host_aliases"):
             if name in record and not _is_strings(record[name]):
                 return f"hosts[{ip!r}].{name} must be a list of strings"
         if "labels" in record and not _is_strings(record["labels"], mapping=True):

@@ -17,7 +17,7 @@ from cluster.apps import APPS_DIR
 from cluster.digests import configs_digest
 from cluster.errors import SealerError
 from cluster.model import Action, Cluster, Image, Plan
-from cluster.names import node_name_problem
+from cluster.names import DEFAULT_DATA_ROOT, node_name_problem
 from cluster.records import (
     HostRecord,
     State,
@@ -27,8 +27,9 @@ from cluster.records import (
     set_host,
     update_host,
 )
-from executors import apps, distribute, endpoint, facts
+from executors import apps, distribute, endpoint, facts, hostsfile
 from executors.driver import Driver, Followed, Result
+from executors.facts import HOST_ALIASES_MARK
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime
@@ -93,7 +94,7 @@ class ActionOps:
 
     @property
     def rootfs(self) -> str:
-        return distribute.rootfs_dir(self._applier.cluster_name)
+        return self._applier.rootfs
 
 
 class Applier:
@@ -128,6 +129,10 @@ class Applier:
                 self.image.rootfs, documents, self.image.version, [s for s in added.split(",") if s]
             )
         self.cluster_name = plan.cluster
+        recorded = state.control_plane or {}
+        wanted = desired.control_plane if desired else {}
+        self.data_root = wanted.get("data_root") or recorded.get("data_root") or DEFAULT_DATA_ROOT
+        self.rootfs = distribute.rootfs_dir(self.cluster_name, self.data_root)
         self._state_lock = threading.Lock()
         self._hostnames: dict[str, str] = {}
         self._configs = (
@@ -278,7 +283,7 @@ class Applier:
         remote = self.driver.host(ip)
         self._hostnames[ip], current = seen or self._name_and_marker(ip)
         self._plugins(ip, phase_before, roles)
-        init = f"bash {distribute.rootfs_dir(self.cluster_name)}/scripts/init.sh"
+        init = f"bash {self.rootfs}/scripts/init.sh"
         distribute.distribute(
             remote,
             self.image,
@@ -287,22 +292,31 @@ class Applier:
             current,
             then=init if install else "",
             alone=alone,
+            data_root=self.data_root,
         )
+        self._set_host_aliases(ip)
         if phase_after:
             self._plugins(ip, phase_after, roles)
         return remote.host_key()
 
+    def _set_host_aliases(self, ip: str) -> None:
+        """spec.hostAliases in the host's hosts file (none: sealer's alias lines removed)."""
+        host = self.desired_host(ip)
+        lines = list(host.host_aliases) if host else []
+        self.run(ip, hostsfile.set_lines_command(HOST_ALIASES_MARK, lines))
+
     def _clean(self, ip: str, roles: tuple[str, ...]) -> None:
-        rootfs = distribute.rootfs_dir(self.cluster_name)
+        rootfs = self.rootfs
         self.run(ip, f"test ! -f {rootfs}/scripts/clean.sh || bash {rootfs}/scripts/clean.sh")
-        distribute.remove(self.driver.host(ip), self.cluster_name)
+        distribute.remove(self.driver.host(ip), self.cluster_name, self.data_root)
         self.run(ip, endpoint.remove_command())
+        self.run(ip, hostsfile.set_lines_command(HOST_ALIASES_MARK, []))
         self._plugins(ip, "post-clean-host", roles)
 
     def _plugins(self, ip: str, phase: str | None, roles: tuple[str, ...]) -> None:
         if not self.desired or not phase:
             return
-        rootfs = distribute.rootfs_dir(self.cluster_name)
+        rootfs = self.rootfs
         for name, script in plugins_for(self.desired.plugins, phase, roles):
             result = self.run(ip, f"mkdir -p {rootfs} && cd {rootfs} && {script}", check=False)
             if result.exit_code != 0:
@@ -313,7 +327,7 @@ class Applier:
 
     def _name_and_marker(self, ip: str) -> tuple[str, str]:
         """The host's name and the rootfs it holds, in one round trip."""
-        fact = facts.name_and_marker(distribute.rootfs_dir(self.cluster_name))
+        fact = facts.name_and_marker(self.rootfs)
         return facts.read(self.driver.host(ip), fact)
 
     def _host_record(self, ip: str, host_key: str) -> HostRecord:
@@ -384,7 +398,7 @@ class Applier:
         ip = action.host
         self._prepared[action.id].result()  # the new rootfs is on the host: install it
         self._plugins(ip, "upgrade-host", action.roles)
-        self.run(ip, f"bash {distribute.rootfs_dir(self.cluster_name)}/scripts/init.sh")
+        self.run(ip, f"bash {self.rootfs}/scripts/init.sh")
         upgrade(self._ops(), ip)
         self._record(update_host(ip, version=action.details["to"]))
 
@@ -401,6 +415,7 @@ class Applier:
         ip = action.host
         old = self.state.hosts[ip]
         self.runtime.set_labels_and_taints(self._ops(), ip, old.labels, list(old.taints))
+        self._set_host_aliases(ip)
         new = host_record(self.desired.hosts[ip], lineage=self.state.lineage, version="", status="")
         self._record(
             update_host(
@@ -409,6 +424,7 @@ class Applier:
                 labels=dict(new.labels),
                 taints=list(new.taints),
                 env_digest=new.env_digest,
+                host_aliases=list(new.host_aliases),
             )
         )
 
@@ -424,7 +440,7 @@ class Applier:
         self._prepare(action.host, action.roles, None, install=False)
 
     def _do_launch_apps(self, action: Action) -> None:
-        rootfs = distribute.rootfs_dir(self.cluster_name)
+        rootfs = self.rootfs
         for command in action.details["commands"]:
             self.run(action.host, f"cd {rootfs} && {command}")
         self._record(set_field("launch_digest", action.details["digest"]))
@@ -436,7 +452,7 @@ class Applier:
         app = next(a for a in self.desired.apps if a.name == name)
         ip = action.host
         env = {**self._host_env(ip), **{k: v for k, v in app.env.items() if k.isidentifier()}}
-        folder = f"{distribute.rootfs_dir(self.cluster_name)}/{APPS_DIR}/{name}"
+        folder = f"{self.rootfs}/{APPS_DIR}/{name}"
         self.run(ip, apps.install_command(folder), stdin=apps.packed(app, env))
         for command in action.details["commands"]:
             self.driver.host(ip).run(f"cd {shlex.quote(folder)} && {command}", env=env)

@@ -20,21 +20,24 @@ from cluster import beneath
 from cluster.errors import SealerError
 from cluster.image import sealer_home
 from cluster.model import Document, Image
-from cluster.names import cluster_name_problem
+from cluster.names import DEFAULT_DATA_ROOT, cluster_name_problem, data_root_problem
 from executors.driver import Remote
 from executors.facts import MARKER
 
-DATA_ROOT = "/var/lib/sealer/data"
+DATA_ROOT = DEFAULT_DATA_ROOT
 _tar_lock = threading.Lock()
 
 
-def rootfs_dir(cluster_name: str) -> str:
-    """Where a cluster's rootfs lives on a host. The name may come from a state file, so it is
-    checked here, the one place it becomes a path in commands."""
+def rootfs_dir(cluster_name: str, data_root: str = DATA_ROOT) -> str:
+    """Where a cluster's rootfs lives on a host (spec.dataRoot). The name and the folder may
+    come from a state file, so they are checked here, the one place they become a path in
+    commands."""
     problem = cluster_name_problem(cluster_name)
     if problem:
         raise SealerError(f"cluster {cluster_name!r} {problem}; refused")
-    return f"{DATA_ROOT}/{cluster_name}/rootfs"
+    if data_root_problem(data_root):
+        raise SealerError(f"dataRoot {data_root!r} {data_root_problem(data_root)}; refused")
+    return f"{data_root}/{cluster_name}/rootfs"
 
 
 def tarball(image: Image, configs: dict[str, bytes]) -> Path:
@@ -112,13 +115,14 @@ def distribute(
     current: str,
     then: str = "",
     alone: bool = False,
+    data_root: str = DATA_ROOT,
 ) -> bool:
     """Make the host hold this rootfs, then run `then` there. True if anything was copied.
 
     current is the marker the host reported (facts.name_and_marker); a host that holds this
     rootfs gets no byte. alone: no other host copies meanwhile (see Remote.upload).
     """
-    target = rootfs_dir(cluster_name)
+    target = rootfs_dir(cluster_name, data_root)
     wanted = marker(image, configs)
     if current == wanted:
         if then:
@@ -135,6 +139,6 @@ def distribute(
     return True
 
 
-def remove(remote: Remote, cluster_name: str) -> None:
-    folder = shlex.quote(os.path.dirname(rootfs_dir(cluster_name)))
-    remote.run(f"rm -rf {folder}; rmdir {DATA_ROOT} 2>/dev/null; true")
+def remove(remote: Remote, cluster_name: str, data_root: str = DATA_ROOT) -> None:
+    folder = shlex.quote(os.path.dirname(rootfs_dir(cluster_name, data_root)))
+    remote.run(f"rm -rf {folder}; rmdir {shlex.quote(data_root)} 2>/dev/null; true")

@@ -12,40 +12,27 @@ worker whose master dies unannounced waits for the next apply to move it (drift 
 
 from __future__ import annotations
 
-import shlex
-
 from cluster.names import dns_name_problem
+from executors import hostsfile
 
 MARK = "# sealer: control-plane endpoint"
-HOSTS = "/etc/hosts"
+HOSTS = hostsfile.HOSTS
 
 
 def point_command(name: str, address: str) -> str:
     """Make `name` resolve to `address` on the host: sealer's line replaced, nothing else
-    touched. The file is rewritten in place (a container's hosts file is a bind mount that a
-    rename would not replace)."""
+    touched."""
     if dns_name_problem(name):  # checked at load time; never a command with an odd name
         raise ValueError(f"endpoint {name!r} {dns_name_problem(name)}")
-    line = f"{address} {name} {MARK}"
-    script = (
-        f'tmp=$(mktemp) && {{ grep -vF {shlex.quote(MARK)} {HOSTS} || true; }} > "$tmp" && '
-        f'printf \'%s\\n\' {shlex.quote(line)} >> "$tmp" && cat "$tmp" > {HOSTS}; '
-        f'status=$?; rm -f "$tmp"; exit $status'
-    )
-    return f"flock {HOSTS} bash -c {shlex.quote(script)}"
+    return hostsfile.set_lines_command(MARK, [f"{address} {name}"])
 
 
 def remove_command() -> str:
     """Take sealer's line out of the hosts file (a host leaving the cluster)."""
-    script = (
-        f"test -f {HOSTS} || exit 0; tmp=$(mktemp) && "
-        f'{{ grep -vF {shlex.quote(MARK)} {HOSTS} || true; }} > "$tmp" && cat "$tmp" > {HOSTS}; '
-        f'status=$?; rm -f "$tmp"; exit $status'
-    )
-    return f"bash -c {shlex.quote(script)}"
+    return hostsfile.set_lines_command(MARK, [])
 
 
-READ_COMMAND = f"grep -F {shlex.quote(MARK)} {HOSTS} || true"
+READ_COMMAND = hostsfile.read_command(MARK)
 
 
 def parse_mapping(text: str) -> str | None:

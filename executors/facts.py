@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from cluster.model import HostFacts
-from executors import endpoint
+from executors import endpoint, hostsfile
 
+HOST_ALIASES_MARK = "# sealer: hostAliases"  # the hosts-file lines spec.hostAliases makes
 MARKER = ".sealer-digest"  # in the rootfs folder on a host: which rootfs it holds
 
 T = TypeVar("T")
@@ -75,6 +76,7 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
         f"echo version=$({probe.version_command} 2>/dev/null); "
         f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); "
         f"echo endpoint=$({endpoint.READ_COMMAND} | head -n 1); "
+        f"echo aliases=$({hostsfile.read_command(HOST_ALIASES_MARK)} | tr '\\n' ';'); "
         + (
             f"echo cert=$(openssl x509 -noout -enddate -in {shlex.quote(probe.cert_file)} "
             f"2>/dev/null); "
@@ -99,6 +101,9 @@ def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
         # The master sealer's hosts line maps the endpoint to ("" none; None: not asked).
         "endpoint": None if mapped is None else (endpoint.parse_mapping(mapped) or ""),
         "cert_expires": parse_not_after(values.get("cert", "")),
+        "host_aliases": None
+        if "aliases" not in values
+        else tuple(hostsfile.parse_lines(values["aliases"].replace(";", "\n"), HOST_ALIASES_MARK)),
         "hostname": values.get("hostname", ""),
         "marker": values.get("marker", ""),
         "version": probe.parse_version(values.get("version", "")),

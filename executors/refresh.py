@@ -42,7 +42,8 @@ class _ReadOps:
 def refresh(state: State, driver: Driver, parallelism: int = 20) -> tuple[dict, ClusterView]:
     """Facts of every recorded host (by IP) and the cluster view."""
     runtime = runtime_for(state.runtime)
-    fact = facts.host_state(distribute.rootfs_dir(state.cluster), runtime.probe)
+    data_root = (state.control_plane or {}).get("data_root") or distribute.DATA_ROOT
+    fact = facts.host_state(distribute.rootfs_dir(state.cluster, data_root), runtime.probe)
     ips = list(state.hosts)
     with ThreadPoolExecutor(max(2, min(parallelism, len(ips)) + 1)) as pool:
         # The cluster's view is read from the bootstrap master while the hosts answer.

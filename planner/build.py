@@ -19,6 +19,7 @@ from cluster.digests import configs_digest, launch_digest
 from cluster.errors import SealerError
 from cluster.kubeadm import CHANGEABLE
 from cluster.model import ADD_KINDS, CHANGE_KINDS, MASTER, WORKER, Cluster, Plan
+from cluster.names import DEFAULT_DATA_ROOT
 from cluster.records import State
 from planner.explain import explain
 from planner.graph import ActionGraph
@@ -268,7 +269,9 @@ def _plan_running_cluster(
 def _check_control_plane(state: State, desired: Cluster) -> None:
     """Refuse a change that the distribution cannot make to a running cluster (the endpoint
     every node and certificate names, kubeadm's pod and service subnets, ...)."""
-    recorded = state.control_plane or {}
+    recorded = dict(state.control_plane or {})
+    if state.hosts:  # a cluster made before dataRoot was recorded has its rootfs at the default
+        recorded.setdefault("data_root", DEFAULT_DATA_ROOT)
     changed = [
         f"{key}: {recorded[key]!r} -> {desired.control_plane.get(key)!r}"
         for key in sorted(recorded)
@@ -279,7 +282,7 @@ def _check_control_plane(state: State, desired: Cluster) -> None:
     if changed:
         raise PlanError(
             f"{desired.source or 'Clusterfile'}: the running cluster cannot change "
-            f"{'; '.join(changed)} (kubeadm and the nodes keep them from init); keep the "
+            f"{'; '.join(changed)} (the nodes keep them from init); keep the "
             f"recorded values, or destroy and re-create the cluster"
         )
 

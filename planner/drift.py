@@ -44,6 +44,11 @@ def find_drift(
             if fact.cert_expires is not None and fact.cert_expires - now < CERT_WARNING_SECONDS:
                 ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(fact.cert_expires))
                 findings.append(Finding("cert_expiring", ip, "30 days or more", ends))
+            live = fact.host_aliases
+            if live is not None and sorted(live) != sorted(record.host_aliases):
+                findings.append(
+                    Finding("host_aliases_changed", ip, list(record.host_aliases), list(live))
+                )
             stale = _endpoint_problem(state, ip, record, fact.endpoint)
             if stale:
                 findings.append(Finding("endpoint_stale", ip, stale, fact.endpoint or None))
@@ -101,4 +106,6 @@ def accept_drift(state: State, findings: list[Finding]) -> State:
             hosts[f.host] = record.with_fields(labels=dict(f.actual))
         elif f.kind == "taints_changed":
             hosts[f.host] = record.with_fields(taints=list(f.actual))
+        elif f.kind == "host_aliases_changed":  # planning writes them again (update_host)
+            hosts[f.host] = record.with_fields(host_aliases=list(f.actual))
     return state.with_hosts(hosts)

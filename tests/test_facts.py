@@ -33,6 +33,7 @@ def test_host_state_of_a_running_k3s_server():
         "services": ("k3s",),
         "endpoint": None,
         "cert_expires": None,
+        "host_aliases": None,
     }
 
 
@@ -46,7 +47,18 @@ def test_host_state_with_nothing_installed_and_a_missing_unit():
         "services": (),
         "endpoint": None,
         "cert_expires": None,
+        "host_aliases": None,
     }
+
+
+def test_host_aliases_are_read_from_sealer_lines_only():
+    out = (
+        "hostname=m1\naliases=10.0.0.9 db.local  db # sealer: hostAliases;"
+        "10.0.0.8 cache # sealer: hostAliases;\n"
+    )
+    parsed = facts.parse_host_state(out, K3S)
+    assert parsed["host_aliases"] == ("10.0.0.9 db.local db", "10.0.0.8 cache")
+    assert facts.parse_host_state("hostname=m1\naliases=\n", K3S)["host_aliases"] == ()
 
 
 def test_host_state_of_empty_output_is_all_unknown():
@@ -57,6 +69,7 @@ def test_host_state_of_empty_output_is_all_unknown():
         "services": (),
         "endpoint": None,
         "cert_expires": None,
+        "host_aliases": None,
     }
 
 

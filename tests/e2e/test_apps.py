@@ -161,3 +161,39 @@ def test_an_application_overrides_env_and_files_and_templates_render(hosts, tmp_
     refused = sealer("plan", "-f", str(apps_file))
     assert refused.returncode == 1
     assert "app app1: template nginx.yaml.tmpl: .Missing is not set" in refused.stderr
+
+
+def test_host_aliases_on_every_host_drift_after_a_hand_edit_and_data_root(hosts, tmp_path):
+    cluster = Cluster(tmp_path, "k0s")
+    aliases = [{"ip": "198.18.0.10", "hostnames": ["db.internal", "db"]}]
+    cluster.write([1], [2], hostAliases=aliases, dataRoot="/opt/sealer-data")
+    cluster.apply()
+    for n in (1, 2):
+        hosts_file = ssh(n, "cat /etc/hosts").stdout
+        assert "198.18.0.10 db.internal db # sealer: hostAliases" in hosts_file
+        assert (
+            ssh(n, "test -x /opt/sealer-data/e2e/rootfs/scripts/init.sh", check=False).returncode
+            == 0
+        )
+        assert ssh(n, "test -e /var/lib/sealer/data/e2e", check=False).returncode != 0
+    assert cluster.sealer("drift").returncode == 0
+
+    ssh(2, "sed -i 's/^198.18.0.10 db.internal db/198.18.0.11 db.internal db/' /etc/hosts")
+    drift = cluster.sealer("drift", "--json")
+    assert drift.returncode == 2, drift.stdout + drift.stderr
+    (finding,) = json.loads(drift.stdout)["drift"]
+    assert finding["kind"] == "host_aliases_changed" and finding["host"].endswith(".2")
+    assert finding["actual"] == ["198.18.0.11 db.internal db"]
+    repaired = cluster.apply()
+    assert "update_host" in repaired.stdout
+    assert "198.18.0.10 db.internal db" in ssh(2, "cat /etc/hosts").stdout
+    assert cluster.sealer("drift").returncode == 0
+
+    # a running cluster keeps its rootfs where it is
+    cluster.write([1], [2], hostAliases=aliases, dataRoot="/srv/elsewhere")
+    moved = cluster.sealer("plan")
+    assert moved.returncode == 1 and "cannot change data_root" in moved.stderr
+
+    cluster.write([1], [2], dataRoot="/opt/sealer-data")  # aliases dropped: lines removed
+    cluster.apply()
+    assert "sealer: hostAliases" not in ssh(1, "cat /etc/hosts").stdout
