@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from cluster import applications, apps, kubeadm, names, templates
+from cluster import applications, apps, beneath, configs, kubeadm, names, plugins, templates
 from cluster import image as images
 from cluster.errors import InputError, SealerError
 from cluster.model import MASTER, SSH, Cluster, Document, Host, Taint
@@ -113,7 +113,9 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
                 )
     if image and image.runtime == "kubernetes":
         _check_kubeadm_documents(others, image.version, problems)
+    _check_plugins(others, problems)
     if image:
+        _check_configs(others, image, problems)
         _check_container_runtime(cluster_doc, spec, image, problems)
     commands, launched = (), ()
     if image:
@@ -448,6 +450,37 @@ def _control_plane(image, docs: list[YamlDoc], data_root: str) -> dict[str, str]
     user = [d.data for d in docs if d.data["kind"] in KUBEADM_KINDS]
     merged = kubeadm.merged_documents(kubeadm.image_defaults(image.rootfs), user, image.version)
     return {**kubeadm.fixed_settings(merged), **fixed}
+
+
+def _check_configs(docs: list[YamlDoc], image, problems: Problems) -> None:
+    """Render each Config against the image now, so that apply never meets a bad one."""
+    for doc in docs:
+        if doc.data["kind"] != "Config":
+            continue
+        spec = doc.data["spec"]
+        problem = configs.process_problem(spec.get("process") or "")
+        if problem:
+            problems.at(doc, ["spec", "process"], problem)
+            continue
+        try:
+            original = beneath.read_file(Path(image.rootfs), configs.path_of(spec))
+            configs.written(spec, None if original is None else original.decode(errors="replace"))
+        except SealerError as e:
+            problems.at(doc, ["spec", "data"], str(e))
+
+
+def _check_plugins(docs: list[YamlDoc], problems: Problems) -> None:
+    for doc in docs:
+        if doc.data["kind"] != "Plugin":
+            continue
+        spec = doc.data["spec"]
+        errors, warnings = plugins.action_problems(spec["action"])
+        for message in errors:
+            problems.at(doc, ["spec", "action"], message)
+        for message in warnings:
+            problems.at(doc, ["spec", "action"], message, warn=True)
+        if spec.get("on") and plugins.selector_problem(spec["on"]):
+            problems.at(doc, ["spec", "on"], plugins.selector_problem(spec["on"]))
 
 
 CONTAINER_RUNTIME_LABEL = "cluster.alpha.sealer.io/container-runtime-type"

@@ -317,7 +317,8 @@ class Applier:
         if not self.desired or not phase:
             return
         rootfs = self.rootfs
-        for name, script in plugins_for(self.desired.plugins, phase, roles):
+        host = self.desired.hosts.get(ip)
+        for name, script in plugins_for(self.desired.plugins, phase, roles, host):
             result = self.run(ip, f"mkdir -p {rootfs} && cd {rootfs} && {script}", check=False)
             if result.exit_code != 0:
                 raise SealerError(

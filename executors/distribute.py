@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from cluster import beneath
+from cluster import configs as configs_module
 from cluster.errors import SealerError
 from cluster.image import sealer_home
 from cluster.model import Document, Image
@@ -76,28 +77,15 @@ def rendered_configs(image: Image, configs: tuple[Document, ...]) -> dict[str, b
     files = {}
     for doc in sorted(configs, key=lambda d: d.name):
         spec = doc.body["spec"]
-        data = spec.get("data", "")
-        if spec.get("strategy") == "merge":
-            # never through a link: it could lead to any file of the operator's machine
-            original = beneath.read_file(Path(image.rootfs), spec["path"])
-            if original is not None:
-                data = _merge_yaml(original.decode(errors="replace"), data)
-        files[spec["path"]] = data.encode()
+        path = configs_module.path_of(spec)
+        # never through a link: it could lead to any file of the operator's machine
+        original = beneath.read_file(Path(image.rootfs), path)
+        text = None if original is None else original.decode(errors="replace")
+        try:
+            files[path] = configs_module.written(spec, text).encode()
+        except SealerError as e:
+            raise SealerError(f"Config {doc.name!r} ({path}): {e}") from None
     return files
-
-
-def _merge_yaml(base: str, overlay: str) -> str:
-    import yaml
-
-    def merge(a, b):
-        if isinstance(a, dict) and isinstance(b, dict):
-            return {**a, **{k: merge(a.get(k), v) for k, v in b.items()}}
-        return b
-
-    try:
-        return yaml.safe_dump(merge(yaml.safe_load(base), yaml.safe_load(overlay)), sort_keys=False)
-    except yaml.YAMLError:
-        return base.rstrip("\n") + "\n" + overlay  # not YAML: append, as a text merge
 
 
 def marker(image: Image, configs: dict[str, bytes]) -> str:

@@ -149,7 +149,7 @@ CLUSTERFILES = {
             },
         ),
         (),
-        "'sometime' is not one of",
+        "unknown action 'sometime'; actions: pre-init-host",
     ),
     "config escaping the rootfs": (
         dump(

@@ -148,7 +148,7 @@ def test_plugin_with_unknown_phase_is_an_error(tmp_path, image):
         "spec: {type: SHELL, action: post-everything, data: x}\n"
     )
     (problem,) = errors_of(write(tmp_path, VALID + extra))
-    assert "spec.action: 'post-everything' is not one of" in problem
+    assert "spec.action: unknown action 'post-everything'; actions: pre-init-host" in problem
 
 
 def test_env_substitution_with_default_and_missing_variable(tmp_path, image):
