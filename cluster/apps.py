@@ -14,7 +14,8 @@ from pathlib import Path
 
 APPS_DIR = "application/apps"
 HELM, KUBE, SHELL = "helm", "kube", "shell"
-APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$")  # a helm release name and a folder
+# A folder name and a word of launch commands. Sealer allows any; its docs use `businessApp`.
+APP_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 CNI_LABEL_PREFIX = "cluster.alpha.sealer.io/kube-cni-"
 CSI_LABEL_PREFIX = "cluster.alpha.sealer.io/kube-csi-"
 KUBE_VERSION_LABEL = "app.alpha.sealer.io/supported-kube-version"
@@ -26,8 +27,8 @@ def name_problem(name: str) -> str:
     if APP_NAME.match(name):
         return ""
     return (
-        "is not a valid app name (lower-case letters, digits, '-', '_' and '.', starting and "
-        "ending with a letter or digit, at most 63 characters)"
+        "is not a valid app name (letters, digits, '-', '_' and '.', starting and ending "
+        "with a letter or digit, at most 63 characters)"
     )
 
 

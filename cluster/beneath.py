@@ -146,23 +146,3 @@ def make_link(root: Path, relative: str | Path, target: str) -> None:
     with _folder(root, folders, create=True) as dir_fd:
         _remove(dir_fd, name, relative)
         os.symlink(target, name, dir_fd=dir_fd)
-
-
-def remove_tree(root: Path, relative: str | Path) -> None:
-    """Remove root/relative (a file, link or folder) when there; the folders on the way are
-    opened without following links, so nothing outside root is ever removed."""
-    import shutil
-
-    *folders, name = _parts(relative)
-    try:
-        with _folder(root, folders) as dir_fd:
-            try:
-                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return
-            if stat.S_ISDIR(info.st_mode):
-                shutil.rmtree(name, dir_fd=dir_fd)  # rmtree's fd-based walk never follows links
-            else:
-                os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return

@@ -71,6 +71,7 @@ class Builder:
         out=sys.stdout,
         run_timeout: float = DEFAULT_TIMEOUT,
         memory: int = DEFAULT_MEMORY,
+        image_type: str | None = None,
     ):
         self.where = str(kubefile_path)
         self.kubefile_dir = kubefile_path.resolve().parent
@@ -80,6 +81,7 @@ class Builder:
         self.no_cache = no_cache
         self.out = out
         self.run_timeout, self.memory = run_timeout, memory
+        self.image_type = image_type  # sealer build --type: what the result must be
         self.cached = self.executed = 0
         self.instructions = kubefile.read(kubefile_path)
         if not images.is_image_ref(tag):
@@ -190,7 +192,8 @@ class Builder:
                 files.append((self._download(ins, source), source))
         app_type, launch_files = apps.detect([f for f, _ in files])
         target = f"{apps.APPS_DIR}/{name}"
-        self._copy_layer(ins, state, files, target, into_folder=True, fresh=True)
+        # Added to what is there (a COPY may have put files in the folder first), as sealer does.
+        self._copy_layer(ins, state, files, target, into_folder=True)
         state.apps[name] = App(name, app_type, launch_files)
         if ins.keyword in ("CNI", "CSI"):
             prefix = apps.CNI_LABEL_PREFIX if ins.keyword == "CNI" else apps.CSI_LABEL_PREFIX
@@ -245,18 +248,15 @@ class Builder:
         files: list[tuple[Path, str]],
         target: str,
         into_folder: bool,
-        fresh: bool = False,
     ) -> None:
-        """A layer with files copied to target (emptied first when fresh)."""
+        """A layer with files copied to target."""
         try:
             inputs = [(label, _content_digest(f)) for f, label in files]
         except SealerError as e:
             raise self._error(ins, str(e)) from None
-        layer_key = layers.key(state.layer_key, ins.keyword, target, into_folder, fresh, inputs)
+        layer_key = layers.key(state.layer_key, ins.keyword, target, into_folder, inputs)
 
         def copy(rootfs: Path) -> None:
-            if fresh:
-                beneath.remove_tree(rootfs, target)
             for f, _ in files:
                 try:
                     _copy_into(f, rootfs / target, into_folder, rootfs)
@@ -398,6 +398,12 @@ class Builder:
             metadata["type"] = apps.APP_IMAGE
         elif metadata.get("type") != apps.APP_IMAGE:
             metadata.setdefault("type", apps.CLUSTER_IMAGE)
+        if self.image_type and metadata["type"] != self.image_type:
+            made = "apps only" if metadata["type"] == apps.APP_IMAGE else "Kubernetes"
+            raise KubefileError(
+                f"{self.where}: --type {self.image_type}, but FROM {state.base} makes an image "
+                f"with {made} ({metadata['type']})"
+            )
         if state.env:
             metadata["env"] = {**(metadata.get("env") or {}), **state.env}
         beneath.write_file(rootfs, "Metadata", (json.dumps(metadata, indent=1) + "\n").encode())

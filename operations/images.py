@@ -19,6 +19,7 @@ class BuildRequest:
     no_cache: bool = False
     run_timeout: float = 3600.0  # seconds one RUN may take
     memory: int = 8 * 2**30  # address space of each RUN process, bytes
+    image_type: str | None = None  # "kube-installer" or "app-installer": checked on the result
 
 
 def build(request: BuildRequest):
@@ -41,6 +42,7 @@ def build(request: BuildRequest):
         request.no_cache,
         run_timeout=request.run_timeout,
         memory=request.memory,
+        image_type=request.image_type,
     )
     return builder.build()
 

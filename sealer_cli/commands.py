@@ -377,6 +377,7 @@ def cmd_build(args) -> int:
         args.no_cache,
         run_timeout=parse_duration(args.run_timeout, "--run-timeout"),
         memory=parse_size(args.memory, "--memory"),
+        image_type=args.image_type,
     )
     result = images.build(request)
     print(

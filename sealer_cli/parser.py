@@ -443,6 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-cache", action="store_true", help="redo every COPY and RUN")
     p.add_argument(
+        "--type",
+        dest="image_type",
+        choices=("kube-installer", "app-installer"),
+        help="what the image must be: a cluster image, or apps only (default: as built)",
+    )
+    p.add_argument(
         "--run-timeout", default="1h", metavar="DURATION", help="stop a RUN after (default 1h)"
     )
     p.add_argument(
