@@ -120,6 +120,7 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
     commands, launched = (), ()
     if image:
         commands, launched = _launch(cluster_doc, others, image, cluster_env, problems)
+        _check_rootfs_templates(cluster_doc, image, hosts, problems)
     problems.raise_if_any()
 
     metadata = cluster_doc.data.get("metadata") or {}
@@ -169,7 +170,7 @@ def _launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, pro
     if user_cmds or (image.launch_cmds and where[1][-1] == "image"):
         return user_cmds or image.launch_cmds, ()
     by_name = {app.name: app for app in image.apps}
-    configs = {c["name"]: c for c in app_spec.get("configs") or ()}
+    app_configs = {c["name"]: c for c in app_spec.get("configs") or ()}
     launched = []
     for i, name in enumerate(names):
         if name not in by_name:
@@ -178,7 +179,9 @@ def _launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, pro
                 where[0], where[1] + [i], f"{image.name} has no app {name!r} (apps: {known})"
             )
             continue
-        launch = applications.app_launch(image, by_name[name], configs.get(name), image_env(image))
+        launch = applications.app_launch(
+            image, by_name[name], app_configs.get(name), images.image_env(image)
+        )
         values = {**cluster_env, **launch.env}
         for missing in templates.missing_keys(Path(launch.folder), values):
             problems.at(
@@ -188,7 +191,7 @@ def _launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, pro
                 f"Application's configs env)",
             )
         launched.append(launch)
-    for name in configs:
+    for name in app_configs:
         if name not in names and app_doc:
             problems.at(
                 app_doc,
@@ -202,14 +205,6 @@ def _launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, pro
         if problem:
             problems.at(cluster_doc, ["spec", "image"], f"{image.name}: {problem}")
     return (), tuple(launched)
-
-
-def image_env(image) -> dict[str, str]:
-    """The image's global ENV (Metadata env), which apps see under their own."""
-    from cluster.image import read_metadata
-
-    env = read_metadata(Path(image.rootfs), image.name).get("env") or {}
-    return {str(k): str(v) for k, v in env.items()}
 
 
 def _split_kinds(docs: list[YamlDoc], problems: Problems) -> tuple[YamlDoc, list[YamlDoc]]:
@@ -450,6 +445,29 @@ def _control_plane(image, docs: list[YamlDoc], data_root: str) -> dict[str, str]
     user = [d.data for d in docs if d.data["kind"] in KUBEADM_KINDS]
     merged = kubeadm.merged_documents(kubeadm.image_defaults(image.rootfs), user, image.version)
     return {**kubeadm.fixed_settings(merged), **fixed}
+
+
+def _check_rootfs_templates(doc: YamlDoc, image, hosts: dict[str, Host], problems) -> None:
+    """Each host renders the rootfs' templates with its env: a value one lacks is an error."""
+    if image.is_application:
+        return
+    found = templates.rootfs_templates(image.rootfs)
+    if not found:
+        return
+    base = images.image_env(image)
+    lacking: dict[str, list[str]] = {}
+    for ip, host in hosts.items():
+        values = {**base, **host.env}
+        for path, text in found.items():
+            try:
+                for key in templates.keys(text, path):
+                    if key not in values:
+                        lacking.setdefault(f"{path}: .{key} is not set", []).append(ip)
+            except templates.TemplateError as e:
+                lacking.setdefault(str(e), [])
+    for problem, ips in lacking.items():
+        on = f" for {', '.join(ips[:3])}{' ...' if len(ips) > 3 else ''}" if ips else ""
+        problems.at(doc, ["spec", "image"], f"template {problem}{on} (set it in spec.env)")
 
 
 def _check_configs(docs: list[YamlDoc], image, problems: Problems) -> None:

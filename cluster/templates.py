@@ -10,21 +10,44 @@ from cluster.errors import SealerError
 
 SUFFIX = ".tmpl"
 _ACTION = re.compile(r"(\s*)\{\{(-?)\s*(.*?)\s*(-?)\}\}(\s*)", re.S)
-_KEY = re.compile(r"^\.([A-Za-z_][A-Za-z0-9_]*)$")
+# `.Key`, and sealer's two functions: `.Key | b64enc`, `b64enc .Key` (b64dec alike)
+_KEY = re.compile(
+    r"^(?:(?P<fn1>b64enc|b64dec)\s+)?\.(?P<key>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:\s*\|\s*(?P<fn2>b64enc|b64dec))?$"
+)
 
 
 class TemplateError(SealerError):
     pass
 
 
-def _key(action: str, where: str) -> str:
+def _parsed(action: str, where: str) -> tuple[str, str]:
+    """(the key, the function applied or "")."""
     m = _KEY.match(action)
-    if not m:
+    if not m or (m["fn1"] and m["fn2"]):
         raise TemplateError(
             f"{where}: {{{{ {action} }}}} is not supported; a template names a value as "
-            f"{{{{ .Key }}}}"
+            f"{{{{ .Key }}}}, or {{{{ .Key | b64enc }}}} / b64dec"
         )
-    return m[1]
+    return m["key"], m["fn1"] or m["fn2"] or ""
+
+
+def _key(action: str, where: str) -> str:
+    return _parsed(action, where)[0]
+
+
+def _apply(function: str, value: str) -> str:
+    import base64
+    import binascii
+
+    if function == "b64enc":
+        return base64.b64encode(value.encode()).decode()
+    if function == "b64dec":
+        try:
+            return base64.b64decode(value.encode(), validate=True).decode(errors="replace")
+        except binascii.Error as e:
+            return str(e)  # as sealer's b64dec: the error text in place of the value
+    return value
 
 
 def keys(text: str, where: str) -> list[str]:
@@ -33,12 +56,12 @@ def keys(text: str, where: str) -> list[str]:
 
 def render(text: str, values: dict[str, str], where: str) -> str:
     def one(m: re.Match) -> str:
-        key = _key(m[3], where)
+        key, function = _parsed(m[3], where)
         if key not in values:
             raise TemplateError(f"{where}: {{{{ .{key} }}}} has no value ({key} is not set)")
         before = "" if m[2] else m[1]
         after = "" if m[4] else m[5]
-        return before + values[key] + after
+        return before + _apply(function, values[key]) + after
 
     return _ACTION.sub(one, text)
 
@@ -75,3 +98,17 @@ def render_folder(folder: Path, values: dict[str, str]) -> None:
             target.unlink()
         target.write_text(rendered, encoding="utf-8")
         path.unlink()
+
+
+ROOTFS_FOLDERS = ("etc", "charts", "manifests")  # where sealer renders a rootfs' templates
+
+
+def rootfs_templates(rootfs: str) -> dict[str, str]:
+    """The templates of an image's rootfs: path relative to the rootfs -> text."""
+    found = {}
+    for folder in ROOTFS_FOLDERS:
+        base = Path(rootfs) / folder
+        if base.is_dir() and not base.is_symlink():
+            for path in templates_in(base):
+                found[str(path.relative_to(rootfs))] = path.read_text(encoding="utf-8")
+    return found

@@ -13,9 +13,11 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cluster import templates
 from cluster.apps import APPS_DIR
 from cluster.digests import configs_digest
 from cluster.errors import SealerError
+from cluster.image import image_env
 from cluster.model import Action, Cluster, Image, Plan
 from cluster.names import DEFAULT_DATA_ROOT, node_name_problem
 from cluster.records import (
@@ -28,6 +30,7 @@ from cluster.records import (
     update_host,
 )
 from executors import apps, distribute, endpoint, facts, hostsfile
+from executors import templates as templates_remote
 from executors.driver import Driver, Followed, Result
 from executors.facts import HOST_ALIASES_MARK
 from executors.plugins import plugins_for
@@ -140,6 +143,8 @@ class Applier:
             if desired and self.image
             else {}
         )
+        self._templates = templates.rootfs_templates(self.image.rootfs) if self.image else {}
+        self._image_env = image_env(self.image) if self.image else {}
         self.stop = stop or threading.Event()  # set: start no new action
         self._prepared: dict[str, Future] = {}  # action id -> its host's preparation
 
@@ -240,6 +245,7 @@ class Applier:
                 set_field("launch_digest", None),
                 set_field("configs_digest", None),
                 set_field("control_plane", None),
+                set_field("apps", {}),
             )
         else:
             self._record(
@@ -284,20 +290,36 @@ class Applier:
         self._hostnames[ip], current = seen or self._name_and_marker(ip)
         self._plugins(ip, phase_before, roles)
         init = f"bash {self.rootfs}/scripts/init.sh"
+        templated = bool(self._templates)  # rendered for this host before init.sh reads them
         distribute.distribute(
             remote,
             self.image,
             self.cluster_name,
             self._configs,
             current,
-            then=init if install else "",
+            then=init if install and not templated else "",
             alone=alone,
             data_root=self.data_root,
         )
+        if templated:
+            self._render_templates(ip)
+            if install:
+                self.run(ip, init)
         self._set_host_aliases(ip)
         if phase_after:
             self._plugins(ip, phase_after, roles)
         return remote.host_key()
+
+    def _render_templates(self, ip: str) -> None:
+        """The rootfs' `*.tmpl` files (etc/, charts/, manifests/) rendered with this host's env
+        over the image's, each written beside its template, which is removed."""
+        host = self.desired_host(ip)
+        values = {**self._image_env, **(host.env if host else {})}
+        self.run(
+            ip,
+            templates_remote.install_command(self.rootfs),
+            stdin=templates_remote.packed(self._templates, values),
+        )
 
     def _set_host_aliases(self, ip: str) -> None:
         """spec.hostAliases in the host's hosts file (none: sealer's alias lines removed)."""
@@ -417,6 +439,8 @@ class Applier:
         old = self.state.hosts[ip]
         self.runtime.set_labels_and_taints(self._ops(), ip, old.labels, list(old.taints))
         self._set_host_aliases(ip)
+        if self._templates:  # the env may have changed: render again
+            self._render_templates(ip)
         new = host_record(self.desired.hosts[ip], lineage=self.state.lineage, version="", status="")
         self._record(
             update_host(

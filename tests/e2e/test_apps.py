@@ -197,3 +197,43 @@ def test_host_aliases_on_every_host_drift_after_a_hand_edit_and_data_root(hosts,
     cluster.write([1], [2], dataRoot="/opt/sealer-data")  # aliases dropped: lines removed
     cluster.apply()
     assert "sealer: hostAliases" not in ssh(1, "cat /etc/hosts").stdout
+
+
+def test_rootfs_templates_render_per_host_with_its_env(hosts, tmp_path):
+    from tests.e2e.conftest import IMAGES
+
+    context = tmp_path / "ctx"
+    (context / "etc").mkdir(parents=True)
+    (context / "etc" / "node.conf.tmpl").write_text(
+        "device={{ .StorageDevice }}\nregion={{ .Region }}\ntoken={{ .Token | b64enc }}\n"
+    )
+    (context / "Kubefile").write_text(
+        f"FROM {IMAGES / 'k3s-v1.25.3'}\nENV Region=eu\nCOPY etc/node.conf.tmpl etc/\n"
+    )
+    _build(context, "templated:v1")
+    cluster = Cluster(tmp_path, "k3s")
+    cluster.write(
+        [1],
+        [2],
+        env=["StorageDevice=/dev/vdc", "Token=abc"],
+        worker_extra={"env": ["StorageDevice=/dev/vde"]},
+    )
+    doc = yaml.safe_load(cluster.path.read_text())
+    doc["spec"]["image"] = "templated:v1"
+    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.apply()
+    conf = "/var/lib/sealer/data/e2e/rootfs/etc/node.conf"
+    assert ssh(1, f"cat {conf}").stdout == "device=/dev/vdc\nregion=eu\ntoken=YWJj\n"
+    assert ssh(2, f"cat {conf}").stdout.startswith("device=/dev/vde\nregion=eu\n")
+    assert ssh(2, f"test -e {conf}.tmpl", check=False).returncode != 0
+
+    doc["spec"]["hosts"][1]["env"] = ["StorageDevice=/dev/vdf"]  # the env changes: rendered again
+    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.apply()
+    assert ssh(2, f"cat {conf}").stdout.startswith("device=/dev/vdf\n")
+
+    doc["spec"]["env"] = ["Token=abc"]  # the master now lacks StorageDevice: refused at plan
+    cluster.path.write_text(yaml.safe_dump(doc))
+    refused = cluster.sealer("plan")
+    assert refused.returncode == 1
+    assert "template etc/node.conf.tmpl: .StorageDevice is not set for " in refused.stderr
