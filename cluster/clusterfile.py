@@ -11,11 +11,12 @@ import os
 import re
 from pathlib import Path
 
-from cluster import applications, apps, beneath, configs, kubeadm, names, plugins, templates
 from cluster import image as images
-from cluster.errors import InputError, SealerError
+from cluster import kubeadm, launching, names, spec_fields
+from cluster.errors import SealerError
 from cluster.model import MASTER, SSH, Cluster, Document, Host, Taint
-from cluster.yamldoc import YamlDoc, format_path, key_node_at, load_documents, node_at, read_text
+from cluster.problems import Problems
+from cluster.yamldoc import YamlDoc, format_path, load_documents, read_text
 from schemas import KUBEADM_KINDS, SUPPORTED_KINDS, schema_errors
 
 DEFAULT_NAME = "my-cluster"
@@ -31,34 +32,6 @@ TAINT = re.compile(
 TAINT_REMOVAL = re.compile(
     r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=[^:]*)?(:(?P<effect>[A-Za-z]+))?-$"
 )
-
-
-class Problems:
-    """Collects one-line errors that point into the file."""
-
-    def __init__(self, file: str):
-        self.file = file
-        self.errors: list[str] = []
-        self.warnings: list[str] = []
-
-    def at(self, doc: YamlDoc, path: list, message: str, *, key: bool = False, warn=False) -> None:
-        node = key_node_at(doc.node, path) if key else node_at(doc.node, path)
-        m = node.start_mark
-        place = format_path(path) if path else f"document {doc.index}"
-        line = f"{self.file}:{m.line + 1}:{m.column + 1}: {place}: {message}"
-        found = self.warnings if warn else self.errors
-        if line not in found:  # a shared setting checked once per host group reports once
-            found.append(line)
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise InputError(sorted(self.errors, key=_position))
-
-
-def _position(line: str) -> tuple[int, int]:
-    """Sort key: LINE and COL of a `FILE:LINE:COL: ...` message."""
-    m = re.search(r":(\d+):(\d+): ", line)
-    return (int(m[1]), int(m[2])) if m else (0, 0)
 
 
 def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, list[str]]:
@@ -81,10 +54,10 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
 
     spec = cluster_doc.data["spec"]
     cluster_env = {**_env(cluster_doc, ["spec", "env"], problems)}
-    cluster_env.update(_registry_env(cluster_doc, spec.get("registry") or {}, problems))
+    cluster_env.update(spec_fields.registry_env(cluster_doc, spec.get("registry") or {}, problems))
     if (spec.get("containerRuntime") or {}).get("type"):
         cluster_env["ContainerRuntime"] = spec["containerRuntime"]["type"]  # as sealer exports it
-    aliases = _host_aliases(cluster_doc, spec.get("hostAliases") or [], problems)
+    aliases = spec_fields.host_aliases(cluster_doc, spec.get("hostAliases") or [], problems)
     hosts = _hosts(cluster_doc, cluster_env, problems, aliases)
     data_root = spec.get("dataRoot") or names.DEFAULT_DATA_ROOT
     if names.data_root_problem(data_root):
@@ -113,14 +86,14 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
                 )
     if image and image.runtime == "kubernetes":
         _check_kubeadm_documents(others, image.version, problems)
-    _check_plugins(others, problems)
+    spec_fields.check_plugins(others, problems)
     if image:
-        _check_configs(others, image, problems)
-        _check_container_runtime(cluster_doc, spec, image, problems)
+        spec_fields.check_configs(others, image, problems)
+        spec_fields.check_container_runtime(cluster_doc, spec, image, problems)
     commands, launched = (), ()
     if image:
-        commands, launched = _launch(cluster_doc, others, image, cluster_env, problems)
-        _check_rootfs_templates(cluster_doc, image, hosts, problems)
+        commands, launched = launching.launch(cluster_doc, others, image, cluster_env, problems)
+        launching.check_rootfs_templates(cluster_doc, image, hosts, problems)
     problems.raise_if_any()
 
     metadata = cluster_doc.data.get("metadata") or {}
@@ -150,61 +123,6 @@ def _read_on_key(doc: YamlDoc) -> None:
     spec = doc.data.get("spec") if doc.data.get("kind") == "Plugin" else None
     if isinstance(spec, dict) and True in spec and "on" not in spec:
         spec["on"] = spec.pop(True)
-
-
-def _launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, problems):
-    """(raw commands, apps to launch) by sealer's precedence (cluster/applications.py)."""
-    spec = cluster_doc.data["spec"]
-    found = [d for d in others if d.data["kind"] == "Application"]
-    for extra in found[1:]:
-        problems.at(extra, ["kind"], "a second Application document; a Clusterfile holds one")
-    app_doc = found[0] if found else None
-    app_spec = app_doc.data.get("spec") or {} if app_doc else {}
-    user_cmds = tuple(spec.get("cmd") or ()) or tuple(app_spec.get("cmds") or ())
-    if spec.get("appNames"):
-        names, where = spec["appNames"], (cluster_doc, ["spec", "appNames"])
-    elif app_spec.get("launchApps"):
-        names, where = app_spec["launchApps"], (app_doc, ["spec", "launchApps"])
-    else:
-        names, where = list(image.launch_apps), (cluster_doc, ["spec", "image"])
-    if user_cmds or (image.launch_cmds and where[1][-1] == "image"):
-        return user_cmds or image.launch_cmds, ()
-    by_name = {app.name: app for app in image.apps}
-    app_configs = {c["name"]: c for c in app_spec.get("configs") or ()}
-    launched = []
-    for i, name in enumerate(names):
-        if name not in by_name:
-            known = ", ".join(by_name) or "none"
-            problems.at(
-                where[0], where[1] + [i], f"{image.name} has no app {name!r} (apps: {known})"
-            )
-            continue
-        launch = applications.app_launch(
-            image, by_name[name], app_configs.get(name), images.image_env(image)
-        )
-        values = {**cluster_env, **launch.env}
-        for missing in templates.missing_keys(Path(launch.folder), values):
-            problems.at(
-                cluster_doc,
-                ["spec", "image"],
-                f"app {name}: template {missing} (set it in spec.env, APPENV or the "
-                f"Application's configs env)",
-            )
-        launched.append(launch)
-    for name in app_configs:
-        if name not in names and app_doc:
-            problems.at(
-                app_doc,
-                ["spec", "configs"],
-                f"configs for {name!r}, which is not launched",
-                warn=True,
-            )
-    constraint = image.labels.get(apps.KUBE_VERSION_LABEL)
-    if constraint and not image.is_application:
-        problem = apps.kube_version_problem(constraint, image.version)
-        if problem:
-            problems.at(cluster_doc, ["spec", "image"], f"{image.name}: {problem}")
-    return (), tuple(launched)
 
 
 def _split_kinds(docs: list[YamlDoc], problems: Problems) -> tuple[YamlDoc, list[YamlDoc]]:
@@ -445,160 +363,6 @@ def _control_plane(image, docs: list[YamlDoc], data_root: str) -> dict[str, str]
     user = [d.data for d in docs if d.data["kind"] in KUBEADM_KINDS]
     merged = kubeadm.merged_documents(kubeadm.image_defaults(image.rootfs), user, image.version)
     return {**kubeadm.fixed_settings(merged), **fixed}
-
-
-def _check_rootfs_templates(doc: YamlDoc, image, hosts: dict[str, Host], problems) -> None:
-    """Each host renders the rootfs' templates with its env: a value one lacks is an error."""
-    if image.is_application:
-        return
-    found = templates.rootfs_templates(image.rootfs)
-    if not found:
-        return
-    base = images.image_env(image)
-    lacking: dict[str, list[str]] = {}
-    for ip, host in hosts.items():
-        values = {**base, **host.env}
-        for path, text in found.items():
-            try:
-                for key in templates.keys(text, path):
-                    if key not in values:
-                        lacking.setdefault(f"{path}: .{key} is not set", []).append(ip)
-            except templates.TemplateError as e:
-                lacking.setdefault(str(e), [])
-    for problem, ips in lacking.items():
-        on = f" for {', '.join(ips[:3])}{' ...' if len(ips) > 3 else ''}" if ips else ""
-        problems.at(doc, ["spec", "image"], f"template {problem}{on} (set it in spec.env)")
-
-
-def _check_configs(docs: list[YamlDoc], image, problems: Problems) -> None:
-    """Render each Config against the image now, so that apply never meets a bad one."""
-    for doc in docs:
-        if doc.data["kind"] != "Config":
-            continue
-        spec = doc.data["spec"]
-        problem = configs.process_problem(spec.get("process") or "")
-        if problem:
-            problems.at(doc, ["spec", "process"], problem)
-            continue
-        try:
-            original = beneath.read_file(Path(image.rootfs), configs.path_of(spec))
-            configs.written(spec, None if original is None else original.decode(errors="replace"))
-        except SealerError as e:
-            problems.at(doc, ["spec", "data"], str(e))
-
-
-def _check_plugins(docs: list[YamlDoc], problems: Problems) -> None:
-    for doc in docs:
-        if doc.data["kind"] != "Plugin":
-            continue
-        spec = doc.data["spec"]
-        errors, warnings = plugins.action_problems(spec["action"])
-        for message in errors:
-            problems.at(doc, ["spec", "action"], message)
-        for message in warnings:
-            problems.at(doc, ["spec", "action"], message, warn=True)
-        if spec.get("on") and plugins.selector_problem(spec["on"]):
-            problems.at(doc, ["spec", "on"], plugins.selector_problem(spec["on"]))
-
-
-CONTAINER_RUNTIME_LABEL = "cluster.alpha.sealer.io/container-runtime-type"
-
-
-def _check_container_runtime(doc: YamlDoc, spec: dict, image, problems: Problems) -> None:
-    """spec.containerRuntime.type names what the image installs; it cannot choose another."""
-    wanted = (spec.get("containerRuntime") or {}).get("type")
-    if not wanted or image.is_application:
-        return
-    declared = image.labels.get(CONTAINER_RUNTIME_LABEL, "")
-    if not declared:
-        problems.at(
-            doc,
-            ["spec", "containerRuntime", "type"],
-            f"{image.name} does not declare its container runtime (label "
-            f"{CONTAINER_RUNTIME_LABEL}); {wanted!r} cannot be checked",
-            warn=True,
-        )
-    elif declared.lower() != wanted.lower():
-        problems.at(
-            doc,
-            ["spec", "containerRuntime", "type"],
-            f"{wanted!r}: {image.name} installs {declared!r}; the container runtime comes "
-            f"with the image (choose an image built for {wanted})",
-        )
-
-
-def _registry_env(doc: YamlDoc, registry: dict, problems: Problems) -> dict[str, str]:
-    """spec.registry checked, and exported as sealer does (RegistryURL, LocalRegistryDomain,
-    ...; never the password) for scripts, plugins and templates. Serving it is not done here."""
-    env: dict[str, str] = {}
-    chosen = {}
-    for kind, prefix in (
-        ("localRegistry", "LocalRegistry"),
-        ("externalRegistry", "ExternalRegistry"),
-    ):
-        config = registry.get(kind)
-        if config is None:
-            continue
-        base = ["spec", "registry", kind]
-        domain = config.get("domain") or ("sea.hub" if kind == "localRegistry" else "")
-        port = config.get("port") or (5000 if kind == "localRegistry" else 0)
-        if not domain:
-            problems.at(doc, base, "externalRegistry needs a domain")
-            continue
-        if names.dns_name_problem(domain):
-            problems.at(doc, base + ["domain"], f"{domain!r} {names.dns_name_problem(domain)}")
-        san = (config.get("cert") or {}).get("subjectAltName") or {}
-        for i, name in enumerate(san.get("dnsNames") or []):
-            if names.dns_name_problem(name):
-                problems.at(
-                    doc,
-                    base + ["cert", "subjectAltName", "dnsNames", i],
-                    f"{name!r} {names.dns_name_problem(name)}",
-                )
-        for i, address in enumerate(san.get("ips") or []):
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                problems.at(
-                    doc,
-                    base + ["cert", "subjectAltName", "ips", i],
-                    f"{address!r} is not an IP address",
-                )
-        if config.get("password") and not config.get("username"):
-            problems.at(doc, base + ["password"], "a password needs a username")
-        url = f"{domain}:{port}" if port else domain
-        env.update(
-            {f"{prefix}Domain": domain, f"{prefix}Port": str(port or ""), f"{prefix}URL": url}
-        )
-        chosen = {"domain": domain, "port": str(port or ""), "url": url}
-    if chosen:  # the external registry, when given, is the one nodes use
-        env.update(
-            {
-                "RegistryDomain": chosen["domain"],
-                "RegistryPort": chosen["port"],
-                "RegistryURL": chosen["url"],
-            }
-        )
-    return env
-
-
-def _host_aliases(doc: YamlDoc, entries: list, problems: Problems) -> tuple[str, ...]:
-    """spec.hostAliases as hosts-file lines ("IP NAME..."), each checked."""
-    lines = []
-    for i, entry in enumerate(entries):
-        base = ["spec", "hostAliases", i]
-        try:
-            address = ipaddress.ip_address(str(entry["ip"]).strip()).compressed
-        except ValueError:
-            problems.at(doc, base + ["ip"], f"{entry['ip']!r} is not an IP address")
-            continue
-        bad = [n for n in entry["hostnames"] if names.dns_name_problem(n)]
-        for n in bad:
-            where = base + ["hostnames", entry["hostnames"].index(n)]
-            problems.at(doc, where, f"{n!r} {names.dns_name_problem(n)}")
-        if not bad:
-            lines.append(" ".join([address, *entry["hostnames"]]))
-    return tuple(lines)
 
 
 def _check_kubeadm_documents(docs: list[YamlDoc], version: str, problems: Problems) -> None:
