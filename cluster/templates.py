@@ -67,12 +67,17 @@ def render(text: str, values: dict[str, str], where: str) -> str:
 
 
 def templates_in(folder: Path) -> list[Path]:
-    """The template files under folder (links never followed)."""
+    """The template files under folder. Links are never followed, to a folder or a file: an
+    image's link could lead anywhere on this machine."""
+    import os
+
     found = []
-    for path in sorted(folder.rglob(f"*{SUFFIX}")):
-        if path.is_file() and not path.is_symlink():
-            found.append(path)
-    return found
+    for here, _dirs, names in os.walk(folder):  # does not descend into linked folders
+        for name in names:
+            path = Path(here) / name
+            if name.endswith(SUFFIX) and path.is_file() and not path.is_symlink():
+                found.append(path)
+    return sorted(found)
 
 
 def missing_keys(folder: Path, values: dict[str, str]) -> list[str]:

@@ -48,7 +48,19 @@ class BuildState:
     apps: dict[str, App] = field(default_factory=dict)  # the base's apps, then this Kubefile's
 
     def values(self) -> dict[str, str]:
+        """What $NAME expands to. ARCH as sealer's COPY knows it (`COPY ${ARCH}/* .`): this
+        machine's architecture, unless an ARG or ENV names it."""
+        return {"ARCH": _arch(), **self.run_env()}
+
+    def run_env(self) -> dict[str, str]:
         return {**self.args, **self.env}
+
+
+def _arch() -> str:
+    import platform
+
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
 @dataclass
@@ -266,7 +278,7 @@ class Builder:
         self._layer(ins, state, layer_key, copy)
 
     def _run(self, ins: Instruction, state: BuildState) -> None:
-        env = state.values()
+        env = state.run_env()
         layer_key = layers.key(state.layer_key, "RUN", ins.text, env)
 
         def run(rootfs: Path) -> None:
@@ -323,6 +335,16 @@ class Builder:
 
     # ---- the image ----
 
+    def _check_type(self, application: bool, state: BuildState) -> None:
+        """sealer build --type: the image must come out as that kind."""
+        made = apps.APP_IMAGE if application else apps.CLUSTER_IMAGE
+        if self.image_type and made != self.image_type:
+            what = "apps only" if application else "Kubernetes"
+            raise KubefileError(
+                f"{self.where}: --type {self.image_type}, but FROM {state.base} makes an image "
+                f"with {what} ({made})"
+            )
+
     def _check_apps(self, state: BuildState) -> None:
         """An app whose files say nothing of how to launch it needs APPCMDS (as sealer)."""
         for app in state.apps.values():
@@ -345,6 +367,7 @@ class Builder:
         record = images.store_record(self.tag)
         if record and record.get("build_key") == build_key and not self.no_cache:
             image = images.from_store(self.tag)
+            self._check_type(image.is_application, state)
             self._say(f"Unchanged: {self.tag} ({image.digest}) already holds this build")
             return BuildResult(image, steps, self.cached, self.executed, unchanged=True)
         staging = Path(layers.cache_root()) / f".image-{os.getpid()}"
@@ -398,12 +421,7 @@ class Builder:
             metadata["type"] = apps.APP_IMAGE
         elif metadata.get("type") != apps.APP_IMAGE:
             metadata.setdefault("type", apps.CLUSTER_IMAGE)
-        if self.image_type and metadata["type"] != self.image_type:
-            made = "apps only" if metadata["type"] == apps.APP_IMAGE else "Kubernetes"
-            raise KubefileError(
-                f"{self.where}: --type {self.image_type}, but FROM {state.base} makes an image "
-                f"with {made} ({metadata['type']})"
-            )
+        self._check_type(metadata["type"] == apps.APP_IMAGE, state)
         if state.env:
             metadata["env"] = {**(metadata.get("env") or {}), **state.env}
         beneath.write_file(rootfs, "Metadata", (json.dumps(metadata, indent=1) + "\n").encode())

@@ -41,6 +41,8 @@ class RunResult:
 
 
 def run(request: RunRequest, listener: Listener) -> RunResult:
+    if request.masters and request.clusterfile:
+        raise SealerError("give --masters (a new cluster) or -f (a running one), not both")
     if not request.masters:
         return _run_on_existing(request, listener)
     return _run_new(request, listener)

@@ -220,3 +220,17 @@ def test_app_instruction_errors_name_the_line(tmp_path, text, message):
     assert result.returncode == 1
     assert result.stderr.startswith(str(path)) and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_copy_knows_arch_and_type_is_checked_on_an_unchanged_build(tmp_path):
+    import platform
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    context = tmp_path / "ctx"
+    (context / arch).mkdir(parents=True)
+    (context / arch / "tool").write_text("bin\n")
+    kubefile(context, f"FROM {IMAGES / 'k3s-v1.25.3'}\nCOPY ${{ARCH}}/tool bin/\n")
+    assert build(context).returncode == 0
+    assert (Path(images.from_store("apps:v1").rootfs) / "bin" / "tool").read_text() == "bin\n"
+    again = sealer("build", "-t", "apps:v1", "--type", "app-installer", str(context))
+    assert again.returncode == 1 and "--type app-installer, but FROM" in again.stderr

@@ -225,3 +225,18 @@ def test_templates_render_only_keys():
         templates.render("{{ .C }}", {}, "f")
     with pytest.raises(templates.TemplateError, match="is not supported"):
         templates.keys("{{ range .X }}", "f")
+
+
+def test_templates_never_follow_links_out_of_the_folder(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.tmpl").write_text("{{ .X }}")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "linked").symlink_to(outside, target_is_directory=True)
+    (app / "file.tmpl").symlink_to(outside / "secret.tmpl")
+    (app / "real.tmpl").write_text("x={{ .X }}")
+    assert [p.name for p in templates.templates_in(app)] == ["real.tmpl"]
+    templates.render_folder(app, {"X": "1"})
+    assert (app / "real").read_text() == "x=1" and (outside / "secret.tmpl").exists()
+    assert not (outside / "secret").exists()

@@ -71,6 +71,18 @@ def test_an_app_image_runs_on_the_cluster_and_a_changed_app_launches_alone(hosts
     assert set(apps) == {"web", "db"} and apps["web"]["image"] == "apps:v1"
     folder = "/var/lib/sealer/data/e2e/rootfs/application/apps"
     assert "kind: StatefulSet" in ssh(1, f"cat {folder}/db/templates/sts.yaml").stdout
+    # the helm stand-in answers as helm does, and refuses what helm refuses
+    chart = f"{folder}/db"
+    listed = ssh(1, "helm list -o json").stdout
+    assert [r["name"] for r in json.loads(listed)] == ["db"]
+    again = ssh(1, f"helm install db {chart}", check=False)
+    assert again.returncode == 1 and "cannot re-use a name that is still in use" in again.stderr
+    bogus = ssh(1, f"helm install other {chart} --no-such-flag", check=False)
+    assert bogus.returncode == 1 and "unknown flag: --no-such-flag" in bogus.stderr
+    remote = ssh(1, "helm install other bitnami/nginx", check=False)
+    assert remote.returncode == 1 and "repo bitnami not found" in remote.stderr
+    upper = ssh(1, f"helm install Other {chart}", check=False)
+    assert upper.returncode == 1 and "invalid release name" in upper.stderr
     derived = ran.stdout.split("Wrote ")[1].split(" ")[0]
     again = sealer("plan", "-f", derived, "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr  # nothing changed: no launch
