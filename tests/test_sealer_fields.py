@@ -240,3 +240,46 @@ def test_templates_never_follow_links_out_of_the_folder(tmp_path):
     templates.render_folder(app, {"X": "1"})
     assert (app / "real").read_text() == "x=1" and (outside / "secret.tmpl").exists()
     assert not (outside / "secret").exists()
+
+
+def test_an_application_image_runs_on_the_recorded_cluster_within_its_kube_version(tmp_path):
+    import dataclasses
+
+    from cluster import image as images
+    from cluster.records import State
+    from operations.common import on_recorded_cluster
+
+    cluster_image = make_image(tmp_path / "cluster-image", version="v1.25.3")
+    apps_folder = tmp_path / "apps-image"
+    app_image(apps_folder)
+    data = json.loads((apps_folder / "Metadata").read_text())
+    data = {k: v for k, v in data.items() if k not in ("version", "ClusterRuntime", "kubeVersion")}
+    data.update(
+        type="app-installer", labels={"app.alpha.sealer.io/supported-kube-version": ">=1.26"}
+    )
+    (apps_folder / "Metadata").write_text(json.dumps(data))
+    (tmp_path / "image").symlink_to(apps_folder)
+    cluster, _ = load(tmp_path)
+    assert cluster.image.is_application and cluster.apps_from == "image"
+
+    empty = State.new("demo")
+    with pytest.raises(
+        SealerError, match="installs apps on a running cluster, and demo has none yet"
+    ):
+        on_recorded_cluster(cluster, empty)
+    recorded = images.resolve(str(cluster_image), tmp_path)
+    running = dataclasses.replace(
+        empty, image=recorded.record(), control_plane={"data_root": "/x/y"}
+    )
+    with pytest.raises(
+        SealerError, match=r"the apps support Kubernetes >=1.26, and the cluster runs v1.25.3"
+    ):
+        on_recorded_cluster(cluster, running)
+    data["labels"] = {"app.alpha.sealer.io/supported-kube-version": "1.22 - 1.25"}
+    (apps_folder / "Metadata").write_text(json.dumps(data))
+    cluster, _ = load(tmp_path)
+    on_cluster = on_recorded_cluster(cluster, running)
+    assert on_cluster.image.digest == recorded.digest and on_cluster.control_plane == {
+        "data_root": "/x/y"
+    }
+    assert [a.name for a in on_cluster.apps] == ["web"] and on_cluster.apps_from == "image"
