@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,8 +83,6 @@ class App:
 
 
 def _quoted(path: str) -> str:
-    import shlex
-
     return shlex.quote(path.lstrip("/"))
 
 
@@ -155,12 +154,21 @@ class Launch:
         return {"app_names": list(self.app_names), "cmds": list(self.cmds)}
 
 
+def kube_version_spec(constraint: str):
+    """A KUBEVERSION range in Masterminds' syntax (sealer's: `1.22 - 1.24`, `>=1.22, <1.26`,
+    `~1.22`, `^1`, `1.22.x`, `||`), read with npm's rules, which differ only in writing AND as
+    a space where Masterminds also takes a comma. ValueError when it is not one."""
+    import semantic_version
+
+    return semantic_version.NpmSpec(" ".join(constraint.replace(",", " ").split()))
+
+
 def kube_version_problem(constraint: str, version: str) -> str:
     """Why a Kubernetes version is outside an app's KUBEVERSION range, or ""."""
     import semantic_version
 
     try:
-        spec = semantic_version.NpmSpec(constraint)
+        spec = kube_version_spec(constraint)
         wanted = semantic_version.Version.coerce(version.lstrip("v"))
     except ValueError as e:
         return f"KUBEVERSION {constraint!r} cannot be read: {e}"

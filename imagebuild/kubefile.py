@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from cluster.apps import kube_version_spec, name_problem
 from cluster.errors import InputError
 
 
@@ -225,8 +226,6 @@ def _words(ins: Instruction, where: str) -> list[str]:
 
 def app_sources(ins: Instruction, where: str) -> tuple[str, list[str]]:
     """APP/CNI/CSI NAME SOURCE...: each source local://PATH, http:// or https://."""
-    from cluster.apps import name_problem
-
     words = _words(ins, where)
     at = f"{where}:{ins.line}: {ins.keyword}"
     if len(words) < 2:
@@ -279,11 +278,9 @@ def app_env(ins: Instruction, where: str) -> tuple[str, dict[str, str]]:
 
 
 def kube_version_range(ins: Instruction, where: str):
-    """KUBEVERSION: a SemVer range (Masterminds' syntax, as npm's: `1.22 - 1.24`, `>=1.22`)."""
-    import semantic_version
-
+    """KUBEVERSION: a SemVer range (`1.22 - 1.24`, `>=1.22, <1.26`: cluster.apps)."""
     try:
-        return semantic_version.NpmSpec(ins.text.strip())
+        return kube_version_spec(ins.text.strip())
     except ValueError as e:
         raise KubefileError(
             f"{where}:{ins.line}: KUBEVERSION: {ins.text.strip()!r} is not a SemVer range ({e})"

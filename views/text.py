@@ -186,6 +186,11 @@ def render_state(state: State) -> str:
             lines.append(
                 f"  {ip:<39} {','.join(h.roles):<14} {h.version:<10} {h.status:<10} {h.hostname}"
             )
+    if state.apps:
+        lines.append("")
+        lines.append(f"  {'APP':<24} {'DIGEST':<20} IMAGE")
+        for name, app in sorted(state.apps.items()):
+            lines.append(f"  {name:<24} {app.get('digest', '')[:19]:<20} {app.get('image', '')}")
     return "\n".join(lines) + "\n"
 
 

@@ -67,6 +67,8 @@ def test_an_app_image_runs_on_the_cluster_and_a_changed_app_launches_alone(hosts
     assert "launch_app.web" in ran.stdout and "launch_app.db" in ran.stdout
     assert "Deployment/default/web" in _objects()
     assert _release("db")["chart"] == "db-1.2.0" and _release("db")["revision"] == 1
+    shown = cluster.sealer("show").stdout
+    assert "web " in shown and "apps:v1" in shown  # sealer show lists the launched apps
     apps = cluster.state()["apps"]
     assert set(apps) == {"web", "db"} and apps["web"]["image"] == "apps:v1"
     folder = "/var/lib/sealer/data/e2e/rootfs/application/apps"
