@@ -90,9 +90,11 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
     if image:
         spec_fields.check_configs(others, image, problems)
         spec_fields.check_container_runtime(cluster_doc, spec, image, problems)
-    commands, launched = (), ()
+    commands, launched, deletes = (), (), {}
     if image:
-        commands, launched = launching.launch(cluster_doc, others, image, cluster_env, problems)
+        commands, launched, deletes = launching.launch(
+            cluster_doc, others, image, cluster_env, problems
+        )
         launching.check_rootfs_templates(cluster_doc, image, hosts, problems)
     problems.raise_if_any()
 
@@ -105,6 +107,7 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         cmd=commands,
         app_names=tuple(spec.get("appNames") or ()),
         apps=launched,
+        app_deletes=deletes,
         apps_from=image.name,
         plugins=_documents(others, ("Plugin",)),
         configs=_documents(others, ("Config",)),

@@ -13,7 +13,9 @@ from cluster.yamldoc import YamlDoc
 
 
 def launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, problems):
-    """(raw commands, apps to launch) by sealer's precedence (cluster/applications.py)."""
+    """(raw commands, apps to launch, delete commands by app) by sealer's precedence
+    (cluster/applications.py). Delete commands (an Application config's `delete.cmds`, which
+    sealer's types sketch) run when the app stops being launched."""
     spec = cluster_doc.data["spec"]
     found = [d for d in others if d.data["kind"] == "Application"]
     for extra in found[1:]:
@@ -27,10 +29,13 @@ def launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, prob
         names, where = app_spec["launchApps"], (app_doc, ["spec", "launchApps"])
     else:
         names, where = list(image.launch_apps), (cluster_doc, ["spec", "image"])
-    if user_cmds or (image.launch_cmds and where[1][-1] == "image"):
-        return user_cmds or image.launch_cmds, ()
-    by_name = {app.name: app for app in image.apps}
     app_configs = {c["name"]: c for c in app_spec.get("configs") or ()}
+    deletes = {
+        name: tuple(c["delete"]["cmds"]) for name, c in app_configs.items() if c.get("delete")
+    }
+    if user_cmds or (image.launch_cmds and where[1][-1] == "image"):
+        return user_cmds or image.launch_cmds, (), deletes
+    by_name = {app.name: app for app in image.apps}
     launched = []
     for i, name in enumerate(names):
         if name not in by_name:
@@ -52,7 +57,7 @@ def launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, prob
             )
         launched.append(launch)
     for name in app_configs:
-        if name not in names and app_doc:
+        if name not in names and name not in deletes and app_doc:
             problems.at(
                 app_doc,
                 ["spec", "configs"],
@@ -64,7 +69,7 @@ def launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, prob
         problem = apps.kube_version_problem(constraint, image.version)
         if problem:
             problems.at(cluster_doc, ["spec", "image"], f"{image.name}: {problem}")
-    return (), tuple(launched)
+    return (), tuple(launched), deletes
 
 
 def check_rootfs_templates(doc: YamlDoc, image, hosts: dict[str, Host], problems) -> None:

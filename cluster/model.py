@@ -103,6 +103,7 @@ class Cluster:
     app_names: tuple[str, ...]
     apps: tuple = ()  # cluster.applications.AppLaunch, in launch order (none when cmd is set)
     apps_from: str = ""  # the image whose apps these are (spec.image)
+    app_deletes: dict = field(default_factory=dict)  # app name -> commands when it is dropped
     plugins: tuple[Document, ...] = ()
     configs: tuple[Document, ...] = ()
     kube_documents: tuple[Document, ...] = ()

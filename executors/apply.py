@@ -485,7 +485,14 @@ class Applier:
         self._record(set_field("apps", {**self.state.apps, name: recorded}))
 
     def _do_remove_app(self, action: Action) -> None:
-        remaining = {k: v for k, v in self.state.apps.items() if k != action.details["app"]}
+        """The Application's delete commands (if any) in the app's folder, then the folder goes
+        and the state forgets the app."""
+        name, ip = action.details["app"], action.host
+        folder = shlex.quote(f"{self.rootfs}/{APPS_DIR}/{name}")
+        for command in action.details.get("commands") or ():
+            self.run(ip, f"mkdir -p {folder} && cd {folder} && {command}")
+        self.run(ip, f"rm -rf {folder}")
+        remaining = {k: v for k, v in self.state.apps.items() if k != name}
         self._record(set_field("apps", remaining))
 
     def _do_reset_cluster(self, action: Action) -> None:

@@ -319,8 +319,15 @@ def _plan_apps(graph: ActionGraph, desired: Cluster, state: State, bootstrap: st
     previous = None
     for name, record in sorted(state.apps.items()):
         if record.get("image") == desired.apps_from and name not in wanted:
+            commands = list(desired.app_deletes.get(name, ()))
             previous = graph.add(
-                "remove_app", bootstrap, roles, after + [previous], key=name, app=name
+                "remove_app",
+                bootstrap,
+                roles,
+                after + [previous],
+                key=name,
+                app=name,
+                commands=commands,
             )
     for app in desired.apps:
         recorded = state.apps.get(app.name) or {}

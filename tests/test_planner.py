@@ -450,3 +450,9 @@ def test_an_app_no_longer_launched_is_removed_only_by_the_image_that_launched_it
     only_web_gone = _with_apps(desired(M[:1]))
     (removal,) = make_plan(only_web_gone, state).actions
     assert removal.id == "remove_app.web" and removal.change == "destroy"
+    assert removal.details["commands"] == []
+    import dataclasses
+
+    with_delete = dataclasses.replace(only_web_gone, app_deletes={"web": ("helm uninstall web",)})
+    (removal,) = make_plan(with_delete, state).actions
+    assert removal.details["commands"] == ["helm uninstall web"]

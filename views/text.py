@@ -105,6 +105,7 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
         fields.append(("digest", json.dumps(d["digest"][:19])))
     elif action.kind == "remove_app":
         fields.append(("app", json.dumps(d["app"])))
+        fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d.get("commands") or ())]
     elif action.kind == "update_endpoint":
         fields.append(("endpoint", f"-> {json.dumps(d['to'])}"))
     elif action.kind == "sync_rootfs":
@@ -153,6 +154,8 @@ def _reason(action: Action) -> str:
             return "launches the app on the bootstrap master"
         return "the app's files, commands or env changed: launches it again"
     if action.kind == "remove_app":
+        if d.get("commands"):
+            return "no longer launched: its delete commands run, then it is forgotten"
         return "no longer launched: forgotten (its objects stay in the cluster)"
     if action.kind == "update_endpoint":
         return "the control-plane endpoint moves to a master that stays"

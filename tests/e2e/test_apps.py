@@ -167,8 +167,21 @@ def test_an_application_overrides_env_and_files_and_templates_render(hosts, tmp_
     assert "nginx.yaml" in listing and "nginx.yaml.tmpl" not in listing
     assert ssh(1, f"cat {folder}/extra.txt").stdout == "hello\n"
 
+    # raw commands replace the apps: app1 stops being launched and its delete commands run
+    application["spec"] = {
+        "cmds": ["echo raw"],
+        "configs": [{"name": "app1", "delete": {"cmds": ["pwd > /root/app1-deleted"]}}],
+    }
+    apps_file.write_text(yaml.safe_dump_all([application, doc], sort_keys=False))
+    dropped = sealer("apply", "-f", str(apps_file), "--auto-approve", timeout=300)
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+    assert "remove_app.app1" in dropped.stdout and "launch_apps" in dropped.stdout
+    assert ssh(1, "cat /root/app1-deleted").stdout.strip() == folder
+    assert ssh(1, f"test -e {folder}", check=False).returncode != 0
+    assert "app1" not in cluster.state()["apps"]
+
     # a template naming a value nobody sets is refused at plan time, naming it and the file
-    application["spec"]["configs"][0]["env"] = []
+    application["spec"] = {"launchApps": ["app1"]}
     (context / "nginx" / "nginx.yaml.tmpl").write_text("image: {{ .Missing }}\n")
     _build(context, "nginx-app:v1")
     apps_file.write_text(yaml.safe_dump_all([application, doc], sort_keys=False))
