@@ -234,8 +234,10 @@ def test_rootfs_templates_render_per_host_with_its_env(hosts, tmp_path):
     (context / "etc" / "node.conf.tmpl").write_text(
         "device={{ .StorageDevice }}\nregion={{ .Region }}\ntoken={{ .Token | b64enc }}\n"
     )
+    (context / "web.yaml").write_text("kind: Deployment\nmetadata: {name: web}\n")
     (context / "Kubefile").write_text(
         f"FROM {IMAGES / 'k3s-v1.25.3'}\nENV Region=eu\nCOPY etc/node.conf.tmpl etc/\n"
+        'APP web local://web.yaml\nLAUNCH ["web"]\n'
     )
     _build(context, "templated:v1")
     cluster = Cluster(tmp_path, "k3s")
@@ -248,7 +250,9 @@ def test_rootfs_templates_render_per_host_with_its_env(hosts, tmp_path):
     doc = yaml.safe_load(cluster.path.read_text())
     doc["spec"]["image"] = "templated:v1"
     cluster.path.write_text(yaml.safe_dump(doc))
-    cluster.apply()
+    first = cluster.apply()
+    assert "launch_app.web" in first.stdout  # a cluster image that launches an app
+    assert "Deployment/default/web" in _objects()
     conf = "/var/lib/sealer/data/e2e/rootfs/etc/node.conf"
     assert ssh(1, f"cat {conf}").stdout == "device=/dev/vdc\nregion=eu\ntoken=YWJj\n"
     assert ssh(2, f"cat {conf}").stdout.startswith("device=/dev/vde\nregion=eu\n")
