@@ -363,6 +363,6 @@ def render_applied(result) -> str:
     verb = "Destroy" if result.plan.destroy else "Apply"
     done = result.done
     return (
-        f"\n{verb} complete! Hosts: {done['add']} added, {done['change']} changed, "
+        f"\n{verb} complete! Resources: {done['add']} added, {done['change']} changed, "
         f"{done['destroy']} destroyed.\n"
     )

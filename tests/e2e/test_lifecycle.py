@@ -58,7 +58,7 @@ def is_join(entry: dict) -> bool:
 def test_a_init_three_masters_two_workers(cluster):
     cluster.write([1, 2, 3], [4, 5])
     result = cluster.apply()
-    assert "Apply complete! Hosts: 5 added, 0 changed, 0 destroyed." in result.stdout
+    assert "Apply complete! Resources: 5 added, 0 changed, 0 destroyed." in result.stdout
     nodes = json.loads(
         ssh(
             2, f"{'k0s kubectl' if cluster.runtime == 'k0s' else 'kubectl'} get nodes -o json"
@@ -229,7 +229,7 @@ def test_run_writes_a_clusterfile_and_applies_it_then_kubeconfig(hosts, tmp_path
     )
     assert result.returncode == 0, result.stderr
     clusterfile = sealer_home / "clusters" / "quick" / "Clusterfile"
-    assert clusterfile.exists() and "Apply complete! Hosts: 3 added" in result.stdout
+    assert clusterfile.exists() and "Apply complete! Resources: 3 added" in result.stdout
     out = tmp_path / "admin.conf"
     fetched = sealer("kubeconfig", "-f", str(clusterfile), "-o", str(out))
     assert fetched.returncode == 0, fetched.stderr
