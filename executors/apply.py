@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cluster import templates
-from cluster.apps import APPS_DIR
+from cluster.apps import APPS_DIR, name_problem
 from cluster.digests import configs_digest
 from cluster.errors import SealerError
 from cluster.image import image_env
@@ -488,6 +488,8 @@ class Applier:
         """The Application's delete commands (if any) in the app's folder, then the folder goes
         and the state forgets the app."""
         name, ip = action.details["app"], action.host
+        if name_problem(name):  # the name comes from the state, and becomes a path to remove
+            raise SealerError(f"app {name!r} in the state {name_problem(name)}; refused")
         folder = shlex.quote(f"{self.rootfs}/{APPS_DIR}/{name}")
         for command in action.details.get("commands") or ():
             self.run(ip, f"mkdir -p {folder} && cd {folder} && {command}")
