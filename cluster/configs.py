@@ -10,6 +10,7 @@ import json
 
 import yaml
 
+from cluster import maps
 from cluster.errors import SealerError
 
 PROCESSORS = ("value", "toJson", "toBase64", "toSecret")
@@ -63,20 +64,8 @@ def merged_documents(original: str, data: str) -> str:
         documents = [d for d in yaml.safe_load_all(original) if d is not None]
     except yaml.YAMLError as e:
         raise SealerError(f"merge: the file is not YAML ({_first_line(e)})") from None
-    merged = [_merge(d, overlay) for d in documents] or [overlay]
+    merged = [maps.merged(d, overlay) for d in documents] or [overlay]
     return "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in merged)
-
-
-def _merge(base, overlay):
-    if not isinstance(base, dict):
-        return overlay
-    result = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = _merge(result[key], value)
-        else:
-            result[key] = value
-    return result
 
 
 def yaml_load(text: str):

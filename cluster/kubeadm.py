@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from cluster.maps import merged
 from cluster.names import dns_name_problem
 
 DEFAULT_ENDPOINT = "apiserver.cluster.local"
@@ -117,17 +118,6 @@ def _is_address(name: str) -> bool:
     return bool(re.fullmatch(r"[0-9.]+|\[.*\]", name))
 
 
-def merge(base: dict, over: dict) -> dict:
-    """`over` merged into a copy of `base`: maps merged deeply, everything else replaced."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def image_defaults(rootfs: str | Path) -> list[dict]:
     """The image's default kubeadm documents (none if the image carries no such file)."""
     for name in DEFAULTS_FILES:
@@ -143,7 +133,7 @@ def merged_documents(defaults: list[dict], user: list[dict], version: str) -> di
     by_kind: dict[str, dict] = {}
     for doc in [*defaults, *user]:
         kind = doc["kind"]
-        by_kind[kind] = merge(by_kind.get(kind, {}), doc)
+        by_kind[kind] = merged(by_kind.get(kind, {}), doc)
     api = kubeadm_api_version(version)
     for kind, doc in by_kind.items():
         doc["apiVersion"] = OTHER_API_VERSIONS.get(kind, api)
@@ -214,7 +204,7 @@ def join_config(
     endpoint, port = endpoint_of(documents)
     join = copy.deepcopy(documents.get("JoinConfiguration", {}))
     join.update(apiVersion=api, kind="JoinConfiguration")
-    join["discovery"] = merge(
+    join["discovery"] = merged(
         join.get("discovery", {}),
         {
             "bootstrapToken": {

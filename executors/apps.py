@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster import templates
+from cluster import maps, templates
 from cluster.applications import AppLaunch
 from cluster.errors import SealerError
 
@@ -66,18 +66,5 @@ def _apply_override(folder: Path, override: dict, app: str) -> None:
         raise SealerError(f"app {app}: merge into {override['path']}: not YAML: {e}") from None
     if not isinstance(patch, dict):
         raise SealerError(f"app {app}: merge into {override['path']}: the data must be a mapping")
-    merged = [_merged(doc, patch) for doc in documents if doc is not None]
+    merged = [maps.merged(doc, patch) for doc in documents if doc is not None]
     target.write_text("\n---\n".join(yaml.safe_dump(d, sort_keys=False) for d in merged))
-
-
-def _merged(base, patch: dict):
-    """Maps merged deeply, the patch's value winning; anything else replaced (as mergo does)."""
-    if not isinstance(base, dict):
-        return patch
-    result = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = _merged(result[key], value)
-        else:
-            result[key] = value
-    return result

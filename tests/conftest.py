@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
+
 import pytest
 
 from tests.helpers import make_image
@@ -36,3 +40,16 @@ def pg_backend(postgres, monkeypatch):
     monkeypatch.setenv("PGPASSWORD", postgres.password)
     monkeypatch.setenv("SEALER_BACKEND", postgres.url)
     return postgres.url
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving a folder: (folder, base URL without a slash)."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

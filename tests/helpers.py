@@ -11,6 +11,15 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_IMAGES = ROOT / "examples" / "images"
+
+
+def kubefile(context: Path, text: str) -> Path:
+    """Write CONTEXT/Kubefile (the folder made as needed)."""
+    context.mkdir(parents=True, exist_ok=True)
+    path = context / "Kubefile"
+    path.write_text(text)
+    return path
 
 
 def make_image(

@@ -11,16 +11,9 @@ from pathlib import Path
 import pytest
 
 from cluster import image as images
-from tests.helpers import ROOT, sealer
+from tests.helpers import ROOT, SANDBOX_IMAGES, kubefile, sealer
 
-IMAGES = ROOT / "examples" / "images"
-
-
-def kubefile(context: Path, text: str) -> Path:
-    context.mkdir(parents=True, exist_ok=True)
-    path = context / "Kubefile"
-    path.write_text(text)
-    return path
+IMAGES = SANDBOX_IMAGES
 
 
 def build(context: Path, tag: str = "app:v1", *extra: str):

@@ -3,26 +3,17 @@ KUBEVERSION, MAINTAINER, ADD; remote sources served by a real HTTP server on 127
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import json
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
 from cluster import image as images
-from tests.helpers import ROOT, sealer
+from tests.helpers import SANDBOX_IMAGES, kubefile, sealer
 
-IMAGES = ROOT / "examples" / "images"
-
-
-def kubefile(context: Path, text: str) -> Path:
-    context.mkdir(parents=True, exist_ok=True)
-    (context / "Kubefile").write_text(text)
-    return context / "Kubefile"
+IMAGES = SANDBOX_IMAGES
 
 
 def build(context: Path, tag: str = "apps:v1"):
@@ -40,19 +31,6 @@ def app_context(context: Path) -> None:
     (chart / "templates" / "cm.yaml").write_text("kind: ConfigMap\n")
     (context / "install.sh").write_text("echo installed\n")
     (context / "tool.bin").write_text("binary\n")
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """A real HTTP server on 127.0.0.1 serving a folder: (folder, base URL)."""
-    folder = tmp_path / "www"
-    folder.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_an_application_image_from_scratch_with_each_app_type(tmp_path):

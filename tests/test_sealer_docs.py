@@ -4,10 +4,7 @@ gives. The published images they name are stood in for by local builds (bases/).
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -133,18 +130,6 @@ def test_examples_do_what_the_docs_say(in_store, tmp_path):
     assert load("clusterfile-L190.yaml").cmd[0] == "kubectl apply -f etc/tigera-operator.yaml"
 
 
-@pytest.fixture
-def http_root(tmp_path):
-    folder = tmp_path / "www"
-    folder.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-
-
 @pytest.mark.parametrize("name", KUBEFILES)
 def test_kubefile_example(name, in_store, tmp_path, http_root):
     context = tmp_path / name
@@ -154,7 +139,7 @@ def test_kubefile_example(name, in_store, tmp_path, http_root):
         shutil.copy(DOCS / "kubefiles" / "sealer-image-L98" / f"{chart}.tgz", www)
     kubefile = context / "Kubefile"
     if name != "sealer-image-L19":  # that one is refused before any download
-        kubefile.write_text(kubefile.read_text().replace("https://charts/", base))
+        kubefile.write_text(kubefile.read_text().replace("https://charts/", base + "/"))
     result = sealer(
         "build", "-f", str(kubefile), "-t", f"docs-{name.lower()}:v1", str(context), timeout=120
     )
