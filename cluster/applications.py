@@ -51,10 +51,10 @@ def parse_env(entries) -> dict[str, str]:
     return dict(e.split("=", 1) for e in entries or () if "=" in e)
 
 
-def app_launch(image, app: App, config: dict | None, image_env: dict[str, str]) -> AppLaunch:
+def app_launch(image, app: App, config: dict | None) -> AppLaunch:
     config = config or {}
     commands = tuple((config.get("launch") or {}).get("cmds") or ()) or tuple(app.launch_commands())
-    env = {**image_env, **app.env, **parse_env(config.get("env"))}
+    env = {**image.env, **app.env, **parse_env(config.get("env"))}
     files = tuple(
         {
             "path": f["path"],

@@ -122,12 +122,6 @@ def _launch(metadata: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return cmds, tuple(launch.get("app_names") or ())
 
 
-def image_env(image: Image) -> dict[str, str]:
-    """The image's global ENV (Metadata env): what its apps and templates see under their own."""
-    env = read_metadata(Path(image.rootfs), image.name).get("env") or {}
-    return {str(k): str(v) for k, v in env.items()}
-
-
 def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:
     metadata = read_metadata(rootfs, name)
     application = metadata.get("type") == apps.APP_IMAGE
@@ -146,6 +140,7 @@ def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:
         apps=tuple(apps.App.from_json(a) for a in metadata.get("applications") or ()),
         kind="application" if application else "cluster",
         labels=dict(metadata.get("labels") or {}),
+        env={str(k): str(v) for k, v in (metadata.get("env") or {}).items()},
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cluster import applications, apps, templates
-from cluster import image as images
 from cluster.model import Host
 from cluster.yamldoc import YamlDoc
 
@@ -44,9 +43,7 @@ def launch(cluster_doc: YamlDoc, others: list[YamlDoc], image, cluster_env, prob
                 where[0], where[1] + [i], f"{image.name} has no app {name!r} (apps: {known})"
             )
             continue
-        launch = applications.app_launch(
-            image, by_name[name], app_configs.get(name), images.image_env(image)
-        )
+        launch = applications.app_launch(image, by_name[name], app_configs.get(name))
         values = {**cluster_env, **launch.env}
         for missing in templates.missing_keys(Path(launch.folder), values):
             problems.at(
@@ -79,7 +76,7 @@ def check_rootfs_templates(doc: YamlDoc, image, hosts: dict[str, Host], problems
     found = templates.rootfs_templates(image.rootfs)
     if not found:
         return
-    base = images.image_env(image)
+    base = image.env
     lacking: dict[str, list[str]] = {}
     for ip, host in hosts.items():
         values = {**base, **host.env}

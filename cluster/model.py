@@ -67,6 +67,7 @@ class Image:
     apps: tuple = ()  # cluster.apps.App, every app the image carries
     kind: str = "cluster"  # "application": apps only, installed on a running cluster
     labels: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)  # the Kubefile's ENV: under apps' and hosts' env
 
     @property
     def is_application(self) -> bool:

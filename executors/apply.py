@@ -17,7 +17,6 @@ from cluster import templates
 from cluster.apps import APPS_DIR, name_problem
 from cluster.digests import configs_digest
 from cluster.errors import SealerError
-from cluster.image import image_env
 from cluster.model import Action, Cluster, Image, Plan
 from cluster.names import DEFAULT_DATA_ROOT, node_name_problem
 from cluster.records import (
@@ -144,7 +143,6 @@ class Applier:
             else {}
         )
         self._templates = templates.rootfs_templates(self.image.rootfs) if self.image else {}
-        self._image_env = image_env(self.image) if self.image else {}
         self.stop = stop or threading.Event()  # set: start no new action
         self._prepared: dict[str, Future] = {}  # action id -> its host's preparation
 
@@ -314,7 +312,7 @@ class Applier:
         """The rootfs' `*.tmpl` files (etc/, charts/, manifests/) rendered with this host's env
         over the image's, each written beside its template, which is removed."""
         host = self.desired_host(ip)
-        values = {**self._image_env, **(host.env if host else {})}
+        values = {**self.image.env, **(host.env if host else {})}
         self.run(
             ip,
             templates_remote.install_command(self.rootfs),
