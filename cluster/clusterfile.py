@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from cluster import image as images
-from cluster import kubeadm, launching, names, spec_fields
+from cluster import kubeadm, launching, names, registry, spec_fields
 from cluster.errors import SealerError
 from cluster.model import MASTER, SSH, Cluster, Document, Host, Taint
 from cluster.problems import Problems
@@ -113,6 +113,7 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         configs=_documents(others, ("Config",)),
         kube_documents=_documents(others, KUBEADM_KINDS),
         control_plane=_control_plane(image, others, data_root),
+        registry=registry.from_spec(spec.get("registry") or {}, image),
         ssh=_ssh(cluster_doc, ["spec"], spec.get("ssh") or {}, problems),
         source=path,
         source_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),

@@ -88,7 +88,35 @@ def read_metadata(rootfs: Path, name: str) -> dict:
     if not isinstance(cmds, list) or not all(isinstance(c, str) for c in cmds):
         raise ImageError(f"{where}: 'cmd' must be a list of strings")
     _check_apps(metadata, where)
+    _check_container_images(metadata, where)
     return metadata
+
+
+CONTAINER_IMAGE_NAME = re.compile(
+    r"^[a-z0-9][a-z0-9._/-]{0,254}:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+)
+SOURCE_REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def _check_container_images(metadata: dict, where: str) -> None:
+    """containerImages (what sealer build copied into registry/): names and digests that can
+    reach a host's runtime configuration, so checked like any other name."""
+    listed = metadata.get("containerImages") or []
+    if not isinstance(listed, list):
+        raise ImageError(f"{where}: 'containerImages' must be a list")
+    for n, entry in enumerate(listed):
+        ok = (
+            isinstance(entry, dict)
+            and CONTAINER_IMAGE_NAME.match(str(entry.get("name", "")))
+            and DIGEST.match(str(entry.get("digest", "")))
+            and SOURCE_REGISTRY.match(str(entry.get("source", "")).split("/", 1)[0])
+        )
+        if not ok:
+            raise ImageError(
+                f"{where}: containerImages[{n}] must have a name (PATH:TAG), a source "
+                f"(REGISTRY/PATH...) and a sha256 digest"
+            )
 
 
 def _check_apps(metadata: dict, where: str) -> None:
@@ -141,6 +169,7 @@ def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:
         kind="application" if application else "cluster",
         labels=dict(metadata.get("labels") or {}),
         env={str(k): str(v) for k, v in (metadata.get("env") or {}).items()},
+        container_images=tuple(metadata.get("containerImages") or ()),
     )
 
 

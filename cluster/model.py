@@ -68,6 +68,7 @@ class Image:
     kind: str = "cluster"  # "application": apps only, installed on a running cluster
     labels: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)  # the Kubefile's ENV: under apps' and hosts' env
+    container_images: tuple = ()  # {name, source, digest, from}: what its registry/ holds
 
     @property
     def is_application(self) -> bool:
@@ -109,6 +110,7 @@ class Cluster:
     configs: tuple[Document, ...] = ()
     kube_documents: tuple[Document, ...] = ()
     control_plane: dict = field(default_factory=dict)  # endpoint and fields fixed at init
+    registry: object = None  # cluster.registry.Registry, None: no registry to serve or use
     ssh: SSH = field(default_factory=SSH)  # spec.ssh: also used for hosts being removed
     source: str = ""  # path of the Clusterfile
     source_digest: str = ""  # sha256 of its text
@@ -136,6 +138,9 @@ CHANGE_KINDS = (
     "update_endpoint",
     "reconfigure_master",
     "sync_rootfs",
+    "serve_registry",
+    "stop_registry",
+    "configure_registry",
     "launch_apps",
     "launch_app",
     "remove_app",
@@ -264,6 +269,8 @@ DRIFT_KINDS = (
     "endpoint_stale",
     "cert_expiring",
     "host_aliases_changed",
+    "registry_unreachable",
+    "registry_config_changed",
 )
 
 
@@ -300,6 +307,8 @@ class HostFacts:
     endpoint: str | None = None  # where the control-plane endpoint name points ("" nowhere)
     cert_expires: float | None = None  # the API server certificate's notAfter (Unix time)
     host_aliases: tuple[str, ...] | None = None  # sealer's spec.hostAliases lines (None: not read)
+    registry_addresses: tuple[str, ...] | None = None  # where its hosts file sends the registry
+    registry_running: bool | None = None  # its registry process is alive (None: not read)
 
 
 @dataclass(frozen=True)

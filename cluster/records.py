@@ -47,6 +47,8 @@ class HostRecord:
     hostname: str = ""
     host_key: str = ""  # pinned at first contact
     host_aliases: tuple[str, ...] = ()  # spec.hostAliases lines in its hosts file: "IP NAME..."
+    registry: str = ""  # digest of how its runtime reaches the registry (cluster.registry)
+    registry_served: str = ""  # digest of what its registry serves; "": it serves none
 
     @property
     def is_master(self) -> bool:
@@ -63,7 +65,11 @@ class HostRecord:
         }
 
     def to_json(self) -> dict:
-        aliases = {"host_aliases": list(self.host_aliases)} if self.host_aliases else {}
+        optional = {
+            "host_aliases": list(self.host_aliases),
+            "registry": self.registry,
+            "registry_served": self.registry_served,
+        }
         return {
             "roles": list(self.roles),
             "labels": dict(self.labels),
@@ -73,7 +79,7 @@ class HostRecord:
             "status": self.status,
             "hostname": self.hostname,
             "host_key": self.host_key,
-            **aliases,  # written only when set: older states round-trip unchanged
+            **{k: v for k, v in optional.items() if v},  # only when set: old states round-trip
         }
 
     @classmethod
@@ -88,6 +94,8 @@ class HostRecord:
             hostname=data.get("hostname") or "",
             host_key=data.get("host_key") or "",
             host_aliases=tuple(data.get("host_aliases") or ()),
+            registry=data.get("registry") or "",
+            registry_served=data.get("registry_served") or "",
         )
 
     def with_fields(self, **fields) -> HostRecord:
@@ -255,7 +263,15 @@ def _shape_problem(doc: dict) -> str:
                 return f"hosts[{ip!r}].{name} must be a list of strings"
         if "labels" in record and not _is_strings(record["labels"], mapping=True):
             return f"hosts[{ip!r}].labels must be a mapping of strings"
-        for name in ("env_digest", "version", "status", "hostname", "host_key"):
+        for name in (
+            "env_digest",
+            "version",
+            "status",
+            "hostname",
+            "host_key",
+            "registry",
+            "registry_served",
+        ):
             if record.get(name) is not None and not isinstance(record[name], str):
                 return f"hosts[{ip!r}].{name} must be a string"
     return ""

@@ -4,12 +4,15 @@ containerRuntime, and the Plugin and Config documents, checked where they are.""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 from cluster import beneath, configs, names, plugins
 from cluster.errors import SealerError
 from cluster.problems import Problems
 from cluster.yamldoc import YamlDoc
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")  # htpasswd and auth files
 
 
 def check_configs(docs: list[YamlDoc], image, problems: Problems) -> None:
@@ -108,11 +111,27 @@ def registry_env(doc: YamlDoc, registry: dict, problems: Problems) -> dict[str, 
                 )
         if config.get("password") and not config.get("username"):
             problems.at(doc, base + ["password"], "a password needs a username")
+        username = config.get("username") or ""
+        if username and not USERNAME.match(username):
+            problems.at(
+                doc,
+                base + ["username"],
+                f"{username!r} is not a user name (letters, digits, . _ - @, at most 64)",
+            )
+        if config.get("username") and not config.get("password"):
+            problems.at(doc, base + ["username"], "a username needs a password")
         url = f"{domain}:{port}" if port else domain
         env.update(
             {f"{prefix}Domain": domain, f"{prefix}Port": str(port or ""), f"{prefix}URL": url}
         )
         chosen = {"domain": domain, "port": str(port or ""), "url": url}
+    if registry.get("localRegistry") is not None and registry.get("externalRegistry"):
+        problems.at(
+            doc,
+            ["spec", "registry", "localRegistry"],
+            "ignored: with an externalRegistry the nodes use that one (as sealer)",
+            warn=True,
+        )
     if chosen:  # the external registry, when given, is the one nodes use
         env.update(
             {

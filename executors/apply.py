@@ -29,6 +29,7 @@ from cluster.records import (
     update_host,
 )
 from executors import apps, distribute, endpoint, facts, hostsfile
+from executors import registry as registry_remote
 from executors import templates as templates_remote
 from executors.driver import Driver, Followed, Result
 from executors.facts import HOST_ALIASES_MARK
@@ -36,6 +37,7 @@ from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime
 from executors.scheduler import Events, Outcome, run_dag
+from planner import registry as registry_rules
 
 # Actions whose host is prepared ahead of its turn.
 PREPARED_KINDS = ("init_cluster", "join_master", "join_worker", "upgrade_master", "upgrade_worker")
@@ -144,6 +146,9 @@ class Applier:
         )
         self._templates = templates.rootfs_templates(self.image.rootfs) if self.image else {}
         self.stop = stop or threading.Event()  # set: start no new action
+        self._registry_served, self._registry_client = (
+            registry_rules.wanted(desired, state.lineage) if desired else ({}, {})
+        )
         self._prepared: dict[str, Future] = {}  # action id -> its host's preparation
 
     # ---- facts and helpers used by ActionOps ----
@@ -226,7 +231,7 @@ class Applier:
                 first.result()
         if action.kind.startswith("upgrade_"):  # copy only: new binaries go in during the action
             return self._prepare(action.host, action.roles, None, install=False, seen=seen)
-        return self._prepare(
+        key = self._prepare(
             action.host,
             action.roles,
             "pre-init-host",
@@ -234,6 +239,12 @@ class Applier:
             seen=seen,
             alone=action.kind == "init_cluster",  # the others wait for it (above)
         )
+        # Before the runtime starts: kubeadm init and the kubelets pull from the registry.
+        if self._registry_served.get(action.host):
+            self._serve_registry(action.host)
+        if self._registry_client:
+            self._configure_registry(action.host)
+        return key
 
     def _finish(self) -> None:
         if self.plan.destroy:
@@ -325,8 +336,32 @@ class Applier:
         lines = list(host.host_aliases) if host else []
         self.run(ip, hostsfile.set_lines_command(HOST_ALIASES_MARK, lines))
 
+    def _serve_registry(self, ip: str) -> None:
+        registry_remote.serve(
+            self.driver.host(ip),
+            ip,
+            self.desired.registry,
+            self.image,
+            self.rootfs,
+            self.cluster_name,
+        )
+
+    def _configure_registry(self, ip: str) -> None:
+        registry = self.desired.registry
+        registry_remote.configure(
+            self.driver.host(ip),
+            ip,
+            registry,
+            registry.serving_hosts(self.desired.masters),
+            self.image.runtime,
+            self.cluster_name,
+        )
+
     def _clean(self, ip: str, roles: tuple[str, ...]) -> None:
         rootfs = self.rootfs
+        self.run(ip, registry_remote.stop_command(rootfs, remove=True))
+        registry = self.desired.registry if self.desired else None
+        self.run(ip, registry_remote.unconfigure_command(registry.endpoint if registry else ""))
         self.run(ip, f"test ! -f {rootfs}/scripts/clean.sh || bash {rootfs}/scripts/clean.sh")
         distribute.remove(self.driver.host(ip), self.cluster_name, self.data_root)
         self.run(ip, endpoint.remove_command())
@@ -352,13 +387,17 @@ class Applier:
         return facts.read(self.driver.host(ip), fact)
 
     def _host_record(self, ip: str, host_key: str) -> HostRecord:
-        return host_record(
+        record = host_record(
             self.desired.hosts[ip],
             lineage=self.state.lineage,
             version=self.image.version,
             status="ready",
             hostname=self._hostnames[ip],
             host_key=host_key,
+        )
+        return record.with_fields(
+            registry=self._registry_client.get(ip, ""),
+            registry_served=self._registry_served.get(ip, ""),
         )
 
     # ---- one method per action kind ----
@@ -461,6 +500,23 @@ class Applier:
     def _do_sync_rootfs(self, action: Action) -> None:
         """Copy the image's new content; the runtime and its version stay as they are."""
         self._prepare(action.host, action.roles, None, install=False)
+
+    def _do_serve_registry(self, action: Action) -> None:
+        self._serve_registry(action.host)
+        self._record(update_host(action.host, registry_served=self._registry_served[action.host]))
+
+    def _do_stop_registry(self, action: Action) -> None:
+        self.run(action.host, registry_remote.stop_command(self.rootfs, remove=True))
+        self._record(update_host(action.host, registry_served=""))
+
+    def _do_configure_registry(self, action: Action) -> None:
+        ip = action.host
+        if self.desired.registry is None:
+            old = action.details.get("endpoint", "")
+            self.run(ip, registry_remote.unconfigure_command(old if old != "(none)" else ""))
+        else:
+            self._configure_registry(ip)
+        self._record(update_host(ip, registry=self._registry_client.get(ip, "")))
 
     def _do_launch_apps(self, action: Action) -> None:
         rootfs = self.rootfs

@@ -26,6 +26,7 @@ from executors.driver import Remote
 from executors.facts import MARKER
 
 DATA_ROOT = DEFAULT_DATA_ROOT
+REGISTRY = "registry"  # the image's container images (executors/registry.py serves them)
 _tar_lock = threading.Lock()
 
 
@@ -44,7 +45,9 @@ def rootfs_dir(cluster_name: str, data_root: str = DATA_ROOT) -> str:
 def tarball(image: Image, configs: dict[str, bytes]) -> Path:
     """An uncompressed tar of the rootfs with the rendered configs, built once and cached."""
     folder = sealer_home() / "cache" / "rootfs"
-    key = hashlib.sha256(f"{marker(image, configs)} tar:root-owned".encode()).hexdigest()
+    key = hashlib.sha256(
+        f"{marker(image, configs)} tar:root-owned,no-registry".encode()
+    ).hexdigest()
     path = folder / f"{key}.tar"
     with _tar_lock:
         if not path.exists():
@@ -52,6 +55,8 @@ def tarball(image: Image, configs: dict[str, bytes]) -> Path:
             fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
                 for entry in sorted(os.listdir(image.rootfs)):
+                    if entry == REGISTRY:  # only registry hosts get it, blob by blob
+                        continue
                     tar.add(
                         os.path.join(image.rootfs, entry),
                         arcname=entry,

@@ -7,6 +7,7 @@ host is read the same way everywhere, and every parser is tested on recorded out
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from cluster.model import HostFacts
 from executors import endpoint, hostsfile
 
 HOST_ALIASES_MARK = "# sealer: hostAliases"  # the hosts-file lines spec.hostAliases makes
+REGISTRY_MARK = "# sealer: registry"  # the hosts-file lines sending the registry's domain
 MARKER = ".sealer-digest"  # in the rootfs folder on a host: which rootfs it holds
 
 T = TypeVar("T")
@@ -77,6 +79,8 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
         f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); "
         f"echo endpoint=$({endpoint.READ_COMMAND} | head -n 1); "
         f"echo aliases=$({hostsfile.read_command(HOST_ALIASES_MARK)} | tr '\\n' ';'); "
+        f"echo registry=$({hostsfile.read_command(REGISTRY_MARK)} | tr '\\n' ';'); "
+        f"echo registry_running=$({_registry_running(rootfs)}); "
         + (
             f"echo cert=$(openssl x509 -noout -enddate -in {shlex.quote(probe.cert_file)} "
             f"2>/dev/null); "
@@ -86,6 +90,15 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
         + "true"
     )
     return Fact(command, lambda out: parse_host_state(out, probe))
+
+
+def _registry_running(rootfs: str) -> str:
+    """yes when the pid file of the host's registry names a live registry process."""
+    pidfile = shlex.quote(f"{os.path.dirname(rootfs)}/registry/registry.pid")
+    return (
+        f"p=$(cat {pidfile} 2>/dev/null) && grep -qa registry /proc/$p/cmdline 2>/dev/null "
+        f"&& echo yes || echo no"
+    )
 
 
 def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
@@ -104,6 +117,16 @@ def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
         "host_aliases": None
         if "aliases" not in values
         else tuple(hostsfile.parse_lines(values["aliases"].replace(";", "\n"), HOST_ALIASES_MARK)),
+        "registry_addresses": None
+        if "registry" not in values
+        else tuple(
+            line.split()[0]
+            for line in hostsfile.parse_lines(values["registry"].replace(";", "\n"), REGISTRY_MARK)
+            if line.split()
+        ),
+        "registry_running": None
+        if "registry_running" not in values
+        else values["registry_running"] == "yes",
         "hostname": values.get("hostname", ""),
         "marker": values.get("marker", ""),
         "version": probe.parse_version(values.get("version", "")),

@@ -24,7 +24,7 @@ from cluster.apps import App, Launch
 from cluster.digests import file_digest, rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import Image
-from imagebuild import fetch, kubefile, layers
+from imagebuild import collect, containers, fetch, kubefile, layers
 from imagebuild.isolate import (
     DEFAULT_MEMORY,
     DEFAULT_TIMEOUT,
@@ -46,6 +46,7 @@ class BuildState:
     cmd: list[str] = field(default_factory=list)  # CMD lines (deprecated): all of them run
     launch: Launch | None = None  # LAUNCH or CMDS; never inherited from the base, as sealer
     apps: dict[str, App] = field(default_factory=dict)  # the base's apps, then this Kubefile's
+    container_images: list[dict] = field(default_factory=list)  # copied into registry/
 
     def values(self) -> dict[str, str]:
         """What $NAME expands to. ARCH as sealer's COPY knows it (`COPY ${ARCH}/* .`): this
@@ -296,7 +297,7 @@ class Builder:
 
     # ---- layers ----
 
-    def _layer(self, ins: Instruction, state: BuildState, layer_key: str, change) -> None:
+    def _layer(self, ins: Instruction | None, state: BuildState, layer_key: str, change) -> None:
         found = None if self.no_cache else layers.cached(layer_key)
         if found is not None:
             self.cached += 1
@@ -361,6 +362,7 @@ class Builder:
                 f"that brings a Metadata file (a cluster image)"
             )
         self._check_apps(state)
+        self._collect_container_images(state)
         launch = state.launch or Launch(cmds=tuple(state.cmd))
         app_list = [a.to_json() for a in state.apps.values()]
         build_key = layers.key(state.layer_key, state.labels, launch.to_json(), state.env, app_list)
@@ -393,6 +395,37 @@ class Builder:
         self._say(f"Successfully built {self.tag} ({image.digest})")
         return BuildResult(image, steps, self.cached, self.executed, unchanged=False)
 
+    def _collect_container_images(self, state: BuildState) -> None:
+        """The container images the manifests, charts and image lists name, copied into the
+        rootfs' registry/ as a cached layer (keyed by the names: a tag moved upstream needs
+        --no-cache, as with any build cache)."""
+        base = _metadata_of(state.rootfs)
+        inherited = [i for i in base.get("containerImages") or [] if isinstance(i, dict)]
+        try:
+            found = containers.find(state.rootfs, self.context, self._say)
+        except SealerError as e:
+            raise KubefileError(f"{self.where}: {e}") from None
+        arch = str(base.get("arch") or _arch())
+        wanted = [i for i in found if i.served_as not in {c.get("name") for c in inherited}]
+        state.container_images = inherited
+        if not wanted:
+            return
+        self._say(f"Step collect : {len(wanted)} container images for linux/{arch}")
+        layer_key = layers.key(state.layer_key, "IMAGES", arch, [i.source for i in wanted])
+        copied: list[dict] = []
+
+        def copy(rootfs: Path) -> None:
+            try:
+                copied.extend(collect.copy_all(wanted, rootfs, arch, self._say))
+            except SealerError as e:
+                raise KubefileError(f"{self.where}: {e}") from None
+            (rootfs.parent / "container-images.json").write_text(json.dumps(copied))
+
+        self._layer(None, state, layer_key, copy)
+        if not copied:  # from the cache
+            copied = json.loads((state.rootfs.parent / "container-images.json").read_text())
+        state.container_images = inherited + copied
+
     def _write_metadata(self, rootfs: Path, state: BuildState) -> None:
         try:
             raw = beneath.read_file(rootfs, "Metadata")
@@ -424,11 +457,23 @@ class Builder:
         self._check_type(metadata["type"] == apps.APP_IMAGE, state)
         if state.env:
             metadata["env"] = {**(metadata.get("env") or {}), **state.env}
+        if state.container_images:
+            metadata["containerImages"] = state.container_images
         beneath.write_file(rootfs, "Metadata", (json.dumps(metadata, indent=1) + "\n").encode())
         try:
             images.read_metadata(rootfs, f"{self.where}: the built image")
         except SealerError as e:
             raise KubefileError(str(e)) from None
+
+
+def _metadata_of(rootfs: Path | None) -> dict:
+    """The rootfs' Metadata as far as it reads (checked properly when the image is made)."""
+    try:
+        raw = beneath.read_file(rootfs, "Metadata") if rootfs else None
+        metadata = json.loads(raw) if raw else {}
+    except (beneath.LinkRefused, ValueError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _is_pattern(source: str) -> bool:

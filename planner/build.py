@@ -21,6 +21,7 @@ from cluster.kubeadm import CHANGEABLE
 from cluster.model import ADD_KINDS, CHANGE_KINDS, MASTER, WORKER, Cluster, Plan
 from cluster.names import DEFAULT_DATA_ROOT
 from cluster.records import State
+from planner import registry as registry_rules
 from planner.explain import explain
 from planner.graph import ActionGraph
 from planner.records import desired_record
@@ -263,6 +264,7 @@ def _plan_running_cluster(
             graph.add(
                 "update_host", ip, wanted[ip].roles, [upgrades.get(ip)], changes=explain(old, new)
             )
+    registry_rules.plan(graph, desired, state, kept)
     return bootstrap
 
 
@@ -354,4 +356,5 @@ def _join_details(desired: Cluster, ip: str) -> dict:
         "role": MASTER if host.is_master else WORKER,
         "labels": dict(host.labels),
         "taints": list(host.taints),
+        **registry_rules.details(desired, ip),
     }

@@ -49,6 +49,7 @@ def find_drift(
                 findings.append(
                     Finding("host_aliases_changed", ip, list(record.host_aliases), list(live))
                 )
+            findings += _registry_findings(state, ip, record, fact)
             stale = _endpoint_problem(state, ip, record, fact.endpoint)
             if stale:
                 findings.append(Finding("endpoint_stale", ip, stale, fact.endpoint or None))
@@ -81,6 +82,19 @@ def find_drift(
     return findings
 
 
+def _registry_findings(state: State, ip: str, record: HostRecord, fact: HostFacts) -> list:
+    """A serving host whose registry process is gone; a host whose hosts file no longer
+    sends the registry's domain to the serving masters."""
+    found = []
+    if record.registry_served and fact.registry_running is False:
+        found.append(Finding("registry_unreachable", ip, "running", "stopped"))
+    serving = sorted(h for h, r in state.hosts.items() if r.registry_served)
+    live = fact.registry_addresses
+    if record.registry and serving and live is not None and sorted(live) != serving:
+        found.append(Finding("registry_config_changed", ip, serving, sorted(live)))
+    return found
+
+
 def _endpoint_problem(state: State, ip: str, record: HostRecord, mapped: str | None) -> str:
     """What the host's endpoint mapping should be, when it is not: a master serves itself, a
     worker goes to a master. "" when it is right (or was not read)."""
@@ -108,4 +122,8 @@ def accept_drift(state: State, findings: list[Finding]) -> State:
             hosts[f.host] = record.with_fields(taints=list(f.actual))
         elif f.kind == "host_aliases_changed":  # planning writes them again (update_host)
             hosts[f.host] = record.with_fields(host_aliases=list(f.actual))
+        elif f.kind == "registry_unreachable":  # planning serves it again
+            hosts[f.host] = record.with_fields(registry_served="")
+        elif f.kind == "registry_config_changed":  # planning configures the host again
+            hosts[f.host] = record.with_fields(registry="")
     return state.with_hosts(hosts)

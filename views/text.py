@@ -91,6 +91,8 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
             fields.append(("labels", _map(d["labels"])))
         if d.get("taints"):
             fields.append(("taints", json.dumps(d["taints"])))
+        if d.get("registry"):
+            fields.append(("registry", json.dumps(d["registry"])))
     elif action.kind in ("upgrade_master", "upgrade_worker"):
         fields.append(("version", f"{json.dumps(d['from'])} -> {json.dumps(d['to'])}"))
     elif action.kind == "update_host":
@@ -108,6 +110,8 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
         fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d.get("commands") or ())]
     elif action.kind == "update_endpoint":
         fields.append(("endpoint", f"-> {json.dumps(d['to'])}"))
+    elif action.kind in ("serve_registry", "configure_registry"):
+        fields.append(("registry", json.dumps(d.get("endpoint", ""))))
     elif action.kind == "sync_rootfs":
         before, after = (d.get("from") or "")[:19], d["to"][:19]
         if before != after:
@@ -163,6 +167,14 @@ def _reason(action: Action) -> str:
         return "the kubeadm configuration changed: apiserver certificate and manifest made again"
     if action.kind == "sync_rootfs":
         return "the rootfs changed at the same version (image content or Configs): copies it"
+    if action.kind == "serve_registry":
+        return f"the registry {d.get('reason', 'changed')}: sends the missing blobs, restarts it"
+    if action.kind == "stop_registry":
+        return "no longer serves the registry: stopped, its storage removed"
+    if action.kind == "configure_registry":
+        return (
+            "the registry's address, hosts or credentials changed: the runtime points at it again"
+        )
     return ""
 
 

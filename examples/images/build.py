@@ -3,7 +3,9 @@
 Kubernetes binaries cannot be downloaded on the machines sealer is tested on, so these images
 carry SANDBOX STAND-INS (src/sandbox-standin.py) in place of kubeadm/kubelet/kubectl, k3s and
 k0s. Everything else is a real ClusterImage rootfs: Metadata, bin/, scripts/init.sh,
-scripts/clean.sh, etc/, and a payload (images/) so that distribution costs something.
+scripts/clean.sh, etc/, and bin/registry: Debian's registry (Distribution 2.8, unpacked into
+.vendor/registry by scripts/setup), which sealer runs on the masters to serve the images'
+registry/ folder (sealer build fills it with the container images the manifests name).
 The control plane underneath is real: each image carries Debian's etcd (scripts/setup unpacks
 it into .vendor/etcd), and the stand-ins read YAML with PyYAML's pure-Python parser, carried in
 lib/sandbox-standin/ so that the images need nothing on a host but Python 3.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import sys
 from pathlib import Path
@@ -40,7 +41,6 @@ BINARIES = {
     "k3s": ("k3s", "kubectl", "systemctl", "helm"),
     "k0s": ("k0s", "kubectl", "systemctl", "helm"),
 }
-PAYLOAD_FILES, PAYLOAD_BYTES = 16, 128 * 1024  # 2 MiB of "container images"
 
 WRAPPER = """#!/bin/sh
 # SANDBOX STAND-IN for {tool} {version}: not the real {tool}. See sandbox-standin.py.
@@ -52,7 +52,9 @@ INIT = """#!/bin/bash
 set -euo pipefail
 cd "$(dirname "$0")/.."
 install -d /usr/local/bin /usr/local/lib/sandbox-standin
-install -m 0755 bin/* /usr/local/bin/
+for tool in bin/*; do  # bin/registry runs from the rootfs, on the registry's hosts only
+  [ "$(basename "$tool")" = registry ] || install -m 0755 "$tool" /usr/local/bin/
+done
 cp -a --remove-destination lib/sandbox-standin/. /usr/local/lib/sandbox-standin/  # running etcd: new inode
 {extra}
 echo "{runtime} {version} installed (SANDBOX STAND-IN binaries)"
@@ -168,10 +170,12 @@ def build(runtime: str, version: str, out: Path) -> Path:
     (folder / "etc").mkdir()
     name, text = ETC[runtime]
     (folder / "etc" / name).write_text(text.format(version=version))
-    (folder / "images").mkdir()
-    rng = random.Random(f"{runtime}-{version}")  # deterministic payload, stable digest
-    for n in range(PAYLOAD_FILES):
-        (folder / "images" / f"layer-{n:02d}.tar").write_bytes(rng.randbytes(PAYLOAD_BYTES))
+    registry = VENDOR / "registry" / "registry"
+    if not registry.exists():
+        sys.exit(
+            f"build.py: {registry} is missing; run scripts/setup (it unpacks Debian's registry)"
+        )
+    shutil.copy(registry, folder / "bin" / "registry")
     for path in list((folder / "bin").iterdir()) + list((folder / "scripts").iterdir()):
         os.chmod(path, 0o755)
     return folder

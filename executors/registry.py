@@ -1,0 +1,284 @@
+"""Serve the image's registry on its hosts, and point every host's container runtime at it.
+
+A registry host keeps, beside the rootfs, `<dataRoot>/<cluster>/registry/`: the Distribution
+storage (docker/registry/v2/...), config.yml, certs/ and auth/. The registry program is the
+image's own `bin/registry`, started detached with a pid file. A serve sends only the blobs
+the host does not have yet (blobs are named by digest: same name, same bytes) and the small
+repository links, so a rebuilt image with one new container image costs that image's layers.
+
+Every host gets: hosts-file lines mapping the domain to the serving masters (its own address
+first when it serves; clients go to the next address when one refuses the connection), the
+CA (containerd, docker and containers/image trust folders), containerd `hosts.toml` for the
+registry and as a mirror of the registries the images came from, k3s `registries.yaml`, a
+k0s containerd drop-in, and with a username the kubelet's credential file.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shlex
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import bcrypt
+import yaml
+
+from cluster import registry as registries
+from cluster.registry import Registry
+from executors import hostsfile, registry_pki
+from executors.driver import Remote
+from executors.facts import REGISTRY_MARK
+
+MARK = REGISTRY_MARK
+BLOBS = "docker/registry/v2/blobs"
+REPOSITORIES = "docker/registry/v2/repositories"
+CONTAINERD_CERTS = "/etc/containerd/certs.d"
+TRUST_FOLDERS = (CONTAINERD_CERTS, "/etc/docker/certs.d", "/etc/containers/certs.d")
+K3S_REGISTRIES = "/etc/rancher/k3s/registries.yaml"
+K0S_DROP_IN = "/etc/k0s/containerd.d/sealer-registry.toml"
+KUBELET_AUTH = "/var/lib/kubelet/config.json"
+START_WAIT = 15  # seconds for the registry to listen
+
+
+def folder(rootfs: str) -> str:
+    """<dataRoot>/<cluster>/registry, beside the rootfs (which a sync replaces)."""
+    return f"{os.path.dirname(rootfs)}/registry"
+
+
+def _listen(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+# ---- serving ----
+
+
+def serve(remote: Remote, ip: str, registry: Registry, image, rootfs: str, cluster: str) -> int:
+    """Bring the host's registry to this image's content and settings, running. Returns the
+    number of blobs sent."""
+    target = folder(rootfs)
+    have = set(remote.run(_list_blobs_command(target)).stdout.split())
+    local = Path(image.rootfs) / "registry"
+    with tempfile.NamedTemporaryFile(suffix=".tar") as tar_file:
+        sent = _pack(tar_file, local, have, _server_files(ip, registry, target, cluster))
+        tar_file.flush()
+        quoted = shlex.quote(target)
+        remote.upload(
+            f"mkdir -p {quoted} && chmod 0700 {quoted} && tar xf - --no-same-owner -C {quoted}",
+            tar_file.name,
+        )
+    remote.run(_start_command(target, f"{rootfs}/bin/registry", ip, registry.port))
+    return sent
+
+
+def _list_blobs_command(target: str) -> str:
+    blobs = shlex.quote(f"{target}/{BLOBS}")
+    return f"test ! -d {blobs} || (cd {blobs} && find . -type f -name data)"
+
+
+def _pack(tar_file, local: Path, have: set[str], extra: dict[str, tuple[bytes, int]]) -> int:
+    """A tar of the blobs the host lacks, every repository link, and the server's files."""
+    sent = 0
+    with tarfile.open(fileobj=tar_file, mode="w") as tar:
+        blobs = local / BLOBS
+        for path in sorted(blobs.rglob("data")) if blobs.is_dir() else []:
+            relative = f"./{path.relative_to(blobs)}"
+            if relative not in have and path.is_file() and not path.is_symlink():
+                tar.add(path, arcname=f"{BLOBS}/{relative[2:]}", filter=_root_owned)
+                sent += 1
+        repositories = local / REPOSITORIES
+        for path in sorted(repositories.rglob("*")) if repositories.is_dir() else []:
+            if path.is_file() and not path.is_symlink():
+                tar.add(path, arcname=str(path.relative_to(local)), filter=_root_owned)
+        for name, (content, mode) in sorted(extra.items()):
+            info = _root_owned(tarfile.TarInfo(name))
+            info.size, info.mode, info.mtime = len(content), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+    return sent
+
+
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def _server_files(
+    ip: str, registry: Registry, target: str, cluster: str
+) -> dict[str, tuple[bytes, int]]:
+    http = {"addr": _listen(ip, registry.port), "headers": {"X-Content-Type-Options": ["nosniff"]}}
+    files: dict[str, tuple[bytes, int]] = {}
+    if not registry.insecure:
+        names = [registry.domain, *registry.dns_names]
+        cert, key = registry_pki.server(cluster, names, [ip, *registry.ips])
+        files["certs/server.crt"], files["certs/server.key"] = (cert, 0o644), (key, 0o600)
+        http["tls"] = {
+            "certificate": f"{target}/certs/server.crt",
+            "key": f"{target}/certs/server.key",
+        }
+    config = {
+        "version": 0.1,
+        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": target}, "delete": {"enabled": True}},
+        "http": http,
+    }
+    if registry.username:
+        hashed = bcrypt.hashpw(registry.password.encode(), bcrypt.gensalt(rounds=10))
+        files["auth/htpasswd"] = (f"{registry.username}:".encode() + hashed + b"\n", 0o600)
+        config["auth"] = {
+            "htpasswd": {"realm": "sealer-registry", "path": f"{target}/auth/htpasswd"}
+        }
+    files["config.yml"] = (yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+    return files
+
+
+def _start_command(target: str, program: str, ip: str, port: int) -> str:
+    """(Re)start the registry detached from the SSH session; wait until it listens."""
+    q = shlex.quote
+    host = ip.strip("[]")
+    script = f"""
+dir={q(target)}; pidfile="$dir/registry.pid"
+if [ -f "$pidfile" ]; then
+  old=$(cat "$pidfile")
+  if grep -qa registry "/proc/$old/cmdline" 2>/dev/null; then
+    kill "$old"; for i in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+  fi
+fi
+nohup setsid {q(program)} serve "$dir/config.yml" > "$dir/registry.log" 2>&1 < /dev/null &
+echo $! > "$pidfile"
+for i in $(seq {START_WAIT * 10}); do
+  (exec 3<>/dev/tcp/{q(host)}/{port}) 2>/dev/null && exit 0
+  kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+  sleep 0.1
+done
+echo "the registry did not start: $(tail -c 300 "$dir/registry.log")" >&2
+exit 1
+"""
+    return f"bash -c {q(script)}"
+
+
+def stop_command(rootfs: str, remove: bool = False) -> str:
+    """Stop the host's registry (and with remove, drop its storage)."""
+    q = shlex.quote
+    target = folder(rootfs)
+    script = f"""
+dir={q(target)}; pidfile="$dir/registry.pid"
+if [ -f "$pidfile" ]; then
+  old=$(cat "$pidfile")
+  if grep -qa registry "/proc/$old/cmdline" 2>/dev/null; then
+    kill "$old"; for i in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$pidfile"
+fi
+"""
+    if remove:
+        script += 'rm -rf "$dir"\n'
+    return f"bash -c {q(script)}"
+
+
+def probe_command(ip: str, port: int) -> str:
+    """Exit 0 when something listens on the registry's address."""
+    script = f"(exec 3<>/dev/tcp/{shlex.quote(ip.strip('[]'))}/{port}) 2>/dev/null"
+    return f"bash -c {shlex.quote(script)}"
+
+
+# ---- clients ----
+
+
+def hosts_lines(registry: Registry, serving: list[str], ip: str) -> list[str]:
+    if registry.kind != registries.LOCAL:
+        return []
+    ordered = sorted(serving, key=lambda s: s != ip)  # itself first when it serves
+    return [f"{address} {registry.domain}" for address in ordered]
+
+
+def client_files(registry: Registry, runtime: str, cluster: str) -> dict[str, tuple[bytes, int]]:
+    """Absolute path -> (content, mode) of what points the host's runtime at the registry."""
+    endpoint, scheme = registry.endpoint, registry.scheme
+    files: dict[str, tuple[bytes, int]] = {}
+    ca_path = ""
+    if registry.kind == registries.LOCAL and not registry.insecure:
+        ca_pem, _ = registry_pki.ca(cluster)
+        for trust in TRUST_FOLDERS:
+            files[f"{trust}/{endpoint}/ca.crt"] = (ca_pem, 0o644)
+        ca_path = f"{CONTAINERD_CERTS}/{endpoint}/ca.crt"
+    host_entry = f'[host."{scheme}://{endpoint}"]\n  capabilities = ["pull", "resolve"]\n'
+    if ca_path:
+        host_entry += f'  ca = "{ca_path}"\n'
+    if registry.insecure:
+        host_entry += "  skip_verify = true\n"
+    header = f"{MARK}\n"
+    files[f"{CONTAINERD_CERTS}/{endpoint}/hosts.toml"] = (
+        (header + f'server = "{scheme}://{endpoint}"\n\n' + host_entry).encode(),
+        0o644,
+    )
+    for source in registry.mirrored:  # the images' own names pull through the registry
+        files[f"{CONTAINERD_CERTS}/{source}/hosts.toml"] = (
+            (header + f'server = "{registries.mirror_server(source)}"\n\n' + host_entry).encode(),
+            0o644,
+        )
+    auth = ""
+    if registry.username:
+        auth = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+        config = {"auths": {endpoint: {"auth": auth}}}
+        files[KUBELET_AUTH] = (json.dumps(config, indent=1).encode() + b"\n", 0o600)
+    if runtime == "k3s":
+        files[K3S_REGISTRIES] = (_k3s_registries(registry, ca_path), 0o600)
+    if runtime == "k0s":
+        files[K0S_DROP_IN] = (
+            (
+                f'{MARK}\n[plugins."io.containerd.grpc.v1.cri".registry]\n'
+                f'  config_path = "{CONTAINERD_CERTS}"\n'
+            ).encode(),
+            0o644,
+        )
+    return files
+
+
+def _k3s_registries(registry: Registry, ca_path: str) -> bytes:
+    url = f"{registry.scheme}://{registry.endpoint}"
+    mirrors = {name: {"endpoint": [url]} for name in (registry.endpoint, *registry.mirrored)}
+    config: dict = {}
+    if ca_path:
+        config["tls"] = {"ca_file": ca_path}
+    if registry.insecure:
+        config["tls"] = {"insecure_skip_verify": True}
+    if registry.username:
+        config["auth"] = {"username": registry.username, "password": registry.password}
+    document = {"mirrors": mirrors, "configs": {registry.endpoint: config} if config else {}}
+    return (f"{MARK}\n" + yaml.safe_dump(document, sort_keys=False)).encode()
+
+
+def configure(
+    remote: Remote,
+    ip: str,
+    registry: Registry,
+    serving: list[str],
+    runtime: str,
+    cluster: str,
+) -> None:
+    files = client_files(registry, runtime, cluster)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, (content, mode) in sorted(files.items()):
+            info = _root_owned(tarfile.TarInfo(path.lstrip("/")))
+            info.size, info.mode, info.mtime = len(content), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+    secrets = (registry.password,) if registry.password else ()
+    remote.run("tar xf - --no-same-owner -C /", stdin=buffer.getvalue(), secrets=secrets)
+    remote.run(hostsfile.set_lines_command(MARK, hosts_lines(registry, serving, ip)))
+
+
+def unconfigure_command(endpoint: str) -> str:
+    """Take the registry's hosts-file lines and trust folders off a host."""
+    q = shlex.quote
+    folders = " ".join(q(f"{trust}/{endpoint}") for trust in TRUST_FOLDERS) if endpoint else ""
+    removal = f"rm -rf {folders}; " if folders else ""
+    return removal + hostsfile.set_lines_command(MARK, [])
+
+
+READ_HOSTS_COMMAND = hostsfile.read_command(MARK)

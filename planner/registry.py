@@ -1,0 +1,68 @@
+"""Registry rules: which hosts serve the image's registry, and which hosts need their runtime
+pointed at it again.
+
+New hosts need no action of their own: their init or join sets the registry up while the host
+is prepared (the registry before kubeadm init, which pulls from it). Hosts that stay get:
+- serve_registry: a registry host whose content (a rebuilt image), settings or credentials
+  changed, or that starts serving (ha turned on); only the missing blobs travel;
+- stop_registry: a host that no longer serves (ha turned off, the registry dropped);
+- configure_registry: a host whose hosts-file line, runtime configuration or credentials
+  change (another serving master, another endpoint, a new password).
+"""
+
+from __future__ import annotations
+
+from cluster import registry as registries
+from cluster.model import Cluster
+from cluster.records import State
+from planner.graph import ActionGraph
+
+# What must be on a host before its registry serves: the rootfs carrying bin/registry.
+ROOTFS_STEPS = ("sync_rootfs", "upgrade_master", "upgrade_worker")
+
+
+def wanted(desired: Cluster, lineage: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(served digest by serving host, client digest by host) the Clusterfile asks for."""
+    registry = desired.registry
+    if registry is None:
+        return {}, {}
+    serving = registry.serving_hosts(desired.masters)
+    served = {ip: registries.served_digest(registry, desired.image, lineage) for ip in serving}
+    client = registries.client_digest(registry, serving, lineage)
+    return served, {ip: client for ip in desired.hosts}
+
+
+def details(desired: Cluster, ip: str) -> dict:
+    """What an init or join action says about the registry on its host."""
+    registry = desired.registry
+    if registry is None:
+        return {}
+    serves = ip in registry.serving_hosts(desired.masters)
+    return {"registry": f"{'serves' if serves else 'uses'} {registry.endpoint}"}
+
+
+def plan(graph: ActionGraph, desired: Cluster, state: State, kept: list[str]) -> None:
+    served, client = wanted(desired, state.lineage)
+    roles = {ip: desired.hosts[ip].roles for ip in kept}
+    endpoint = desired.registry.endpoint if desired.registry else ""
+    serve_ids = []
+    for ip in kept:
+        record = state.hosts[ip]
+        before = [f"{kind}.{ip}" for kind in ROOTFS_STEPS if f"{kind}.{ip}" in graph.ids()]
+        if served.get(ip) and record.registry_served != served[ip]:
+            change = "content or settings changed" if record.registry_served else "starts serving"
+            serve_ids.append(
+                graph.add("serve_registry", ip, roles[ip], before, endpoint=endpoint, reason=change)
+            )
+        elif not served.get(ip) and record.registry_served:
+            graph.add("stop_registry", ip, roles[ip], before)
+    for ip in kept:
+        record = state.hosts[ip]
+        if record.registry != client.get(ip, ""):
+            graph.add(
+                "configure_registry",
+                ip,
+                roles[ip],
+                serve_ids,
+                endpoint=endpoint or "(none)",
+            )

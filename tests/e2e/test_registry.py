@@ -1,0 +1,173 @@
+"""End-to-end: container images collected at build time from a real source registry, served by
+the cluster's own registry (Distribution) on its masters, pulled on every host with skopeo
+while the source registry is down; HA, authentication, and a rebuilt image adding one image."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from cluster.image import sealer_home
+from tests.e2e.conftest import Cluster, ip, ssh
+from tests.helpers import sealer
+from tests.source_registry import inspect_digest, oci_image, push, source_registry
+
+PASSWORD = "s3cret-Registry-Pw"
+
+
+def _seed(layout: Path, address: str) -> dict[str, str]:
+    """Two images sharing a layer, pushed to the source registry: name -> digest."""
+    shared = {"usr/share/base": os.urandom(4096)}
+    oci_image(layout, "web", [shared, {"srv/web": os.urandom(2048)}])
+    oci_image(layout, "db", [shared, {"srv/db": os.urandom(2048)}])
+    push(layout, "web", address, "team/web:v1")
+    push(layout, "db", address, "team/db:v2")
+    return {
+        name: inspect_digest(f"{address}/{name}", "--tls-verify=false")
+        for name in ("team/web:v1", "team/db:v2")
+    }
+
+
+def _build(context: Path, address: str, tag: str, base: str) -> None:
+    (context / "manifests").mkdir(parents=True, exist_ok=True)
+    (context / "manifests" / "app.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "kind": "Deployment",
+                "metadata": {"name": "app"},
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {"name": "web", "image": f"{address}/team/web:v1"},
+                                {"name": "db", "image": f"{address}/team/db:v2"},
+                            ]
+                        }
+                    }
+                },
+            }
+        )
+    )
+    (context / "Kubefile").write_text(f"FROM {base}\nCOPY manifests manifests\n")
+    result = sealer("build", "-t", tag, str(context), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "container images" in result.stdout
+
+
+def _pull_digest(n: int, name: str, *extra: str) -> str:
+    """skopeo on sandbox host n, through sea.hub:5000 as the host resolves and trusts it."""
+    result = ssh(
+        n,
+        f"skopeo inspect --format '{{{{.Digest}}}}' {' '.join(extra)} docker://sea.hub:5000/{name}",
+        check=False,
+    )
+    assert result.returncode == 0, f"{ip(n)}: {result.stderr}"
+    return result.stdout.strip()
+
+
+def test_images_collected_at_build_are_served_by_the_cluster_with_the_source_down(hosts, tmp_path):
+    layout = tmp_path / "oci"
+    with source_registry(tmp_path / "source") as address:
+        digests = _seed(layout, address)
+        base = str(Path(__file__).resolve().parents[2] / "examples/images/kubernetes-v1.25.3")
+        _build(tmp_path / "ctx", address, "offline:v1", base)
+        inspected = json.loads(sealer("image", "inspect", "offline:v1", "--json").stdout)
+        listed = {c["name"]: c["digest"] for c in inspected["metadata"]["containerImages"]}
+        assert listed == digests
+
+    # The source registry is stopped: only the cluster's registry has the images now.
+    cluster = Cluster(tmp_path, "kubernetes")
+    cluster.write([1], [2])
+    doc = yaml.safe_load(cluster.path.read_text())
+    doc["spec"]["image"] = "offline:v1"
+    cluster.path.write_text(yaml.safe_dump(doc))
+    plan = cluster.sealer("plan").stdout
+    assert 'registry = "serves sea.hub:5000"' in plan and 'registry = "uses sea.hub:5000"' in plan
+    cluster.apply()
+    for n in (1, 2):
+        for name, digest in digests.items():
+            assert _pull_digest(n, name) == digest
+        hosts_toml = ssh(n, "cat /etc/containerd/certs.d/sea.hub:5000/hosts.toml").stdout
+        assert 'server = "https://sea.hub:5000"' in hosts_toml
+        mirror = ssh(n, f"cat '/etc/containerd/certs.d/{address}/hosts.toml'").stdout
+        assert '[host."https://sea.hub:5000"]' in mirror
+    # TLS is real: without the distributed CA the registry's certificate is refused.
+    refused = ssh(
+        2, "skopeo inspect --cert-dir /nonexistent docker://sea.hub:5000/team/web:v1", check=False
+    )
+    assert refused.returncode != 0 and "certificate" in refused.stderr
+    # The registry runs on the master only; the worker's rootfs does not carry registry/.
+    assert ssh(1, "test -d /var/lib/sealer/data/e2e/registry/docker", check=False).returncode == 0
+    assert ssh(2, "test -e /var/lib/sealer/data/e2e/registry", check=False).returncode != 0
+    assert ssh(2, "test -e /var/lib/sealer/data/e2e/rootfs/registry", check=False).returncode != 0
+    assert "No changes" in cluster.sealer("plan").stdout
+
+    # A rebuilt image with one more container image: only the master's registry is served
+    # again, and only the new image's blobs travel.
+    with source_registry(tmp_path / "source") as address2:
+        oci_image(layout, "cache", [{"srv/cache": os.urandom(3000)}])
+        push(layout, "cache", address2, "team/cache:v3")
+        new_digest = inspect_digest(f"{address2}/team/cache:v3", "--tls-verify=false")
+        context = tmp_path / "ctx2"
+        context.mkdir()
+        (context / "imageList").write_text(f"# one more\n{address2}/team/cache:v3\n")
+        (context / "Kubefile").write_text("FROM offline:v1\n")
+        result = sealer("build", "-t", "offline:v2", str(context), timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "1 container images" in result.stdout  # the base's two are inherited
+    doc["spec"]["image"] = "offline:v2"
+    cluster.path.write_text(yaml.safe_dump(doc))
+    plan = cluster.sealer("plan").stdout
+    assert f"serve_registry.{ip(1)}" in plan and f"serve_registry.{ip(2)}" not in plan
+    before = ssh(1, "find /var/lib/sealer/data/e2e/registry/docker -name data | wc -l").stdout
+    cluster.apply()
+    after = ssh(1, "find /var/lib/sealer/data/e2e/registry/docker -name data | wc -l").stdout
+    assert int(after) == int(before) + 3  # the new image's layer, config and manifest
+    assert _pull_digest(2, "team/cache:v3") == new_digest
+    assert _pull_digest(2, "team/web:v1") == digests["team/web:v1"]  # still served
+
+
+def test_ha_registry_survives_a_master_and_refuses_anonymous_pulls(hosts, tmp_path):
+    layout = tmp_path / "oci"
+    with source_registry(tmp_path / "source") as address:
+        digests = _seed(layout, address)
+        base = str(Path(__file__).resolve().parents[2] / "examples/images/k3s-v1.25.3")
+        _build(tmp_path / "ctx", address, "offline-ha:v1", base)
+    cluster = Cluster(tmp_path, "k3s")
+    registry = {"localRegistry": {"ha": True, "username": "puller", "password": PASSWORD}}
+    cluster.write([1, 2, 3], [4], registry=registry)
+    doc = yaml.safe_load(cluster.path.read_text())
+    doc["spec"]["image"] = "offline-ha:v1"
+    cluster.path.write_text(yaml.safe_dump(doc))
+    outputs = [cluster.sealer("plan").stdout, cluster.apply().stdout]
+    auth = "--authfile /var/lib/kubelet/config.json"
+
+    # Anonymous pulls are refused; the configured user's pull works, on every host.
+    anonymous = ssh(4, "skopeo inspect docker://sea.hub:5000/team/web:v1", check=False)
+    assert anonymous.returncode != 0 and "unauthorized" in anonymous.stderr.lower()
+    for n in (1, 2, 3, 4):
+        assert _pull_digest(n, "team/web:v1", auth) == digests["team/web:v1"]
+    k3s = ssh(4, "cat /etc/rancher/k3s/registries.yaml").stdout
+    assert "sea.hub:5000" in k3s and "ca_file" in k3s
+
+    # Every master serves; with the first one's registry stopped, the worker still pulls.
+    lines = ssh(4, "grep 'sealer: registry' /etc/hosts").stdout.split("\n")
+    assert sorted(line.split()[0] for line in lines if line) == sorted(ip(n) for n in (1, 2, 3))
+    ssh(1, "kill $(cat /var/lib/sealer/data/e2e/registry/registry.pid)")
+    assert ssh(1, f"bash -c '(exec 3<>/dev/tcp/{ip(1)}/5000)'", check=False).returncode != 0
+    assert _pull_digest(4, "team/db:v2", auth) == digests["team/db:v2"]
+
+    # Drift sees the stopped registry.
+    drift = cluster.sealer("plan", "--refresh-only", "--detailed-exitcode")
+    assert drift.returncode == 2 and "registry_unreachable" in drift.stdout, drift.stdout
+    outputs.append(drift.stdout)
+
+    # The password is in no file under SEALER_HOME and in no output.
+    for out in outputs:
+        assert PASSWORD not in out
+    for path in sealer_home().rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert PASSWORD.encode() not in path.read_bytes(), path
