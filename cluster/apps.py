@@ -16,7 +16,7 @@ from pathlib import Path
 APPS_DIR = "application/apps"
 HELM, KUBE, SHELL = "helm", "kube", "shell"
 # A folder name and a word of launch commands. Sealer allows any; its docs use `businessApp`.
-APP_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+APP_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
 CNI_LABEL_PREFIX = "cluster.alpha.sealer.io/kube-cni-"
 CSI_LABEL_PREFIX = "cluster.alpha.sealer.io/kube-csi-"
 KUBE_VERSION_LABEL = "app.alpha.sealer.io/supported-kube-version"

@@ -23,14 +23,14 @@ DEFAULT_NAME = "my-cluster"
 MAX_RANGE = 65536
 MAX_HOSTS = 20_000  # per cluster: far above what one operator machine drives (bench: 10,000)
 ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\Z")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TAINT = re.compile(
-    r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=(?P<value>[^:]*))?:(?P<effect>[A-Za-z]+)$"
+    r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=(?P<value>[^:]*))?:(?P<effect>[A-Za-z]+)\Z"
 )
 # A removal is the whole taint followed by one "-": "key-", "key:Effect-" or "key=v:Effect-".
 TAINT_REMOVAL = re.compile(
-    r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=[^:]*)?(:(?P<effect>[A-Za-z]+))?-$"
+    r"^(?P<key>[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)(=[^:]*)?(:(?P<effect>[A-Za-z]+))?-\Z"
 )
 
 

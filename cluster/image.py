@@ -20,7 +20,7 @@ from cluster.names import VERSION, version_problem
 
 RUNTIME_LABEL = "cluster.alpha.sealer.io/cluster-runtime-type"
 RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
-REF_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+REF_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 ARCHIVE_SUFFIXES = (*TAR_SUFFIXES, ".tar.xz", ".txz", ".tar.bz2", ".tbz2")  # what ADD unpacks
 MAX_UNPACKED_BYTES = 64 * 2**30  # an archive's content; real ClusterImages are a few GiB
@@ -93,10 +93,10 @@ def read_metadata(rootfs: Path, name: str) -> dict:
 
 
 CONTAINER_IMAGE_NAME = re.compile(
-    r"^[a-z0-9][a-z0-9._/-]{0,254}:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+    r"^[a-z0-9][a-z0-9._/-]{0,254}:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z"
 )
-SOURCE_REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+SOURCE_REGISTRY = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?\Z")
+DIGEST = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 
 
 def _check_container_images(metadata: dict, where: str) -> None:

@@ -12,7 +12,7 @@ from cluster.errors import SealerError
 from cluster.problems import Problems
 from cluster.yamldoc import YamlDoc
 
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")  # htpasswd and auth files
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")  # htpasswd and auth files
 
 
 def check_configs(docs: list[YamlDoc], image, problems: Problems) -> None:

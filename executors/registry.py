@@ -282,3 +282,32 @@ def unconfigure_command(endpoint: str) -> str:
 
 
 READ_HOSTS_COMMAND = hostsfile.read_command(MARK)
+
+
+# ---- pruning ----
+
+
+def prune(remote: Remote, registry: Registry, image, rootfs: str, ip: str) -> tuple[int, int]:
+    """Drop the tags the image no longer names, then the blobs nothing references (the
+    registry's own garbage-collect, with the registry stopped), and start it again.
+    Returns the number of blob files before and after."""
+    target = folder(rootfs)
+    keep = "".join(f"{c['name']}\n" for c in image.container_images)
+    q = shlex.quote
+    script = f"""
+keep=$(cat); dir={q(target)}
+count() {{ find "$dir/{BLOBS}" -type f -name data 2>/dev/null | wc -l; }}
+before=$(count)
+{stop_command(rootfs)}
+cd "$dir/{REPOSITORIES}" 2>/dev/null && find . -type d -path '*/_manifests/tags/*' -prune |
+  while read -r tag_dir; do
+    repo=${{tag_dir#./}}; repo=${{repo%%/_manifests/tags/*}}; tag=${{tag_dir##*/}}
+    printf '%s\\n' "$keep" | grep -qxF "$repo:$tag" || rm -rf "$tag_dir"
+  done
+{q(rootfs + "/bin/registry")} garbage-collect --delete-untagged "$dir/config.yml" > "$dir/gc.log" 2>&1 ||
+  {{ tail -c 300 "$dir/gc.log" >&2; exit 1; }}
+echo "$before $(count)"
+"""
+    out = remote.run(f"bash -c {q(script)}", stdin=keep.encode()).stdout.split()
+    remote.run(_start_command(target, f"{rootfs}/bin/registry", ip, registry.port))
+    return int(out[-2]), int(out[-1])

@@ -85,6 +85,8 @@ class Builder:
         run_timeout: float = DEFAULT_TIMEOUT,
         memory: int = DEFAULT_MEMORY,
         image_type: str | None = None,
+        collect_images: bool = True,
+        ignored_images: frozenset[str] = frozenset(),
     ):
         self.where = str(kubefile_path)
         self.kubefile_dir = kubefile_path.resolve().parent
@@ -95,6 +97,8 @@ class Builder:
         self.out = out
         self.run_timeout, self.memory = run_timeout, memory
         self.image_type = image_type  # sealer build --type: what the result must be
+        self.collect_images = collect_images  # --build-mode all (lite: False)
+        self.ignored_images = ignored_images  # --ignored-image-list: as named, or in full
         self.cached = self.executed = 0
         self.instructions = kubefile.read(kubefile_path)
         if not images.is_image_ref(tag):
@@ -406,9 +410,16 @@ class Builder:
         except SealerError as e:
             raise KubefileError(f"{self.where}: {e}") from None
         arch = str(base.get("arch") or _arch())
-        wanted = [i for i in found if i.served_as not in {c.get("name") for c in inherited}]
+        known = {c.get("name") for c in inherited}
+        wanted = [
+            i
+            for i in found
+            if i.served_as not in known and not {i.ref, i.source} & self.ignored_images
+        ]
         state.container_images = inherited
-        if not wanted:
+        if not wanted or not self.collect_images:
+            if wanted:
+                self._say(f"--build-mode lite: {len(wanted)} container images not copied")
             return
         self._say(f"Step collect : {len(wanted)} container images for linux/{arch}")
         layer_key = layers.key(state.layer_key, "IMAGES", arch, [i.source for i in wanted])

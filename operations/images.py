@@ -20,6 +20,8 @@ class BuildRequest:
     run_timeout: float = 3600.0  # seconds one RUN may take
     memory: int = 8 * 2**30  # address space of each RUN process, bytes
     image_type: str | None = None  # "kube-installer" or "app-installer": checked on the result
+    collect_images: bool = True  # --build-mode all (lite: no container images copied)
+    ignored_image_list: str | None = None  # a file of container images not to copy
 
 
 def build(request: BuildRequest):
@@ -34,6 +36,7 @@ def build(request: BuildRequest):
         values[name] = value
     context = Path(request.context)
     kubefile = Path(request.kubefile) if request.kubefile else context / "Kubefile"
+    ignored = _ignored_images(request.ignored_image_list)
     builder = Builder(
         kubefile,
         context,
@@ -43,8 +46,22 @@ def build(request: BuildRequest):
         run_timeout=request.run_timeout,
         memory=request.memory,
         image_type=request.image_type,
+        collect_images=request.collect_images,
+        ignored_images=ignored,
     )
     return builder.build()
+
+
+def _ignored_images(path: str | None) -> frozenset[str]:
+    if not path:
+        return frozenset()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SealerError(f"--ignored-image-list {path}: {e}") from None
+    return frozenset(
+        line.strip() for line in lines if line.strip() and not line.strip().startswith("#")
+    )
 
 
 def load(path: str, name: str | None, force: bool = False) -> Image:

@@ -25,6 +25,7 @@ from operations import (
     import_cluster,
     kubeconfig,
     plan,
+    registry,
     run,
     sandbox,
     show,
@@ -333,6 +334,14 @@ def cmd_etcd(args) -> int:
     return 0
 
 
+def cmd_registry(args) -> int:
+    request = registry.PruneRequest(args.file, state_ref(args), ssh_settings(args))
+    result = registry.prune(request, Console())
+    for ip, (before, after) in result.blobs.items():
+        print(f"{ip}: {before - after} of {before} blob files removed")
+    return 0
+
+
 # ---- state ----
 
 
@@ -378,6 +387,8 @@ def cmd_build(args) -> int:
         run_timeout=parse_duration(args.run_timeout, "--run-timeout"),
         memory=parse_size(args.memory, "--memory"),
         image_type=args.image_type,
+        collect_images=args.build_mode == "all",
+        ignored_image_list=args.ignored_image_list,
     )
     result = images.build(request)
     print(
@@ -438,6 +449,7 @@ HANDLERS = {
     "kubeconfig": cmd_kubeconfig,
     "cert": cmd_cert,
     "etcd": cmd_etcd,
+    "registry": cmd_registry,
     "state": cmd_state,
     "build": cmd_build,
     "image": cmd_image,

@@ -108,6 +108,19 @@ HELP = {
         "Stops etcd and kube-apiserver on every master (their static pods), restores each\n"
         "member's data from FILE, and starts them again. Every master must answer over SSH.",
     ),
+    "registry": (
+        "the cluster's image registry",
+        "sealer registry prune -f Clusterfile",
+        "",
+    ),
+    "registry prune": (
+        "drop the container images the cluster's image no longer carries from its registry",
+        "sealer registry prune -f Clusterfile",
+        "A rebuilt image adds its new blobs to the running registry and removes nothing:\n"
+        "pods may still run the old images. Prune removes the tags the applied image does not\n"
+        "name, then the blobs nothing references (the registry's garbage-collect, with the\n"
+        "registry stopped for it), on every serving master.",
+    ),
     "state": (
         "inspect or repair the recorded state",
         "sealer state forget-host-key 10.0.0.5 -f Clusterfile",
@@ -409,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = _sub(etcd, "etcd restore", clusterfile, state, timeouts)
     q.add_argument("snapshot", metavar="FILE", help="a snapshot from `sealer etcd backup`")
 
+    registry = _sub(commands, "registry").add_subparsers(
+        dest="registry_command", metavar="REGISTRY_COMMAND"
+    )
+    registry.required = True
+    _sub(registry, "registry prune", clusterfile, state, timeouts)
+
     p = _sub(commands, "graph", clusterfile, state, max_unavailable)
     p.add_argument("--destroy", action="store_true", help="graph the destroy plan")
 
@@ -447,6 +466,17 @@ def build_parser() -> argparse.ArgumentParser:
         dest="image_type",
         choices=("kube-installer", "app-installer"),
         help="what the image must be: a cluster image, or apps only (default: as built)",
+    )
+    p.add_argument(
+        "--build-mode",
+        choices=("all", "lite"),
+        default="all",
+        help="all: copy the container images the image needs into its registry/; lite: do not",
+    )
+    p.add_argument(
+        "--ignored-image-list",
+        metavar="FILE",
+        help="container images (one per line) not to copy, as named in the manifests",
     )
     p.add_argument(
         "--run-timeout", default="1h", metavar="DURATION", help="stop a RUN after (default 1h)"

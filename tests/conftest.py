@@ -8,6 +8,7 @@ import pytest
 
 from tests.helpers import make_image
 from tests.pg_server import PostgresServer
+from tests.source_registry import VENDORED as VENDORED_REGISTRY
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +19,8 @@ def sealer_home(tmp_path, monkeypatch):
     monkeypatch.delenv("SEALER_STATE", raising=False)
     monkeypatch.delenv("SEALER_BACKEND", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    if VENDORED_REGISTRY.exists():  # builds FROM scratch have no bin/registry of their own
+        monkeypatch.setenv("SEALER_REGISTRY_BINARY", str(VENDORED_REGISTRY))
     return home
 
 

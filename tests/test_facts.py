@@ -34,6 +34,8 @@ def test_host_state_of_a_running_k3s_server():
         "endpoint": None,
         "cert_expires": None,
         "host_aliases": None,
+        "registry_addresses": None,
+        "registry_running": None,
     }
 
 
@@ -48,6 +50,8 @@ def test_host_state_with_nothing_installed_and_a_missing_unit():
         "endpoint": None,
         "cert_expires": None,
         "host_aliases": None,
+        "registry_addresses": None,
+        "registry_running": None,
     }
 
 
@@ -70,6 +74,8 @@ def test_host_state_of_empty_output_is_all_unknown():
         "endpoint": None,
         "cert_expires": None,
         "host_aliases": None,
+        "registry_addresses": None,
+        "registry_running": None,
     }
 
 
@@ -112,3 +118,13 @@ def test_the_api_server_certificate_end_date_is_read_from_openssl():
     assert facts.parse_not_after("notAfter=Jan  5 09:03:07 2027 GMT") == 1799139787.0
     assert facts.parse_not_after("") is None
     assert facts.parse_not_after("notAfter=garbage") is None
+
+
+def test_host_state_reads_the_registry_lines_and_process():
+    out = (
+        "hostname=m1\nregistry=10.0.0.1 sea.hub # sealer: registry;10.0.0.2 sea.hub "
+        "# sealer: registry;\nregistry_running=no\n"
+    )
+    state = facts.parse_host_state(out, K3S)
+    assert state["registry_addresses"] == ("10.0.0.1", "10.0.0.2")
+    assert state["registry_running"] is False

@@ -253,3 +253,18 @@ def test_registries_yaml_for_k3s_names_the_mirrors(tmp_path):
     document = yaml.safe_load(_k3s_registries(registry, "/ca.crt"))
     assert document["mirrors"]["docker.io"] == {"endpoint": ["https://sea.hub:5000"]}
     assert document["configs"]["sea.hub:5000"]["tls"] == {"ca_file": "/ca.crt"}
+
+
+def test_lite_mode_and_the_ignored_list_copy_nothing_they_name(tmp_path):
+    context = tmp_path / "ctx"
+    kubefile(context, f"FROM {BASE}\n")
+    (context / "imageList").write_text("unreachable.example/x/a:1\nunreachable.example/x/b:1\n")
+    lite = sealer("build", "--build-mode", "lite", "-t", "lite:v1", str(context))
+    assert lite.returncode == 0 and "2 container images not copied" in lite.stdout
+    ignored = tmp_path / "ignored"
+    ignored.write_text("# not these\nunreachable.example/x/a:1\nunreachable.example/x/b:1\n")
+    skipped = sealer("build", "--ignored-image-list", str(ignored), "-t", "ign:v1", str(context))
+    assert skipped.returncode == 0, skipped.stderr
+    assert "containerImages" not in json.dumps(
+        json.loads(sealer("image", "inspect", "ign:v1", "--json").stdout)["metadata"]
+    )

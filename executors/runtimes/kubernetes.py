@@ -18,7 +18,7 @@ JOIN = re.compile(
     r"kubeadm join ([A-Za-z0-9.:\[\]-]+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) "
     r"--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})"
 )
-CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$")
+CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}\Z")
 ETCDCTL_TLS = (
     "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
     "--cert=/etc/kubernetes/pki/etcd/server.crt",

@@ -129,6 +129,19 @@ def test_images_collected_at_build_are_served_by_the_cluster_with_the_source_dow
     assert _pull_digest(2, "team/cache:v3") == new_digest
     assert _pull_digest(2, "team/web:v1") == digests["team/web:v1"]  # still served
 
+    # Back to the image without team/cache: the registry keeps it until a prune.
+    doc["spec"]["image"] = "offline:v1"
+    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.apply()
+    assert _pull_digest(2, "team/cache:v3") == new_digest
+    pruned = cluster.sealer("registry", "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"{ip(1)}: 3 of {int(after)} blob files removed" in pruned.stdout
+    gone = ssh(2, "skopeo inspect docker://sea.hub:5000/team/cache:v3", check=False)
+    assert gone.returncode != 0 and "manifest unknown" in gone.stderr
+    assert _pull_digest(2, "team/db:v2") == digests["team/db:v2"]
+    assert "No changes" in cluster.sealer("plan").stdout
+
 
 def test_ha_registry_survives_a_master_and_refuses_anonymous_pulls(hosts, tmp_path):
     layout = tmp_path / "oci"
@@ -171,3 +184,40 @@ def test_ha_registry_survives_a_master_and_refuses_anonymous_pulls(hosts, tmp_pa
     for path in sealer_home().rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_insecure_registry_on_its_own_domain_and_port_for_k0s(hosts, tmp_path):
+    layout = tmp_path / "oci"
+    with source_registry(tmp_path / "source") as address:
+        digests = _seed(layout, address)
+        base = str(Path(__file__).resolve().parents[2] / "examples/images/k0s-v1.25.3")
+        _build(tmp_path / "ctx", address, "offline-k0s:v1", base)
+    cluster = Cluster(tmp_path, "k0s")
+    registry = {"localRegistry": {"domain": "hub.internal", "port": 5443, "insecure": True}}
+    cluster.write([1], [2], registry=registry)
+    doc = yaml.safe_load(cluster.path.read_text())
+    doc["spec"]["image"] = "offline-k0s:v1"
+    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.apply()
+    plain = "--tls-verify=false docker://hub.internal:5443/team/web:v1"
+    digest = ssh(2, f"skopeo inspect --format '{{{{.Digest}}}}' {plain}").stdout.strip()
+    assert digest == digests["team/web:v1"]
+    # Plain HTTP: a client that insists on TLS is refused.
+    tls = ssh(2, "skopeo inspect docker://hub.internal:5443/team/web:v1", check=False)
+    assert tls.returncode != 0
+    hosts_toml = ssh(2, "cat /etc/containerd/certs.d/hub.internal:5443/hosts.toml").stdout
+    assert 'server = "http://hub.internal:5443"' in hosts_toml and "skip_verify" in hosts_toml
+    drop_in = ssh(2, "cat /etc/k0s/containerd.d/sealer-registry.toml").stdout
+    assert 'config_path = "/etc/containerd/certs.d"' in drop_in
+
+    # Drift: a hosts line edited by hand is registry_config_changed; apply writes it back.
+    ssh(2, "sed -i '/sealer: registry/d' /etc/hosts")
+    drift = cluster.sealer("plan", "--refresh-only", "--detailed-exitcode")
+    assert drift.returncode == 2 and "registry_config_changed" in drift.stdout, drift.stdout
+    cluster.apply()
+    assert ssh(2, "grep -c 'hub.internal' /etc/hosts").stdout.strip() == "1"
+
+    # Destroy stops the registry and takes the lines away.
+    cluster.sealer("destroy", "--auto-approve")
+    assert ssh(1, "pgrep -f 'registry serve'", check=False).returncode != 0
+    assert ssh(2, "grep -c 'sealer: registry' /etc/hosts", check=False).stdout.strip() == "0"
