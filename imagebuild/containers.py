@@ -128,8 +128,9 @@ def _lines(path: Path) -> list[str]:
 def _manifest_folders(rootfs: Path) -> list[Path]:
     """manifests/, each chart under charts/, each app folder."""
     folders = []
-    if (rootfs / "manifests").is_dir():
-        folders.append(rootfs / "manifests")
+    manifests = rootfs / "manifests"
+    if manifests.is_dir() and not manifests.is_symlink():  # a link could lead off the rootfs
+        folders.append(manifests)
     charts = rootfs / "charts"
     if charts.is_dir() and not charts.is_symlink():
         for folder, dirnames, _ in os.walk(charts):

@@ -268,3 +268,13 @@ def test_lite_mode_and_the_ignored_list_copy_nothing_they_name(tmp_path):
     assert "containerImages" not in json.dumps(
         json.loads(sealer("image", "inspect", "ign:v1", "--json").stdout)["metadata"]
     )
+
+
+def test_a_linked_manifests_folder_is_not_read(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.yaml").write_text("image: leaked/secret:1\n")
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "manifests").symlink_to(outside)
+    assert containers.find(rootfs, tmp_path / "ctx", print) == []
