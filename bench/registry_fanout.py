@@ -149,8 +149,8 @@ def main() -> None:
             rows.append((t_plain, t_offline, t_pull, t_copy))
             print(f"{run:>3} {t_plain:>15.2f}s {t_offline:>16.2f}s {t_pull:>13.2f}s "
                   f"{t_copy:>12.2f}s")  # fmt: skip
-        t_plain, t_offline, t_pull, t_copy = (statistics.median(c) for c in zip(*rows, strict=True))
-        extra = t_offline - t_plain
+        t_pull, t_copy = (statistics.median(r[i] for r in rows) for i in (2, 3))
+        extra = statistics.median(r[1] - r[0] for r in rows)  # paired: same run, same noise
         print(
             f"median: the registry adds {extra:.2f}s to the apply ({extra / t_copy:.2f}x the "
             f"OpenSSH copy of the same blobs to every host, {t_copy:.2f}s); all {args.hosts} "

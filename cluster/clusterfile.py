@@ -114,6 +114,7 @@ def load(path: str, environ: dict[str, str] | None = None) -> tuple[Cluster, lis
         kube_documents=_documents(others, KUBEADM_KINDS),
         control_plane=_control_plane(image, others, data_root),
         registry=registry.from_spec(spec.get("registry") or {}, image),
+        registry_spec=spec.get("registry") or {},
         ssh=_ssh(cluster_doc, ["spec"], spec.get("ssh") or {}, problems),
         source=path,
         source_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),

@@ -111,6 +111,8 @@ class Cluster:
     kube_documents: tuple[Document, ...] = ()
     control_plane: dict = field(default_factory=dict)  # endpoint and fields fixed at init
     registry: object = None  # cluster.registry.Registry, None: no registry to serve or use
+    registry_spec: dict = field(default_factory=dict, repr=False, compare=False)  # has secrets
+    app_image: Image | None = None  # spec.image when it is an application image
     ssh: SSH = field(default_factory=SSH)  # spec.ssh: also used for hosts being removed
     source: str = ""  # path of the Clusterfile
     source_digest: str = ""  # sha256 of its text

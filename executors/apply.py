@@ -150,6 +150,7 @@ class Applier:
             registry_rules.wanted(desired, state.lineage) if desired else ({}, {})
         )
         self._prepared: dict[str, Future] = {}  # action id -> its host's preparation
+        self._app_images_added = False
 
     # ---- facts and helpers used by ActionOps ----
 
@@ -357,6 +358,19 @@ class Applier:
             self.cluster_name,
         )
 
+    def _add_app_images(self) -> None:
+        """An application image's container images, into every serving registry (once)."""
+        app_image = self.desired.app_image
+        if not app_image or not app_image.container_images or not self.desired.registry:
+            return
+        with self._state_lock:
+            if self._app_images_added:
+                return
+            for ip, record in self.state.hosts.items():
+                if record.registry_served:
+                    registry_remote.add_images(self.driver.host(ip), app_image, self.rootfs)
+            self._app_images_added = True
+
     def _clean(self, ip: str, roles: tuple[str, ...]) -> None:
         rootfs = self.rootfs
         self.run(ip, registry_remote.stop_command(rootfs, remove=True))
@@ -530,6 +544,7 @@ class Applier:
         name = action.details["app"]
         app = next(a for a in self.desired.apps if a.name == name)
         ip = action.host
+        self._add_app_images()
         env = {**self._host_env(ip), **{k: v for k, v in app.env.items() if k.isidentifier()}}
         folder = f"{self.rootfs}/{APPS_DIR}/{name}"
         self.run(ip, apps.install_command(folder), stdin=apps.packed(app, env))

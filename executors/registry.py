@@ -61,17 +61,25 @@ def serve(remote: Remote, ip: str, registry: Registry, image, rootfs: str, clust
     """Bring the host's registry to this image's content and settings, running. Returns the
     number of blobs sent."""
     target = folder(rootfs)
+    sent = add_images(remote, image, rootfs, _server_files(ip, registry, target, cluster))
+    remote.run(_start_command(target, f"{rootfs}/bin/registry", ip, registry.port))
+    return sent
+
+
+def add_images(remote: Remote, image, rootfs: str, extra: dict | None = None) -> int:
+    """Send the blobs of image's registry/ the host lacks, and its repository links (and the
+    extra files): a running registry serves them at once. Returns the blobs sent."""
+    target = folder(rootfs)
     have = set(remote.run(_list_blobs_command(target)).stdout.split())
     local = Path(image.rootfs) / "registry"
     with tempfile.NamedTemporaryFile(suffix=".tar") as tar_file:
-        sent = _pack(tar_file, local, have, _server_files(ip, registry, target, cluster))
+        sent = _pack(tar_file, local, have, extra or {})
         tar_file.flush()
         quoted = shlex.quote(target)
         remote.upload(
             f"mkdir -p {quoted} && chmod 0700 {quoted} && tar xf - --no-same-owner -C {quoted}",
             tar_file.name,
         )
-    remote.run(_start_command(target, f"{rootfs}/bin/registry", ip, registry.port))
     return sent
 
 
@@ -287,12 +295,14 @@ READ_HOSTS_COMMAND = hostsfile.read_command(MARK)
 # ---- pruning ----
 
 
-def prune(remote: Remote, registry: Registry, image, rootfs: str, ip: str) -> tuple[int, int]:
-    """Drop the tags the image no longer names, then the blobs nothing references (the
-    registry's own garbage-collect, with the registry stopped), and start it again.
+def prune(
+    remote: Remote, registry: Registry, keep_names: list[str], rootfs: str, ip: str
+) -> tuple[int, int]:
+    """Drop the tags not in keep_names, then the blobs nothing references (the registry's own
+    garbage-collect, with the registry stopped), and start it again.
     Returns the number of blob files before and after."""
     target = folder(rootfs)
-    keep = "".join(f"{c['name']}\n" for c in image.container_images)
+    keep = "".join(f"{name}\n" for name in keep_names)
     q = shlex.quote
     script = f"""
 keep=$(cat); dir={q(target)}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cluster import apps, clusterfile
 from cluster import image as images
+from cluster import registry as registries
 from cluster.errors import SealerError
 from cluster.model import Cluster
 from cluster.records import State
@@ -81,7 +82,13 @@ def on_recorded_cluster(cluster: Cluster, state: State) -> Cluster:
     problem = apps.kube_version_problem(constraint, image.version) if constraint else ""
     if problem:
         raise SealerError(f"{where}: {problem}; refused")
-    return replace(cluster, image=image, control_plane=dict(state.control_plane or {}))
+    return replace(
+        cluster,
+        image=image,
+        control_plane=dict(state.control_plane or {}),
+        registry=registries.from_spec(cluster.registry_spec, image),  # the cluster image's
+        app_image=app_image,
+    )
 
 
 def open_backend(ref: StateRef, cluster_name: str) -> Backend:

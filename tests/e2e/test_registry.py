@@ -221,3 +221,31 @@ def test_insecure_registry_on_its_own_domain_and_port_for_k0s(hosts, tmp_path):
     cluster.sealer("destroy", "--auto-approve")
     assert ssh(1, "pgrep -f 'registry serve'", check=False).returncode != 0
     assert ssh(2, "grep -c 'sealer: registry' /etc/hosts", check=False).stdout.strip() == "0"
+
+
+def test_an_app_image_brings_its_container_images_into_the_running_registry(hosts, tmp_path):
+    layout = tmp_path / "oci"
+    with source_registry(tmp_path / "source") as address:
+        digests = _seed(layout, address)
+        context = tmp_path / "app"
+        (context / "web").mkdir(parents=True)
+        (context / "web" / "deploy.yaml").write_text(
+            f"kind: Deployment\nmetadata: {{name: web}}\nspec:\n  template:\n    spec:\n"
+            f"      containers:\n      - image: {address}/team/web:v1\n"
+        )
+        (context / "Kubefile").write_text('FROM scratch\nAPP web local://web\nLAUNCH ["web"]\n')
+        built = sealer("build", "-t", "web-app:v1", str(context), timeout=300)
+        assert built.returncode == 0, built.stdout + built.stderr
+    # A cluster with a local registry and no container images of its own: it serves nothing
+    # until the app image brings its own.
+    cluster = Cluster(tmp_path, "k3s")
+    cluster.write([1], [2], registry={"localRegistry": {}})
+    cluster.apply()
+    assert ssh(2, "skopeo inspect docker://sea.hub:5000/team/web:v1", check=False).returncode
+    ran = sealer("run", "web-app:v1", "-f", str(cluster.path), timeout=300)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert _pull_digest(2, "team/web:v1") == digests["team/web:v1"]
+    # The app image's images are kept by a prune: its apps run on the cluster.
+    pruned = cluster.sealer("registry", "prune")
+    assert pruned.returncode == 0 and "0 of" in pruned.stdout, pruned.stdout + pruned.stderr
+    assert _pull_digest(2, "team/web:v1") == digests["team/web:v1"]
