@@ -117,19 +117,16 @@ def content_digest(image) -> str:
     return _digest(listed)
 
 
-def served_digest(registry: Registry, image, salt: str) -> str:
-    """A serving host's record: config, content, credentials (digested)."""
+def served_digest(registry: Registry, image, auth: str) -> str:
+    """A serving host's record: config, content, credentials (auth: Registry.auth_digest)."""
     return _digest(
-        [registry.summary(), registry.dns_names, registry.ips, content_digest(image)]
-        + [registry.auth_digest(salt)]
+        [registry.summary(), registry.dns_names, registry.ips, content_digest(image), auth]
     )
 
 
-def client_digest(registry: Registry, serving: list[str], salt: str) -> str:
+def client_digest(registry: Registry, serving: list[str], auth: str) -> str:
     """Every host's record: where the domain points and how the runtime reaches it."""
-    return _digest(
-        [registry.summary(), sorted(serving), registry.mirrored, registry.auth_digest(salt)]
-    )
+    return _digest([registry.summary(), sorted(serving), registry.mirrored, auth])
 
 
 def _digest(value) -> str:

@@ -27,9 +27,10 @@ def wanted(desired: Cluster, lineage: str) -> tuple[dict[str, str], dict[str, st
     if registry is None:
         return {}, {}
     serving = registry.serving_hosts(desired.masters)
-    served = {ip: registries.served_digest(registry, desired.image, lineage) for ip in serving}
-    client = registries.client_digest(registry, serving, lineage)
-    return served, {ip: client for ip in desired.hosts}
+    auth = registry.auth_digest(lineage)  # PBKDF2: computed once
+    served = registries.served_digest(registry, desired.image, auth)
+    client = registries.client_digest(registry, serving, auth)
+    return {ip: served for ip in serving}, {ip: client for ip in desired.hosts}
 
 
 def details(desired: Cluster, ip: str) -> dict:
