@@ -278,3 +278,26 @@ def test_a_linked_manifests_folder_is_not_read(tmp_path):
     rootfs.mkdir()
     (rootfs / "manifests").symlink_to(outside)
     assert containers.find(rootfs, tmp_path / "ctx", print) == []
+
+
+def test_an_external_registry_gets_no_hosts_line_no_ca_and_the_credentials(tmp_path):
+    from executors.registry import KUBELET_AUTH, client_files, hosts_lines
+
+    cluster, _ = _load(
+        tmp_path,
+        registry={
+            "externalRegistry": {"domain": "reg.example.com", "username": "u", "password": "pw"}
+        },
+    )
+    registry = cluster.registry
+    assert registry.kind == registries.EXTERNAL and registry.endpoint == "reg.example.com"
+    assert registry.serving_hosts(["10.0.0.1"]) == []
+    assert hosts_lines(registry, [], "10.0.0.1") == []
+    files = client_files(registry, "kubernetes", "test")
+    assert not any(path.endswith("ca.crt") for path in files)
+    toml = files["/etc/containerd/certs.d/reg.example.com/hosts.toml"][0].decode()
+    assert 'server = "https://reg.example.com"' in toml
+    content, mode = files[KUBELET_AUTH]
+    assert mode == 0o600 and json.loads(content)["auths"]["reg.example.com"]["auth"]
+    plan = make_plan(cluster, State.new("test"))
+    assert {a.details.get("registry") for a in plan.actions} == {"uses reg.example.com"}
