@@ -151,6 +151,7 @@ class Applier:
         )
         self._prepared: dict[str, Future] = {}  # action id -> its host's preparation
         self._app_images_added = False
+        self._registry_ca_checked = False
 
     # ---- facts and helpers used by ActionOps ----
 
@@ -337,7 +338,23 @@ class Applier:
         lines = list(host.host_aliases) if host else []
         self.run(ip, hostsfile.set_lines_command(HOST_ALIASES_MARK, lines))
 
+    def _check_registry_ca(self) -> None:
+        """Once per apply, before the first registry step: this machine holds the CA the
+        running registry's certificate comes from (checked on a host that serves it)."""
+        registry = self.desired.registry
+        if not registry or registry.insecure or registry.kind != "local":
+            return
+        with self._state_lock:
+            if self._registry_ca_checked:
+                return
+            serving = [ip for ip, r in self.state.hosts.items() if r.registry_served]
+            if serving:
+                remote = self.driver.host(serving[0])
+                registry_remote.check_ca(remote, serving[0], self.rootfs, self.cluster_name)
+            self._registry_ca_checked = True
+
     def _serve_registry(self, ip: str) -> None:
+        self._check_registry_ca()
         registry_remote.serve(
             self.driver.host(ip),
             ip,
@@ -348,6 +365,7 @@ class Applier:
         )
 
     def _configure_registry(self, ip: str) -> None:
+        self._check_registry_ca()
         registry = self.desired.registry
         registry_remote.configure(
             self.driver.host(ip),
@@ -375,7 +393,10 @@ class Applier:
         rootfs = self.rootfs
         self.run(ip, registry_remote.stop_command(rootfs, remove=True))
         registry = self.desired.registry if self.desired else None
-        self.run(ip, registry_remote.unconfigure_command(registry.endpoint if registry else ""))
+        if registry:
+            self.run(ip, registry_remote.unconfigure_command(registry.endpoint, registry.mirrored))
+        else:
+            self.run(ip, registry_remote.unconfigure_command(""))
         self.run(ip, f"test ! -f {rootfs}/scripts/clean.sh || bash {rootfs}/scripts/clean.sh")
         distribute.remove(self.driver.host(ip), self.cluster_name, self.data_root)
         self.run(ip, endpoint.remove_command())

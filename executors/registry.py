@@ -29,6 +29,7 @@ import bcrypt
 import yaml
 
 from cluster import registry as registries
+from cluster.errors import SealerError
 from cluster.registry import Registry
 from executors import hostsfile, registry_pki
 from executors.driver import Remote
@@ -83,6 +84,27 @@ def add_images(remote: Remote, image, rootfs: str, extra: dict | None = None) ->
     return sent
 
 
+def check_ca(remote: Remote, ip: str, rootfs: str, cluster: str) -> None:
+    """Refuse to go on when the CA that signed the host's registry certificate is not the one
+    on this machine: a new CA would leave every host trusting the old one. (Another machine
+    sharing the state must hold the CA too.)"""
+    path = shlex.quote(f"{folder(rootfs)}/certs/ca.crt")
+    served = remote.run(f"cat {path} 2>/dev/null || true").stdout.strip()
+    if not served:
+        return
+    where = registry_pki.folder_of(cluster)
+    if not registry_pki.has_ca(cluster):
+        problem = f"its CA is not on this machine ({where}/registry-ca.crt and .key)"
+    elif registry_pki.ca(cluster)[0].decode().strip() != served:
+        problem = f"it was signed by another CA than the one in {where}"
+    else:
+        return
+    raise SealerError(
+        f"{ip}: the cluster's registry certificate: {problem}; copy registry-ca.crt and "
+        f"registry-ca.key from the machine that created the cluster into {where}"
+    )
+
+
 def _list_blobs_command(target: str) -> str:
     blobs = shlex.quote(f"{target}/{BLOBS}")
     return f"test ! -d {blobs} || (cd {blobs} && find . -type f -name data)"
@@ -124,6 +146,7 @@ def _server_files(
         names = [registry.domain, *registry.dns_names]
         cert, key = registry_pki.server(cluster, names, [ip, *registry.ips])
         files["certs/server.crt"], files["certs/server.key"] = (cert, 0o644), (key, 0o600)
+        files["certs/ca.crt"] = (registry_pki.ca(cluster)[0], 0o644)  # see check_ca
         http["tls"] = {
             "certificate": f"{target}/certs/server.crt",
             "key": f"{target}/certs/server.key",
@@ -281,11 +304,15 @@ def configure(
     remote.run(hostsfile.set_lines_command(MARK, hosts_lines(registry, serving, ip)))
 
 
-def unconfigure_command(endpoint: str) -> str:
-    """Take the registry's hosts-file lines and trust folders off a host."""
+def unconfigure_command(endpoint: str, mirrored: tuple[str, ...] = ()) -> str:
+    """Take the registry's hosts-file lines, trust folders and mirror files (those sealer
+    wrote: marked) off a host."""
     q = shlex.quote
     folders = " ".join(q(f"{trust}/{endpoint}") for trust in TRUST_FOLDERS) if endpoint else ""
     removal = f"rm -rf {folders}; " if folders else ""
+    for source in mirrored:
+        path = q(f"{CONTAINERD_CERTS}/{source}/hosts.toml")
+        removal += f"! grep -qF {q(MARK)} {path} 2>/dev/null || rm -f {path}; "
     return removal + hostsfile.set_lines_command(MARK, [])
 
 

@@ -24,10 +24,19 @@ from cluster.names import cluster_name_problem
 CA_DAYS, SERVER_DAYS = 3650, 825
 
 
+def folder_of(cluster: str) -> Path:
+    return _folder(cluster)
+
+
 def _folder(cluster: str) -> Path:
     if cluster_name_problem(cluster):
         raise ValueError(f"cluster {cluster!r} {cluster_name_problem(cluster)}")
     return sealer_home() / "pki" / cluster
+
+
+def has_ca(cluster: str) -> bool:
+    folder = _folder(cluster)
+    return (folder / "registry-ca.crt").exists() and (folder / "registry-ca.key").exists()
 
 
 def ca(cluster: str) -> tuple[bytes, bytes]:

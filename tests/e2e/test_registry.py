@@ -123,6 +123,12 @@ def test_images_collected_at_build_are_served_by_the_cluster_with_the_source_dow
     plan = cluster.sealer("plan").stdout
     assert f"serve_registry.{ip(1)}" in plan and f"serve_registry.{ip(2)}" not in plan
     before = ssh(1, "find /var/lib/sealer/data/e2e/registry/docker -name data | wc -l").stdout
+    # Another machine (no CA here) must not re-sign the registry with a CA no host trusts.
+    pki = sealer_home() / "pki" / "e2e"
+    pki.rename(pki.with_name("moved"))
+    refused = cluster.apply(expect=1)
+    assert "its CA is not on this machine" in refused.stdout + refused.stderr
+    pki.with_name("moved").rename(pki)
     cluster.apply()
     after = ssh(1, "find /var/lib/sealer/data/e2e/registry/docker -name data | wc -l").stdout
     assert int(after) == int(before) + 3  # the new image's layer, config and manifest
@@ -221,6 +227,9 @@ def test_insecure_registry_on_its_own_domain_and_port_for_k0s(hosts, tmp_path):
     cluster.sealer("destroy", "--auto-approve")
     assert ssh(1, "pgrep -f 'registry serve'", check=False).returncode != 0
     assert ssh(2, "grep -c 'sealer: registry' /etc/hosts", check=False).stdout.strip() == "0"
+    assert ssh(2, "test -e /etc/containerd/certs.d/hub.internal:5443", check=False).returncode
+    mirror = f"/etc/containerd/certs.d/{address}/hosts.toml"
+    assert ssh(2, f"test -e '{mirror}'", check=False).returncode != 0
 
 
 def test_an_app_image_brings_its_container_images_into_the_running_registry(hosts, tmp_path):
