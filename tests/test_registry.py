@@ -100,6 +100,8 @@ def test_build_copies_the_images_with_their_digests_and_shared_layers_once(tmp_p
         assert result.returncode == 0, result.stderr
         again = sealer("build", "-t", "imgs:v2", str(context))  # the copy layer is cached
         assert "Using cache" in again.stdout and " -> x/a:1" not in again.stdout
+    text = sealer("image", "inspect", "imgs:v1").stdout
+    assert f"  x/a:1  {digest_a[:19]}  from {address}/x/a:1" in text
     inspected = json.loads(sealer("image", "inspect", "imgs:v1", "--json").stdout)
     listed = inspected["metadata"]["containerImages"]
     assert [(c["name"], c["from"]) for c in listed] == [

@@ -320,6 +320,11 @@ def render_image(inspected) -> str:
         lines += [f"    $ {command}" for command in app.launch_commands()]
     lines.append("Launch commands:" + ("" if image.launch_cmds else " (none)"))
     lines += [f"  {command}" for command in image.launch_cmds]
+    lines.append("Container images:" + ("" if image.container_images else " (none)"))
+    lines += [
+        f"  {c.get('name')}  {c.get('digest', '')[:19]}  from {c.get('source')}"
+        for c in image.container_images
+    ]
     lines.append("Metadata:")
     lines += [
         f"  {line}"
