@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -47,11 +48,12 @@ class BuildState:
     launch: Launch | None = None  # LAUNCH or CMDS; never inherited from the base, as sealer
     apps: dict[str, App] = field(default_factory=dict)  # the base's apps, then this Kubefile's
     container_images: list[dict] = field(default_factory=list)  # copied into registry/
+    arch: str = field(default_factory=lambda: _arch())  # --platform's, or this machine's
 
     def values(self) -> dict[str, str]:
         """What $NAME expands to. ARCH as sealer's COPY knows it (`COPY ${ARCH}/* .`): this
         machine's architecture, unless an ARG or ENV names it."""
-        return {"ARCH": _arch(), **self.run_env()}
+        return {"ARCH": self.arch, **self.run_env()}
 
     def run_env(self) -> dict[str, str]:
         return {**self.args, **self.env}
@@ -87,6 +89,7 @@ class Builder:
         image_type: str | None = None,
         collect_images: bool = True,
         ignored_images: frozenset[str] = frozenset(),
+        platform: str | None = None,
     ):
         self.where = str(kubefile_path)
         self.kubefile_dir = kubefile_path.resolve().parent
@@ -99,6 +102,7 @@ class Builder:
         self.image_type = image_type  # sealer build --type: what the result must be
         self.collect_images = collect_images  # --build-mode all (lite: False)
         self.ignored_images = ignored_images  # --ignored-image-list: as named, or in full
+        self.platform = _platform(platform) if platform else None  # (arch, variant)
         self.cached = self.executed = 0
         self.instructions = kubefile.read(kubefile_path)
         if not images.is_image_ref(tag):
@@ -112,6 +116,8 @@ class Builder:
 
     def _build(self) -> BuildResult:
         state = BuildState()
+        if self.platform:
+            state.arch = self.platform[0]
         total = len(self.instructions)
         for number, ins in enumerate(self.instructions, start=1):
             self._say(f"Step {number}/{total} : {ins}")
@@ -409,7 +415,12 @@ class Builder:
             found = containers.find(state.rootfs, self.context, self._say)
         except SealerError as e:
             raise KubefileError(f"{self.where}: {e}") from None
-        arch = str(base.get("arch") or _arch())
+        arch, variant = self.platform or (str(base.get("arch") or state.arch), "")
+        if self.platform and base.get("arch") and base["arch"] != arch:
+            raise KubefileError(
+                f"{self.where}: --platform linux/{arch}, but the base image {state.base} is for "
+                f"{base['arch']}"
+            )
         known = {c.get("name") for c in inherited}
         wanted = [
             i
@@ -421,13 +432,14 @@ class Builder:
             if wanted:
                 self._say(f"--build-mode lite: {len(wanted)} container images not copied")
             return
-        self._say(f"Step collect : {len(wanted)} container images for linux/{arch}")
-        layer_key = layers.key(state.layer_key, "IMAGES", arch, [i.source for i in wanted])
+        shown = f"linux/{arch}" + (f"/{variant}" if variant else "")
+        self._say(f"Step collect : {len(wanted)} container images for {shown}")
+        layer_key = layers.key(state.layer_key, "IMAGES", shown, [i.source for i in wanted])
         copied: list[dict] = []
 
         def copy(rootfs: Path) -> None:
             try:
-                copied.extend(collect.copy_all(wanted, rootfs, arch, self._say))
+                copied.extend(collect.copy_all(wanted, rootfs, arch, self._say, variant=variant))
             except SealerError as e:
                 raise KubefileError(f"{self.where}: {e}") from None
             (rootfs.parent / "container-images.json").write_text(json.dumps(copied))
@@ -470,11 +482,23 @@ class Builder:
             metadata["env"] = {**(metadata.get("env") or {}), **state.env}
         if state.container_images:
             metadata["containerImages"] = state.container_images
+        if self.platform and not metadata.get("arch"):  # an app image: the platform's
+            metadata["arch"] = self.platform[0]
         beneath.write_file(rootfs, "Metadata", (json.dumps(metadata, indent=1) + "\n").encode())
         try:
             images.read_metadata(rootfs, f"{self.where}: the built image")
         except SealerError as e:
             raise KubefileError(str(e)) from None
+
+
+def _platform(value: str) -> tuple[str, str]:
+    """--platform linux/ARCH[/VARIANT] -> (arch, variant)."""
+    m = re.fullmatch(r"linux/([a-z0-9_]+)(?:/([a-z0-9]+))?", value)
+    if not m:
+        raise KubefileError(
+            f"--platform {value!r}: expected linux/ARCH[/VARIANT], e.g. linux/arm64"
+        )
+    return m[1], m[2] or ""
 
 
 def _metadata_of(rootfs: Path | None) -> dict:

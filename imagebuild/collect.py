@@ -53,6 +53,7 @@ def copy_all(
     arch: str,
     say,
     insecure: tuple[str, ...] = (),
+    variant: str = "",
 ) -> list[dict]:
     """Copy each image into rootfs/registry; the list Metadata keeps (name, source, digest)."""
     if not images:
@@ -62,7 +63,7 @@ def copy_all(
     copied = []
     with local_registry.running(rootfs / REGISTRY_DIR, program) as address:
         for image in images:
-            digest = _copy(tool, image, address, arch, insecure)
+            digest = _copy(tool, image, address, arch, variant, insecure)
             say(f" ---> {image.source} -> {image.served_as} ({digest[:19]})")
             copied.append(
                 {
@@ -76,12 +77,19 @@ def copy_all(
 
 
 def _copy(
-    tool: str, image: ContainerImage, address: str, arch: str, insecure: tuple[str, ...]
+    tool: str,
+    image: ContainerImage,
+    address: str,
+    arch: str,
+    variant: str,
+    insecure: tuple[str, ...],
 ) -> str:
     with tempfile.TemporaryDirectory(prefix="sealer-copy-") as tmp:
         digest_file = Path(tmp) / "digest"
         argv = [tool, "copy", "--quiet", "--preserve-digests", "--retry-times", "2"]
         argv += ["--override-os", "linux", "--override-arch", arch]
+        if variant:
+            argv += ["--override-variant", variant]
         if is_loopback(image.domain) or image.domain in insecure:
             argv.append("--src-tls-verify=false")
         argv += ["--dest-tls-verify=false", "--digestfile", str(digest_file)]

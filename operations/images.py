@@ -22,6 +22,7 @@ class BuildRequest:
     image_type: str | None = None  # "kube-installer" or "app-installer": checked on the result
     collect_images: bool = True  # --build-mode all (lite: no container images copied)
     ignored_image_list: str | None = None  # a file of container images not to copy
+    platform: str | None = None  # linux/ARCH[/VARIANT]: which variant of each image to copy
 
 
 def build(request: BuildRequest):
@@ -48,6 +49,7 @@ def build(request: BuildRequest):
         image_type=request.image_type,
         collect_images=request.collect_images,
         ignored_images=ignored,
+        platform=request.platform,
     )
     return builder.build()
 

@@ -389,6 +389,7 @@ def cmd_build(args) -> int:
         image_type=args.image_type,
         collect_images=args.build_mode == "all",
         ignored_image_list=args.ignored_image_list,
+        platform=args.platform,
     )
     result = images.build(request)
     print(

@@ -474,6 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="all: copy the container images the image needs into its registry/; lite: do not",
     )
     p.add_argument(
+        "--platform",
+        metavar="linux/ARCH[/VARIANT]",
+        help="the variant of each container image to copy (default: the base image's arch)",
+    )
+    p.add_argument(
         "--ignored-image-list",
         metavar="FILE",
         help="container images (one per line) not to copy, as named in the manifests",

@@ -19,6 +19,7 @@ VENDORED = Path(__file__).resolve().parent.parent / "examples/images/.vendor/reg
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def _blob(layout: Path, data: bytes) -> str:
@@ -91,11 +92,37 @@ def oci_image(layout: Path, tag: str, layers: list[dict[str, bytes]], arch: str 
     return digest
 
 
+def multi_arch_image(layout: Path, tag: str, arches: tuple[str, ...]) -> dict[str, str]:
+    """An OCI image index with one small image per arch; returns arch -> manifest digest."""
+    digests = {
+        arch: oci_image(layout, f"{tag}-{arch}", [{arch: arch.encode()}], arch) for arch in arches
+    }
+    manifests = []
+    for arch, digest in digests.items():
+        size = (layout / "blobs" / "sha256" / digest.split(":")[1]).stat().st_size
+        manifests.append(
+            {"mediaType": OCI_MANIFEST, "digest": digest, "size": size,
+             "platform": {"architecture": arch, "os": "linux"}}
+        )  # fmt: skip
+    index = json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
+    ).encode()
+    digest = _blob(layout, index)
+    index_path = layout / "index.json"
+    top = json.loads(index_path.read_text())
+    top["manifests"].append(
+        {"mediaType": OCI_INDEX, "digest": digest, "size": len(index),
+         "annotations": {"org.opencontainers.image.ref.name": tag}}
+    )  # fmt: skip
+    index_path.write_text(json.dumps(top))
+    return digests
+
+
 def push(layout: Path, tag: str, address: str, name: str) -> None:
-    """skopeo copy oci:LAYOUT:TAG docker://ADDRESS/NAME (plain HTTP: a registry on loopback)."""
+    """skopeo copy --all oci:LAYOUT:TAG docker://ADDRESS/NAME (plain HTTP: on loopback)."""
     subprocess.run(
         [
-            "skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+            "skopeo", "copy", "--quiet", "--all", "--dest-tls-verify=false",
             f"oci:{layout}:{tag}", f"docker://{address}/{name}",
         ],
         check=True,

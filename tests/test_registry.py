@@ -303,3 +303,27 @@ def test_an_external_registry_gets_no_hosts_line_no_ca_and_the_credentials(tmp_p
     assert mode == 0o600 and json.loads(content)["auths"]["reg.example.com"]["auth"]
     plan = make_plan(cluster, State.new("test"))
     assert {a.details.get("registry") for a in plan.actions} == {"uses reg.example.com"}
+
+
+def test_platform_picks_the_variant_of_a_multi_arch_image(tmp_path):
+    from tests.source_registry import multi_arch_image
+
+    digests = multi_arch_image(tmp_path / "oci", "multi", ("amd64", "arm64"))
+    with source_registry(tmp_path / "src") as address:
+        push(tmp_path / "oci", "multi", address, "x/multi:1")
+        context = tmp_path / "ctx"
+        (context / "app").mkdir(parents=True)
+        (context / "app" / "pod.yaml").write_text(f"kind: Pod\nimage: {address}/x/multi:1\n")
+        kubefile(context, "FROM scratch\nAPP app local://app\n")
+        arm = sealer("build", "--platform", "linux/arm64", "-t", "arm:v1", str(context))
+        assert arm.returncode == 0, arm.stderr
+        assert "for linux/arm64" in arm.stdout
+        kubefile(context, f"FROM {BASE}\nAPP app local://app\n")
+        wrong = sealer("build", "--platform", "linux/arm64", "-t", "bad:v1", str(context))
+    metadata = json.loads(sealer("image", "inspect", "arm:v1", "--json").stdout)["metadata"]
+    assert metadata["arch"] == "arm64"
+    assert metadata["containerImages"][0]["digest"] == digests["arm64"] != digests["amd64"]
+    assert wrong.returncode == 1
+    assert "--platform linux/arm64, but the base image" in wrong.stderr and "amd64" in wrong.stderr
+    bad = sealer("build", "--platform", "arm64", "-t", "bad:v1", str(context))
+    assert bad.returncode == 1 and "expected linux/ARCH[/VARIANT]" in bad.stderr
