@@ -76,12 +76,26 @@ def add_images(remote: Remote, image, rootfs: str, extra: dict | None = None) ->
     with tempfile.NamedTemporaryFile(suffix=".tar") as tar_file:
         sent = _pack(tar_file, local, have, extra or {})
         tar_file.flush()
-        quoted = shlex.quote(target)
-        remote.upload(
-            f"mkdir -p {quoted} && chmod 0700 {quoted} && tar xf - --no-same-owner -C {quoted}",
-            tar_file.name,
-        )
+        remote.upload(_unpack_command(target), tar_file.name)
     return sent
+
+
+def _unpack_command(target: str) -> str:
+    """Unpack into a staging folder, then rename each file into place, blobs first: a copy cut
+    short leaves no half blob that a later listing would take as present, and a link never
+    names a blob that is not there yet."""
+    script = f"""
+dir={shlex.quote(target)}; stage="$dir/.incoming"
+mkdir -p "$dir" && chmod 0700 "$dir" && rm -rf "$stage" && mkdir "$stage" &&
+tar xf - --no-same-owner -C "$stage" && cd "$stage" || exit 1
+for part in {BLOBS} .; do
+  [ -d "$part" ] || continue
+  find "$part" -type d -exec mkdir -p "$dir/{{}}" ';' &&
+  find "$part" -type f -exec mv -f {{}} "$dir/{{}}" ';' || exit 1
+done
+cd "$dir" && rm -rf "$stage"
+"""
+    return f"bash -c {shlex.quote(script)}"
 
 
 def check_ca(remote: Remote, ip: str, rootfs: str, cluster: str) -> None:
