@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -22,6 +23,7 @@ from cluster.image import sealer_home
 from cluster.names import cluster_name_problem
 
 CA_DAYS, SERVER_DAYS = 3650, 825
+_lock = threading.Lock()
 
 
 def folder_of(cluster: str) -> Path:
@@ -40,11 +42,17 @@ def has_ca(cluster: str) -> bool:
 
 
 def ca(cluster: str) -> tuple[bytes, bytes]:
-    """(certificate PEM, key PEM) of the cluster's registry CA, made on first use."""
-    folder = _folder(cluster)
-    cert_path, key_path = folder / "registry-ca.crt", folder / "registry-ca.key"
-    if cert_path.exists() and key_path.exists():
-        return cert_path.read_bytes(), key_path.read_bytes()
+    """(certificate PEM, key PEM) of the cluster's registry CA, made on first use (once: hosts
+    are set up in parallel, and all of them must trust the one CA)."""
+    with _lock:
+        folder = _folder(cluster)
+        cert_path, key_path = folder / "registry-ca.crt", folder / "registry-ca.key"
+        if cert_path.exists() and key_path.exists():
+            return cert_path.read_bytes(), key_path.read_bytes()
+        return _make_ca(cluster, folder, cert_path, key_path)
+
+
+def _make_ca(cluster: str, folder: Path, cert_path: Path, key_path: Path) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"sealer registry CA ({cluster})")])
     now = datetime.datetime.now(datetime.timezone.utc)
