@@ -194,6 +194,9 @@ def render_state(state: State) -> str:
         f"updated:   {state.updated_at or '-'}",
         f"hosts:     {len(state.hosts)}",
     ]
+    serving = [ip for ip, h in state.hosts.items() if h.registry_served]
+    if serving:
+        lines.append(f"registry:  served by {', '.join(serving)}")
     if state.hosts:
         lines.append("")
         lines.append(f"  {'IP':<39} {'ROLES':<14} {'VERSION':<10} {'STATUS':<10} HOSTNAME")

@@ -162,6 +162,8 @@ def test_ha_registry_survives_a_master_and_refuses_anonymous_pulls(hosts, tmp_pa
     doc["spec"]["image"] = "offline-ha:v1"
     cluster.path.write_text(yaml.safe_dump(doc))
     outputs = [cluster.sealer("plan").stdout, cluster.apply().stdout]
+    shown = cluster.sealer("show").stdout
+    assert f"registry:  served by {ip(1)}, {ip(2)}, {ip(3)}" in shown
     auth = "--authfile /var/lib/kubelet/config.json"
 
     # Anonymous pulls are refused; the configured user's pull works, on every host.
