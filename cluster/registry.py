@@ -119,9 +119,8 @@ def content_digest(image) -> str:
 
 def served_digest(registry: Registry, image, auth: str) -> str:
     """A serving host's record: config, content, credentials (auth: Registry.auth_digest)."""
-    return _digest(
-        [registry.summary(), registry.dns_names, registry.ips, content_digest(image), auth]
-    )
+    server = {k: v for k, v in registry.summary().items() if k != "ha"}  # same on one host
+    return _digest([server, registry.dns_names, registry.ips, content_digest(image), auth])
 
 
 def client_digest(registry: Registry, serving: list[str], auth: str) -> str:

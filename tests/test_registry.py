@@ -327,3 +327,32 @@ def test_platform_picks_the_variant_of_a_multi_arch_image(tmp_path):
     assert "--platform linux/arm64, but the base image" in wrong.stderr and "amd64" in wrong.stderr
     bad = sealer("build", "--platform", "arm64", "-t", "bad:v1", str(context))
     assert bad.returncode == 1 and "expected linux/ARCH[/VARIANT]" in bad.stderr
+
+
+def test_turning_ha_on_serves_from_every_master_and_moves_every_host(tmp_path):
+    def load(ha: bool):
+        path = write_clusterfile(
+            tmp_path / "Clusterfile",
+            cluster_doc(
+                ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+                ["10.0.0.4"],
+                image=str(BASE),
+                registry={"localRegistry": {"ha": ha}},
+            ),
+        )
+        return clusterfile.load(str(path), environ={})[0]
+
+    single = load(False)
+    state = _running(single, "x")
+    assert [ip for ip, r in state.hosts.items() if r.registry_served] == ["10.0.0.1"]
+    actions = {a.id: a for a in make_plan(load(True), state).actions}
+    assert sorted(i for i in actions if i.startswith("serve_")) == [
+        "serve_registry.10.0.0.2",
+        "serve_registry.10.0.0.3",
+    ]
+    configure = [a for i, a in actions.items() if i.startswith("configure_")]
+    assert len(configure) == 4  # every host: its hosts lines name three masters now
+    assert all(set(a.depends_on) >= {"serve_registry.10.0.0.2"} for a in configure)
+    # And back: the two stop serving, every host is pointed at the first master again.
+    back = {a.id for a in make_plan(single, _running(load(True), "x")).actions}
+    assert {"stop_registry.10.0.0.2", "stop_registry.10.0.0.3"} <= back
