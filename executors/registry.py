@@ -225,12 +225,6 @@ fi
     return f"bash -c {q(script)}"
 
 
-def probe_command(ip: str, port: int) -> str:
-    """Exit 0 when something listens on the registry's address."""
-    script = f"(exec 3<>/dev/tcp/{shlex.quote(ip.strip('[]'))}/{port}) 2>/dev/null"
-    return f"bash -c {shlex.quote(script)}"
-
-
 # ---- clients ----
 
 
@@ -266,7 +260,6 @@ def client_files(registry: Registry, runtime: str, cluster: str) -> dict[str, tu
             (header + f'server = "{registries.mirror_server(source)}"\n\n' + host_entry).encode(),
             0o644,
         )
-    auth = ""
     if registry.username:
         auth = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
         config = {"auths": {endpoint: {"auth": auth}}}
