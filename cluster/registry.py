@@ -107,6 +107,25 @@ def from_spec(spec: dict, image) -> Registry | None:
     )
 
 
+def distribution_config(
+    storage: str, address: str, tls: dict | None = None, htpasswd: str = ""
+) -> dict:
+    """A config.yml for Distribution's `registry serve`: the build's registry and the cluster's
+    use the same one (filesystem storage, deletes allowed, quiet logs)."""
+    http: dict = {"addr": address, "headers": {"X-Content-Type-Options": ["nosniff"]}}
+    if tls:
+        http["tls"] = tls
+    config: dict = {
+        "version": 0.1,
+        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": storage}, "delete": {"enabled": True}},
+        "http": http,
+    }
+    if htpasswd:
+        config["auth"] = {"htpasswd": {"realm": "sealer-registry", "path": htpasswd}}
+    return config
+
+
 def _registry_of(source: str) -> str:
     return source.split("/", 1)[0] if "/" in source else ""
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from cluster import beneath, configs, names, plugins
+from cluster import registry as registry_model
 from cluster.errors import SealerError
 from cluster.problems import Problems
 from cluster.yamldoc import YamlDoc
@@ -85,8 +86,9 @@ def registry_env(doc: YamlDoc, registry: dict, problems: Problems) -> dict[str, 
         if config is None:
             continue
         base = ["spec", "registry", kind]
-        domain = config.get("domain") or ("sea.hub" if kind == "localRegistry" else "")
-        port = config.get("port") or (5000 if kind == "localRegistry" else 0)
+        local = kind == "localRegistry"
+        domain = config.get("domain") or (registry_model.DEFAULT_DOMAIN if local else "")
+        port = config.get("port") or (registry_model.DEFAULT_PORT if local else 0)
         if not domain:
             problems.at(doc, base, "externalRegistry needs a domain")
             continue

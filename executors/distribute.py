@@ -60,21 +60,26 @@ def tarball(image: Image, configs: dict[str, bytes]) -> Path:
                     tar.add(
                         os.path.join(image.rootfs, entry),
                         arcname=entry,
-                        filter=lambda info: None if info.name in configs else _root_owned(info),
+                        filter=lambda info: None if info.name in configs else root_owned(info),
                     )
                 for name, content in sorted(configs.items()):
-                    info = _root_owned(tarfile.TarInfo(name))
-                    info.size, info.mode = len(content), 0o644
-                    tar.addfile(info, io.BytesIO(content))
+                    add_file(tar, name, content, 0o644)
             os.replace(tmp, path)
     return path
 
 
-def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+def root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
     """Files on the hosts belong to root, not to whoever ran sealer on the operator's machine."""
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
     return info
+
+
+def add_file(tar: tarfile.TarFile, name: str, content: bytes, mode: int, mtime: int = 0) -> None:
+    """A root-owned file made of content in a tar being written."""
+    info = root_owned(tarfile.TarInfo(name))
+    info.size, info.mode, info.mtime = len(content), mode, mtime
+    tar.addfile(info, io.BytesIO(content))
 
 
 def rendered_configs(image: Image, configs: tuple[Document, ...]) -> dict[str, bytes]:

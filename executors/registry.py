@@ -32,6 +32,7 @@ from cluster import registry as registries
 from cluster.errors import SealerError
 from cluster.registry import Registry
 from executors import hostsfile, registry_pki
+from executors.distribute import add_file, root_owned
 from executors.driver import Remote
 from executors.facts import REGISTRY_MARK
 
@@ -132,53 +133,44 @@ def _pack(tar_file, local: Path, have: set[str], extra: dict[str, tuple[bytes, i
         for path in sorted(blobs.rglob("data")) if blobs.is_dir() else []:
             relative = f"./{path.relative_to(blobs)}"
             if relative not in have and path.is_file() and not path.is_symlink():
-                tar.add(path, arcname=f"{BLOBS}/{relative[2:]}", filter=_root_owned)
+                tar.add(path, arcname=f"{BLOBS}/{relative[2:]}", filter=root_owned)
                 sent += 1
         repositories = local / REPOSITORIES
         for path in sorted(repositories.rglob("*")) if repositories.is_dir() else []:
             if path.is_file() and not path.is_symlink():
-                tar.add(path, arcname=str(path.relative_to(local)), filter=_root_owned)
+                tar.add(path, arcname=str(path.relative_to(local)), filter=root_owned)
         for name, (content, mode) in sorted(extra.items()):
-            info = _root_owned(tarfile.TarInfo(name))
-            info.size, info.mode, info.mtime = len(content), mode, int(time.time())
-            tar.addfile(info, io.BytesIO(content))
+            add_file(tar, name, content, mode, int(time.time()))
     return sent
-
-
-def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    return info
 
 
 def _server_files(
     ip: str, registry: Registry, target: str, cluster: str
 ) -> dict[str, tuple[bytes, int]]:
-    http = {"addr": _listen(ip, registry.port), "headers": {"X-Content-Type-Options": ["nosniff"]}}
     files: dict[str, tuple[bytes, int]] = {}
+    tls, htpasswd = None, ""
     if not registry.insecure:
         names = [registry.domain, *registry.dns_names]
         cert, key = registry_pki.server(cluster, names, [ip, *registry.ips])
         files["certs/server.crt"], files["certs/server.key"] = (cert, 0o644), (key, 0o600)
         files["certs/ca.crt"] = (registry_pki.ca(cluster)[0], 0o644)  # see check_ca
-        http["tls"] = {
-            "certificate": f"{target}/certs/server.crt",
-            "key": f"{target}/certs/server.key",
-        }
-    config = {
-        "version": 0.1,
-        "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": target}, "delete": {"enabled": True}},
-        "http": http,
-    }
+        tls = {"certificate": f"{target}/certs/server.crt", "key": f"{target}/certs/server.key"}
     if registry.username:
         hashed = bcrypt.hashpw(registry.password.encode(), bcrypt.gensalt(rounds=10))
         files["auth/htpasswd"] = (f"{registry.username}:".encode() + hashed + b"\n", 0o600)
-        config["auth"] = {
-            "htpasswd": {"realm": "sealer-registry", "path": f"{target}/auth/htpasswd"}
-        }
+        htpasswd = f"{target}/auth/htpasswd"
+    config = registries.distribution_config(
+        target, _listen(ip, registry.port), tls=tls, htpasswd=htpasswd
+    )
     files["config.yml"] = (yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
     return files
+
+
+# Stop the registry the pid file names, if that process is still a registry (not a reused pid).
+_STOP_RUNNING = """old=$(cat "$pidfile" 2>/dev/null)
+if [ -n "$old" ] && grep -qa registry "/proc/$old/cmdline" 2>/dev/null; then
+  kill "$old"; for i in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+fi"""
 
 
 def _start_command(target: str, program: str, ip: str, port: int) -> str:
@@ -187,12 +179,7 @@ def _start_command(target: str, program: str, ip: str, port: int) -> str:
     host = ip.strip("[]")
     script = f"""
 dir={q(target)}; pidfile="$dir/registry.pid"
-if [ -f "$pidfile" ]; then
-  old=$(cat "$pidfile")
-  if grep -qa registry "/proc/$old/cmdline" 2>/dev/null; then
-    kill "$old"; for i in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
-  fi
-fi
+{_STOP_RUNNING}
 nohup setsid {q(program)} serve "$dir/config.yml" > "$dir/registry.log" 2>&1 < /dev/null &
 echo $! > "$pidfile"
 for i in $(seq {START_WAIT * 10}); do
@@ -212,13 +199,8 @@ def stop_command(rootfs: str, remove: bool = False) -> str:
     target = folder(rootfs)
     script = f"""
 dir={q(target)}; pidfile="$dir/registry.pid"
-if [ -f "$pidfile" ]; then
-  old=$(cat "$pidfile")
-  if grep -qa registry "/proc/$old/cmdline" 2>/dev/null; then
-    kill "$old"; for i in $(seq 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$pidfile"
-fi
+{_STOP_RUNNING}
+rm -f "$pidfile"
 """
     if remove:
         script += 'rm -rf "$dir"\n'
@@ -303,9 +285,7 @@ def configure(
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path, (content, mode) in sorted(files.items()):
-            info = _root_owned(tarfile.TarInfo(path.lstrip("/")))
-            info.size, info.mode, info.mtime = len(content), mode, int(time.time())
-            tar.addfile(info, io.BytesIO(content))
+            add_file(tar, path.lstrip("/"), content, mode, int(time.time()))
     secrets = (registry.password,) if registry.password else ()
     remote.run("tar xf - --no-same-owner -C /", stdin=buffer.getvalue(), secrets=secrets)
     remote.run(hostsfile.set_lines_command(MARK, hosts_lines(registry, serving, ip)))

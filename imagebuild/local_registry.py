@@ -18,6 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
+from cluster import registry as registries
 from cluster.errors import SealerError
 
 BINARY_NAMES = ("registry", "docker-registry")  # upstream's name, Debian's name
@@ -39,15 +42,6 @@ def binary(rootfs: Path | None = None) -> str:
     )
 
 
-def config(storage: str, address: str, extra: str = "") -> str:
-    return (
-        "version: 0.1\n"
-        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: {address}\n" + extra
-    )
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,7 +56,8 @@ def running(storage: Path, program: str):
     address = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="sealer-registry-") as tmp:
         config_path = Path(tmp) / "config.yml"
-        config_path.write_text(config(str(storage), address))
+        config = registries.distribution_config(str(storage), address)
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         with open(Path(tmp) / "registry.log", "w+b") as log:
             process = subprocess.Popen(
                 [program, "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT
