@@ -546,9 +546,8 @@ class Applier:
 
     def _do_configure_registry(self, action: Action) -> None:
         ip = action.host
-        if self.desired.registry is None:
-            old = action.details.get("endpoint", "")
-            self.run(ip, registry_remote.unconfigure_command(old if old != "(none)" else ""))
+        if self.desired.registry is None:  # its lines go; the state never kept its endpoint
+            self.run(ip, registry_remote.unconfigure_command(""))
         else:
             self._configure_registry(ip)
         self._record(update_host(ip, registry=self._registry_client.get(ip, "")))
