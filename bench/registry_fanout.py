@@ -31,21 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.apply_fanout import sealer, ssh_args  # noqa: E402
 from tests.source_registry import oci_image, push, source_registry  # noqa: E402
 
 IMAGES = 4
-SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
-SSH_OPTIONS += ["-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
-
-
-def sealer(*args: str, env: dict) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "sealer"), *args], env=env, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        sys.exit(f"sealer {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    return time.perf_counter() - start
 
 
 def parallel(addresses: list[str], one) -> float:
@@ -71,8 +60,7 @@ def main() -> None:
     try:
         started = sandbox.up(args.hosts)
         addresses = [h.address for h in started]
-        key = str(sandbox.key_path())
-        ssh = ["ssh", "-i", key, *SSH_OPTIONS]
+        ssh = ["ssh", *ssh_args(sandbox.key_path())]
 
         # The image: IMAGES images of random (incompressible) layers from a source registry.
         layout, context = folder / "oci", folder / "ctx"

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from cluster.image import sealer_home
-from tests.e2e.conftest import Cluster, ip, ssh
+from tests.e2e.conftest import IMAGES, OLD, Cluster, ip, ssh
 from tests.helpers import sealer
 from tests.source_registry import inspect_digest, oci_image, push, source_registry
 
@@ -57,6 +57,16 @@ def _build(context: Path, address: str, tag: str, base: str) -> None:
     assert "container images" in result.stdout
 
 
+def _offline_image(tmp_path: Path, runtime: str, tag: str) -> tuple[dict[str, str], str]:
+    """A ClusterImage of the runtime's sandbox image whose manifests name the two seeded
+    images, built while the source registry runs (it is stopped when this returns).
+    Returns (name -> source digest, the source registry's address)."""
+    with source_registry(tmp_path / "source") as address:
+        digests = _seed(tmp_path / "oci", address)
+        _build(tmp_path / "ctx", address, tag, str(IMAGES / f"{runtime}-{OLD}"))
+    return digests, address
+
+
 def _pull_digest(n: int, name: str, *extra: str) -> str:
     """skopeo on sandbox host n, through sea.hub:5000 as the host resolves and trusts it."""
     result = ssh(
@@ -69,21 +79,14 @@ def _pull_digest(n: int, name: str, *extra: str) -> str:
 
 
 def test_images_collected_at_build_are_served_by_the_cluster_with_the_source_down(hosts, tmp_path):
-    layout = tmp_path / "oci"
-    with source_registry(tmp_path / "source") as address:
-        digests = _seed(layout, address)
-        base = str(Path(__file__).resolve().parents[2] / "examples/images/kubernetes-v1.25.3")
-        _build(tmp_path / "ctx", address, "offline:v1", base)
-        inspected = json.loads(sealer("image", "inspect", "offline:v1", "--json").stdout)
-        listed = {c["name"]: c["digest"] for c in inspected["metadata"]["containerImages"]}
-        assert listed == digests
+    digests, address = _offline_image(tmp_path, "kubernetes", "offline:v1")
+    inspected = json.loads(sealer("image", "inspect", "offline:v1", "--json").stdout)
+    listed = {c["name"]: c["digest"] for c in inspected["metadata"]["containerImages"]}
+    assert listed == digests
 
     # The source registry is stopped: only the cluster's registry has the images now.
     cluster = Cluster(tmp_path, "kubernetes")
-    cluster.write([1], [2])
-    doc = yaml.safe_load(cluster.path.read_text())
-    doc["spec"]["image"] = "offline:v1"
-    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.write([1], [2], image="offline:v1")
     plan = cluster.sealer("plan").stdout
     assert 'registry = "serves sea.hub:5000"' in plan and 'registry = "uses sea.hub:5000"' in plan
     cluster.apply()
@@ -108,8 +111,8 @@ def test_images_collected_at_build_are_served_by_the_cluster_with_the_source_dow
     # A rebuilt image with one more container image: only the master's registry is served
     # again, and only the new image's blobs travel.
     with source_registry(tmp_path / "source") as address2:
-        oci_image(layout, "cache", [{"srv/cache": os.urandom(3000)}])
-        push(layout, "cache", address2, "team/cache:v3")
+        oci_image(tmp_path / "oci", "cache", [{"srv/cache": os.urandom(3000)}])
+        push(tmp_path / "oci", "cache", address2, "team/cache:v3")
         new_digest = inspect_digest(f"{address2}/team/cache:v3", "--tls-verify=false")
         context = tmp_path / "ctx2"
         context.mkdir()
@@ -118,8 +121,7 @@ def test_images_collected_at_build_are_served_by_the_cluster_with_the_source_dow
         result = sealer("build", "-t", "offline:v2", str(context), timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "1 container images" in result.stdout  # the base's two are inherited
-    doc["spec"]["image"] = "offline:v2"
-    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.write([1], [2], image="offline:v2")
     plan = cluster.sealer("plan").stdout
     assert f"serve_registry.{ip(1)}" in plan and f"serve_registry.{ip(2)}" not in plan
     before = ssh(1, "find /var/lib/sealer/data/e2e/registry/docker -name data | wc -l").stdout
@@ -136,8 +138,7 @@ def test_images_collected_at_build_are_served_by_the_cluster_with_the_source_dow
     assert _pull_digest(2, "team/web:v1") == digests["team/web:v1"]  # still served
 
     # Back to the image without team/cache: the registry keeps it until a prune.
-    doc["spec"]["image"] = "offline:v1"
-    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.write([1], [2], image="offline:v1")
     cluster.apply()
     assert _pull_digest(2, "team/cache:v3") == new_digest
     pruned = cluster.sealer("registry", "prune")
@@ -150,17 +151,10 @@ def test_images_collected_at_build_are_served_by_the_cluster_with_the_source_dow
 
 
 def test_ha_registry_survives_a_master_and_refuses_anonymous_pulls(hosts, tmp_path):
-    layout = tmp_path / "oci"
-    with source_registry(tmp_path / "source") as address:
-        digests = _seed(layout, address)
-        base = str(Path(__file__).resolve().parents[2] / "examples/images/k3s-v1.25.3")
-        _build(tmp_path / "ctx", address, "offline-ha:v1", base)
+    digests, _ = _offline_image(tmp_path, "k3s", "offline-ha:v1")
     cluster = Cluster(tmp_path, "k3s")
     registry = {"localRegistry": {"ha": True, "username": "puller", "password": PASSWORD}}
-    cluster.write([1, 2, 3], [4], registry=registry)
-    doc = yaml.safe_load(cluster.path.read_text())
-    doc["spec"]["image"] = "offline-ha:v1"
-    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.write([1, 2, 3], [4], registry=registry, image="offline-ha:v1")
     outputs = [cluster.sealer("plan").stdout, cluster.apply().stdout]
     shown = cluster.sealer("show").stdout
     assert f"registry:  served by {ip(1)}, {ip(2)}, {ip(3)}" in shown
@@ -195,17 +189,10 @@ def test_ha_registry_survives_a_master_and_refuses_anonymous_pulls(hosts, tmp_pa
 
 
 def test_insecure_registry_on_its_own_domain_and_port_for_k0s(hosts, tmp_path):
-    layout = tmp_path / "oci"
-    with source_registry(tmp_path / "source") as address:
-        digests = _seed(layout, address)
-        base = str(Path(__file__).resolve().parents[2] / "examples/images/k0s-v1.25.3")
-        _build(tmp_path / "ctx", address, "offline-k0s:v1", base)
+    digests, address = _offline_image(tmp_path, "k0s", "offline-k0s:v1")
     cluster = Cluster(tmp_path, "k0s")
     registry = {"localRegistry": {"domain": "hub.internal", "port": 5443, "insecure": True}}
-    cluster.write([1], [2], registry=registry)
-    doc = yaml.safe_load(cluster.path.read_text())
-    doc["spec"]["image"] = "offline-k0s:v1"
-    cluster.path.write_text(yaml.safe_dump(doc))
+    cluster.write([1], [2], registry=registry, image="offline-k0s:v1")
     cluster.apply()
     plain = "--tls-verify=false docker://hub.internal:5443/team/web:v1"
     digest = ssh(2, f"skopeo inspect --format '{{{{.Digest}}}}' {plain}").stdout.strip()
@@ -235,9 +222,8 @@ def test_insecure_registry_on_its_own_domain_and_port_for_k0s(hosts, tmp_path):
 
 
 def test_an_app_image_brings_its_container_images_into_the_running_registry(hosts, tmp_path):
-    layout = tmp_path / "oci"
     with source_registry(tmp_path / "source") as address:
-        digests = _seed(layout, address)
+        digests = _seed(tmp_path / "oci", address)
         context = tmp_path / "app"
         (context / "web").mkdir(parents=True)
         (context / "web" / "deploy.yaml").write_text(
