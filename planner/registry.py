@@ -38,7 +38,10 @@ def details(desired: Cluster, ip: str) -> dict:
     registry = desired.registry
     if registry is None:
         return {}
-    serves = ip in registry.serving_hosts(desired.masters)
+    # As serving_hosts(), without listing every master for each of thousands of hosts.
+    first = next(m for m, h in desired.hosts.items() if h.is_master)
+    host = desired.hosts[ip]
+    serves = registry.kind == registries.LOCAL and host.is_master and (registry.ha or ip == first)
     return {"registry": f"{'serves' if serves else 'uses'} {registry.endpoint}"}
 
 
