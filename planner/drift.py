@@ -30,6 +30,7 @@ def find_drift(
     nodes = view.nodes
     name_at = {n["address"]: name for name, n in (nodes or {}).items()}
     known_names: set[str] = set()
+    serving = sorted(h for h, r in state.hosts.items() if r.registry_served)  # the registry's
     for ip, record in state.hosts.items():
         fact = facts.get(ip)
         name = record.hostname or name_at.get(ip) or ip
@@ -49,7 +50,7 @@ def find_drift(
                 findings.append(
                     Finding("host_aliases_changed", ip, list(record.host_aliases), list(live))
                 )
-            findings += _registry_findings(state, ip, record, fact)
+            findings += _registry_findings(ip, record, fact, serving)
             stale = _endpoint_problem(state, ip, record, fact.endpoint)
             if stale:
                 findings.append(Finding("endpoint_stale", ip, stale, fact.endpoint or None))
@@ -82,13 +83,12 @@ def find_drift(
     return findings
 
 
-def _registry_findings(state: State, ip: str, record: HostRecord, fact: HostFacts) -> list:
+def _registry_findings(ip: str, record: HostRecord, fact: HostFacts, serving: list) -> list:
     """A serving host whose registry process is gone; a host whose hosts file no longer
-    sends the registry's domain to the serving masters."""
+    sends the registry's domain to the serving masters (sorted)."""
     found = []
     if record.registry_served and fact.registry_running is False:
         found.append(Finding("registry_unreachable", ip, "running", "stopped"))
-    serving = sorted(h for h, r in state.hosts.items() if r.registry_served)
     live = fact.registry_addresses
     if record.registry and serving and live is not None and sorted(live) != serving:
         found.append(Finding("registry_config_changed", ip, serving, sorted(live)))

@@ -50,9 +50,10 @@ def plan(graph: ActionGraph, desired: Cluster, state: State, kept: list[str]) ->
     roles = {ip: desired.hosts[ip].roles for ip in kept}
     endpoint = desired.registry.endpoint if desired.registry else ""
     serve_ids = []
+    planned = set(graph.ids())  # once: thousands of kept hosts look it up
     for ip in kept:
         record = state.hosts[ip]
-        before = [f"{kind}.{ip}" for kind in ROOTFS_STEPS if f"{kind}.{ip}" in graph.ids()]
+        before = [f"{kind}.{ip}" for kind in ROOTFS_STEPS if f"{kind}.{ip}" in planned]
         if served.get(ip) and record.registry_served != served[ip]:
             change = "content or settings changed" if record.registry_served else "starts serving"
             serve_ids.append(
