@@ -207,6 +207,9 @@ class Plan:
     bootstrap_master: str | None  # after the plan is applied
     destroy: bool = False
     changes: tuple[str, ...] = ()  # cluster-level changes, one line each
+    targets: tuple[str, ...] = ()  # --target: only these hosts' actions (and what they need)
+    left_out: tuple[str, ...] = ()  # with targets: the action ids the full plan also has
+    replaced: tuple[str, ...] = ()  # --replace: hosts reset and joined again (-/+)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -236,6 +239,9 @@ class Plan:
             "previous_image": self.previous_image,
             "bootstrap_master": self.bootstrap_master,
             "changes": list(self.changes),
+            "targets": list(self.targets),
+            "left_out": list(self.left_out),
+            "replaced": list(self.replaced),
             "actions": [a.to_json() for a in self.actions],
             "summary": self.summary,
         }
@@ -252,6 +258,9 @@ class Plan:
             bootstrap_master=data["bootstrap_master"],
             destroy=data["destroy"],
             changes=tuple(data["changes"]),
+            targets=tuple(data.get("targets") or ()),
+            left_out=tuple(data.get("left_out") or ()),
+            replaced=tuple(data.get("replaced") or ()),
         )
 
 

@@ -258,6 +258,10 @@ class Applier:
                 set_field("control_plane", None),
                 set_field("apps", {}),
             )
+        elif self.plan.targets and self.state.image:
+            # A targeted apply changed some hosts only: the cluster's image, configs and
+            # control plane stay as recorded, so the next full plan still brings the others.
+            return
         else:
             self._record(
                 set_field("image", self.plan.image),

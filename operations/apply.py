@@ -41,6 +41,8 @@ class ApplyRequest:
     refresh_only: bool = False  # accept the drift into the state, touch no host
     max_unavailable: str = "10%"
     parallelism: int = 10
+    targets: tuple[str, ...] = ()  # --target: only these hosts (and what they need)
+    replace: tuple[str, ...] = ()  # --replace: reset and join these hosts again
     stop: threading.Event = field(default_factory=threading.Event)  # set: start no new action
 
 
@@ -81,7 +83,14 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             return ApplyResult("apply", None, accepted=len(refreshed.findings))
         if refreshed.findings:
             listener.drift(refreshed.findings)
-        made = plan_for(cluster, refreshed.live, False, request.max_unavailable)
+        made = plan_for(
+            cluster,
+            refreshed.live,
+            False,
+            request.max_unavailable,
+            request.targets,
+            request.replace,
+        )
         return execute(request, listener, made, cluster, locked, refreshed.live, "apply")
 
 

@@ -30,6 +30,8 @@ class PlanRequest:
     destroy: bool = False
     max_unavailable: str = "10%"
     out: str | None = None  # save the plan here for `sealer apply FILE`
+    targets: tuple[str, ...] = ()  # --target: only these hosts (and what they need)
+    replace: tuple[str, ...] = ()  # --replace: reset and join these hosts again
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,17 @@ class PlanResult:
         return bool(self.findings) or (self.plan is not None and not self.plan.empty)
 
 
-def plan_for(cluster: Cluster, state: State, destroy: bool, max_unavailable: str) -> Plan:
+def plan_for(
+    cluster: Cluster,
+    state: State,
+    destroy: bool,
+    max_unavailable: str,
+    targets: tuple[str, ...] = (),
+    replace: tuple[str, ...] = (),
+) -> Plan:
     if destroy:
         return make_destroy_plan(state)
-    return make_plan(cluster, state, max_unavailable=max_unavailable)
+    return make_plan(cluster, state, max_unavailable, replace=replace, targets=targets)
 
 
 def plan(request: PlanRequest, listener: Listener) -> PlanResult:
@@ -59,7 +68,14 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
         refreshed = refresh_state(cluster, locked.state, request.ssh, request.refresh)
         made = None
         if not request.refresh_only:
-            made = plan_for(cluster, refreshed.live, request.destroy, request.max_unavailable)
+            made = plan_for(
+                cluster,
+                refreshed.live,
+                request.destroy,
+                request.max_unavailable,
+                request.targets,
+                request.replace,
+            )
     if made is not None and request.out:
         planfile.save(
             request.out,
@@ -80,4 +96,11 @@ def graph(request: PlanRequest, listener: Listener) -> Plan:
     cluster = load_cluster(request.clusterfile, listener)
     with locked_state(request.state, cluster.name, "graph") as locked:
         cluster = on_recorded_cluster(cluster, locked.state)
-        return plan_for(cluster, locked.state, request.destroy, request.max_unavailable)
+        return plan_for(
+            cluster,
+            locked.state,
+            request.destroy,
+            request.max_unavailable,
+            request.targets,
+            request.replace,
+        )

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from cluster.model import Cluster, Plan
 from cluster.records import State
-from operations.common import StateRef, load_cluster, locked_state
+from operations.common import load_cluster, locked_state
 from operations.events import Listener
+from operations.state_sync import StateRequest, cluster_name
 from state import planfile
 
 
@@ -18,9 +19,9 @@ class Shown:
     state: State
 
 
-def show_state(clusterfile: str, ref: StateRef, listener: Listener) -> Shown:
-    cluster = load_cluster(clusterfile, listener)
-    with locked_state(ref, cluster.name, "show") as locked:
+def show_state(request: StateRequest, listener: Listener) -> Shown:
+    """The state of --cluster, of the cluster a --state file names, or of the Clusterfile's."""
+    with locked_state(request.state, cluster_name(request, listener), "show") as locked:
         return Shown(locked.backend.describe(), locked.doc, locked.state)
 
 

@@ -7,6 +7,7 @@ past it, so plans saved against the overwritten state go stale.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,7 +29,20 @@ class StateRequest:
 
 
 def cluster_name(request: StateRequest, listener: Listener) -> str:
-    return request.cluster or load_cluster(request.clusterfile, listener).name
+    """--cluster, else the cluster a --state file (or $SEALER_STATE) names when there is no
+    Clusterfile to read, else the Clusterfile's name."""
+    if request.cluster:
+        return request.cluster
+    path = request.state.path
+    if not path and not request.state.backend_url and not os.environ.get("SEALER_BACKEND"):
+        path = os.environ.get("SEALER_STATE")
+    if path and not Path(request.clusterfile).exists():
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as e:
+            raise SealerError(f"{path}: cannot read the state: {e.strerror}") from None
+        return parse(raw, path)["cluster"]
+    return load_cluster(request.clusterfile, listener).name
 
 
 def pull(request: StateRequest, listener: Listener, serial: int | None = None) -> dict:

@@ -25,6 +25,7 @@ from planner import registry as registry_rules
 from planner.explain import explain
 from planner.graph import ActionGraph
 from planner.records import desired_record
+from planner.target import restrict
 from planner.versions import check_transition, check_version_step, is_upgrade
 
 DEFAULT_MAX_UNAVAILABLE = "10%"
@@ -46,13 +47,23 @@ def batch_size(max_unavailable: str | int, workers: int) -> int:
     return max(1, value)
 
 
-def make_plan(desired: Cluster, state: State, max_unavailable=DEFAULT_MAX_UNAVAILABLE) -> Plan:
+def make_plan(
+    desired: Cluster,
+    state: State,
+    max_unavailable=DEFAULT_MAX_UNAVAILABLE,
+    replace: tuple[str, ...] = (),
+    targets: tuple[str, ...] = (),
+) -> Plan:
+    """replace: hosts to reset and join again; targets: keep only these hosts' actions and
+    what they need (planner/target.py)."""
     image = desired.image.record()
     previous_image = state.image
     check_transition(previous_image, image)
+    _check_hosts("--replace", replace, desired, state, both=True)
+    _check_hosts("--target", targets, desired, state)
     graph = ActionGraph()
     if state.hosts:
-        bootstrap = _plan_running_cluster(graph, desired, state, max_unavailable)
+        bootstrap = _plan_running_cluster(graph, desired, state, max_unavailable, set(replace))
     else:
         bootstrap = _plan_new_cluster(graph, desired)
     _plan_launch(graph, desired, state, bootstrap)
@@ -60,16 +71,32 @@ def make_plan(desired: Cluster, state: State, max_unavailable=DEFAULT_MAX_UNAVAI
     changes = ()
     if previous_image and previous_image != image:
         changes = tuple(f"image.{line}" for line in explain(previous_image, image))
+    actions, left_out = graph.ordered(), ()
+    if targets:
+        actions, left_out = restrict(actions, frozenset(targets))
     return Plan(
         cluster=desired.name,
         lineage=state.stored_lineage,
         serial=state.serial,
-        actions=graph.ordered(),
+        actions=actions,
         image=image,
         previous_image=previous_image,
         bootstrap_master=bootstrap,
         changes=changes,
+        targets=tuple(targets),
+        left_out=left_out,
+        replaced=tuple(replace),
     )
+
+
+def _check_hosts(flag: str, ips, desired: Cluster, state: State, both: bool = False) -> None:
+    """A --target names a host of the Clusterfile or the state; a --replace one of both."""
+    for ip in ips:
+        if both and not (ip in desired.hosts and ip in state.hosts):
+            where = "the Clusterfile" if ip not in desired.hosts else "the state (not joined yet)"
+            raise PlanError(f"{flag} {ip}: not a host of {where}; only a running host is replaced")
+        if ip not in desired.hosts and ip not in state.hosts:
+            raise PlanError(f"{flag} {ip}: not a host of the Clusterfile nor of the state")
 
 
 def make_destroy_plan(state: State) -> Plan:
@@ -113,17 +140,20 @@ def _plan_new_cluster(graph: ActionGraph, desired: Cluster) -> str:
 
 
 def _plan_running_cluster(
-    graph: ActionGraph, desired: Cluster, state: State, max_unavailable
+    graph: ActionGraph, desired: Cluster, state: State, max_unavailable, replace: set[str]
 ) -> str:
     recorded = state.hosts
     wanted = desired.hosts
     key = state.lineage
     version = desired.image.version
 
-    # A host that changes between master and worker is removed, then joined again.
+    # A host that changes between master and worker is removed, then joined again; so is a
+    # host given to --replace (a broken node).
     replaced = {
         ip for ip in wanted if ip in recorded and wanted[ip].is_master != recorded[ip].is_master
-    }
+    } | replace
+    # A replaced master rejoins after it left (below), not in the chain of new masters.
+    rejoining = [ip for ip in replace if wanted[ip].is_master and recorded[ip].is_master]
     removed = [ip for ip in recorded if ip not in wanted or ip in replaced]
     added = [ip for ip in wanted if ip not in recorded or ip in replaced]
     kept = [ip for ip in wanted if ip in recorded and ip not in replaced]
@@ -131,6 +161,11 @@ def _plan_running_cluster(
     kept_masters = [ip for ip in kept if wanted[ip].is_master]
     if not kept_masters:
         current = state.masters
+        if replace & set(current):
+            raise PlanError(
+                f"--replace {', '.join(sorted(replace & set(current)))}: a replaced master "
+                f"rejoins through another master, and no other master stays; add a master first"
+            )
         raise PlanError(
             f"this change removes every current master ({', '.join(current)}); keep at least "
             f"one master in the Clusterfile so the others can join its control plane"
@@ -195,7 +230,7 @@ def _plan_running_cluster(
 
     # Joins: new masters one at a time, new workers in parallel, both at the new version.
     previous = control_plane_ready
-    for ip in [ip for ip in added if wanted[ip].is_master]:
+    for ip in [ip for ip in added if wanted[ip].is_master and ip not in rejoining]:
         previous = graph.add(
             "join_master",
             ip,
@@ -240,9 +275,17 @@ def _plan_running_cluster(
         previous = removals[ip] = graph.add(
             "delete_master", ip, recorded[ip].roles, deps, **details
         )
-    for ip in replaced:
+    for ip in replaced - set(rejoining):
         if recorded[ip].is_master:
             graph.depend(f"join_worker.{ip}", removals[ip])
+    for ip in rejoining:  # one at a time, each after its own leave
+        previous = graph.add(
+            "join_master",
+            ip,
+            wanted[ip].roles,
+            [previous, removals[ip]],
+            **_join_details(desired, ip),
+        )
 
     # Same version, new content (a rebuilt image, or changed Config documents rendered into
     # it): hosts that stay get the new rootfs.

@@ -7,6 +7,7 @@ Each handler returns the exit code.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -24,15 +25,18 @@ from operations import (
     images,
     import_cluster,
     kubeconfig,
+    output,
     plan,
     registry,
     run,
     sandbox,
     show,
+    state_edit,
 )
 from operations import state_sync as states
 from operations.common import SSHSettings, StateRef
 from operations.events import Listener
+from sealer_cli.parser import version
 from views import text
 from views.dot import to_dot
 from views.progress import Console, JsonEvents, LiveEvents, PlainEvents
@@ -71,8 +75,22 @@ def apply_request(args, **fields) -> applying.ApplyRequest:
         refresh_only=getattr(args, "refresh_only", False),
         max_unavailable=getattr(args, "max_unavailable", "10%"),
         parallelism=args.parallelism,
+        targets=host_list(getattr(args, "targets", ()), "--target"),
+        replace=host_list(getattr(args, "replace", ()), "--replace"),
         **fields,
     )
+
+
+def host_list(values, flag: str) -> tuple[str, ...]:
+    """Addresses from repeated (or comma-separated) flags, in their canonical form."""
+    hosts = []
+    for value in values:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                hosts.append(str(ipaddress.ip_address(part)))
+            except ValueError:
+                raise SealerError(f"{flag} {part!r}: not an IP address") from None
+    return tuple(dict.fromkeys(hosts))
 
 
 def listener_for(args) -> Listener:
@@ -101,6 +119,8 @@ def plan_request(args) -> plan.PlanRequest:
         destroy=args.destroy,
         max_unavailable=args.max_unavailable,
         out=getattr(args, "out", None),
+        targets=host_list(getattr(args, "targets", ()), "--target"),
+        replace=host_list(getattr(args, "replace", ()), "--replace"),
     )
 
 
@@ -137,7 +157,7 @@ def cmd_show(args) -> int:
         else:
             sys.stdout.write(text.render_plan(saved, text.use_colour()))
         return 0
-    shown = show.show_state(args.file, state_ref(args), Console())
+    shown = show.show_state(_state_request(args), Console())
     if args.json:
         print(json.dumps(shown.doc, indent=1))
     elif shown.state.is_empty and not shown.state.serial:
@@ -161,10 +181,15 @@ def cmd_import(args) -> int:
 
 
 def cmd_apply(args) -> int:
-    saved = args.target and show.is_plan_file(args.target)
-    if args.target and not saved:
-        args.file = args.target
-    request = apply_request(args, clusterfile=args.file, plan_file=args.target if saved else None)
+    saved = args.source and show.is_plan_file(args.source)
+    if args.source and not saved:
+        args.file = args.source
+    if saved and (args.targets or args.replace):
+        raise SealerError(
+            f"{args.source}: a saved plan is applied as it is; give --target or "
+            "--replace to `sealer plan --out` instead"
+        )
+    request = apply_request(args, clusterfile=args.file, plan_file=args.source if saved else None)
     return _applied(args, lambda listener: applying.apply(request, listener), request)
 
 
@@ -351,7 +376,22 @@ def _state_request(args) -> states.StateRequest:
 
 def cmd_state(args) -> int:
     request, console = _state_request(args), Console()
-    if args.state_command == "forget-host-key":
+    if args.state_command == "list":
+        listed = state_edit.list_hosts(request, console)
+        sys.stdout.write(text.render_host_list(listed.state, listed.where))
+    elif args.state_command == "rm":
+        ips = host_list(args.ips, "state rm")
+        edited = state_edit.remove_hosts(request, ips, console)
+        print(
+            f"Removed {len(edited.removed)} host(s) from {edited.where} (serial "
+            f"{edited.state.serial}); nothing was run on them. Take them out of the "
+            f"Clusterfile too."
+        )
+    elif args.state_command == "mv":
+        old = host_list([args.old_ip], "state mv")[0]
+        edited = state_edit.move_host(request, old, args.new_ip, console)
+        print(f"Moved {old} to {args.new_ip} in {edited.where} (serial {edited.state.serial}).")
+    elif args.state_command == "forget-host-key":
         old = states.forget_host_key(request, args.ip, console)
         print(
             f"Forgot the host key of {args.ip} ({old or '(none)'}); the key seen at the next "
@@ -371,6 +411,20 @@ def cmd_state(args) -> int:
     else:  # versions
         listed = states.versions(request, console)
         sys.stdout.write(text.render_versions(listed.current, listed.earlier))
+    return 0
+
+
+def cmd_output(args) -> int:
+    document = output.outputs(_state_request(args), Console())
+    if args.json:
+        print(json.dumps(document, indent=1))
+    else:
+        sys.stdout.write(text.render_outputs(document))
+    return 0
+
+
+def cmd_version(args) -> int:
+    print(f"sealer {version()}")
     return 0
 
 
@@ -452,6 +506,8 @@ HANDLERS = {
     "etcd": cmd_etcd,
     "registry": cmd_registry,
     "state": cmd_state,
+    "output": cmd_output,
+    "version": cmd_version,
     "build": cmd_build,
     "image": cmd_image,
     "sandbox": cmd_sandbox,

@@ -35,14 +35,16 @@ HELP = {
     "plan": (
         "show what apply would change",
         "sealer plan -f Clusterfile --detailed-exitcode\n"
-        "sealer plan -f Clusterfile --json --out plan.json\nsealer plan -f Clusterfile --destroy",
+        "sealer plan -f Clusterfile --json --out plan.json\nsealer plan -f Clusterfile --destroy\n"
+        "sealer plan -f Clusterfile --target 10.0.0.5 --replace 10.0.0.6",
         "Compare the Clusterfile with the recorded state and print the actions that\n"
         "would bring the cluster to it. Touches no host.",
     ),
     "apply": (
         "change the hosts so the cluster matches the Clusterfile",
         "sealer apply -f Clusterfile\nsealer apply -f Clusterfile --auto-approve --json\n"
-        "sealer apply plan.json",
+        "sealer apply plan.json\nsealer apply -f Clusterfile --target 10.0.0.5\n"
+        "sealer apply -f Clusterfile --replace 10.0.0.6   # reset and re-join a broken node",
         "Plan, ask for approval, then run the plan's actions on the hosts over SSH, in\n"
         "dependency order and in parallel where allowed. Every finished action is recorded\n"
         "in the state at once; a failed action stops only what depends on it.",
@@ -126,6 +128,30 @@ HELP = {
         "sealer state forget-host-key 10.0.0.5 -f Clusterfile",
         "",
     ),
+    "state list": (
+        "list the hosts the state records",
+        "sealer state list -f Clusterfile\nsealer state list --state prod.json",
+        "",
+    ),
+    "state rm": (
+        "forget hosts without touching them (e.g. a machine that burned)",
+        "sealer state rm 10.0.0.7 -f Clusterfile",
+        "Remove the hosts from the state only: nothing is run on them or on the cluster.\n"
+        "Take them out of the Clusterfile too, or the next plan joins them again. The state's\n"
+        "serial goes up and the previous version is kept as the backup.",
+    ),
+    "state mv": (
+        "record a re-addressed host under its new address",
+        "sealer state mv 10.0.0.7 10.0.1.7 -f Clusterfile",
+        "The host keeps its record (roles, version, pinned host key) under NEW_IP. Change the\n"
+        "Clusterfile to the new address too. Nothing is run on any host.",
+    ),
+    "output": (
+        "print the cluster's endpoint, hosts, version and kubeconfig location (for scripts)",
+        "sealer output -f Clusterfile\nsealer output --json --state prod.json | jq -r .api_endpoint",
+        "Read from the state only: no host is contacted. The JSON keys are stable.",
+    ),
+    "version": ("print sealer's version", "sealer version\nsealer --version", ""),
     "state forget-host-key": (
         "accept a reinstalled host's new SSH host key",
         "sealer state forget-host-key 10.0.0.5 -f Clusterfile",
@@ -158,8 +184,10 @@ HELP = {
     ),
     "show": (
         "print the state, or a saved plan",
-        "sealer show -f Clusterfile\nsealer show --json plan.json",
-        "",
+        "sealer show -f Clusterfile\nsealer show --json plan.json\nsealer show --state prod.json\n"
+        "sealer show --backend postgres://ci@db/sealer --cluster prod",
+        "Without a Clusterfile, --cluster NAME (or the cluster a --state file names) says\n"
+        "which state.",
     ),
     "import": (
         "adopt an existing cluster into the state, touching no host",
@@ -204,6 +232,17 @@ HELP = {
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
     pass
+
+
+def version() -> str:
+    """The installed package's version (pyproject.toml's)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("sealer")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _sub(subparsers, path: str, *groups):
@@ -297,6 +336,24 @@ def max_unavailable(p) -> None:
     )
 
 
+def targeting(p) -> None:
+    p.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="only the actions on this host and what they need (repeatable)",
+    )
+    p.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="reset this host and join it again, e.g. a broken node (repeatable)",
+    )
+
+
 def approval(p) -> None:
     p.add_argument("--auto-approve", action="store_true", help="do not ask (needed without a TTY)")
 
@@ -322,11 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sealer", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter
     )
+    parser.add_argument("--version", action="version", version=f"sealer {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _sub(commands, "validate", clusterfile)
 
-    p = _sub(commands, "plan", clusterfile, state, refresh, timeouts, max_unavailable)
+    p = _sub(commands, "plan", clusterfile, state, refresh, timeouts, max_unavailable, targeting)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", metavar="FILE", help="save the plan for `sealer apply FILE`")
     p.add_argument("--destroy", action="store_true", help="plan to reset every host")
@@ -338,12 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(commands, "apply")
     p.add_argument(
-        "target",
+        "source",
         nargs="?",
         metavar="PLANFILE|CLUSTERFILE",
         help="a plan saved with `sealer plan --out`, or a Clusterfile",
     )
-    for group in (clusterfile, state, approval, execution, refresh, max_unavailable):
+    for group in (clusterfile, state, approval, execution, refresh, max_unavailable, targeting):
         group(p)
 
     _sub(commands, "destroy", clusterfile, state, approval, execution)
@@ -407,6 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     states = _sub(commands, "state").add_subparsers(dest="state_command", metavar="STATE_COMMAND")
+    _sub(states, "state list", cluster_name, state)
+    q = _sub(states, "state rm", cluster_name, state)
+    q.add_argument("ips", nargs="+", metavar="IP")
+    q = _sub(states, "state mv", cluster_name, state)
+    q.add_argument("old_ip", metavar="OLD_IP")
+    q.add_argument("new_ip", metavar="NEW_IP")
     _sub(states, "state forget-host-key", clusterfile, state).add_argument("ip", metavar="IP")
     q = _sub(states, "state pull", cluster_name, state)
     q.add_argument("--serial", type=int, metavar="N", help="an earlier version")
@@ -431,11 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(commands, "graph", clusterfile, state, max_unavailable)
     p.add_argument("--destroy", action="store_true", help="graph the destroy plan")
 
-    p = _sub(commands, "show", clusterfile, state)
+    p = _sub(commands, "show", cluster_name, state)
     p.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved with --out")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     _sub(commands, "import", clusterfile, state)
+
+    p = _sub(commands, "output", cluster_name, state)
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    _sub(commands, "version")
 
     images = _sub(commands, "image").add_subparsers(dest="image_command", metavar="IMAGE_COMMAND")
     q = _sub(images, "image load")

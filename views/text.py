@@ -32,6 +32,9 @@ def change_type(action: Action) -> str | None:
 
 def render_plan(plan: Plan, colour: bool = False) -> str:
     paint = Painter(colour)
+    if plan.empty and plan.targets:
+        head = paint("No changes", "bold") + f" for {', '.join(plan.targets)}."
+        return "\n".join([head, *_targeting_warning(plan, paint)]) + "\n"
     if plan.empty:
         return paint("No changes.", "bold") + " Your cluster matches the Clusterfile.\n"
     out: list[str] = []
@@ -52,6 +55,12 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
         out.append(f'Cluster "{plan.cluster}" changes:')
         out += [f"  ~ {line}" for line in plan.changes]
         out.append("")
+    if plan.replaced:
+        out.append(paint("Hosts to replace:", "bold"))
+        out += [
+            f"  {paint('-/+', 'destroy')} {ip} (reset, then joined again)" for ip in plan.replaced
+        ]
+        out.append("")
     out.append(paint("Sealer will perform the following actions:", "bold"))
     batches = 0
     for action in plan.actions:
@@ -69,7 +78,27 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
         paint("Plan:", "bold") + f" {s['add']} to add, {s['change']} to change, "
         f"{s['destroy']} to destroy."
     )
+    out += _targeting_warning(plan, paint)
     return "\n".join(out) + "\n"
+
+
+def _targeting_warning(plan: Plan, paint: Painter) -> list[str]:
+    """Terraform's warning: a targeted plan may not be all the Clusterfile asks for."""
+    if not plan.targets:
+        return []
+    lines = [
+        "",
+        paint("Warning: host targeting is in effect", "bold"),
+        f"  Only the actions on {', '.join(plan.targets)} and what they need are planned; the "
+        "state may still differ from the Clusterfile afterwards. Use --target for exceptional "
+        "cases (a broken host), not routinely.",
+    ]
+    if plan.left_out:
+        lines.append(f"  Left out ({len(plan.left_out)}):")
+        lines += [f"    {action_id}" for action_id in plan.left_out[:20]]
+        if len(plan.left_out) > 20:
+            lines.append(f"    ... and {len(plan.left_out) - 20} more")
+    return lines
 
 
 def _action_block(action: Action, paint: Painter) -> list[str]:
@@ -385,4 +414,33 @@ def render_applied(result) -> str:
     return (
         f"\n{verb} complete! Resources: {done['add']} added, {done['change']} changed, "
         f"{done['destroy']} destroyed.\n"
+    ) + (
+        "\nWarning: applied changes may be incomplete: only the targeted hosts were changed; "
+        "run a plan without --target to see what else the Clusterfile asks for.\n"
+        if result.plan.targets
+        else ""
     )
+
+
+def render_host_list(state: State, where: str) -> str:
+    if not state.hosts:
+        return f"No hosts recorded for cluster {state.cluster!r} ({where}).\n"
+    rows = [("HOST", "ROLES", "VERSION", "STATUS", "HOSTNAME")]
+    for ip, r in state.hosts.items():
+        role = ",".join(r.roles) + (" (bootstrap)" if ip == state.bootstrap_master else "")
+        rows.append((ip, role, r.version or "-", r.status or "-", r.hostname or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        for row in rows
+    )
+
+
+def render_outputs(document: dict) -> str:
+    """`sealer output`: KEY = VALUE, Terraform's way (lists and maps as JSON)."""
+    width = max(len(key) for key in document)
+    lines = []
+    for key, value in document.items():
+        shown = value if isinstance(value, str) else json.dumps(value)
+        lines.append(f"{key.ljust(width)} = {shown}")
+    return "\n".join(lines) + "\n"
