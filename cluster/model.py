@@ -130,6 +130,24 @@ class Cluster:
         return self.cmd
 
 
+@dataclass(frozen=True)
+class DrainPolicy:
+    """How a node is drained before it leaves or is upgraded (kubectl drain's own flags)."""
+
+    timeout: float = 300.0  # seconds; then the action fails with the pods that blocked it
+    force: bool = False  # also delete bare pods (no controller to recreate them)
+    disable_eviction: bool = False  # delete instead of evict: ignores PodDisruptionBudgets
+    skip: bool = False  # --no-drain: leave the pods where they are
+
+    def kubectl_args(self) -> list[str]:
+        args = ["--ignore-daemonsets", "--delete-emptydir-data", f"--timeout={self.timeout:g}s"]
+        if self.force:
+            args.append("--force")
+        if self.disable_eviction:
+            args.append("--disable-eviction")
+        return args
+
+
 # ---- plans ----
 
 ADD_KINDS = ("init_cluster", "join_master", "join_worker")

@@ -17,7 +17,7 @@ from cluster import templates
 from cluster.apps import APPS_DIR, name_problem
 from cluster.digests import configs_digest
 from cluster.errors import SealerError
-from cluster.model import Action, Cluster, Image, Plan
+from cluster.model import Action, Cluster, DrainPolicy, Image, Plan
 from cluster.names import DEFAULT_DATA_ROOT, node_name_problem
 from cluster.records import (
     HostRecord,
@@ -46,6 +46,7 @@ PREPARED_KINDS = ("init_cluster", "join_master", "join_worker", "upgrade_master"
 @dataclass
 class ApplyOptions:
     parallelism: int = 10
+    drain: DrainPolicy = DrainPolicy()
 
 
 class ActionOps:
@@ -126,6 +127,7 @@ class Applier:
         self.image = image or (desired.image if desired else None)
         runtime_name = self.image.runtime if self.image else state.runtime
         self.runtime: Runtime = runtime_for(runtime_name)
+        self.runtime.drain_policy = options.drain
         if self.image is not None:
             documents = desired.kube_documents if desired else ()
             added = (state.control_plane or {}).get("cert_sans") or ""  # from `sealer cert`

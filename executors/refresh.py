@@ -7,7 +7,9 @@ fact, not an error; the rest of the refresh completes.
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 from cluster.errors import SealerError
 from cluster.model import ClusterView, HostFacts
@@ -112,3 +114,27 @@ def _node_summary(item: dict) -> dict:
         "labels": labels,
         "taints": sorted(taints),
     }
+
+
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+
+def discover(driver: Driver, source: str, runtime_name: str) -> dict[str, dict]:
+    """A running cluster as one of its masters sees it, read-only: hostname -> {address,
+    master, version, labels, taints}. k0s controllers are etcd members, not nodes: they come
+    from the member list (their peer address)."""
+    runtime = runtime_for(runtime_name)
+    ops = _ReadOps(driver, source)
+    found = {}
+    for name, item in runtime.nodes(ops).items():
+        summary = _node_summary(item)
+        labels = item["metadata"].get("labels", {})
+        summary["master"] = any(label in labels for label in CONTROL_PLANE_LABELS)
+        found[name] = summary
+    if runtime_name == "k0s":
+        members = json.loads(ops.run(source, "k0s etcd member-list").stdout)["members"]
+        for name, peer in members.items():
+            address = urlsplit(peer).hostname or ""
+            entry = found.setdefault(name, {"labels": {}, "taints": [], "version": ""})
+            entry.update(address=address, master=True)
+    return found

@@ -8,10 +8,11 @@ failed action, so the caller can report it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from cluster.errors import SealerError
-from cluster.model import Cluster, Plan
+from cluster.model import Cluster, DrainPolicy, Plan
 from cluster.records import State
 from executors.scheduler import Outcome
 from operations.common import (
@@ -43,6 +44,10 @@ class ApplyRequest:
     parallelism: int = 10
     targets: tuple[str, ...] = ()  # --target: only these hosts (and what they need)
     replace: tuple[str, ...] = ()  # --replace: reset and join these hosts again
+    drain: DrainPolicy = DrainPolicy()
+    # Called once the plan is approved (or is empty), before any host is touched: the verbs
+    # that edit the Clusterfile keep their edit from then on.
+    approved: Callable[[], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)  # set: start no new action
 
 
@@ -151,8 +156,13 @@ def execute(
     """Show the plan, get it approved, run it. state: what the plan was made against."""
     listener.planned(plan)
     if plan.empty:
+        if request.approved:
+            request.approved()
         return ApplyResult(operation, plan)
+    _check_drain(request, listener, plan)
     _approve(request, listener, operation)
+    if request.approved:
+        request.approved()
     from executors.apply import Applier, ApplyOptions  # late: a no-op apply never loads SSH
 
     applier = Applier(
@@ -162,12 +172,32 @@ def execute(
         state,
         ssh_driver(cluster, state, request.ssh, pin_keys=True),
         listener,
-        ApplyOptions(parallelism=request.parallelism),
+        ApplyOptions(parallelism=request.parallelism, drain=request.drain),
         stop=request.stop,
     )
     with listener.executing(plan):
         outcome = applier.run_plan()
     return ApplyResult(operation, plan, outcome)
+
+
+DRAINING_KINDS = ("delete_master", "delete_worker", "upgrade_master", "upgrade_worker")
+
+
+def _check_drain(request: ApplyRequest, listener: Listener, plan: Plan) -> None:
+    """A drain must end before its SSH command times out; skipping PDBs is said out loud."""
+    drain = request.drain
+    if not any(a.kind in DRAINING_KINDS for a in plan.actions) or drain.skip:
+        return
+    if drain.timeout >= request.ssh.command_timeout:
+        raise SealerError(
+            f"--drain-timeout {drain.timeout:g}s must be shorter than --command-timeout "
+            f"{request.ssh.command_timeout:g}s (the drain runs as one command)"
+        )
+    if drain.disable_eviction:
+        listener.warning(
+            "--disable-eviction: pods are deleted, not evicted; PodDisruptionBudgets are "
+            "ignored, so a drain may take down more replicas than the budgets allow"
+        )
 
 
 def _approve(request: ApplyRequest, listener: Listener, question: str) -> None:

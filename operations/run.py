@@ -16,6 +16,7 @@ from operations.apply import ApplyRequest, ApplyResult, apply
 from operations.events import Listener
 
 PASSWORD_VARIABLE = "SEALER_RUN_SSH_PASSWORD"
+PASSPHRASE_VARIABLE = "SEALER_RUN_SSH_KEY_PASSPHRASE"
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class RunRequest:
     user: str = "root"
     password: str = field(default="", repr=False)  # a secret: never written to disk
     key_file: str = ""
+    key_passphrase: str = field(default="", repr=False)  # --pk-passwd: a secret too
     port: int = 22
+    env: tuple[str, ...] = ()  # -e K=V: spec.env
     apply: ApplyRequest = ApplyRequest()
 
 
@@ -77,6 +80,8 @@ def _run_on_existing(request: RunRequest, listener: Listener) -> RunResult:
         spec["appNames"] = list(request.apps)
     if request.cmds:
         spec["cmd"] = list(request.cmds)
+    if request.env:  # -e K=V on top of the cluster's own env (the last duplicate wins)
+        spec["env"] = [*(spec.get("env") or []), *request.env]
     folder = sealer_home() / "clusters" / name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"Clusterfile.run-{_safe(request.image)}"
@@ -107,6 +112,11 @@ def _run_new(request: RunRequest, listener: Listener) -> RunResult:
         ssh["passwd"] = "${" + PASSWORD_VARIABLE + "}"
     if request.key_file:
         ssh["pk"] = str(Path(request.key_file).expanduser().resolve())
+    if request.key_passphrase:  # as the password: the file names a variable
+        if not request.key_file:
+            raise SealerError("--pk-passwd is the passphrase of --pk; give --pk too")
+        os.environ[PASSPHRASE_VARIABLE] = request.key_passphrase
+        ssh["pkPasswd"] = "${" + PASSPHRASE_VARIABLE + "}"
     image = _image_ref(request.image)
     hosts = [{"ips": list(request.masters), "roles": ["master"]}]
     if request.nodes:
@@ -117,6 +127,8 @@ def _run_new(request: RunRequest, listener: Listener) -> RunResult:
         "metadata": {"name": request.name},
         "spec": {"image": image, "ssh": ssh, "hosts": hosts},
     }
+    if request.env:
+        doc["spec"]["env"] = list(request.env)
     if request.apps:
         doc["spec"]["appNames"] = list(request.apps)
     if request.cmds:

@@ -50,11 +50,12 @@ def remove_hosts(request: StateRequest, ips: tuple[str, ...], listener: Listener
             masters = [ip for ip, r in hosts.items() if r.is_master]
             new = replace(new, bootstrap_master=masters[0] if masters else None)
         for ip, record in removed.items():
-            if record.is_master and hosts:
-                listener.warning(
-                    f"{ip} was a master: its etcd member and node stay in the cluster until "
-                    f"removed there (etcdctl member remove, kubectl delete node)"
-                )
+            node = record.hostname or "NODE"
+            member = " and its etcd member (etcdctl member remove)" if record.is_master else ""
+            listener.warning(
+                f"{ip}: its node stays in the cluster{member} until removed there "
+                f"(kubectl delete node {node})"
+            )
         write_state(locked, new)
     return Edited(where, new, removed)
 

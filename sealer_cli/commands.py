@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cluster.durations import parse_duration
 from cluster.errors import SealerError
+from cluster.model import SSH, DrainPolicy
 from cluster.sizes import parse_size
 from operations import apply as applying
 from operations import (
@@ -32,6 +33,7 @@ from operations import (
     sandbox,
     show,
     state_edit,
+    verbs,
 )
 from operations import state_sync as states
 from operations.common import SSHSettings, StateRef
@@ -77,7 +79,19 @@ def apply_request(args, **fields) -> applying.ApplyRequest:
         parallelism=args.parallelism,
         targets=host_list(getattr(args, "targets", ()), "--target"),
         replace=host_list(getattr(args, "replace", ()), "--replace"),
+        drain=drain_policy(args),
         **fields,
+    )
+
+
+def drain_policy(args) -> DrainPolicy:
+    if not hasattr(args, "drain_timeout"):
+        return DrainPolicy()
+    return DrainPolicy(
+        timeout=parse_duration(args.drain_timeout, "--drain-timeout"),
+        force=args.force,
+        disable_eviction=args.disable_eviction,
+        skip=args.no_drain,
     )
 
 
@@ -168,11 +182,44 @@ def cmd_show(args) -> int:
 
 
 def cmd_import(args) -> int:
+    if args.discover:
+        return _discover(args)
+    if args.master or args.image:
+        raise SealerError("--master and --image go with --discover")
     request = import_cluster.ImportRequest(args.file, state_ref(args))
     done = import_cluster.import_cluster(request, Console())
     print(
         f"Imported cluster {done.cluster!r}: {done.hosts} host(s) recorded in "
         f"{done.where} without contacting them."
+    )
+    return 0
+
+
+def _discover(args) -> int:
+    if not args.master or not args.image:
+        raise SealerError("import --discover needs --master IP and --image IMAGE")
+    args.passwd = None
+    request = import_cluster.DiscoverRequest(
+        master=host_list([args.master], "--master")[0],
+        image=args.image,
+        clusterfile=args.file,
+        name=args.name,
+        ssh=SSH(
+            user=args.user,
+            password=_password(args),
+            key_file=args.pk or "",
+            key_passphrase=os.environ.get("SEALER_SSH_KEY_PASSPHRASE", ""),
+            port=args.port,
+        ),
+        settings=ssh_settings(args),
+        state=state_ref(args),
+    )
+    found = import_cluster.discover_and_import(request, Console())
+    print(
+        f"Imported cluster {found.imported.cluster!r} from {request.master}: "
+        f"{len(found.masters)} master(s), {len(found.workers)} worker(s), recorded in "
+        f"{found.imported.where}; its Clusterfile is {found.clusterfile}. "
+        f"Run `sealer plan -f {found.clusterfile}` to check it."
     )
     return 0
 
@@ -210,7 +257,9 @@ def cmd_run(args) -> int:
         user=args.user,
         password=_password(args),
         key_file=args.pk or "",
+        key_passphrase=_passphrase(args),
         port=args.port,
+        env=tuple(args.env),
         apply=apply_request(args),
     )
     return _applied(args, lambda listener: run.run(request, listener).applied, request.apply)
@@ -231,6 +280,30 @@ def _password(args) -> str:
         )
         return args.passwd
     return os.environ.get("SEALER_SSH_PASSWORD", "")
+
+
+def _passphrase(args) -> str:
+    if args.pk_passwd:
+        Console().warning(
+            "--pk-passwd shows the passphrase to every user of this machine (ps); "
+            "use SEALER_SSH_KEY_PASSPHRASE"
+        )
+        return args.pk_passwd
+    return os.environ.get("SEALER_SSH_KEY_PASSPHRASE", "")
+
+
+def cmd_verb(args) -> int:
+    """scale-up, delete, upgrade: edit the Clusterfile, then plan and apply it."""
+    request = verbs.VerbRequest(
+        apply=apply_request(args, clusterfile=args.file),
+        masters=host_list([getattr(args, "masters", "")], "--masters"),
+        nodes=host_list([getattr(args, "nodes", "")], "--nodes"),
+        image=getattr(args, "image", ""),
+        all=getattr(args, "all", False),
+    )
+    operation = {"scale-up": verbs.scale_up, "delete": verbs.delete, "upgrade": verbs.upgrade}
+    chosen = operation[args.command]
+    return _applied(args, lambda listener: chosen(request, listener), request.apply)
 
 
 def _ips(value: str) -> tuple[str, ...]:
@@ -500,6 +573,9 @@ HANDLERS = {
     "apply": cmd_apply,
     "destroy": cmd_destroy,
     "run": cmd_run,
+    "scale-up": cmd_verb,
+    "delete": cmd_verb,
+    "upgrade": cmd_verb,
     "drift": cmd_drift,
     "kubeconfig": cmd_kubeconfig,
     "cert": cmd_cert,

@@ -62,6 +62,27 @@ HELP = {
         "Without --masters, IMAGE (an application image) installs its apps on the running\n"
         "cluster of -f Clusterfile (or of the Clusterfile an earlier `sealer run --name` wrote).",
     ),
+    "scale-up": (
+        "add masters or nodes: edits the Clusterfile, then plans and applies it",
+        "sealer scale-up --masters 10.0.0.4 --nodes 10.0.1.5,10.0.1.6 -f Clusterfile",
+        "Each address joins the first host group of its role in the Clusterfile (a new group\n"
+        "if there is none), so that group's ssh, labels and env apply to it. The file keeps\n"
+        "its comments and order; the diff is shown before the plan. The edit stays once the\n"
+        "plan is approved; a refused or cancelled plan puts the file back.",
+    ),
+    "delete": (
+        "remove masters or nodes (or every host): edits the Clusterfile, then applies it",
+        "sealer delete --nodes 10.0.1.5 -f Clusterfile\n"
+        "sealer delete --nodes 10.0.1.5 --drain-timeout 2m --disable-eviction\n"
+        "sealer delete --all -f Clusterfile --auto-approve",
+        "The addresses leave the Clusterfile (a range A-B is split around them); nodes are\n"
+        "drained, then reset. --all resets every host, as `sealer destroy`, and keeps the file.",
+    ),
+    "upgrade": (
+        "move the cluster to another ClusterImage: edits spec.image, then applies it",
+        "sealer upgrade kubernetes:v1.26.1 -f Clusterfile",
+        "Masters upgrade one at a time, then workers in batches (--max-unavailable).",
+    ),
     "kubeconfig": (
         "fetch the admin kubeconfig from the bootstrap master",
         "sealer kubeconfig -f Clusterfile -o admin.conf",
@@ -190,10 +211,15 @@ HELP = {
         "which state.",
     ),
     "import": (
-        "adopt an existing cluster into the state, touching no host",
-        "sealer import -f Clusterfile",
+        "adopt an existing cluster into the state, changing no host",
+        "sealer import -f Clusterfile\n"
+        "sealer import --discover --master 10.0.0.1 --image kubernetes:v1.25.3 \\\n"
+        "    --pk ~/.ssh/id_ed25519 --name prod -f Clusterfile",
         "Record the hosts of a running cluster (built by sealer, sealos or by hand)\n"
-        "as they are in the Clusterfile, without contacting them.",
+        "as they are in the Clusterfile, without contacting them. With --discover, read the\n"
+        "cluster from one master instead (nodes, roles, versions, labels, taints; k0s\n"
+        "controllers from etcd), write a Clusterfile that matches it to -f (a new file), and\n"
+        "record it: its launch commands and apps are taken as already run.",
     ),
     "image": (
         "manage the local ClusterImage store ($SEALER_HOME/images)",
@@ -354,6 +380,27 @@ def targeting(p) -> None:
     )
 
 
+def draining(p) -> None:
+    p.add_argument(
+        "--drain-timeout",
+        default="5m",
+        metavar="DURATION",
+        help="give up draining a node after this; the action fails naming the pods that "
+        "blocked it, and what depends on it is skipped (default 5m)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="drain also deletes bare pods (no controller)"
+    )
+    p.add_argument(
+        "--disable-eviction",
+        action="store_true",
+        help="delete pods instead of evicting them: ignores PodDisruptionBudgets (warned)",
+    )
+    p.add_argument(
+        "--no-drain", action="store_true", help="remove or upgrade nodes without draining them"
+    )
+
+
 def approval(p) -> None:
     p.add_argument("--auto-approve", action="store_true", help="do not ask (needed without a TTY)")
 
@@ -401,7 +448,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PLANFILE|CLUSTERFILE",
         help="a plan saved with `sealer plan --out`, or a Clusterfile",
     )
-    for group in (clusterfile, state, approval, execution, refresh, max_unavailable, targeting):
+    for group in (
+        clusterfile,
+        state,
+        approval,
+        execution,
+        refresh,
+        max_unavailable,
+        targeting,
+        draining,
+    ):
         group(p)
 
     _sub(commands, "destroy", clusterfile, state, approval, execution)
@@ -423,18 +479,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cmds", action="append", default=[], metavar="CMD", help="a launch command (repeatable)"
     )
-    p.add_argument("--nodes", default="", metavar="IPS", help="comma-separated")
-    p.add_argument("--user", default="root")
+    p.add_argument("-n", "--nodes", default="", metavar="IPS", help="comma-separated")
+    p.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="an env entry of the cluster (spec.env; repeatable)",
+    )
+    p.add_argument("-u", "--user", default="root")
     p.add_argument(
         "--passwd",
         help="SSH password (shows in `ps`: prefer --passwd-file or $SEALER_SSH_PASSWORD)",
     )
     p.add_argument("--passwd-file", metavar="FILE", help="a file whose first line is the password")
     p.add_argument("--pk", help="SSH private key file")
+    p.add_argument(
+        "--pk-passwd",
+        metavar="PASSPHRASE",
+        help="the key's passphrase (shows in `ps`: prefer $SEALER_SSH_KEY_PASSPHRASE)",
+    )
     p.add_argument("--port", type=int, default=22)
     p.add_argument("--name", default="my-cluster", help="cluster name (default my-cluster)")
     state(p)
     execution(p)
+
+    p = _sub(commands, "scale-up")
+    p.add_argument("-m", "--masters", default="", metavar="IPS", help="comma-separated")
+    p.add_argument("-n", "--nodes", default="", metavar="IPS", help="comma-separated")
+    for group in (clusterfile, state, approval, execution, max_unavailable):
+        group(p)
+    p = _sub(commands, "delete")
+    p.add_argument("-m", "--masters", default="", metavar="IPS", help="comma-separated")
+    p.add_argument("-n", "--nodes", default="", metavar="IPS", help="comma-separated")
+    p.add_argument("-a", "--all", action="store_true", help="every host (the whole cluster)")
+    for group in (clusterfile, state, approval, execution, draining):
+        group(p)
+    p = _sub(commands, "upgrade")
+    p.add_argument("image", metavar="IMAGE", help="NAME:TAG in the store, or a rootfs path")
+    for group in (clusterfile, state, approval, execution, max_unavailable, draining):
+        group(p)
 
     p = _sub(commands, "kubeconfig", clusterfile, state, timeouts)
     p.add_argument("-o", "--output", metavar="FILE", help="write here (mode 0600), not stdout")
@@ -499,7 +584,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("planfile", nargs="?", metavar="PLANFILE", help="a plan saved with --out")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    _sub(commands, "import", clusterfile, state)
+    p = _sub(commands, "import", clusterfile, state, timeouts)
+    p.add_argument("--discover", action="store_true", help="read the cluster from --master")
+    p.add_argument("--master", metavar="IP", help="with --discover: a master to read from")
+    p.add_argument("--image", metavar="IMAGE", help="with --discover: the ClusterImage it runs")
+    p.add_argument("--name", default="my-cluster", help="with --discover: the cluster's name")
+    p.add_argument("-u", "--user", default="root", help="with --discover: the SSH user")
+    p.add_argument("--pk", help="with --discover: SSH private key file")
+    p.add_argument(
+        "--passwd-file",
+        metavar="FILE",
+        help="with --discover: a file whose first line is the SSH password (or "
+        "$SEALER_SSH_PASSWORD)",
+    )
+    p.add_argument("--port", type=int, default=22, help="with --discover: the SSH port")
 
     p = _sub(commands, "output", cluster_name, state)
     p.add_argument("--json", action="store_true", help="one JSON document")

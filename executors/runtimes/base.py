@@ -11,6 +11,7 @@ from typing import Protocol
 
 from cluster.errors import SealerError
 from cluster.kubeadm import API_PORT, DEFAULT_ENDPOINT
+from cluster.model import DrainPolicy
 from executors.driver import Followed, HostError, Result
 from executors.facts import RuntimeProbe
 from executors.runtimes.watch import WATCH_ARGS, NodeWatch
@@ -66,6 +67,7 @@ class Runtime:
         self._listing: dict[str, tuple[float, dict]] = {}  # bootstrap -> (fetched at, nodes)
         self._watch_lock = threading.Lock()
         self._watches: dict[str, NodeWatch] = {}  # bootstrap -> the watch waiters share
+        self.drain_policy = DrainPolicy()  # the apply's (ApplyOptions.drain)
 
     def configure(
         self, image_rootfs: str, documents: tuple = (), version: str = "", sans=()
@@ -167,9 +169,19 @@ class Runtime:
         return ops.name(ip) in self.nodes(ops)
 
     def drain(self, ops: NodeOps, ip: str) -> None:
-        if self.is_node(ops, ip):
-            name = ops.name(ip)
-            self.kubectl(ops, "drain", name, "--ignore-daemonsets", "--delete-emptydir-data")
+        """kubectl drain with the apply's policy; a drain that fails or times out fails the
+        action, with kubectl's words (they name the pods that blocked it)."""
+        policy = self.drain_policy
+        if policy.skip or not self.is_node(ops, ip):
+            return
+        name = ops.name(ip)
+        result = self.kubectl(ops, "drain", name, *policy.kubectl_args(), check=False)
+        if result.exit_code != 0:
+            said = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+            raise SealerError(
+                f"{ip}: draining node {name} failed (--drain-timeout {policy.timeout:g}s): "
+                f"{(said or result.stderr.strip().splitlines() or ['no output'])[-1]}"
+            )
 
     def cordon(self, ops: NodeOps, ip: str) -> None:
         self.kubectl(ops, "cordon", ops.name(ip))

@@ -892,14 +892,8 @@ def tool_kubectl(version, argv, server=None):
         api(server, "POST", f"/nodes/{a[1]}/{a[0]}", {})
         print(f"node/{a[1]} {a[0]}ed")
         return
-    if (
-        len(a) == 4
-        and a[0] == "drain"
-        and a[2:] == ["--ignore-daemonsets", "--delete-emptydir-data"]
-    ):
-        api(server, "POST", f"/nodes/{a[1]}/drain", {})
-        print(f"node/{a[1]} cordoned\nnode/{a[1]} drained")
-        return
+    if a and a[0] == "drain":
+        return kubectl_drain(server, a[1:])
     if len(a) == 3 and a[:2] == ["delete", "node"]:
         api(server, "DELETE", f"/nodes/{a[2]}")
         print(f'node "{a[2]}" deleted')
@@ -918,6 +912,158 @@ def tool_kubectl(version, argv, server=None):
         print(f"node/{a[2]} {a[0]}ed")
         return
     raise Refused
+
+
+DRAIN_SWITCHES = ("--ignore-daemonsets", "--delete-emptydir-data", "--force", "--disable-eviction")
+
+
+def kubectl_drain(server, argv):
+    """kubectl drain NODE: cordon, then evict (or with --disable-eviction delete) the pods bound
+    to the node, as kubectl does: bare pods need --force, DaemonSet pods --ignore-daemonsets,
+    emptyDir pods --delete-emptydir-data; an eviction a PodDisruptionBudget forbids is retried
+    until --timeout (0: forever), then the drain fails naming the pod."""
+    names, flags = [], {"--timeout": "0s", "--grace-period": "-1"}
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if arg in DRAIN_SWITCHES:
+            flags[arg] = True
+        elif flag in ("--timeout", "--grace-period") and eq:
+            flags[flag] = value
+        elif arg.startswith("-"):
+            print(f"error: unknown flag: {flag}", file=sys.stderr)
+            sys.exit(1)
+        else:
+            names.append(arg)
+    if len(names) != 1:
+        raise Refused
+    node, timeout = names[0], go_duration(flags["--timeout"])
+    api(server, "POST", f"/nodes/{node}/cordon", {})
+    print(f"node/{node} cordoned")
+    pods, pdbs = pods_and_budgets(api(server, "GET", "/objects"))
+    mine = [p for p in pods if (p["spec"].get("nodeName") or "") == node]
+    problems, evict = [], []
+    for pod in mine:
+        owners = [o.get("kind") for o in pod["metadata"].get("ownerReferences") or []]
+        where = f"{pod['namespace']}/{pod['name']}"
+        if "DaemonSet" in owners:
+            if not flags.get("--ignore-daemonsets"):
+                problems.append(
+                    f"cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): "
+                    f"{where}"
+                )
+            continue
+        if not owners and not flags.get("--force"):
+            problems.append(
+                f"cannot delete Pods declare no controller (use --force to override): {where}"
+            )
+        elif any("emptyDir" in v for v in pod["spec"].get("volumes") or []) and not flags.get(
+            "--delete-emptydir-data"
+        ):
+            problems.append(
+                f"cannot delete Pods with local storage (use --delete-emptydir-data to override): "
+                f"{where}"
+            )
+        else:
+            evict.append(pod)
+    if problems:
+        print(
+            f'error: unable to drain node "{node}" due to error:{", ".join(problems)}, '
+            f"continuing command...\nThere are pending nodes to be drained:\n {node}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    deadline = time.monotonic() + timeout if timeout else None
+    for pod in evict:
+        while not flags.get("--disable-eviction") and not eviction_allowed(pod, pods, pdbs):
+            print(
+                f'error when evicting pods/"{pod["name"]}" -n "{pod["namespace"]}" (will retry '
+                f"after 1s): Cannot evict pod as it would violate the pod's disruption budget.",
+                file=sys.stderr,
+            )
+            if deadline is not None and time.monotonic() + 1 > deadline:
+                reason = (
+                    f'error when evicting pods/"{pod["name"]}" -n "{pod["namespace"]}": global '
+                    f"timeout reached: {flags['--timeout']}"
+                )
+                print(
+                    f'error: unable to drain node "{node}" due to error:{reason}, continuing '
+                    f"command...\nThere are pending nodes to be drained:\n {node}\n{reason}",
+                    file=sys.stderr,
+                )
+                sys.exit(1)
+            time.sleep(1)
+            pods, pdbs = pods_and_budgets(api(server, "GET", "/objects"))
+        api(server, "POST", "/objects/delete", {"keys": [pod["key"]]})
+        pods = [p for p in pods if p["key"] != pod["key"]]
+        verb = "deleted" if flags.get("--disable-eviction") else "evicted"
+        print(f"pod/{pod['name']} {verb}")
+    api(server, "POST", f"/nodes/{node}/drain", {})
+    print(f"node/{node} drained")
+
+
+def go_duration(text):
+    """A Go duration (5m0s, 300s, 1h) in seconds; a bare number is seconds."""
+    if re.fullmatch(r"\d+", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        print(f'error: invalid argument "{text}" for "--timeout" flag', file=sys.stderr)
+        sys.exit(1)
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def pods_and_budgets(objects):
+    """The Pod and PodDisruptionBudget objects kubectl apply stored, parsed."""
+    sys.path.insert(0, LIB)
+    import yaml
+
+    pods, pdbs = [], []
+    for key, obj in objects.items():
+        if obj["kind"] not in ("Pod", "PodDisruptionBudget"):
+            continue
+        body = yaml.safe_load(obj["manifest"]) or {}
+        item = {
+            "key": key,
+            "name": obj["name"],
+            "namespace": obj["namespace"],
+            "metadata": body.get("metadata") or {},
+            "spec": body.get("spec") or {},
+        }
+        (pods if obj["kind"] == "Pod" else pdbs).append(item)
+    return pods, pdbs
+
+
+def eviction_allowed(pod, pods, pdbs):
+    """The disruption budgets selecting the pod all allow one more disruption."""
+    labels = pod["metadata"].get("labels") or {}
+    for pdb in pdbs:
+        wanted = (pdb["spec"].get("selector") or {}).get("matchLabels") or {}
+        if pdb["namespace"] != pod["namespace"] or any(
+            labels.get(k) != v for k, v in wanted.items()
+        ):
+            continue
+        healthy = sum(
+            1
+            for p in pods
+            if p["namespace"] == pod["namespace"]
+            and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+        )
+        spec = pdb["spec"]
+        if "maxUnavailable" in spec:
+            allowed = budget_count(spec["maxUnavailable"], healthy)
+        else:
+            allowed = healthy - budget_count(spec.get("minAvailable", 0), healthy)
+        if allowed < 1:
+            return False
+    return True
+
+
+def budget_count(value, total):
+    text = str(value)
+    if text.endswith("%"):
+        return -(-int(text[:-1]) * total // 100)  # rounded up, as the disruption controller
+    return int(text)
 
 
 HELM_RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
