@@ -95,15 +95,25 @@ def drain_policy(args) -> DrainPolicy:
     )
 
 
+MAX_FLAG_RANGE = 4096
+
+
 def host_list(values, flag: str) -> tuple[str, ...]:
-    """Addresses from repeated (or comma-separated) flags, in their canonical form."""
+    """Addresses from repeated or comma-separated flags, ranges A-B included (sealer's
+    `--nodes 192.168.0.11-192.168.0.13`), in their canonical form."""
     hosts = []
     for value in values:
         for part in filter(None, (p.strip() for p in value.split(","))):
+            first, sep, last = part.partition("-")
             try:
-                hosts.append(str(ipaddress.ip_address(part)))
+                start = ipaddress.ip_address(first.strip())
+                end = ipaddress.ip_address(last.strip()) if sep else start
             except ValueError:
-                raise SealerError(f"{flag} {part!r}: not an IP address") from None
+                raise SealerError(f"{flag} {part!r}: not an IP address or range A-B") from None
+            count = int(end) - int(start) + 1
+            if start.version != end.version or not 0 < count <= MAX_FLAG_RANGE:
+                raise SealerError(f"{flag} {part!r}: not a range of at most {MAX_FLAG_RANGE}")
+            hosts += [str(start + n) for n in range(count)]
     return tuple(dict.fromkeys(hosts))
 
 

@@ -43,6 +43,14 @@ def test_every_command_has_help_with_an_example():
         "state pull",
         "state push",
         "state versions",
+        "state list",
+        "state rm",
+        "state mv",
+        "output",
+        "version",
+        "scale-up",
+        "delete",
+        "upgrade",
     ]:
         result = sealer(*command.split(), "--help")
         assert result.returncode == 0, command
