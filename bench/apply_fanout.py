@@ -8,6 +8,10 @@ but the cluster work (sealer also inits and joins the cluster on top). Needs roo
 
     .venv/bin/python bench/apply_fanout.py            # 20 hosts, 5 runs
     .venv/bin/python bench/apply_fanout.py --hosts 10 --runs 1
+    # bandwidth-bound: each host and the operator on 100 Mbit/s links, a 50 MiB payload
+    .venv/bin/python bench/apply_fanout.py --net netns --rate 100mbit --operator-rate 100mbit \
+        --payload-mib 50 --runs 3
+    SEALER_RELAY=0 .venv/bin/python bench/apply_fanout.py ...   # the star copy, for comparison
 """
 
 from __future__ import annotations
@@ -28,16 +32,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PAYLOAD_FILES, PAYLOAD_BYTES = 240, 128 * 1024
+PAYLOAD_BYTES = 128 * 1024  # per file
 
 
-def build_image(folder: Path) -> Path:
+def build_image(folder: Path, payload_mib: int = 30) -> Path:
     image = folder / "image"
     shutil.copytree(ROOT / "examples" / "images" / "k3s-v1.25.3", image)
     rng = random.Random(42)
     payload = image / "images" / "bench"
     payload.mkdir(parents=True)
-    for n in range(PAYLOAD_FILES):
+    for n in range(payload_mib * 8):
         (payload / f"blob-{n:03d}").write_bytes(rng.randbytes(PAYLOAD_BYTES))
     return image
 
@@ -114,6 +118,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)  # the machine's noise is about 15%
+    parser.add_argument("--payload-mib", type=int, default=30, help="random data in the image")
+    parser.add_argument("--net", choices=("loopback", "netns"), default="loopback")
+    parser.add_argument("--rate", help="netns: each host's link, e.g. 100mbit")
+    parser.add_argument("--operator-rate", help="netns: this machine's side of the bridge")
+    parser.add_argument("--delay", help="netns: each link's delay, e.g. 1ms")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="sealer-fanout-"))
@@ -123,19 +132,30 @@ def main() -> None:
     from sandbox import hosts as sandbox
 
     try:
-        started = sandbox.up(args.hosts)
+        started = sandbox.up(
+            args.hosts,
+            rate=args.rate,
+            delay=args.delay,
+            operator_rate=args.operator_rate,
+            net=args.net,
+        )
         addresses = [h.address for h in started]
         key = sandbox.key_path()
-        image = build_image(folder)
+        image = build_image(folder, args.payload_mib)
         files = sum(1 for p in image.rglob("*") if p.is_file())
         size = sum(p.stat().st_size for p in image.rglob("*") if p.is_file())
         tar_path = folder / "rootfs.tar"
         with tarfile.open(tar_path, "w") as tar:
             tar.add(image, arcname=".")
         clusterfile = folder / "Clusterfile"
-        text = sandbox.clusterfile(args.hosts, str(image), masters=1, name="fanout")
+        text = sandbox.clusterfile(addresses, str(image), masters=1, name="fanout")
         clusterfile.write_text(text)
-        print(f"{args.hosts} hosts, image of {files} files, {size / 2**20:.1f} MiB")
+        links = f", links {started[0].link}" if args.net == "netns" else ""
+        relay = "off" if os.environ.get("SEALER_RELAY") == "0" else "on"
+        print(
+            f"{args.hosts} hosts ({args.net}{links}, operator {args.operator_rate or 'unshaped'}), "
+            f"image of {files} files, {size / 2**20:.1f} MiB, relay {relay}"
+        )
         print(
             f"{'run':>3} {'openssh (scp+ssh)':>18} {'sealer apply':>13} {'ratio':>6} "
             f"{'no-op re-apply':>15} {'+ refresh':>10}"

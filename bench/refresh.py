@@ -64,7 +64,7 @@ def main() -> None:
         clusterfile = folder / "Clusterfile"
         clusterfile.write_text(
             sandbox.clusterfile(
-                args.hosts,
+                addresses,
                 str(ROOT / "examples" / "images" / "k3s-v1.25.3"),
                 masters=1,
                 name="refresh",

@@ -85,7 +85,7 @@ def main() -> None:
 
         def clusterfile(image: str) -> str:
             path = folder / f"Clusterfile-{image.replace(':', '-').replace('/', '_')}"
-            path.write_text(sandbox.clusterfile(args.hosts, image, masters=1, name="regbench"))
+            path.write_text(sandbox.clusterfile(addresses, image, masters=1, name="regbench"))
             return str(path)
 
         plain, offline = clusterfile(str(base)), clusterfile("bench-offline:v1")

@@ -8,6 +8,7 @@ records nothing, so the next plan proposes it again; its dependents are skipped.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +29,7 @@ from cluster.records import (
     set_host,
     update_host,
 )
-from executors import apps, distribute, endpoint, facts, hostsfile
+from executors import apps, distribute, endpoint, facts, hostsfile, relay
 from executors import registry as registry_remote
 from executors import templates as templates_remote
 from executors.driver import Driver, Followed, Result
@@ -47,6 +48,10 @@ PREPARED_KINDS = ("init_cluster", "join_master", "join_worker", "upgrade_master"
 class ApplyOptions:
     parallelism: int = 10
     drain: DrainPolicy = DrainPolicy()
+    relay: bool = os.environ.get("SEALER_RELAY", "1") != "0"  # executors/relay.py
+
+
+RELAY_MIN_HOSTS = 3  # fewer hosts: a direct copy each is as fast
 
 
 class ActionOps:
@@ -64,8 +69,11 @@ class ActionOps:
         stdin: bytes = b"",
         check: bool = True,
         secrets: tuple[str, ...] = (),
+        timeout: float | None = None,
     ) -> Result:
-        return self._applier.run(ip, command, stdin=stdin, check=check, secrets=secrets)
+        return self._applier.run(
+            ip, command, stdin=stdin, check=check, secrets=secrets, timeout=timeout
+        )
 
     def follow(self, ip: str, command: str) -> Followed:
         return self._applier.follow(ip, command)
@@ -152,6 +160,8 @@ class Applier:
             registry_rules.wanted(desired, state.lineage) if desired else ({}, {})
         )
         self._prepared: dict[str, Future] = {}  # action id -> its host's preparation
+        self._relayed: Future | None = None  # _relay_rootfs, when the relay is used
+        self._received: dict[str, bool] = {}  # host -> the relay left it a verified tarball
         self._app_images_added = False
         self._registry_ca_checked = False
 
@@ -168,9 +178,15 @@ class Applier:
         stdin: bytes = b"",
         check: bool = True,
         secrets: tuple[str, ...] = (),
+        timeout: float | None = None,
     ) -> Result:
         return self.driver.host(ip).run(
-            command, env=self._host_env(ip), stdin=stdin, check=check, secrets=secrets
+            command,
+            env=self._host_env(ip),
+            stdin=stdin,
+            check=check,
+            secrets=secrets,
+            timeout=timeout,
         )
 
     def follow(self, ip: str, command: str) -> Followed:
@@ -210,9 +226,17 @@ class Applier:
         prep_pool = ThreadPoolExecutor(
             max(1, self.options.parallelism), thread_name_prefix="prepare"
         )
-        for action in self.plan.actions:  # in plan order: the first master's host goes first
-            if action.kind in PREPARED_KINDS:
-                self._prepared[action.id] = prep_pool.submit(self._prepare_for, action)
+        # A host that leaves before it joins again (--replace, a role change) is prepared in
+        # its join, after its removal cleaned it, not ahead.
+        leaving = {
+            a.host for a in self.plan.actions if a.kind in ("delete_master", "delete_worker")
+        }
+        early = [a for a in self.plan.actions if a.kind in PREPARED_KINDS and a.host not in leaving]
+        prepared = list(dict.fromkeys(a.host for a in early))
+        if self.options.relay and self.image and len(prepared) >= RELAY_MIN_HOSTS:
+            self._relayed = prep_pool.submit(self._relay_rootfs, prepared)
+        for action in early:  # in plan order: the first master's host goes first
+            self._prepared[action.id] = prep_pool.submit(self._prepare_for, action)
         try:
             outcome = run_dag(
                 self.plan.actions, self.execute, self.options.parallelism, self.events, self.stop
@@ -225,11 +249,45 @@ class Applier:
             self.driver.close()
             self.backend.write(self._doc, self.original)
 
+    def _preparation(self, action: Action) -> str:
+        """The host's preparation: done ahead (see run_plan), or now."""
+        ahead = self._prepared.get(action.id)
+        return ahead.result() if ahead is not None else self._prepare_for(action)
+
+    def _relay_rootfs(self, ips: list[str]) -> tuple[dict, dict]:
+        """Look at every host at once; send the image's tarball to those that need it through
+        the hosts themselves (executors/relay.py). Returns (name and marker by host, relay
+        receipts by host); a host without a good receipt is sent the tarball directly."""
+        with ThreadPoolExecutor(min(len(ips), 64)) as pool:
+            seen = dict(zip(ips, pool.map(self._name_and_marker, ips), strict=True))
+        # Hosts that hold an older rootfs get only what changed (executors/delta.py).
+        needing = [ip for ip in ips if not seen[ip][1]]
+        if len(needing) < RELAY_MIN_HOSTS:
+            return seen, {}
+        source = distribute.tarball(self.image, {})  # the image only: Configs go over SSH
+        dest = distribute.received_path(self.cluster_name, self.data_root)
+        receipts = relay.Relay(self.driver, source, dest, needing).run()
+        direct = {ip: r.error for ip, r in receipts.items() if not r.ok}
+        note = getattr(self.events, "note", None)  # a Listener says it; bare Events do not
+        if note:
+            note(
+                f"relay: {len(needing) - len(direct)} of {len(needing)} hosts got the image "
+                f"through the cluster"
+                + "".join(f"\n  {ip}: sent directly: {why}" for ip, why in sorted(direct.items()))
+            )
+        return seen, receipts
+
     def _prepare_for(self, action: Action) -> str:
         # Connect and look at the host now, while the first host copies.
-        seen = self._name_and_marker(action.host)
+        relayed, receipts = {}, {}
+        if self._relayed is not None:
+            with contextlib.suppress(Exception):  # a relay that failed whole: copy directly
+                relayed, receipts = self._relayed.result()
+        seen = relayed.get(action.host) or self._name_and_marker(action.host)
+        received = receipts.get(action.host)
+        self._received[action.host] = bool(received and received.ok)
         first = self._prepared.get(f"init_cluster.{self.plan.bootstrap_master}")
-        if first is not None and action.kind != "init_cluster":
+        if first is not None and action.kind != "init_cluster" and not receipts:
             # The first master's copy goes first, alone: the whole cluster waits on it.
             with contextlib.suppress(Exception):
                 first.result()
@@ -317,6 +375,7 @@ class Applier:
             then=init if install and not templated else "",
             alone=alone,
             data_root=self.data_root,
+            received=self._received.get(ip, False),
         )
         if templated:
             self._render_templates(ip)
@@ -445,7 +504,7 @@ class Applier:
 
     def _do_init_cluster(self, action: Action) -> None:
         ip = action.host
-        key = self._prepared[action.id].result()
+        key = self._preparation(action)
         self._plugins(ip, "pre-install", action.roles)
         self._point_endpoint(ip, ip)
         self.runtime.init(self._ops(bootstrap=ip), ip)
@@ -461,7 +520,7 @@ class Applier:
         """The node reaches the control plane through the endpoint name, mapped to a running
         master (the plan's bootstrap master, which stays); a new master then serves itself."""
         ip = action.host
-        key = self._prepared[action.id].result()
+        key = self._preparation(action)
         self._point_endpoint(ip, self.plan.bootstrap_master)
         join(self._ops(), ip)
         if action.kind == "join_master":
@@ -497,7 +556,7 @@ class Applier:
 
     def _upgrade(self, action: Action, upgrade) -> None:
         ip = action.host
-        self._prepared[action.id].result()  # the new rootfs is on the host: install it
+        self._preparation(action)  # the new rootfs is on the host: install it
         self._plugins(ip, "upgrade-host", action.roles)
         self.run(ip, f"bash {self.rootfs}/scripts/init.sh")
         upgrade(self._ops(), ip)

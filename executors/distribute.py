@@ -22,7 +22,8 @@ from cluster.errors import SealerError
 from cluster.image import sealer_home
 from cluster.model import Document, Image
 from cluster.names import DEFAULT_DATA_ROOT, cluster_name_problem, data_root_problem
-from executors.driver import Remote
+from executors import delta
+from executors.driver import HostError, Remote
 from executors.facts import MARKER
 
 DATA_ROOT = DEFAULT_DATA_ROOT
@@ -46,7 +47,7 @@ def tarball(image: Image, configs: dict[str, bytes]) -> Path:
     """An uncompressed tar of the rootfs with the rendered configs, built once and cached."""
     folder = sealer_home() / "cache" / "rootfs"
     key = hashlib.sha256(
-        f"{marker(image, configs)} tar:root-owned,no-registry".encode()
+        f"{marker(image, configs)} tar:root-owned,no-registry,manifest".encode()
     ).hexdigest()
     path = folder / f"{key}.tar"
     with _tar_lock:
@@ -64,8 +65,14 @@ def tarball(image: Image, configs: dict[str, bytes]) -> Path:
                     )
                 for name, content in sorted(configs.items()):
                     add_file(tar, name, content, 0o644)
+                add_file(tar, delta.MANIFEST, _manifest_bytes(image), 0o644)
             os.replace(tmp, path)
     return path
+
+
+def _manifest_bytes(image: Image) -> bytes:
+    entries = delta.manifest(image.rootfs, image.digest, frozenset({REGISTRY}))
+    return json.dumps(entries, sort_keys=True).encode()
 
 
 def root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -114,11 +121,14 @@ def distribute(
     then: str = "",
     alone: bool = False,
     data_root: str = DATA_ROOT,
+    received: bool = False,
 ) -> bool:
     """Make the host hold this rootfs, then run `then` there. True if anything was copied.
 
     current is the marker the host reported (facts.name_and_marker); a host that holds this
     rootfs gets no byte. alone: no other host copies meanwhile (see Remote.upload).
+    received: the relay left the host a verified tarball of the image; if unpacking it fails,
+    the tarball is sent directly.
     """
     target = rootfs_dir(cluster_name, data_root)
     wanted = marker(image, configs)
@@ -126,6 +136,17 @@ def distribute(
         if then:
             remote.run(then)
         return False
+    if received:
+        try:
+            install_received(remote, image, cluster_name, configs, data_root=data_root)
+        except HostError:
+            pass  # a direct copy below
+        else:
+            if then:
+                remote.run(then)
+            return True
+    elif current and _send_delta(remote, image, configs, target, wanted, then):
+        return True  # the host held an older rootfs: only what changed went
     target, staging = shlex.quote(target), shlex.quote(f"{target}.new")
     remote.upload(
         f"rm -rf {staging} && mkdir -p {staging} && tar xf - -C {staging} && "
@@ -135,6 +156,58 @@ def distribute(
         alone=alone,
     )
     return True
+
+
+def _send_delta(
+    remote: Remote, image: Image, configs: dict[str, bytes], target: str, wanted: str, then: str
+) -> bool:
+    """Send only the files that changed since the rootfs the host holds (executors/delta.py).
+    False when the host has no usable manifest, or the delta failed: then a full copy."""
+    said = remote.run(f"cat {shlex.quote(target)}/{delta.MANIFEST} 2>/dev/null; true")
+    old = delta.read_host_manifest(said.stdout)
+    if old is None:
+        return False
+    new = delta.manifest(image.rootfs, image.digest, frozenset({REGISTRY}))
+    extra = {**configs, delta.MANIFEST: _manifest_bytes(image)}
+    content, _ = delta.delta_tar(image.rootfs, new, old, extra, root_owned)
+    try:
+        remote.stream(delta.apply_command(target, wanted, MARKER), [content])
+    except HostError:
+        return False
+    if then:
+        remote.run(then)
+    return True
+
+
+def received_path(cluster_name: str, data_root: str = DATA_ROOT) -> str:
+    """Where the relay (executors/relay.py) leaves a host's verified copy of the tarball."""
+    return f"{rootfs_dir(cluster_name, data_root)}.relay.tar"
+
+
+def install_received(
+    remote: Remote,
+    image: Image,
+    cluster_name: str,
+    configs: dict[str, bytes],
+    then: str = "",
+    data_root: str = DATA_ROOT,
+) -> None:
+    """Unpack the image's tarball the relay left on the host, then the rendered Configs (sent
+    here over SSH: they may hold secrets, so they never travel through other hosts)."""
+    target = rootfs_dir(cluster_name, data_root)
+    received = shlex.quote(received_path(cluster_name, data_root))
+    target, staging = shlex.quote(target), shlex.quote(f"{target}.new")
+    wanted = shlex.quote(marker(image, configs))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content in sorted(configs.items()):
+            add_file(tar, name, content, 0o644)
+    remote.stream(
+        f"rm -rf {staging} && mkdir -p {staging} && tar xf {received} -C {staging} && "
+        f"rm -f {received} && tar xf - -C {staging} && echo {wanted} > {staging}/{MARKER} && "
+        f"rm -rf {target} && mv {staging} {target}" + (f" && {then}" if then else ""),
+        [buffer.getvalue()],
+    )
 
 
 def remove(remote: Remote, cluster_name: str, data_root: str = DATA_ROOT) -> None:

@@ -278,9 +278,12 @@ class Remote:
                 wrapped = f"sudo -n -- {wrapped}"
         return wrapped, stdin
 
-    def follow(self, command: str, *, env: dict[str, str] | None = None) -> Followed:
-        """Start a long-running command (e.g. `kubectl get --watch`) to read as it writes."""
-        wrapped, stdin = self._command_line(command, env, b"")
+    def follow(
+        self, command: str, *, env: dict[str, str] | None = None, stdin: bytes = b""
+    ) -> Followed:
+        """Start a long-running command (e.g. `kubectl get --watch`) to read as it writes;
+        stdin (which may carry secrets) is sent whole first."""
+        wrapped, stdin = self._command_line(command, env, stdin)
         channel = self._open_channel()
         try:
             channel.settimeout(None)  # the reader decides how long to wait

@@ -34,8 +34,10 @@ class _ReadOps:
         self.driver = driver
         self.bootstrap = source
 
-    def run(self, ip, command, *, stdin=b"", check=True, secrets=()):
-        return self.driver.host(ip).run(command, stdin=stdin, check=check, secrets=secrets)
+    def run(self, ip, command, *, stdin=b"", check=True, secrets=(), timeout=None):
+        return self.driver.host(ip).run(
+            command, stdin=stdin, check=check, secrets=secrets, timeout=timeout
+        )
 
     def address(self, ip: str) -> str:
         return ip

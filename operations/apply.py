@@ -159,7 +159,7 @@ def execute(
         if request.approved:
             request.approved()
         return ApplyResult(operation, plan)
-    _check_drain(request, listener, plan)
+    _warn_drain(request, listener, plan)
     _approve(request, listener, operation)
     if request.approved:
         request.approved()
@@ -183,16 +183,11 @@ def execute(
 DRAINING_KINDS = ("delete_master", "delete_worker", "upgrade_master", "upgrade_worker")
 
 
-def _check_drain(request: ApplyRequest, listener: Listener, plan: Plan) -> None:
-    """A drain must end before its SSH command times out; skipping PDBs is said out loud."""
+def _warn_drain(request: ApplyRequest, listener: Listener, plan: Plan) -> None:
+    """Skipping PodDisruptionBudgets is said out loud before the approval."""
     drain = request.drain
     if not any(a.kind in DRAINING_KINDS for a in plan.actions) or drain.skip:
         return
-    if drain.timeout >= request.ssh.command_timeout:
-        raise SealerError(
-            f"--drain-timeout {drain.timeout:g}s must be shorter than --command-timeout "
-            f"{request.ssh.command_timeout:g}s (the drain runs as one command)"
-        )
     if drain.disable_eviction:
         listener.warning(
             "--disable-eviction: pods are deleted, not evicted; PodDisruptionBudgets are "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cluster.errors import SealerError
 from cluster.image import sealer_home
+from sandbox import network
 
 INIT = Path(__file__).with_name("init.py")
 MAX_HOSTS = 250
@@ -40,7 +41,17 @@ class SandboxHost:
 
     @property
     def address(self) -> str:
-        return address(self.number)
+        try:  # as it was started (the mode may have changed since)
+            return (self.folder / "address").read_text().strip()
+        except OSError:
+            return address(self.number)
+
+    @property
+    def link(self) -> str:
+        """netns hosts: what shapes the host's link ('' unshaped); loopback: 'loopback'."""
+        if not (self.folder / "netns").exists():
+            return "loopback"
+        return network.describe_link(self.number) or "veth, unshaped"
 
     @property
     def init_pid(self) -> int | None:
@@ -65,7 +76,10 @@ class SandboxHost:
         return found
 
 
-def address(number: int) -> str:
+def address(number: int, net: str | None = None) -> str:
+    """Host N's address in a mode (default $SEALER_SANDBOX_NET, see sandbox/network.py)."""
+    if (net or network.mode()) == "netns":
+        return network.host_address(number)
     return f"127.0.1.{number}"
 
 
@@ -110,45 +124,70 @@ def ensure_key() -> Path:
     return key
 
 
-def up(count: int, timeout: float = 30.0) -> list[SandboxHost]:
-    """Start hosts 1..count (those already running are kept)."""
+def up(
+    count: int,
+    timeout: float = 30.0,
+    rate: str | None = None,
+    delay: str | None = None,
+    operator_rate: str | None = None,
+    net: str | None = None,
+) -> list[SandboxHost]:
+    """Start hosts 1..count (those already running are kept). In netns mode, rate and delay
+    shape each new host's link (both ways), operator_rate this machine's side of the bridge."""
     check_support()
     if not 1 <= count <= MAX_HOSTS:
         raise SandboxError(f"sandbox up: between 1 and {MAX_HOSTS} hosts, not {count}")
+    net = net or network.mode()
+    netns = net == "netns"
+    if not netns and (rate or delay or operator_rate):
+        raise SandboxError("--rate, --delay and --operator-rate need --net netns")
+    network.check_shape(rate, delay)
+    network.check_shape(operator_rate, None)
+    if netns:
+        network.ensure_bridge()
+        network.shape(network.BRIDGE, operator_rate, delay)
     public_key = ensure_key().with_suffix(".pub").read_text()
     started = []
     for number in range(1, count + 1):
         host = SandboxHost(number, base() / "hosts" / str(number))
         if host.init_pid is None:
-            if _listening(host.address):
+            where = address(number, net)
+            if not netns and _listening(where):  # netns addresses are on our bridge only
                 raise SandboxError(
-                    f"{host.address}:22 is already in use by a process that is "
+                    f"{where}:22 is already in use by a process that is "
                     f"not a sandbox host of {base()}; stop it first"
                 )
-            _start(host, public_key)
+            _start(host, public_key, where, netns)
+            if netns:
+                network.attach(number, host.init_pid)
+                network.shape_host(number, host.init_pid, rate, delay)
             started.append(host)
     for host in started:
         _wait_for_ssh(host, timeout)
     return hosts()[:count]
 
 
-def _start(host: SandboxHost, public_key: str) -> None:
+def _start(host: SandboxHost, public_key: str, where: str, netns: bool) -> None:
     for sub in ("upper", "work", "root"):
         (host.folder / sub).mkdir(parents=True, exist_ok=True)
+    (host.folder / "address").write_text(where)
+    if netns:
+        (host.folder / "netns").write_text("")
     log = open(host.folder / "init.log", "w")  # noqa: SIM115 - the child keeps it open
+    namespaces = ["--mount", "--uts", "--pid", *(["--net"] if netns else [])]
+    extra = ["netns", str(network.NETWORK.prefixlen)] if netns else []
     proc = subprocess.Popen(
         [
             "unshare",
-            "--mount",
-            "--uts",
-            "--pid",
+            *namespaces,
             "--fork",
             sys.executable,
             str(INIT),
             str(host.folder),
             host.name,
-            host.address,
+            where,
             public_key,
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -206,6 +245,7 @@ def down() -> int:
             count += 1
         _wait_unshare(host)
         shutil.rmtree(host.folder, ignore_errors=True)
+    network.remove_bridge()  # its veth ends went with the hosts' namespaces
     return count
 
 
@@ -274,17 +314,17 @@ def run_in(host: SandboxHost, command: list[str]) -> subprocess.CompletedProcess
     init = host.init_pid
     if init is None:
         raise SandboxError(f"{host.name} is not running")
+    network_too = ["-n"] if (host.folder / "netns").exists() else []
     return subprocess.run(
-        ["nsenter", "-t", str(init), "-m", "-u", "-p", "-r", "-w", *command],
+        ["nsenter", "-t", str(init), "-m", "-u", "-p", *network_too, "-r", "-w", *command],
         capture_output=True,
         text=True,
         check=True,
     )
 
 
-def clusterfile(count: int, image: str, masters: int = 1, name: str = "sandbox") -> str:
-    """A ready Clusterfile for the first `count` sandbox hosts."""
-    ips = [address(n) for n in range(1, count + 1)]
+def clusterfile(ips: list[str], image: str, masters: int = 1, name: str = "sandbox") -> str:
+    """A ready Clusterfile for these sandbox hosts' addresses."""
     spec = {
         "apiVersion": "sealer.io/v2",
         "kind": "Cluster",
@@ -310,6 +350,7 @@ def describe() -> list[dict]:
         {
             "name": h.name,
             "address": h.address,
+            "link": h.link,
             "running": h.init_pid is not None,
             "sshd": bool(_sshd_pids(h)),
         }

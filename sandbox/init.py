@@ -3,7 +3,7 @@
 It builds the host's root (an overlay of the machine's / with the host's own upper folder),
 chroots into it, starts OpenSSH on the host's address, then reaps orphans until it is killed.
 Killing it ends every process of the host (the kernel empties a PID namespace with its init).
-Usage: init.py HOST_DIR NAME ADDRESS AUTHORIZED_KEY
+Usage: init.py HOST_DIR NAME ADDRESS AUTHORIZED_KEY [netns PREFIX]
 """
 
 import os
@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 
 def sh(*args: str) -> None:
@@ -77,8 +78,22 @@ def start_sshd(address: str) -> None:
     sh(*sshd_command(address))  # sshd daemonizes; its orphans are reaped below
 
 
+def join_network(address: str, prefix: str) -> None:
+    """In a network namespace of its own: wait for the eth0 the parent moves in (one end of a
+    veth pair on its bridge), then bring up loopback and the host's address."""
+    for _ in range(400):
+        if subprocess.run(["ip", "link", "show", "eth0"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.025)
+    sh("ip", "link", "set", "lo", "up")
+    sh("ip", "addr", "add", f"{address}/{prefix}", "dev", "eth0")
+    sh("ip", "link", "set", "eth0", "up")
+
+
 def main() -> None:
     host_dir, name, address, key = sys.argv[1:5]
+    if len(sys.argv) > 5:  # netns PREFIX: the host has a network namespace of its own
+        join_network(address, sys.argv[6])
     os.chroot(build_root(host_dir, name))
     os.chdir("/")
     prepare_ssh(key)

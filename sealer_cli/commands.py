@@ -560,7 +560,8 @@ def cmd_image(args) -> int:
 
 def cmd_sandbox(args) -> int:
     if args.sandbox_command == "up":
-        started = sandbox.up(args.count, args.image, args.masters)
+        net = sandbox.Network(args.net, args.rate, args.delay, args.operator_rate)
+        started = sandbox.up(args.count, args.image, args.masters, net)
         print(
             f"# {started.count} sandbox hosts up: {started.first}..{started.last}; "
             f"this Clusterfile is also in {started.saved_to}",

@@ -95,14 +95,15 @@ HELP = {
         "so masters that join later get them too.",
     ),
     "sandbox": (
-        "local sandbox hosts (127.0.1.N) to try sealer on",
+        "local sandbox hosts (127.0.1.N, or 198.18.0.0/15 with --net netns) to try sealer on",
         "sealer sandbox up 3 > Clusterfile\nsealer sandbox ls\nsealer sandbox down",
         "Isolated SSH hosts on this machine: each has its own root filesystem, hostname,\n"
         "process table and host key, and a real OpenSSH server on 127.0.1.N. Needs root.",
     ),
     "sandbox up": (
         "start N hosts and print a ready Clusterfile for them",
-        "sealer sandbox up 3 --image examples/images/k3s-v1.25.3 > Clusterfile",
+        "sealer sandbox up 3 --image examples/images/k3s-v1.25.3 > Clusterfile\n"
+        "sealer sandbox up 20 --net netns --rate 100mbit --operator-rate 100mbit",
         "",
     ),
     "sandbox down": ("stop every sandbox host and remove its files", "sealer sandbox down", ""),
@@ -538,6 +539,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--image", default=DEFAULT_SANDBOX_IMAGE, help="spec.image of the printed Clusterfile"
     )
     q.add_argument("--masters", type=int, default=1, help="how many of them are masters")
+    q.add_argument(
+        "--net",
+        choices=("loopback", "netns"),
+        help="loopback: 127.0.1.N on this machine's network; netns: each host in a network "
+        "namespace of its own on a bridge, 198.18.0.0/15 (default $SEALER_SANDBOX_NET or "
+        "loopback)",
+    )
+    q.add_argument("--rate", metavar="RATE", help="netns: each host's link bandwidth (100mbit)")
+    q.add_argument(
+        "--delay", metavar="DELAY", help="netns: each link's one-way delay (1ms; needs netem)"
+    )
+    q.add_argument(
+        "--operator-rate", metavar="RATE", help="netns: this machine's side of the bridge"
+    )
     _sub(boxes, "sandbox down")
     _sub(boxes, "sandbox ls")
 

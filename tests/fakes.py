@@ -96,7 +96,7 @@ class FakeRemote:
         self.cluster.uploads.append((self.ip, command))
         return self.run(command)
 
-    def follow(self, command, *, env=None):
+    def follow(self, command, *, env=None, stdin=b""):
         raise HostError(self.ip, "no long-running commands here")  # joins fall back to polling
 
     def host_key(self) -> str:

@@ -91,6 +91,9 @@ class JsonEvents(Console):
     def planned(self, plan: Plan) -> None:
         self.emit_line({"type": "planned", "plan": plan.to_json()})
 
+    def note(self, text: str) -> None:
+        self.emit("note", text=text)  # a line of its own would break the JSON stream
+
     def emit_line(self, document: dict) -> None:
         with self.lock:
             self.stream.write(json.dumps(document) + "\n")

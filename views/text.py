@@ -394,7 +394,9 @@ def render_sandbox(rows: list[dict]) -> str:
     for row in rows:
         running = "running" if row["running"] else "stopped"
         sshd = "sshd up" if row["sshd"] else "sshd down"
-        lines.append(f"{row['name']:<12} {row['address']:<12} {running:<8} {sshd}")
+        lines.append(
+            f"{row['name']:<12} {row['address']:<14} {running:<8} {sshd:<10} {row['link']}"
+        )
     return "\n".join(lines) + "\n"
 
 

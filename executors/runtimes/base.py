@@ -30,6 +30,7 @@ class NodeOps(Protocol):
         stdin: bytes = b"",
         check: bool = True,
         secrets: tuple[str, ...] = (),
+        timeout: float | None = None,
     ) -> Result: ...
 
     def follow(self, ip: str, command: str) -> Followed: ...  # a long-running command
@@ -91,9 +92,12 @@ class Runtime:
 
     # ---- cluster-wide helpers, run on the bootstrap master ----
 
-    def kubectl(self, ops: NodeOps, *args: str, check: bool = True) -> Result:
+    def kubectl(
+        self, ops: NodeOps, *args: str, check: bool = True, timeout: float | None = None
+    ) -> Result:
         """kubectl on the bootstrap master; every argument quoted (node names come from hosts)."""
-        return ops.run(ops.bootstrap, f"{self.kubectl_command} {shlex.join(args)}", check=check)
+        command = f"{self.kubectl_command} {shlex.join(args)}"
+        return ops.run(ops.bootstrap, command, check=check, timeout=timeout)
 
     def nodes(self, ops: NodeOps, newer_than: float | None = None) -> dict[str, dict]:
         """The cluster's nodes by name, from `kubectl get nodes -o json`.
@@ -175,7 +179,9 @@ class Runtime:
         if policy.skip or not self.is_node(ops, ip):
             return
         name = ops.name(ip)
-        result = self.kubectl(ops, "drain", name, *policy.kubectl_args(), check=False)
+        # kubectl gives up at the drain timeout; the SSH command waits a little longer
+        args = policy.kubectl_args()
+        result = self.kubectl(ops, "drain", name, *args, check=False, timeout=policy.timeout + 60)
         if result.exit_code != 0:
             said = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
             raise SealerError(

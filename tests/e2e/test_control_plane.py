@@ -51,11 +51,11 @@ def test_removing_the_bootstrap_master_keeps_the_cluster(cluster):
 
     cluster.write([2, 3, 6], [4, 5])  # 6 joins, the workers move to 2, then 1 leaves
     plan = cluster.sealer("plan").stdout
-    assert 'update_endpoint "127.0.1.4"' in plan and "the bootstrap role moves to" in plan
+    assert f'update_endpoint "{ip(4)}"' in plan and "the bootstrap role moves to" in plan
     result = cluster.apply()
     order = [line.split(":")[0] for line in result.stdout.splitlines() if "done after" in line]
-    assert order.index("join_master.127.0.1.6") < order.index("update_endpoint.127.0.1.4")
-    assert order.index("update_endpoint.127.0.1.5") < order.index("delete_master.127.0.1.1")
+    assert order.index(f"join_master.{ip(6)}") < order.index(f"update_endpoint.{ip(4)}")
+    assert order.index(f"update_endpoint.{ip(5)}") < order.index(f"delete_master.{ip(1)}")
 
     assert cluster.state()["bootstrap_master"] == ip(2)
     # The real etcd: three healthy members, host 1 not among them.
@@ -173,7 +173,7 @@ def test_kubeadm_documents_are_merged_one_per_kind(hosts, tmp_path):
     user[0]["apiServer"] = {"extraArgs": {"v": "4"}, "certSANs": ["api2.example.test"]}
     base = cluster.path.read_text().split("---\n")[0]
     cluster.path.write_text(base + "---\n" + yaml.safe_dump_all(user, sort_keys=False))
-    assert 'reconfigure_master "127.0.1.1"' in cluster.sealer("plan").stdout
+    assert f'reconfigure_master "{ip(1)}"' in cluster.sealer("plan").stdout
     cluster.apply()
     assert "--v=4" in ssh(1, "cat /etc/kubernetes/manifests/kube-apiserver.yaml").stdout
     sans = ssh(1, "openssl x509 -noout -ext subjectAltName -in /etc/kubernetes/pki/apiserver.crt")
@@ -199,7 +199,7 @@ def test_cert_alt_names_reach_every_master_and_later_joins(hosts, tmp_path):
             n, "openssl x509 -noout -ext subjectAltName -in /etc/kubernetes/pki/apiserver.crt"
         ).stdout
 
-    assert f"DNS:{ENDPOINT}" in sans(1) and "IP Address:127.0.1.2" in sans(2)
+    assert f"DNS:{ENDPOINT}" in sans(1) and f"IP Address:{ip(2)}" in sans(2)
     assert "api.example.test" not in sans(1)
     # The discovery hash is the real CA's: kubeadm join checked it against ca.crt.
     result = cluster.sealer("cert", "--alt-names", "api.example.test,198.18.0.77")

@@ -119,9 +119,9 @@ def test_verbs_target_drain_state_rm_and_output_on_a_commented_clusterfile(hosts
 
     # a host that burned: state rm forgets it without touching it; then the plan is clean
     sandbox.stop_sshd(sandbox.hosts()[4])  # host 5
-    cluster.path.write_text(
-        cluster.path.read_text().replace(f"    - ips: [{ip(5)}]\n      roles: [node]\n", "")
-    )
+    group = f"    - ips: [{ip(5)}]\n      roles: [node]\n      labels: {{tier: web}}\n"
+    assert group in cluster.path.read_text()
+    cluster.path.write_text(cluster.path.read_text().replace(group, ""))
     removed = cluster.sealer("state", "rm", ip(5))
     assert removed.returncode == 0, removed.stderr
     assert "kubectl delete node" in removed.stderr  # its node stays until deleted there

@@ -116,8 +116,8 @@ def test_node_added_by_hand_is_unexpected(cluster):
     ssh(
         1,
         'python3 -c "import json, urllib.request; urllib.request.urlopen(urllib.request.'
-        "Request('http://127.0.1.1:6443/nodes', data=json.dumps({'name': 'handmade', "
-        "'address': '127.0.1.9', 'version': 'v1.25.3', 'roles': []}).encode(), "
+        f"Request('http://{ip(1)}:6443/nodes', data=json.dumps({{'name': 'handmade', "
+        f"'address': '{ip(9)}', 'version': 'v1.25.3', 'roles': []}}).encode(), "
         "method='POST'))\"",
     )
     code, findings = drift(cluster)
@@ -126,7 +126,7 @@ def test_node_added_by_hand_is_unexpected(cluster):
         "kind": "unexpected_node",
         "host": "handmade",
         "expected": None,
-        "actual": "127.0.1.9",
+        "actual": ip(9),
     } in findings
 
 
