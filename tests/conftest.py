@@ -19,6 +19,9 @@ def sealer_home(tmp_path, monkeypatch):
     monkeypatch.delenv("SEALER_STATE", raising=False)
     monkeypatch.delenv("SEALER_BACKEND", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    # Sandbox hosts get networks of their own (198.18.0.0/15 on a bridge), as real machines
+    # have: their own 127.0.0.1, ports and routes (sandbox/network.py).
+    monkeypatch.setenv("SEALER_SANDBOX_NET", "netns")
     if VENDORED_REGISTRY.exists():  # builds FROM scratch have no bin/registry of their own
         monkeypatch.setenv("SEALER_REGISTRY_BINARY", str(VENDORED_REGISTRY))
     return home
