@@ -138,7 +138,7 @@ def distribute(
         return False
     if received:
         try:
-            install_received(remote, image, cluster_name, configs, data_root=data_root)
+            install_received(remote, image, cluster_name, configs, data_root)
         except HostError:
             pass  # a direct copy below
         else:
@@ -189,7 +189,6 @@ def install_received(
     image: Image,
     cluster_name: str,
     configs: dict[str, bytes],
-    then: str = "",
     data_root: str = DATA_ROOT,
 ) -> None:
     """Unpack the image's tarball the relay left on the host, then the rendered Configs (sent
@@ -205,7 +204,7 @@ def install_received(
     remote.stream(
         f"rm -rf {staging} && mkdir -p {staging} && tar xf {received} -C {staging} && "
         f"rm -f {received} && tar xf - -C {staging} && echo {wanted} > {staging}/{MARKER} && "
-        f"rm -rf {target} && mv {staging} {target}" + (f" && {then}" if then else ""),
+        f"rm -rf {target} && mv {staging} {target}",
         [buffer.getvalue()],
     )
 

@@ -283,23 +283,26 @@ def _password(args) -> str:
                 return f.readline().rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as e:
             raise SealerError(f"--passwd-file {args.passwd_file}: cannot read: {e}") from None
-    if args.passwd:
-        Console().warning(
-            "--passwd shows the password to every user of this machine (ps); "
-            "use --passwd-file or SEALER_SSH_PASSWORD"
-        )
-        return args.passwd
-    return os.environ.get("SEALER_SSH_PASSWORD", "")
+    return _flag_secret(
+        args.passwd, "--passwd", "SEALER_SSH_PASSWORD", "--passwd-file or SEALER_SSH_PASSWORD"
+    )
 
 
 def _passphrase(args) -> str:
-    if args.pk_passwd:
+    return _flag_secret(
+        args.pk_passwd, "--pk-passwd", "SEALER_SSH_KEY_PASSPHRASE", "SEALER_SSH_KEY_PASSPHRASE"
+    )
+
+
+def _flag_secret(value: str | None, flag: str, variable: str, instead: str) -> str:
+    """A secret given on the command line (warned: any user sees it in `ps`), else the
+    environment variable's."""
+    if value:
         Console().warning(
-            "--pk-passwd shows the passphrase to every user of this machine (ps); "
-            "use SEALER_SSH_KEY_PASSPHRASE"
+            f"{flag} shows its secret to every user of this machine (ps); use {instead}"
         )
-        return args.pk_passwd
-    return os.environ.get("SEALER_SSH_KEY_PASSPHRASE", "")
+        return value
+    return os.environ.get(variable, "")
 
 
 def cmd_verb(args) -> int:

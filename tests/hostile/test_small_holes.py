@@ -45,7 +45,7 @@ def test_run_reads_the_password_from_a_file_and_warns_about_the_flag(tmp_path, s
     assert "Pw-from-file" not in written and "${SEALER_RUN_SSH_PASSWORD}" in written
     assert "Pw-from-file" not in from_file.stdout + from_file.stderr
     flagged = sealer("run", *common, "--passwd", "Pw-on-argv", timeout=120)
-    assert "--passwd shows the password to every user of this machine" in flagged.stderr
+    assert "--passwd shows its secret to every user of this machine" in flagged.stderr
 
 
 def test_duplicate_yaml_keys_are_refused_with_both_lines(tmp_path, image):
@@ -76,3 +76,19 @@ def test_a_malformed_state_is_named_not_an_internal_error(tmp_path, image):
             "state", "push", str(state), "--cluster", "c", "--state", str(tmp_path / "o.json")
         )
         assert pushed.returncode == 1 and message in pushed.stderr
+
+
+def test_run_takes_env_and_a_key_passphrase_that_never_reaches_the_clusterfile(
+    image, sealer_home, tmp_path
+):
+    key = tmp_path / "id"
+    key.write_text("not a key\n")
+    common = [str(image), "--masters", "127.0.2.1", "--ssh-timeout", "1s", "--retries", "0"]
+    result = sealer(
+        "run", *common, "--pk", str(key), "--pk-passwd", "Pass-on-argv", "-e", "A=1", timeout=120
+    )
+    written = (sealer_home / "clusters" / "my-cluster" / "Clusterfile").read_text()
+    assert "Pass-on-argv" not in written and "${SEALER_RUN_SSH_KEY_PASSPHRASE}" in written
+    assert "- A=1" in written
+    assert "Pass-on-argv" not in result.stdout + result.stderr.replace("--pk-passwd", "")
+    assert "--pk-passwd shows its secret" in result.stderr
