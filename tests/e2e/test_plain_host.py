@@ -8,8 +8,11 @@ the node's: the runtimes must pass it, as real kubeadm, k3s and k0s need on mult
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -90,8 +93,10 @@ def plain_host(tmp_path):
         _wait_for_ssh(HOST)
         yield key
     finally:
-        subprocess.run(["kill", "-9", f"-{proc.pid}"], capture_output=True)
-        subprocess.run(["pkill", "-9", "-P", str(proc.pid)], capture_output=True)
+        # os.killpg, never `kill -9 -PGID`: procps-ng 4.0.2's kill (Debian 12) takes that
+        # negative pid for -1 and kills every process of the machine (it ended CI runs)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # unshare and the host's init: its PID namespace
         proc.wait(10)
         subprocess.run(["ip", "link", "del", LINK], capture_output=True)
         subprocess.run(["umount", "-R", str(folder / "root")], capture_output=True)
