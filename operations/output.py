@@ -7,6 +7,8 @@ kubeconfig. Nothing here contacts a host, and no secret is in the state to leak.
 
 from __future__ import annotations
 
+import ipaddress
+
 from operations.common import locked_state
 from operations.events import Listener
 from operations.state_sync import StateRequest, cluster_name
@@ -31,14 +33,14 @@ def outputs(request: StateRequest, listener: Listener) -> dict:
     if endpoint and ":" not in endpoint.rsplit("]", 1)[-1]:
         endpoint = f"{endpoint}:{DEFAULT_API_PORT}"
     versions = sorted({r.version for r in state.hosts.values() if r.version})
-    serving = [ip for ip, r in state.hosts.items() if r.registry_served]
+    serving = _sorted(ip for ip, r in state.hosts.items() if r.registry_served)
     return {
         "cluster": state.cluster,
         "serial": state.serial,
         "api_endpoint": f"https://{endpoint}" if endpoint else None,
         "bootstrap_master": state.bootstrap_master,
-        "masters": [ip for ip, r in state.hosts.items() if r.is_master],
-        "workers": [ip for ip, r in state.hosts.items() if not r.is_master],
+        "masters": _sorted(ip for ip, r in state.hosts.items() if r.is_master),
+        "workers": _sorted(ip for ip, r in state.hosts.items() if not r.is_master),
         "kubernetes_version": image.get("version") or (versions[-1] if versions else None),
         "host_versions": versions,  # more than one: an upgrade is under way (or --target)
         "runtime": runtime or None,
@@ -52,3 +54,8 @@ def outputs(request: StateRequest, listener: Listener) -> dict:
         if state.bootstrap_master
         else None,
     }
+
+
+def _sorted(ips) -> list[str]:
+    """By address, not by the order hosts happened to finish joining."""
+    return sorted(ips, key=ipaddress.ip_address)

@@ -8,7 +8,7 @@ import json
 
 import yaml
 
-from tests.e2e.conftest import Cluster, api, ssh
+from tests.e2e.conftest import Cluster, api, ip, ssh
 from tests.helpers import sealer
 
 APPS_KUBEFILE = """FROM scratch
@@ -209,7 +209,7 @@ def test_host_aliases_on_every_host_drift_after_a_hand_edit_and_data_root(hosts,
     drift = cluster.sealer("drift", "--json")
     assert drift.returncode == 2, drift.stdout + drift.stderr
     (finding,) = json.loads(drift.stdout)["drift"]
-    assert finding["kind"] == "host_aliases_changed" and finding["host"].endswith(".2")
+    assert finding["kind"] == "host_aliases_changed" and finding["host"] == ip(2)
     assert finding["actual"] == ["198.18.0.11 db.internal db"]
     repaired = cluster.apply()
     assert "update_host" in repaired.stdout
