@@ -3,7 +3,7 @@
 Every rootfs sealer installs carries MANIFEST: each file's and link's path with the sha256 of
 its content (a link: its target) and its mode. A host that holds an older rootfs of the
 cluster is sent a tar of the files whose entry differs, a list of those that are gone, and a
-sha256 check list; it copies its current rootfs aside, applies the delta there, checks every
+sha256 check list; it links its current rootfs aside, applies the delta there, checks every
 changed file's digest, and only then swaps the folders. Templates (`*.tmpl`, rendered and
 removed on the host) always travel, since the host no longer holds them.
 """
@@ -111,11 +111,13 @@ def _safe(path: str) -> bool:
 
 
 def apply_command(target: str, marker_line: str, marker_file: str) -> str:
-    """The host's side: copy aside, apply, check, swap."""
+    """The host's side: a copy of hard links (tar and rm replace links, never write through
+    them, so the live rootfs is untouched until the swap), apply, check, swap."""
     t, staging = shlex.quote(target), shlex.quote(f"{target}.new")
     return (
-        f"rm -rf {staging} && cp -a {t} {staging} && tar xf - -C {staging} && cd {staging} && "
+        f"rm -rf {staging} && cp -al {t} {staging} && tar xf - -C {staging} && cd {staging} && "
         f"xargs -0 -r rm -f -- < {REMOVED} && sha256sum --quiet --strict -c {CHECKS} && "
-        f"rm -f {REMOVED} {CHECKS} && echo {shlex.quote(marker_line)} > {marker_file} && "
+        f"rm -f {REMOVED} {CHECKS} {marker_file} && "
+        f"echo {shlex.quote(marker_line)} > {marker_file} && "
         f"cd / && rm -rf {t} && mv {staging} {t}"
     )
