@@ -100,15 +100,16 @@ def add_hosts(text: str, where: str, masters: list[str], nodes: list[str]) -> st
         for role, ips, flag in ((MASTER, masters, "--masters"), (WORKER, nodes, "--nodes")):
             if not ips:
                 continue
-            for ip in ips:
-                if _address(ip, flag) in listed:
+            addresses = [_address(ip, flag) for ip in ips]
+            for ip, address in zip(ips, addresses, strict=True):
+                if address in listed:
                     raise SealerError(f"{flag} {ip}: already a host of {where}")
-                listed.add(_address(ip, flag))
+                listed.add(address)
             group = next((g for g in hosts if list(g.get("roles") or []) == [role]), None)
             if group is None:
                 hosts.append({"ips": [], "roles": [role]})
                 group = hosts[-1]
-            group.setdefault("ips", []).extend(str(_address(ip, flag)) for ip in ips)
+            group.setdefault("ips", []).extend(str(a) for a in addresses)
 
     return _edit(text, where, change)
 
@@ -123,8 +124,9 @@ def remove_hosts(text: str, where: str, ips: list[str], flag: str, role: str | N
         found = set()
         for group in list(hosts):
             roles = list(group.get("roles") or [])
+            entries = group.get("ips") or []
             kept = []
-            for entry in group.get("ips") or []:
+            for entry in entries:
                 bounds = _entry_addresses(entry)
                 hit = bounds and {a for a in wanted if bounds[0] <= a <= bounds[1]}
                 if not hit:
@@ -135,10 +137,10 @@ def remove_hosts(text: str, where: str, ips: list[str], flag: str, role: str | N
                     raise SealerError(f"{flag} {names}: not a {role} in {where}")
                 found |= hit
                 kept += _split(bounds[0], bounds[1], hit)
-            if len(kept) != len(group.get("ips") or []) or found:
-                group["ips"][:] = kept
-            if not group.get("ips"):
+            if not kept:
                 hosts.remove(group)
+            elif kept != list(entries):
+                group["ips"][:] = kept  # in place: the list keeps its style and comments
         missing = wanted - found
         if missing:
             names = ", ".join(str(a) for a in sorted(missing))

@@ -147,15 +147,24 @@ def distribute(
             return True
     elif current and _send_delta(remote, image, configs, target, wanted, then):
         return True  # the host held an older rootfs: only what changed went
-    target, staging = shlex.quote(target), shlex.quote(f"{target}.new")
     remote.upload(
-        f"rm -rf {staging} && mkdir -p {staging} && tar xf - -C {staging} && "
-        f"echo {shlex.quote(wanted)} > {staging}/{MARKER} && rm -rf {target} && "
-        f"mv {staging} {target}" + (f" && {then}" if then else ""),
+        _staged_install(target, wanted, lambda staging: f"tar xf - -C {staging}")
+        + (f" && {then}" if then else ""),
         str(tarball(image, configs)),
         alone=alone,
     )
     return True
+
+
+def _staged_install(target: str, wanted: str, fill) -> str:
+    """The host's side of a full install: fill(staging) unpacks into a fresh folder beside the
+    rootfs, which gets the marker and then takes the rootfs' place."""
+    target, staging = shlex.quote(target), shlex.quote(f"{target}.new")
+    return (
+        f"rm -rf {staging} && mkdir -p {staging} && {fill(staging)} && "
+        f"echo {shlex.quote(wanted)} > {staging}/{MARKER} && rm -rf {target} && "
+        f"mv {staging} {target}"
+    )
 
 
 def _send_delta(
@@ -168,7 +177,7 @@ def _send_delta(
     if old is None:
         return False
     new = delta.manifest(image.rootfs, image.digest, frozenset({REGISTRY}))
-    extra = {**configs, delta.MANIFEST: _manifest_bytes(image)}
+    extra = {**configs, delta.MANIFEST: json.dumps(new, sort_keys=True).encode()}
     content, _ = delta.delta_tar(image.rootfs, new, old, extra, root_owned)
     try:
         remote.stream(delta.apply_command(target, wanted, MARKER), [content])
@@ -193,20 +202,17 @@ def install_received(
 ) -> None:
     """Unpack the image's tarball the relay left on the host, then the rendered Configs (sent
     here over SSH: they may hold secrets, so they never travel through other hosts)."""
-    target = rootfs_dir(cluster_name, data_root)
     received = shlex.quote(received_path(cluster_name, data_root))
-    target, staging = shlex.quote(target), shlex.quote(f"{target}.new")
-    wanted = shlex.quote(marker(image, configs))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, content in sorted(configs.items()):
             add_file(tar, name, content, 0o644)
-    remote.stream(
-        f"rm -rf {staging} && mkdir -p {staging} && tar xf {received} -C {staging} && "
-        f"rm -f {received} && tar xf - -C {staging} && echo {wanted} > {staging}/{MARKER} && "
-        f"rm -rf {target} && mv {staging} {target}",
-        [buffer.getvalue()],
-    )
+
+    def fill(staging: str) -> str:  # the relayed image, then the Configs from stdin
+        return f"tar xf {received} -C {staging} && rm -f {received} && tar xf - -C {staging}"
+
+    command = _staged_install(rootfs_dir(cluster_name, data_root), marker(image, configs), fill)
+    remote.stream(command, [buffer.getvalue()])
 
 
 def remove(remote: Remote, cluster_name: str, data_root: str = DATA_ROOT) -> None:

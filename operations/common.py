@@ -118,13 +118,18 @@ def ssh_driver(cluster: Cluster, state: State, ssh: SSHSettings, pin_keys: bool 
     pin_keys: refuse a host whose key differs from the one the state recorded at first contact,
     before logging in (a refresh reports such a host as drift).
     """
-    from executors.driver import Driver, Timeouts  # late: commands that stay local skip SSH
-
     hosts = {ip: host.ssh for ip, host in cluster.hosts.items()}
     for ip in state.hosts:  # hosts being removed: the cluster's SSH settings
         hosts.setdefault(ip, cluster.ssh)
+    pinned = {ip: r.host_key for ip, r in state.hosts.items()} if pin_keys else {}
+    return connect(hosts, ssh, pinned)
+
+
+def connect(hosts: dict, ssh: SSHSettings, pinned: dict[str, str] | None = None):
+    """A driver for these hosts (ip -> model SSH) with the settings' timeouts and retries."""
+    from executors.driver import Driver, Timeouts  # late: commands that stay local skip SSH
+
     timeouts = Timeouts(
         connect=ssh.connect_timeout, command=ssh.command_timeout, retries=max(0, ssh.retries)
     )
-    pinned = {ip: r.host_key for ip, r in state.hosts.items()} if pin_keys else {}
-    return (ssh.connect or Driver)(hosts, timeouts, pinned)
+    return (ssh.connect or Driver)(hosts, timeouts, pinned or {})

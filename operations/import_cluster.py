@@ -18,7 +18,14 @@ from cluster.errors import SealerError
 from cluster.model import MASTER, SSH, WORKER
 from cluster.names import cluster_name_problem
 from cluster.records import State, host_record
-from operations.common import SSHSettings, StateRef, load_cluster, locked_state, write_state
+from operations.common import (
+    SSHSettings,
+    StateRef,
+    connect,
+    load_cluster,
+    locked_state,
+    write_state,
+)
 from operations.events import Listener
 
 
@@ -119,12 +126,9 @@ def discover_and_import(request: DiscoverRequest, listener: Listener) -> Discove
     image = images.resolve(request.image, Path.cwd())
     if image.is_application:
         raise SealerError(f"--image {request.image}: an application image; give the cluster's")
-    from executors.driver import Driver, Timeouts  # late: only discovery needs SSH
-    from executors.refresh import discover
+    from executors.refresh import discover  # late: only discovery needs SSH
 
-    settings = request.settings
-    timeouts = Timeouts(settings.connect_timeout, settings.command_timeout, settings.retries)
-    driver = (settings.connect or Driver)({request.master: request.ssh}, timeouts, {})
+    driver = connect({request.master: request.ssh}, request.settings)
     try:
         found = discover(driver, request.master, image.runtime)
     finally:
