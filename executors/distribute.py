@@ -127,8 +127,8 @@ def distribute(
 
     current is the marker the host reported (facts.name_and_marker); a host that holds this
     rootfs gets no byte. alone: no other host copies meanwhile (see Remote.upload).
-    received: the relay left the host a verified tarball of the image; if unpacking it fails,
-    the tarball is sent directly.
+    received: the relay left the host a verified unpacked copy of the image; if installing it
+    fails, the tarball is sent directly.
     """
     target = rootfs_dir(cluster_name, data_root)
     wanted = marker(image, configs)
@@ -189,8 +189,9 @@ def _send_delta(
 
 
 def received_path(cluster_name: str, data_root: str = DATA_ROOT) -> str:
-    """Where the relay (executors/relay.py) leaves a host's verified copy of the tarball."""
-    return f"{rootfs_dir(cluster_name, data_root)}.relay.tar"
+    """Where the relay (executors/relay.py) leaves a host's verified, unpacked copy of the
+    image."""
+    return f"{rootfs_dir(cluster_name, data_root)}.relay"
 
 
 def install_received(
@@ -200,7 +201,7 @@ def install_received(
     configs: dict[str, bytes],
     data_root: str = DATA_ROOT,
 ) -> None:
-    """Unpack the image's tarball the relay left on the host, then the rendered Configs (sent
+    """Install the unpacked image the relay left on the host, with the rendered Configs (sent
     here over SSH: they may hold secrets, so they never travel through other hosts)."""
     received = shlex.quote(received_path(cluster_name, data_root))
     buffer = io.BytesIO()
@@ -208,8 +209,11 @@ def install_received(
         for name, content in sorted(configs.items()):
             add_file(tar, name, content, 0o644)
 
-    def fill(staging: str) -> str:  # the relayed image, then the Configs from stdin
-        return f"tar xf {received} -C {staging} && rm -f {received} && tar xf - -C {staging}"
+    def fill(staging: str) -> str:  # the relayed image (0700 until now), then the Configs
+        return (
+            f"rmdir {staging} && mv {received} {staging} && chmod 755 {staging} && "
+            f"tar xf - -C {staging}"
+        )
 
     command = _staged_install(rootfs_dir(cluster_name, data_root), marker(image, configs), fill)
     remote.stream(command, [buffer.getvalue()])

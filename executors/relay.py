@@ -10,8 +10,12 @@ small cost per hop, not hosts x size.
   It accepts data only from a peer that first sends the one-time token the operator gave it
   for this transfer (over SSH stdin, never argv); the operator's SSH credentials never reach
   a host.
-- Every host checks the size and the sha256 the operator gave it before it keeps the file:
-  a relay that tampers with what it forwards is caught by the next host.
+- Every host unpacks the stream as it arrives (one disk write per byte, not a tarball then
+  its unpacking) into a 0700 folder of its own, hashing as it goes, and keeps the folder only
+  if the size and the sha256 the operator gave it match: a relay that tampers with what it
+  forwards is caught by the next host, which removes what it unpacked. GNU tar keeps members
+  inside that folder (no `..`, no absolute names, links outside become placeholders), so a
+  bad stream cannot write elsewhere before the check.
 - A relay that dies or cheats mid-stream cuts its chain short: the hosts after it report a
   bad or short copy, and the caller sends them the file directly (the operator is the other
   source). A host without python3 does the same. So the relay can only make a copy faster.
@@ -38,9 +42,10 @@ CHAIN_LENGTH = 8  # hosts per chain: a dead relay costs at most this many direct
 CHUNK = 1 << 20
 ACCEPT_TIMEOUT = 60  # seconds a receiver waits for its sender
 
-# The receiver: one JSON line on stdin, then it prints "port N", receives, forwards, checks.
+# The receiver: one JSON line on stdin, then it prints "port N", receives, forwards, unpacks
+# into OUT.part, checks, and renames OUT.part to OUT.
 RECEIVER = r"""
-import hashlib, hmac, json, os, socket, sys
+import hashlib, hmac, json, os, shutil, socket, subprocess, sys
 cfg = json.loads(sys.stdin.readline())
 family = socket.AF_INET6 if ":" in cfg["bind"] else socket.AF_INET
 server = socket.socket(family, socket.SOCK_STREAM)
@@ -70,30 +75,52 @@ if cfg["next"]:
     except OSError as e:
         print("forward-failed", e, flush=True)
         forward = None
-digest, total = hashlib.sha256(), 0
+digest, total, unpacked = hashlib.sha256(), 0, True
 part = cfg["out"] + ".part"
+def clear(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+clear(part)
 os.makedirs(os.path.dirname(part), exist_ok=True)
-with open(part, "wb") as out:
-    while True:
-        chunk = conn.recv(1 << 20)
-        if not chunk:
-            break
-        out.write(chunk)
-        digest.update(chunk)
-        total += len(chunk)
-        if forward is not None:
-            try:
-                forward.sendall(chunk)
-            except OSError:
-                forward = None
+os.mkdir(part, 0o700)  # nobody else reads a copy not checked yet
+tar = subprocess.Popen(["tar", "xf", "-", "-C", part], stdin=subprocess.PIPE,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while True:
+    chunk = conn.recv(1 << 20)
+    if not chunk:
+        break
+    digest.update(chunk)
+    total += len(chunk)
+    if forward is not None:
+        try:
+            forward.sendall(chunk)
+        except OSError:
+            forward = None
+    if tar is not None:
+        try:
+            tar.stdin.write(chunk)
+        except OSError:
+            unpacked = False  # keep forwarding: the next host judges its own copy
+            tar.kill()
+            tar.wait()
+            tar = None
 if forward is not None:
     forward.close()
-if total == cfg["size"] and digest.hexdigest() == cfg["digest"]:
+if tar is not None:
+    try:
+        tar.stdin.close()
+    except OSError:
+        pass
+    unpacked = tar.wait() == 0 and unpacked
+if unpacked and total == cfg["size"] and digest.hexdigest() == cfg["digest"]:
+    clear(cfg["out"])
     os.replace(part, cfg["out"])
     print("ok", flush=True)
 else:
-    os.unlink(part)
-    print("bad", total, digest.hexdigest(), flush=True)
+    shutil.rmtree(part, ignore_errors=True)
+    print("bad", total, digest.hexdigest(), "unpacked" if unpacked else "tar-failed", flush=True)
 """
 
 
@@ -125,7 +152,8 @@ def chains_of(ips: list[str], length: int = CHAIN_LENGTH) -> list[list[str]]:
 
 
 class Relay:
-    """One transfer of `source` to `dest` on every host of `ips`."""
+    """One transfer of the tarball `source`, unpacked into the folder `dest`, to every host of
+    `ips`."""
 
     def __init__(self, driver: Driver, source: Path, dest: str, ips: list[str]):
         self.driver = driver

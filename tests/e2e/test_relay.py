@@ -53,7 +53,7 @@ def test_every_host_gets_the_image_through_the_cluster(hosts, tmp_path):
     assert len(_markers(range(1, 6))) == 1
     assert len({_rootfs_digest(n) for n in range(1, 6)}) == 1
     leftovers = ssh(3, "ls /var/lib/sealer/data/e2e/").stdout.split()
-    assert leftovers == ["rootfs"]  # the received tarball was unpacked and removed
+    assert leftovers == ["rootfs"]  # the received copy became the rootfs
 
 
 @pytest.mark.parametrize("mode", ["kill", "flip"])
@@ -83,6 +83,8 @@ def test_a_relay_that_dies_or_cheats_sends_the_hosts_after_it_to_the_operator(
     assert len(_markers(range(1, 6))) == 1  # every host holds the same, verified image
     assert len({_rootfs_digest(n) for n in range(1, 6)}) == 1
     assert len(cluster.state()["hosts"]) == 5
+    for n in (3, 4, 5):  # what a bad stream unpacked was removed
+        assert ssh(n, "ls /var/lib/sealer/data/e2e/").stdout.split() == ["rootfs"]
 
 
 def test_a_rebuilt_image_sends_only_what_changed_and_every_host_checks_it(hosts, tmp_path):
