@@ -13,3 +13,20 @@ class InputError(SealerError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class UnreadHosts(SealerError):
+    """A refresh could not read hosts the plan needs: no plan can say what they need.
+    hosts: ip -> why, in words (down, timed out, authentication failed, host key changed)."""
+
+    def __init__(self, hosts: dict[str, str], findings: list = ()):
+        self.hosts = dict(hosts)
+        self.findings = list(findings)  # the whole refresh's drift, for the renderer
+        them = "them" if len(hosts) > 1 else "it"
+        super().__init__(
+            f"cannot plan: {len(hosts)} host{'s' if len(hosts) > 1 else ''} of the Clusterfile "
+            f"could not be read ({', '.join(hosts)}), so sealer cannot tell what "
+            f"{'they need' if len(hosts) > 1 else 'it needs'}; fix the connection, or plan "
+            f"around {them}: --refresh=false plans from the state as recorded, --target HOST "
+            f"plans only other hosts"
+        )

@@ -286,6 +286,7 @@ class Plan:
 
 DRIFT_KINDS = (
     "host_unreachable",
+    "auth_failed",
     "host_key_changed",
     "node_missing",
     "node_not_ready",
@@ -321,6 +322,16 @@ class Finding:
         }
 
 
+# Why a refresh could not read a host, as said to the user.
+UNREAD_REASONS = {
+    "down": "down",
+    "timed_out": "timed out",
+    "auth_failed": "authentication failed",
+    "host_key_changed": "host key changed",
+    "unreadable": "could not be read",
+}
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What a refresh read on one host (read-only)."""
@@ -328,6 +339,8 @@ class HostFacts:
     ip: str
     reachable: bool
     error: str = ""
+    # why it could not be read (UNREAD_REASONS); "" when it was read
+    reason: str = ""
     host_key: str = ""
     hostname: str = ""
     marker: str = ""

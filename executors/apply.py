@@ -32,7 +32,7 @@ from cluster.records import (
 from executors import apps, distribute, endpoint, facts, hostsfile, relay
 from executors import registry as registry_remote
 from executors import templates as templates_remote
-from executors.driver import Driver, Followed, Result
+from executors.driver import Driver, Followed, HostError, Result
 from executors.facts import HOST_ALIASES_MARK
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
@@ -108,6 +108,36 @@ class ActionOps:
     @property
     def rootfs(self) -> str:
         return self._applier.rootfs
+
+
+class GoneHostOps(ActionOps):
+    """The NodeOps of a host leaving the cluster that does not answer (down, or its key
+    changed): what the masters do (drain, delete the node) runs; the host's own steps are
+    skipped, as there is nothing to reach."""
+
+    def __init__(self, applier: Applier, bootstrap: str, gone: str):
+        super().__init__(applier, bootstrap)
+        self.gone = gone
+
+    def run(self, ip: str, command: str, **kwargs) -> Result:
+        if ip == self.gone:
+            return Result(0, "", "")
+        return super().run(ip, command, **kwargs)
+
+    def name(self, ip: str) -> str:
+        """The recorded name; else the node the cluster lists at that address (the host
+        cannot say its own)."""
+        record = self._applier.state.hosts.get(ip)
+        if ip != self.gone or (record and record.hostname):
+            return super().name(ip)
+        for name, node in self._applier.runtime.nodes(self).items():
+            addresses = node.get("status", {}).get("addresses", [])
+            if any(a.get("type") == "InternalIP" and a.get("address") == ip for a in addresses):
+                return name
+        raise SealerError(
+            f"{ip} does not answer and no node of the cluster has its address; remove it from "
+            f"the state with `sealer state rm {ip}`"
+        )
 
 
 class Applier:
@@ -268,13 +298,11 @@ class Applier:
         dest = distribute.received_path(self.cluster_name, self.data_root)
         receipts = relay.Relay(self.driver, source, dest, needing).run()
         direct = {ip: r.error for ip, r in receipts.items() if not r.ok}
-        note = getattr(self.events, "note", None)  # a Listener says it; bare Events do not
-        if note:
-            note(
-                f"relay: {len(needing) - len(direct)} of {len(needing)} hosts got the image "
-                f"through the cluster"
-                + "".join(f"\n  {ip}: sent directly: {why}" for ip, why in sorted(direct.items()))
-            )
+        self._note(
+            f"relay: {len(needing) - len(direct)} of {len(needing)} hosts got the image "
+            f"through the cluster"
+            + "".join(f"\n  {ip}: sent directly: {why}" for ip, why in sorted(direct.items()))
+        )
         return seen, receipts
 
     def _prepare_for(self, action: Action) -> str:
@@ -540,13 +568,40 @@ class Applier:
     def _delete(self, action: Action, leave) -> None:
         ip = action.host
         handover = action.details.get("hands_bootstrap_to")
-        self._plugins(ip, "pre-clean-host", action.roles)
-        leave(self._ops(bootstrap=handover), ip)
-        self._clean(ip, action.roles)
+        gone = self._unanswered(ip)
+        if gone:  # a dead host leaves the Clusterfile: the masters still forget it
+            self._note(
+                f"{ip} does not answer ({gone}): removed through the masters only; whatever "
+                f"sealer installed on it stays there until it is reinstalled or reset by hand"
+            )
+            ops = GoneHostOps(self, handover or self.bootstrap, ip)
+            leave(ops, ip)
+            if action.kind == "delete_master":
+                self.runtime.forget_member(ops, ip)
+        else:
+            self._plugins(ip, "pre-clean-host", action.roles)
+            leave(self._ops(bootstrap=handover), ip)
+            self._clean(ip, action.roles)
         patches = [delete_host(ip)]
         if handover:
             patches.append(set_field("bootstrap_master", handover))
         self._record(*patches)
+
+    def _unanswered(self, ip: str) -> str:
+        """Why a host cannot be reached ("" when it answers). Only a failed connection counts:
+        a command that fails on a reachable host is still the action's failure."""
+        try:
+            self.driver.host(ip).run("true")
+        except HostError as e:
+            if e.unreachable:
+                return e.message
+            raise
+        return ""
+
+    def _note(self, text: str) -> None:
+        note = getattr(self.events, "note", None)  # a Listener says it; bare Events do not
+        if note:
+            note(text)
 
     def _do_delete_master(self, action: Action) -> None:
         self._delete(action, self.runtime.delete_master)

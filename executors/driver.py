@@ -34,10 +34,20 @@ logging.getLogger("paramiko").propagate = False
 class HostError(SealerError):
     """A command failed on a host, or the host could not be reached."""
 
-    def __init__(self, ip: str, message: str, unreachable: bool = False, retryable: bool = False):
+    def __init__(
+        self,
+        ip: str,
+        message: str,
+        unreachable: bool = False,
+        retryable: bool = False,
+        reason: str = "",
+    ):
         self.ip = ip
+        self.message = message
         self.unreachable = unreachable
         self.retryable = retryable  # a connection problem that may pass
+        # why the host could not be used: down, timed_out, auth_failed, host_key_changed
+        self.reason = reason or ("down" if unreachable else "")
         super().__init__(f"{ip}: {message}")
 
 
@@ -52,6 +62,7 @@ class HostKeyChanged(HostError):
             f"host was reinstalled on purpose, accept its new key with: "
             f"sealer state forget-host-key {ip}",
             unreachable=True,
+            reason="host_key_changed",
         )
 
 
@@ -163,6 +174,7 @@ class Remote:
                 self.ip,
                 f"SSH authentication failed for user {self.ssh.user!r} (check ssh.passwd / ssh.pk)",
                 unreachable=True,
+                reason="auth_failed",
             ) from None
         except TimeoutError:
             raise HostError(
@@ -170,6 +182,7 @@ class Remote:
                 f"SSH connection timed out after {self.timeouts.connect:g}s",
                 unreachable=True,
                 retryable=True,
+                reason="timed_out",
             ) from None
         except BadHostKeyException as e:
             raise HostError(
@@ -178,14 +191,18 @@ class Remote:
                 f"known_hosts ({_fingerprint(e.expected_key)}); fix ~/.ssh/known_hosts if the "
                 f"host was reinstalled",
                 unreachable=True,
+                reason="host_key_changed",
             ) from None
         except (OSError, SSHException, EOFError) as e:
             reason = str(e) or type(e).__name__
+            # a port that accepts but never speaks SSH ends in paramiko's banner timeout
+            silent = "banner" in reason.lower() or "timed out" in reason.lower()
             raise HostError(
                 self.ip,
                 f"cannot connect over SSH on port {self.ssh.port}: {mask(reason, self._secrets())}",
                 unreachable=True,
                 retryable=True,
+                reason="timed_out" if silent else "down",
             ) from None
         return connection
 

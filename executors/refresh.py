@@ -1,8 +1,9 @@
 """Refresh: read each recorded host's facts and the cluster's own view, in parallel, read-only.
 
 Nothing here changes a host: every command only reads (hostname, a marker file, a version,
-`systemctl is-active`, `kubectl get nodes`, the etcd member list). An unreachable host is a
-fact, not an error; the rest of the refresh completes.
+`systemctl is-active`, `kubectl get nodes`, the etcd member list). A host that cannot be read
+(down, timed out, refused login, changed key) is a fact with its reason, not an error; the
+rest of the refresh completes, and the caller decides what an unread host blocks.
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ def _host_facts(driver: Driver, ip: str, fact: facts.Fact[dict]) -> HostFacts:
         values = facts.read(remote, fact)
         key = remote.host_key()
     except HostKeyChanged as e:  # refused before login: what it shows is all there is to know
-        return HostFacts(ip, reachable=True, host_key=e.seen, error=str(e))
-    except HostError as e:
-        return HostFacts(ip, reachable=not e.unreachable, error=str(e))
+        return HostFacts(
+            ip, reachable=False, host_key=e.seen, error=e.message, reason="host_key_changed"
+        )
+    except HostError as e:  # reached but a read failed: still nothing known about it
+        return HostFacts(ip, reachable=False, error=e.message, reason=e.reason or "unreadable")
     return facts.host_facts(ip, key, values)
 
 

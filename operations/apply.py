@@ -96,6 +96,7 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             request.targets,
             request.replace,
         )
+        refreshed.check_readable(cluster, made)  # before any host is touched
         return execute(request, listener, made, cluster, locked, refreshed.live, "apply")
 
 

@@ -76,6 +76,7 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
                 request.targets,
                 request.replace,
             )
+            refreshed.check_readable(cluster, made)  # never a plan about hosts not seen
     if made is not None and request.out:
         planfile.save(
             request.out,

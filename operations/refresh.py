@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cluster.model import Cluster, Finding
+from cluster.errors import UnreadHosts
+from cluster.model import Cluster, Finding, Plan
 from cluster.records import State
 from operations.common import SSHSettings, ssh_driver
-from planner.drift import accept_drift, find_drift
+from planner.drift import accept_drift, blocking_unread, find_drift, unread_hosts
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,14 @@ class Refreshed:
     live: State | None = None  # the state as the live cluster is (drift accepted)
     warnings: list[str] = field(default_factory=list)
     cert_expiry: dict[str, float] = field(default_factory=dict)  # master -> notAfter
+    unread: dict[str, str] = field(default_factory=dict)  # hosts not read -> why, in words
+
+    def check_readable(self, cluster: Cluster, plan: Plan) -> None:
+        """Raise UnreadHosts when the plan needs a host the refresh could not read."""
+        kept = frozenset() if plan.destroy else frozenset(cluster.hosts)  # destroy keeps none
+        blocking = blocking_unread(kept, plan, self.unread)
+        if blocking:
+            raise UnreadHosts(blocking, self.findings)
 
 
 def refresh_state(
@@ -34,4 +43,5 @@ def refresh_state(
     warnings = [] if view.source else [f"could not read the cluster's own view: {view.error}"]
     findings = find_drift(state, facts, view)
     expiry = {ip: f.cert_expires for ip, f in facts.items() if f.cert_expires is not None}
-    return Refreshed(findings, accept_drift(state, findings), warnings, expiry)
+    unread = unread_hosts(state, facts)
+    return Refreshed(findings, accept_drift(state, findings), warnings, expiry, unread)

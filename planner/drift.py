@@ -7,9 +7,10 @@ again, a drifted version is upgraded, changed labels or taints are set again).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
-from cluster.model import ClusterView, Finding, HostFacts
+from cluster.model import UNREAD_REASONS, ClusterView, Finding, HostFacts, Plan
 from cluster.records import HostRecord, State
 
 
@@ -36,7 +37,7 @@ def find_drift(
         name = record.hostname or name_at.get(ip) or ip
         known_names.add(name)
         if fact is not None and not fact.reachable:
-            findings.append(Finding("host_unreachable", ip, "reachable", fact.error))
+            findings.append(_unread_finding(ip, record, fact))
         elif fact is not None:
             if record.host_key and fact.host_key and fact.host_key != record.host_key:
                 findings.append(Finding("host_key_changed", ip, record.host_key, fact.host_key))
@@ -81,6 +82,50 @@ def find_drift(
         for member in sorted(view.etcd - set(masters)):
             findings.append(Finding("etcd_member_unexpected", member, None, member))
     return findings
+
+
+def _unread_finding(ip: str, record: HostRecord, fact: HostFacts) -> Finding:
+    """Each reason its own kind: a changed key says both fingerprints."""
+    if fact.reason == "host_key_changed":
+        return Finding("host_key_changed", ip, record.host_key, fact.host_key)
+    if fact.reason == "auth_failed":
+        return Finding("auth_failed", ip, "login", fact.error)
+    return Finding("host_unreachable", ip, "reachable", fact.error)
+
+
+def unread_hosts(state: State, facts: dict[str, HostFacts]) -> dict[str, str]:
+    """The recorded hosts a refresh could not read: ip -> why, in words, by address."""
+    unread = {}
+    for ip, fact in sorted(facts.items(), key=lambda item: ipaddress.ip_address(item[0])):
+        if fact.reachable:
+            continue
+        why = UNREAD_REASONS.get(fact.reason, UNREAD_REASONS["unreadable"])
+        record = state.hosts.get(ip)
+        if fact.reason == "host_key_changed" and record is not None:
+            detail = (
+                f"the state pinned {record.host_key}, the host now shows {fact.host_key}; if it "
+                f"was reinstalled on purpose: sealer state forget-host-key {ip}"
+            )
+        else:
+            detail = fact.error
+        unread[ip] = f"{why} ({detail})" if detail else why
+    return unread
+
+
+def blocking_unread(
+    wanted_hosts: frozenset[str], plan: Plan, unread: dict[str, str]
+) -> dict[str, str]:
+    """The unread hosts a plan cannot go ahead without: every one that stays in the Clusterfile
+    (the plan cannot say what it would do to them); with --target, those the cut plan acts on,
+    and the bootstrap master whose API every action uses. Hosts leaving the Clusterfile never
+    block: removing a dead host cleans what it can from the masters."""
+    staying = {ip: why for ip, why in unread.items() if ip in wanted_hosts}
+    if not plan.targets:
+        return staying
+    needed = {a.host for a in plan.actions}
+    if plan.actions and plan.bootstrap_master:
+        needed.add(plan.bootstrap_master)
+    return {ip: why for ip, why in staying.items() if ip in needed}
 
 
 def _registry_findings(ip: str, record: HostRecord, fact: HostFacts, serving: list) -> list:

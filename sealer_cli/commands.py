@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from cluster.durations import parse_duration
-from cluster.errors import SealerError
+from cluster.errors import SealerError, UnreadHosts
 from cluster.model import SSH, DrainPolicy
 from cluster.sizes import parse_size
 from operations import apply as applying
@@ -149,7 +149,14 @@ def plan_request(args) -> plan.PlanRequest:
 
 
 def cmd_plan(args) -> int:
-    result = plan.plan(plan_request(args), Console())
+    try:
+        result = plan.plan(plan_request(args), Console())
+    except UnreadHosts as e:  # shown with the drift the refresh did find, then the error
+        if args.json:
+            print(json.dumps(text.unread_document(e)))
+        elif e.findings:
+            sys.stdout.write(text.render_drift(e.findings, text.use_colour()))
+        raise
     if args.refresh_only:
         _show_drift(args, result.cluster, result.state, result.findings, result.warnings)
         return 2 if args.detailed_exitcode and result.findings else 0

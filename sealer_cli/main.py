@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from cluster.errors import InputError, SealerError
+from cluster.errors import InputError, SealerError, UnreadHosts
 from sealer_cli.parser import build_parser
 
 GROUPS = {"image": "image_command", "state": "state_command", "sandbox": "sandbox_command"}
@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
         for line in e.problems:
             print(line, file=sys.stderr)
         return 1
+    except UnreadHosts as e:  # each host and why, then the one-line error
+        if not getattr(args, "json", False):
+            from views.text import render_unread, use_colour
+
+            sys.stdout.write(render_unread(e.hosts, use_colour()))
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
     except SealerError as e:
         print(f"Error: {e}", file=sys.stderr)
         return e.exit_code

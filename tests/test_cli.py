@@ -107,6 +107,17 @@ def test_import_then_no_changes_then_upgrade_and_scale(tmp_path, clusterfile):
 
     write_clusterfile(clusterfile, cluster_doc(M, [W[0], "127.0.2.15"], image="image-next"))
     result = sealer("plan", "-f", str(clusterfile), "--detailed-exitcode", "--max-unavailable", "1")
+    assert result.returncode == 1  # no host answers at these addresses: no plan claims anything
+    assert "? 127.0.2.1: unknown — down" in result.stdout and "--refresh=false" in result.stderr
+    result = sealer(
+        "plan",
+        "-f",
+        str(clusterfile),
+        "--detailed-exitcode",
+        "--max-unavailable",
+        "1",
+        "--refresh=false",
+    )
     assert result.returncode == 2
     assert (
         "# upgrade_master.127.0.2.1 will be updated in-place (because v1.25.3 -> v1.26.1)"

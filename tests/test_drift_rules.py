@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cluster.model import ClusterView, HostFacts
+from cluster.model import Action, ClusterView, HostFacts, Plan
 from cluster.records import HostRecord, State
-from planner.drift import accept_drift, find_drift
+from planner.drift import accept_drift, blocking_unread, find_drift, unread_hosts
 
 M, W = "10.0.0.1", "10.0.1.1"
 
@@ -151,3 +151,65 @@ def test_a_certificate_close_to_its_end_is_drift():
         M,
         "2027-01-25T08:00:00Z",
     )
+
+
+def test_each_reason_a_host_could_not_be_read_is_its_own_finding():
+    found = find_drift(
+        state(),
+        facts(
+            **{
+                M: HostFacts(M, False, error="SSH authentication failed", reason="auth_failed"),
+                W: HostFacts(W, False, host_key="SHA256:new", reason="host_key_changed"),
+            }
+        ),
+        view(),
+    )
+    assert kinds(found) == [("auth_failed", M), ("host_key_changed", W)]
+    changed = next(f for f in found if f.kind == "host_key_changed")
+    assert (changed.expected, changed.actual) == ("SHA256:m", "SHA256:new")
+
+
+def test_unread_hosts_say_why_and_a_changed_key_both_fingerprints():
+    unread = unread_hosts(
+        state(),
+        facts(
+            **{
+                M: HostFacts(M, False, error="connection refused", reason="down"),
+                W: HostFacts(W, False, host_key="SHA256:new", reason="host_key_changed"),
+            }
+        ),
+    )
+    assert unread[M] == "down (connection refused)"
+    assert unread[W] == (
+        "host key changed (the state pinned SHA256:m, the host now shows SHA256:new; if it was "
+        f"reinstalled on purpose: sealer state forget-host-key {W})"
+    )
+    assert unread_hosts(state(), facts()) == {}
+
+
+def _plan(actions, targets=()):
+    return Plan(
+        cluster="c",
+        lineage="l",
+        serial=3,
+        actions=tuple(actions),
+        image={},
+        previous_image=None,
+        bootstrap_master=M,
+        destroy=False,
+        targets=tuple(targets),
+    )
+
+
+def test_an_unread_host_blocks_unless_it_leaves_or_a_target_plan_does_not_need_it():
+    unread = {W: "down (refused)"}
+    empty = _plan([])
+    assert blocking_unread(frozenset({M, W}), empty, unread) == unread  # no "matches" claim
+    assert blocking_unread(frozenset({M}), empty, unread) == {}  # leaving: its removal goes on
+    other = "10.0.1.2"
+    join = Action(f"join_worker.{other}", "join_worker", other)
+    targeted = _plan([join], targets=[other])
+    assert blocking_unread(frozenset({M, W, other}), targeted, unread) == {}
+    on_master = {M: "authentication failed"}  # every join uses the bootstrap master's API
+    assert blocking_unread(frozenset({M, W, other}), targeted, on_master) == on_master
+    assert blocking_unread(frozenset({M, W}), _plan([], targets=[W]), on_master) == {}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cluster.errors import SealerError
+from cluster.errors import SealerError, UnreadHosts
 from operations import apply as applying
 from operations import drift, import_cluster, kubeconfig, plan, state_sync
 from operations.common import SSHSettings, StateRef
@@ -216,3 +216,43 @@ def test_forget_host_key_clears_only_that_host(setup):
     assert backend.stored["hosts"][W1]["host_key"] == "" and backend.stored["serial"] == 2
     with pytest.raises(SealerError, match="is not a host"):
         state_sync.forget_host_key(request, "127.0.1.99", Listener())
+
+
+def test_a_plan_never_claims_a_match_about_a_host_it_could_not_read(setup):
+    setup.imported()
+    setup.fake.down.add(W2)
+    request = plan.PlanRequest(setup.clusterfile(), setup.ref, setup.ssh)
+    with pytest.raises(UnreadHosts) as info:
+        plan.plan(request, Listener())
+    assert list(info.value.hosts) == [W2] and info.value.hosts[W2].startswith("down")
+    assert "--refresh=false" in str(info.value) and "--target" in str(info.value)
+    without_refresh = plan.PlanRequest(setup.clusterfile(), setup.ref, setup.ssh, refresh=False)
+    assert plan.plan(without_refresh, Listener()).plan.empty
+
+
+def test_apply_refuses_before_touching_a_host_while_one_it_keeps_is_unread(setup):
+    setup.imported()
+    setup.fake.down.add(W2)
+    before = len(setup.fake.commands)
+    request = setup.apply_request(setup.clusterfile(workers=(W2,)), refresh=True)  # W1 leaves
+    with pytest.raises(UnreadHosts):
+        applying.apply(request, Recorder())
+    changing = [c for _, c in setup.fake.commands[before:] if "drain" in c or "rm -rf" in c]
+    assert changing == [] and setup.backend.stored["serial"] == 1
+
+
+def test_a_dead_worker_leaving_the_clusterfile_is_still_removed(setup):
+    setup.imported()
+    setup.fake.down.add(W2)
+    request = setup.apply_request(setup.clusterfile(workers=(W1,)), refresh=True)
+    result = applying.apply(request, Recorder())
+    assert result.ok, result.outcome
+    assert set(setup.backend.stored["hosts"]) == {MASTER, W1}
+
+
+def test_a_destroy_plan_goes_ahead_with_a_dead_host(setup):
+    setup.imported()
+    setup.fake.down.add(W2)
+    request = plan.PlanRequest(setup.clusterfile(), setup.ref, setup.ssh, destroy=True)
+    made = plan.plan(request, Listener()).plan
+    assert f"reset_cluster.{W2}" in {a.id for a in made.actions}

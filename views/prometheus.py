@@ -25,7 +25,8 @@ def write_prometheus(
         "# HELP sealer_drift_findings Drift findings of the last check, by kind.",
         "# TYPE sealer_drift_findings gauge",
         *(f'sealer_drift_findings{{cluster="{label}",kind="{k}"}} {n}' for k, n in counts.items()),
-        "# HELP sealer_hosts_unreachable Hosts that could not be reached at the last check.",
+        "# HELP sealer_hosts_unreachable Hosts down or timed out at the last check (auth_failed "
+        "and host_key_changed are findings of their own kind).",
         "# TYPE sealer_hosts_unreachable gauge",
         f'sealer_hosts_unreachable{{cluster="{label}"}} {counts["host_unreachable"]}',
         "# HELP sealer_last_check_timestamp_seconds When the last check ran (Unix time).",

@@ -288,6 +288,24 @@ def render_refresh_only(findings: list[Finding], colour: bool) -> str:
     )
 
 
+def render_unread(hosts: dict[str, str], colour: bool) -> str:
+    """The hosts a refresh could not read (cluster.errors.UnreadHosts), one line each."""
+    paint = Painter(colour)
+    lines = [paint("Sealer could not read these hosts, so there is no plan:", "bold"), ""]
+    lines += [f"  {paint('?', 'destroy')} {ip}: unknown — {why}" for ip, why in hosts.items()]
+    return "\n".join(lines) + "\n\n"
+
+
+def unread_document(error) -> dict:
+    """`plan --json` when hosts could not be read (cluster.errors.UnreadHosts)."""
+    return {
+        "format_version": "1",
+        "error": str(error),
+        "unknown": [{"host": ip, "reason": why} for ip, why in error.hosts.items()],
+        "drift": [f.to_json() for f in error.findings],
+    }
+
+
 def drift_document(cluster: str, state: State, findings: list[Finding], warnings) -> dict:
     return {
         "format_version": "1",

@@ -232,6 +232,11 @@ class Runtime:
     def delete_worker(self, ops: NodeOps, ip: str) -> None:
         raise NotImplementedError
 
+    def forget_member(self, ops: NodeOps, ip: str) -> None:
+        """A master that left without running its own leave step (it did not answer): remove
+        its etcd member through the bootstrap master, or the cluster keeps counting it for
+        quorum. Nothing by default: where deleting the node does it (k3s)."""
+
     def upgrade_master(self, ops: NodeOps, ip: str) -> None:
         raise NotImplementedError
 

@@ -7,6 +7,7 @@ import json
 import shlex
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -124,6 +125,12 @@ class K0s(Runtime):
         if ops.name(ip) in self.etcd_members(ops):
             ops.run(ip, f"k0s etcd leave --peer-address {ops.address(ip)}")
         self._stop_and_reset(ops, ip)
+
+    def forget_member(self, ops: NodeOps, ip: str) -> None:
+        """k0s etcd leave --peer-address, run on a controller that stays."""
+        peers = json.loads(ops.run(ops.bootstrap, "k0s etcd member-list").stdout)["members"]
+        if any(urlsplit(url).hostname == ops.address(ip) for url in peers.values()):
+            ops.run(ops.bootstrap, f"k0s etcd leave --peer-address {ops.address(ip)}")
 
     def delete_worker(self, ops: NodeOps, ip: str) -> None:
         self.drain(ops, ip)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from urllib.parse import urlsplit
 
 from cluster import kubeadm
 from cluster.errors import SealerError
@@ -76,6 +77,17 @@ class Kubeadm(Runtime):
         argv = ["etcdctl", endpoint, *ETCDCTL_TLS, "member", "list", "-w", "json"]
         out = ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(argv)}")
         return {m.get("name", "") for m in json.loads(out.stdout)["members"]}
+
+    def forget_member(self, ops: NodeOps, ip: str) -> None:
+        """etcdctl member remove, the member found by its peer address."""
+        endpoint = f"--endpoints=https://{ops.address(ops.bootstrap)}:2379"
+        listing = ["etcdctl", endpoint, *ETCDCTL_TLS, "member", "list", "-w", "json"]
+        out = ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(listing)}")
+        for member in json.loads(out.stdout)["members"]:
+            peers = {urlsplit(url).hostname for url in member.get("peerURLs", [])}
+            if ops.address(ip) in peers:
+                remove = ["etcdctl", endpoint, *ETCDCTL_TLS, "member", "remove"]
+                ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(remove)} {member['ID']:x}")
 
     def _joined(self, ops: NodeOps, ip: str) -> bool:
         """Joined and still a node. A host joined before whose node was deleted is reset first,

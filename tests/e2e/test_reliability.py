@@ -115,9 +115,10 @@ def test_changed_host_key_refuses_the_host_until_forgotten(hosts, tmp_path):
     old = cluster.state()["hosts"][ip(2)]["host_key"]
     sandbox.regenerate_host_key(host(2))
     cluster.write([1], [2], version=NEW)  # an upgrade: work on host 2 itself
-    result = cluster.apply(expect=1)
-    assert "host key changed: the state pinned " + old in result.stderr
-    assert "sealer state forget-host-key " + ip(2) in result.stderr
+    result = cluster.apply(expect=1)  # the refresh finds it: refused before anything runs
+    said = result.stdout + result.stderr
+    assert f"{ip(2)}: unknown — host key changed (the state pinned {old}" in said
+    assert "sealer state forget-host-key " + ip(2) in said
     assert ssh(2, "kubectl get nodes 2>/dev/null; true").stdout == ""  # nothing ran there
     forgot = cluster.sealer("state", "forget-host-key", ip(2))
     assert forgot.returncode == 0, forgot.stderr

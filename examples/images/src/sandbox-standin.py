@@ -2221,7 +2221,11 @@ def tool_etcdctl(version, argv):
         raise Refused
     command = argv[4:]
     snapshot = len(command) == 3 and command[:2] == ["snapshot", "save"]
-    if tuple(argv[1:4]) != ETCDCTL_TLS or (command not in ETCDCTL_COMMANDS and not snapshot):
+    removal = len(command) == 3 and command[:2] == ["member", "remove"]
+    removal = removal and re.fullmatch(r"[0-9a-f]{1,16}", command[2]) is not None
+    if tuple(argv[1:4]) != ETCDCTL_TLS or (
+        command not in ETCDCTL_COMMANDS and not snapshot and not removal
+    ):
         raise Refused
     endpoint = "http://" + argv[0].split("https://", 1)[1]
     os.execv(ETCDCTL_BIN, [ETCDCTL_BIN, f"--endpoints={endpoint}", *command])
