@@ -153,32 +153,24 @@ def test_a_certificate_close_to_its_end_is_drift():
     )
 
 
-def test_each_reason_a_host_could_not_be_read_is_its_own_finding():
-    found = find_drift(
-        state(),
-        facts(
-            **{
-                M: HostFacts(M, False, error="SSH authentication failed", reason="auth_failed"),
-                W: HostFacts(W, False, host_key="SHA256:new", reason="host_key_changed"),
-            }
-        ),
-        view(),
+def _worker_key_changed_and(master: HostFacts) -> dict:
+    """Facts where neither host could be read: the worker shows another key."""
+    return facts(
+        **{M: master, W: HostFacts(W, False, host_key="SHA256:new", reason="host_key_changed")}
     )
+
+
+def test_each_reason_a_host_could_not_be_read_is_its_own_finding():
+    master = HostFacts(M, False, error="SSH authentication failed", reason="auth_failed")
+    found = find_drift(state(), _worker_key_changed_and(master), view())
     assert kinds(found) == [("auth_failed", M), ("host_key_changed", W)]
     changed = next(f for f in found if f.kind == "host_key_changed")
     assert (changed.expected, changed.actual) == ("SHA256:m", "SHA256:new")
 
 
 def test_unread_hosts_say_why_and_a_changed_key_both_fingerprints():
-    unread = unread_hosts(
-        state(),
-        facts(
-            **{
-                M: HostFacts(M, False, error="connection refused", reason="down"),
-                W: HostFacts(W, False, host_key="SHA256:new", reason="host_key_changed"),
-            }
-        ),
-    )
+    master = HostFacts(M, False, error="connection refused", reason="down")
+    unread = unread_hosts(state(), _worker_key_changed_and(master))
     assert unread[M] == "down (connection refused)"
     assert unread[W] == (
         "host key changed (the state pinned SHA256:m, the host now shows SHA256:new; if it was "
