@@ -708,6 +708,14 @@ class Applier:
 
     def _do_reset_cluster(self, action: Action) -> None:
         ip = action.host
+        gone = self._unanswered(ip)
+        if gone:  # nothing can reach it, and the cluster it was part of is going away
+            self._note(
+                f"{ip} does not answer ({gone}): forgotten without a reset; whatever sealer "
+                f"installed on it stays there until it is reinstalled or reset by hand"
+            )
+            self._record(delete_host(ip))
+            return
         record = self.state.hosts.get(ip)
         master = "master" in (record.roles if record else action.roles)
         self._plugins(ip, "pre-clean-host", action.roles)

@@ -256,3 +256,13 @@ def test_a_destroy_plan_goes_ahead_with_a_dead_host(setup):
     request = plan.PlanRequest(setup.clusterfile(), setup.ref, setup.ssh, destroy=True)
     made = plan.plan(request, Listener()).plan
     assert f"reset_cluster.{W2}" in {a.id for a in made.actions}
+
+
+def test_destroy_forgets_a_dead_host_without_resetting_it_and_resets_the_others(setup):
+    setup.imported()
+    setup.fake.down.add(W2)
+    result = applying.destroy(setup.apply_request(setup.clusterfile()), Recorder())
+    assert result.ok and result.done["destroy"] == 3
+    assert setup.backend.stored["hosts"] == {}
+    assert [c for c in setup.fake.ran(W2) if c != "true"] == []  # only asked if it answers
+    assert any("rm -rf" in c for c in setup.fake.ran(W1))  # the living are cleaned

@@ -71,23 +71,26 @@ class Kubeadm(Runtime):
     service_units = ("kubelet",)
     cert_file = "/etc/kubernetes/pki/apiserver.crt"
 
+    def _etcdctl(self, ops: NodeOps, *command: str):
+        """etcdctl against the bootstrap master's own member."""
+        endpoint = f"--endpoints=https://{ops.address(ops.bootstrap)}:2379"
+        argv = ["etcdctl", endpoint, *ETCDCTL_TLS, *command]
+        return ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(argv)}")
+
+    def _members(self, ops: NodeOps) -> list[dict]:
+        return json.loads(self._etcdctl(ops, "member", "list", "-w", "json").stdout)["members"]
+
     def etcd_members(self, ops: NodeOps) -> set[str]:
         """The stacked etcd's members, asked of the bootstrap master's own member."""
-        endpoint = f"--endpoints=https://{ops.address(ops.bootstrap)}:2379"
-        argv = ["etcdctl", endpoint, *ETCDCTL_TLS, "member", "list", "-w", "json"]
-        out = ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(argv)}")
-        return {m.get("name", "") for m in json.loads(out.stdout)["members"]}
+        return {m.get("name", "") for m in self._members(ops)}
 
     def forget_member(self, ops: NodeOps, ip: str) -> None:
         """etcdctl member remove, the member found by its peer address."""
-        endpoint = f"--endpoints=https://{ops.address(ops.bootstrap)}:2379"
-        listing = ["etcdctl", endpoint, *ETCDCTL_TLS, "member", "list", "-w", "json"]
-        out = ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(listing)}")
-        for member in json.loads(out.stdout)["members"]:
+        for member in self._members(ops):
             peers = {urlsplit(url).hostname for url in member.get("peerURLs", [])}
-            if ops.address(ip) in peers:
-                remove = ["etcdctl", endpoint, *ETCDCTL_TLS, "member", "remove"]
-                ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(remove)} {member['ID']:x}")
+            member_id = member.get("ID")
+            if ops.address(ip) in peers and isinstance(member_id, int) and member_id >= 0:
+                self._etcdctl(ops, "member", "remove", format(member_id, "x"))
 
     def _joined(self, ops: NodeOps, ip: str) -> bool:
         """Joined and still a node. A host joined before whose node was deleted is reset first,

@@ -96,6 +96,14 @@ def test_hosts_sealer_cannot_read_are_unknown_and_block_plan_and_apply(hosts, tm
     again = cluster.sealer("plan", "--detailed-exitcode", "--ssh-timeout", "3s")
     assert again.returncode == 0 and "No changes." in again.stdout
 
+    # destroy with a dead worker: the others are reset, the dead one is forgotten (noted)
+    sandbox.stop_sshd(host(5))
+    destroyed = cluster.sealer("destroy", "--auto-approve", "--ssh-timeout", "3s")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert f"{ip(5)} does not answer" in destroyed.stdout
+    assert cluster.state()["hosts"] == {}
+    assert ssh(2, "ls /var/lib/sealer/data 2>/dev/null; true").stdout == ""
+
 
 def _etcd_peers(n: int) -> set[str]:
     tls = (
