@@ -36,7 +36,7 @@ from executors.driver import Driver, Followed, HostError, Result
 from executors.facts import HOST_ALIASES_MARK
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
-from executors.runtimes.base import Runtime
+from executors.runtimes.base import Runtime, internal_ip
 from executors.scheduler import Events, Outcome, run_dag
 from planner import registry as registry_rules
 
@@ -131,8 +131,7 @@ class GoneHostOps(ActionOps):
         if ip != self.gone or (record and record.hostname):
             return super().name(ip)
         for name, node in self._applier.runtime.nodes(self).items():
-            addresses = node.get("status", {}).get("addresses", [])
-            if any(a.get("type") == "InternalIP" and a.get("address") == ip for a in addresses):
+            if internal_ip(node) == ip:
                 return name
         raise SealerError(
             f"{ip} does not answer and no node of the cluster has its address; remove it from "
@@ -570,10 +569,7 @@ class Applier:
         handover = action.details.get("hands_bootstrap_to")
         gone = self._unanswered(ip)
         if gone:  # a dead host leaves the Clusterfile: the masters still forget it
-            self._note(
-                f"{ip} does not answer ({gone}): removed through the masters only; whatever "
-                f"sealer installed on it stays there until it is reinstalled or reset by hand"
-            )
+            self._note_gone(ip, gone, "removed through the masters only")
             ops = GoneHostOps(self, handover or self.bootstrap, ip)
             leave(ops, ip)
             if action.kind == "delete_master":
@@ -597,6 +593,12 @@ class Applier:
                 return e.message
             raise
         return ""
+
+    def _note_gone(self, ip: str, why: str, done: str) -> None:
+        self._note(
+            f"{ip} does not answer ({why}): {done}; whatever sealer installed on it stays there "
+            f"until it is reinstalled or reset by hand"
+        )
 
     def _note(self, text: str) -> None:
         note = getattr(self.events, "note", None)  # a Listener says it; bare Events do not
@@ -710,10 +712,7 @@ class Applier:
         ip = action.host
         gone = self._unanswered(ip)
         if gone:  # nothing can reach it, and the cluster it was part of is going away
-            self._note(
-                f"{ip} does not answer ({gone}): forgotten without a reset; whatever sealer "
-                f"installed on it stays there until it is reinstalled or reset by hand"
-            )
+            self._note_gone(ip, gone, "forgotten without a reset")
             self._record(delete_host(ip))
             return
         record = self.state.hosts.get(ip)

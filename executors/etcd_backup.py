@@ -14,19 +14,13 @@ import shlex
 
 from cluster.errors import SealerError
 from executors.driver import Driver
-from executors.runtimes.kubernetes import ETCDCTL_TLS
+from executors.runtimes.kubernetes import etcdctl
 
 SNAPSHOT = "/var/lib/sealer/etcd-snapshot.db"
 MANIFESTS = "/etc/kubernetes/manifests"
 PARKED = "/etc/kubernetes/manifests.sealer-restore"
 POD_MANIFESTS = ("etcd.yaml", "kube-apiserver.yaml")
 DATA_DIR = "/var/lib/etcd"
-
-
-def etcdctl(ip: str, *args: str) -> str:
-    return "ETCDCTL_API=3 " + shlex.join(
-        ["etcdctl", f"--endpoints=https://{ip}:2379", *ETCDCTL_TLS, *args]
-    )
 
 
 def healthy_members(driver: Driver, masters: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ from cluster.records import State
 from executors import distribute, facts
 from executors.driver import Driver, HostError, HostKeyChanged
 from executors.runtimes import runtime_for
-from executors.runtimes.base import Runtime, is_ready
+from executors.runtimes.base import Runtime, internal_ip, is_ready
 
 SYSTEM_LABEL_PREFIXES = (
     "kubernetes.io/",
@@ -111,9 +111,8 @@ def _node_summary(item: dict) -> dict:
     for t in item["spec"].get("taints", []) or []:
         value = f"={t['value']}" if t.get("value") else ""
         taints.append(f"{t['key']}{value}:{t['effect']}")
-    addresses = {a["type"]: a["address"] for a in item["status"].get("addresses", [])}
     return {
-        "address": addresses.get("InternalIP", ""),
+        "address": internal_ip(item),
         "ready": is_ready(item),
         "version": item["status"].get("nodeInfo", {}).get("kubeletVersion", ""),
         "labels": labels,

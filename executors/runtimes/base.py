@@ -277,6 +277,12 @@ def is_ready(node: dict) -> bool:
     )
 
 
+def internal_ip(node: dict) -> str:
+    """A node's InternalIP ("" when it reports none)."""
+    addresses = {a.get("type"): a.get("address") for a in node["status"].get("addresses", [])}
+    return addresses.get("InternalIP") or ""
+
+
 def _removal(taint: str) -> str:
     """`key=value:Effect` -> `key:Effect-` (kubectl's removal syntax)."""
     key_value, _, effect = taint.rpartition(":")

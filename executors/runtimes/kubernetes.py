@@ -26,6 +26,15 @@ ETCDCTL_TLS = (
     "--key=/etc/kubernetes/pki/etcd/server.key",
 )
 JOINED = "test -f /etc/kubernetes/kubelet.conf"
+
+
+def etcdctl(ip: str, *args: str) -> str:
+    """The command line of etcdctl against the stacked etcd member of master `ip`."""
+    return "ETCDCTL_API=3 " + shlex.join(
+        ["etcdctl", f"--endpoints=https://{ip}:2379", *ETCDCTL_TLS, *args]
+    )
+
+
 COPY_ADMIN = "install -d -m 0700 $HOME/.kube && cp -f /etc/kubernetes/admin.conf $HOME/.kube/config"
 
 
@@ -73,9 +82,7 @@ class Kubeadm(Runtime):
 
     def _etcdctl(self, ops: NodeOps, *command: str):
         """etcdctl against the bootstrap master's own member."""
-        endpoint = f"--endpoints=https://{ops.address(ops.bootstrap)}:2379"
-        argv = ["etcdctl", endpoint, *ETCDCTL_TLS, *command]
-        return ops.run(ops.bootstrap, f"ETCDCTL_API=3 {shlex.join(argv)}")
+        return ops.run(ops.bootstrap, etcdctl(ops.address(ops.bootstrap), *command))
 
     def _members(self, ops: NodeOps) -> list[dict]:
         return json.loads(self._etcdctl(ops, "member", "list", "-w", "json").stdout)["members"]
