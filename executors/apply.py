@@ -34,6 +34,7 @@ from executors import registry as registry_remote
 from executors import templates as templates_remote
 from executors.driver import Driver, Followed, HostError, Result
 from executors.facts import HOST_ALIASES_MARK
+from executors.fanout import fan_out
 from executors.plugins import plugins_for
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime, internal_ip
@@ -252,9 +253,9 @@ class Applier:
         # Hosts are prepared (rootfs copied, init.sh run) as early as possible, while the DAG
         # waits on the control plane: copying 30 MB to 20 hosts is the longest step of a first
         # apply, and it depends on nothing in the cluster.
-        prep_pool = ThreadPoolExecutor(
-            max(1, self.options.parallelism), thread_name_prefix="prepare"
-        )
+        # --parallelism, as far as the open-file limit allows
+        width = fan_out(len(self.plan.actions) or 1, self.options.parallelism)
+        prep_pool = ThreadPoolExecutor(width, thread_name_prefix="prepare")
         # A host that leaves before it joins again (--replace, a role change) is prepared in
         # its join, after its removal cleaned it, not ahead.
         leaving = {
@@ -267,9 +268,7 @@ class Applier:
         for action in early:  # in plan order: the first master's host goes first
             self._prepared[action.id] = prep_pool.submit(self._prepare_for, action)
         try:
-            outcome = run_dag(
-                self.plan.actions, self.execute, self.options.parallelism, self.events, self.stop
-            )
+            outcome = run_dag(self.plan.actions, self.execute, width, self.events, self.stop)
             if outcome.ok:
                 self._finish()
             return outcome

@@ -260,19 +260,14 @@ class Remote:
         secrets: tuple[str, ...] = (),
     ) -> Result:
         """Run command (through sudo for a non-root user). stdin may carry secrets."""
-        wrapped, stdin = self._command_line(command, env, stdin)
+        wrapped, stdin = self.command_line(command, env, stdin)
         all_secrets = tuple(secrets) + self._secrets() + tuple(env.values() if env else ())
         result = self._exec(wrapped, stdin, timeout or self.timeouts.command, all_secrets)
         if check and result.exit_code != 0:
-            detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
-            raise HostError(
-                self.ip,
-                f"`{mask(command, all_secrets)}` exited with "
-                f"{result.exit_code}: {mask(' | '.join(detail), all_secrets)}",
-            )
+            raise command_failed(self.ip, command, result, all_secrets)
         return result
 
-    def _command_line(
+    def command_line(
         self, command: str, env: dict[str, str] | None, stdin: bytes
     ) -> tuple[str, bytes]:
         """The command as the host's shell gets it (sudo for a non-root user), and the stdin
@@ -300,7 +295,7 @@ class Remote:
     ) -> Followed:
         """Start a long-running command (e.g. `kubectl get --watch`) to read as it writes;
         stdin (which may carry secrets) is sent whole first."""
-        wrapped, stdin = self._command_line(command, env, stdin)
+        wrapped, stdin = self.command_line(command, env, stdin)
         channel = self._open_channel()
         try:
             channel.settimeout(None)  # the reader decides how long to wait
@@ -472,6 +467,16 @@ class Remote:
         return result
 
 
+def command_failed(ip: str, command: str, result: Result, secrets) -> HostError:
+    """The error for a command that exited non-zero: its code and last lines, masked."""
+    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
+    return HostError(
+        ip,
+        f"`{mask(command, secrets)}` exited with "
+        f"{result.exit_code}: {mask(' | '.join(detail), secrets)}",
+    )
+
+
 class Followed:
     """A command still running on a host (see Remote.follow)."""
 
@@ -521,11 +526,14 @@ class Driver:
         hosts: dict[str, SSH],
         timeouts: Timeouts | None = None,
         pinned_keys: dict[str, str] | None = None,
+        reuse=None,
     ):
         self.timeouts = timeouts or Timeouts()
+        self.reuse = reuse  # connections shared across runs for reads (executors.connections)
         self._ssh = dict(hosts)
         self._pinned = dict(pinned_keys or {})  # ip -> fingerprint first seen (from the state)
         self._remotes: dict[str, Remote] = {}
+        self._readers: dict = {}
         self._lock = threading.Lock()
 
     def host(self, ip: str) -> Remote:
@@ -538,6 +546,17 @@ class Driver:
                     ip, self._ssh[ip], self.timeouts, self._pinned.get(ip, "")
                 )
             return remote
+
+    def reader(self, ip: str):
+        """The host for read-only commands: over a connection shared across runs when the
+        driver has them and the host can use one (see executors.connections), else host(ip)."""
+        remote = self.host(ip)
+        if self.reuse is None:
+            return remote
+        with self._lock:
+            if ip not in self._readers:
+                self._readers[ip] = self.reuse.reader(remote)
+            return self._readers[ip]
 
     def close(self) -> None:
         for remote in list(self._remotes.values()):

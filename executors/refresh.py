@@ -17,6 +17,7 @@ from cluster.model import ClusterView, HostFacts
 from cluster.records import State
 from executors import distribute, facts
 from executors.driver import Driver, HostError, HostKeyChanged
+from executors.fanout import fan_out
 from executors.runtimes import runtime_for
 from executors.runtimes.base import Runtime, internal_ip, is_ready
 
@@ -36,7 +37,7 @@ class _ReadOps:
         self.bootstrap = source
 
     def run(self, ip, command, *, stdin=b"", check=True, secrets=(), timeout=None):
-        return self.driver.host(ip).run(
+        return self.driver.reader(ip).run(
             command, stdin=stdin, check=check, secrets=secrets, timeout=timeout
         )
 
@@ -44,13 +45,14 @@ class _ReadOps:
         return ip
 
 
-def refresh(state: State, driver: Driver, parallelism: int = 20) -> tuple[dict, ClusterView]:
-    """Facts of every recorded host (by IP) and the cluster view."""
+def refresh(state: State, driver: Driver, parallelism: int = 64) -> tuple[dict, ClusterView]:
+    """Facts of every recorded host (by IP) and the cluster view; parallelism hosts at once
+    at most (fewer when the open-file limit says so)."""
     runtime = runtime_for(state.runtime)
     data_root = (state.control_plane or {}).get("data_root") or distribute.DATA_ROOT
     fact = facts.host_state(distribute.rootfs_dir(state.cluster, data_root), runtime.probe)
     ips = list(state.hosts)
-    with ThreadPoolExecutor(max(2, min(parallelism, len(ips)) + 1)) as pool:
+    with ThreadPoolExecutor(fan_out(len(ips), parallelism) + 1) as pool:
         # The cluster's view is read from the bootstrap master while the hosts answer.
         early_view = pool.submit(_view_from, state.bootstrap_master, driver, runtime)
         answers = pool.map(lambda ip: _host_facts(driver, ip, fact), ips)
@@ -62,7 +64,7 @@ def refresh(state: State, driver: Driver, parallelism: int = 20) -> tuple[dict, 
 
 
 def _host_facts(driver: Driver, ip: str, fact: facts.Fact[dict]) -> HostFacts:
-    remote = driver.host(ip)
+    remote = driver.reader(ip)
     try:
         values = facts.read(remote, fact)
         key = remote.host_key()

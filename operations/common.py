@@ -33,6 +33,8 @@ class SSHSettings:
     connect_timeout: float = 10.0
     command_timeout: float = 60.0
     retries: int = 2  # more attempts after a failed connection
+    # seconds a connection used for reads stays up after a run, for the next (0: none kept)
+    persist: float = 0.0
     # How hosts are reached: (hosts, timeouts, pinned keys) -> a driver. None: OpenSSH through
     # Fabric (executors.driver.Driver); tests give a recording double.
     connect: Callable | None = None
@@ -122,14 +124,25 @@ def ssh_driver(cluster: Cluster, state: State, ssh: SSHSettings, pin_keys: bool 
     for ip in state.hosts:  # hosts being removed: the cluster's SSH settings
         hosts.setdefault(ip, cluster.ssh)
     pinned = {ip: r.host_key for ip, r in state.hosts.items()} if pin_keys else {}
-    return connect(hosts, ssh, pinned)
+    # only pinned hosts can share connections: a shared one is opened with the pin
+    lineage = state.lineage if pin_keys and state.hosts else ""
+    return connect(hosts, ssh, pinned, lineage=lineage)
 
 
-def connect(hosts: dict, ssh: SSHSettings, pinned: dict[str, str] | None = None):
-    """A driver for these hosts (ip -> model SSH) with the settings' timeouts and retries."""
+def connect(hosts: dict, ssh: SSHSettings, pinned: dict[str, str] | None = None, lineage: str = ""):
+    """A driver for these hosts (ip -> model SSH) with the settings' timeouts and retries;
+    with a lineage and ssh.persist, reads share connections across runs of that state."""
     from executors.driver import Driver, Timeouts  # late: commands that stay local skip SSH
 
     timeouts = Timeouts(
         connect=ssh.connect_timeout, command=ssh.command_timeout, retries=max(0, ssh.retries)
     )
-    return (ssh.connect or Driver)(hosts, timeouts, pinned or {})
+    if ssh.connect:
+        return ssh.connect(hosts, timeouts, pinned or {})
+    reuse = None
+    if lineage and ssh.persist > 0:
+        from executors import connections
+
+        folder = connections.folder_for(images.sealer_home())
+        reuse = connections.Reuse(folder, ssh.persist, lineage)
+    return Driver(hosts, timeouts, pinned or {}, reuse=reuse)

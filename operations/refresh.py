@@ -37,7 +37,7 @@ def refresh_state(
 
     driver = ssh_driver(cluster, state, ssh, pin_keys=True)  # no password to a changed host
     try:
-        facts, view = refresh(state, driver, parallelism=max(parallelism, 20))
+        facts, view = refresh(state, driver, parallelism=max(parallelism, 64))
     finally:
         driver.close()
     warnings = [] if view.source else [f"could not read the cluster's own view: {view.error}"]

@@ -1,6 +1,6 @@
 """Start, list, fault and stop sandbox hosts (see ../shared/reference/sandbox-hosts.md).
 
-Host N is `sandbox-N` on 127.0.1.N:22: an `unshare` of mount, UTS and PID namespaces whose PID 1
+Host N is `sandbox-N` on 127.0.1.N:22 (hosts past 254 go on in 127.0.2.x, ...): an `unshare` of mount, UTS and PID namespaces whose PID 1
 is sandbox/init.py. Everything lives under $SEALER_HOME/sandbox: the key pair, one folder per
 host (overlay upper/work/root, the init's pid), and a ready Clusterfile.
 """
@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from cluster.image import sealer_home
 from sandbox import network
 
 INIT = Path(__file__).with_name("init.py")
-MAX_HOSTS = 250
+MAX_HOSTS = 2000
+STARTERS = 16  # hosts started at once: each start is mostly waiting for mounts and sshd
 
 
 class SandboxError(SealerError):
@@ -80,7 +82,8 @@ def address(number: int, net: str | None = None) -> str:
     """Host N's address in a mode (default $SEALER_SANDBOX_NET, see sandbox/network.py)."""
     if (net or network.mode()) == "netns":
         return network.host_address(number)
-    return f"127.0.1.{number}"
+    block, rest = divmod(number - 1, 254)  # 1..254 -> 127.0.1.N, as it always was
+    return f"127.0.{1 + block}.{1 + rest}"
 
 
 def base() -> Path:
@@ -147,24 +150,30 @@ def up(
         network.ensure_bridge()
         network.shape(network.BRIDGE, operator_rate, delay)
     public_key = ensure_key().with_suffix(".pub").read_text()
-    started = []
-    for number in range(1, count + 1):
-        host = SandboxHost(number, base() / "hosts" / str(number))
-        if host.init_pid is None:
-            where = address(number, net)
-            if not netns and _listening(where):  # netns addresses are on our bridge only
+    new = [h for h in _host_list(count) if h.init_pid is None]
+    if not netns:  # netns addresses are on our bridge only
+        for host in new:
+            where = address(host.number, net)
+            if _listening(where):
                 raise SandboxError(
                     f"{where}:22 is already in use by a process that is "
                     f"not a sandbox host of {base()}; stop it first"
                 )
-            _start(host, public_key, where, netns)
-            if netns:
-                network.attach(number, host.init_pid)
-                network.shape_host(number, host.init_pid, rate, delay)
-            started.append(host)
-    for host in started:
+
+    def start(host: SandboxHost) -> None:
+        _start(host, public_key, address(host.number, net), netns)
+        if netns:
+            network.attach(host.number, host.init_pid)
+            network.shape_host(host.number, host.init_pid, rate, delay)
         _wait_for_ssh(host, timeout)
+
+    with ThreadPoolExecutor(STARTERS) as pool:
+        list(pool.map(start, new))  # the first failure is raised
     return hosts()[:count]
+
+
+def _host_list(count: int) -> list[SandboxHost]:
+    return [SandboxHost(n, base() / "hosts" / str(n)) for n in range(1, count + 1)]
 
 
 def _start(host: SandboxHost, public_key: str, where: str, netns: bool) -> None:
@@ -304,7 +313,12 @@ def start_sshd(host: SandboxHost, timeout: float = 30) -> None:
 
 
 def regenerate_host_key(host: SandboxHost) -> None:
-    run_in(host, ["sh", "-c", "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null"])
+    from sandbox.init import HOST_KEY
+
+    run_in(
+        host,
+        ["sh", "-c", f"rm -f /etc/ssh/ssh_host_* && ssh-keygen -q -t ed25519 -N '' -f {HOST_KEY}"],
+    )
     stop_sshd(host)
     start_sshd(host)
 

@@ -35,6 +35,7 @@ from operations import (
     state_edit,
     verbs,
 )
+from operations import connections as kept
 from operations import state_sync as states
 from operations.common import SSHSettings, StateRef
 from operations.events import Listener
@@ -65,6 +66,7 @@ def ssh_settings(args) -> SSHSettings:
         connect_timeout=parse_duration(args.ssh_timeout, "--ssh-timeout"),
         command_timeout=parse_duration(args.command_timeout, "--command-timeout"),
         retries=getattr(args, "retries", 2),
+        persist=parse_duration(args.ssh_persist, "--ssh-persist"),
     )
 
 
@@ -585,6 +587,14 @@ def cmd_sandbox(args) -> int:
     return 0
 
 
+def cmd_connections(args) -> int:
+    if args.connections_command == "ls":
+        sys.stdout.write(text.render_connections(kept.listing()))
+    else:
+        print(f"Closed {kept.close(args.hosts)} connection(s).")
+    return 0
+
+
 HANDLERS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
@@ -608,6 +618,7 @@ HANDLERS = {
     "build": cmd_build,
     "image": cmd_image,
     "sandbox": cmd_sandbox,
+    "connections": cmd_connections,
 }
 
 

@@ -8,7 +8,12 @@ import sys
 from cluster.errors import InputError, SealerError, UnreadHosts
 from sealer_cli.parser import build_parser
 
-GROUPS = {"image": "image_command", "state": "state_command", "sandbox": "sandbox_command"}
+GROUPS = {
+    "image": "image_command",
+    "state": "state_command",
+    "sandbox": "sandbox_command",
+    "connections": "connections_command",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -108,6 +109,23 @@ HELP = {
     ),
     "sandbox down": ("stop every sandbox host and remove its files", "sealer sandbox down", ""),
     "sandbox ls": ("list the sandbox hosts", "sealer sandbox ls", ""),
+    "connections": (
+        "the SSH connections kept open between runs (see --ssh-persist)",
+        "sealer connections ls\nsealer connections close\nsealer connections close 10.0.0.2",
+        "A refresh (plan, drift, apply) reads its hosts over OpenSSH connections that stay up\n"
+        "after the run (default 10 minutes, --ssh-persist / SEALER_SSH_PERSIST), so the next\n"
+        "run opens channels, not handshakes. Each is pinned to the host key in the state.",
+    ),
+    "connections ls": (
+        "list the kept connections: host, user, pinned key, state lineage, alive",
+        "sealer connections ls",
+        "",
+    ),
+    "connections close": (
+        "close the kept connections (all, or those to the given hosts)",
+        "sealer connections close\nsealer connections close 10.0.0.2 10.0.0.3",
+        "",
+    ),
     "drift": (
         "report how the cluster drifted from the state (for cron)",
         "sealer drift -f Clusterfile --prometheus /var/lib/node_exporter/sealer.prom\n"
@@ -352,6 +370,13 @@ def timeouts(p, command: str = "60s") -> None:
         metavar="DURATION",
         help=f"timeout of one command on a host (default {command})",
     )
+    p.add_argument(
+        "--ssh-persist",
+        default=os.environ.get("SEALER_SSH_PERSIST") or "10m",
+        metavar="DURATION",
+        help="keep the connections a refresh reads over open this long after the run, for the "
+        "next one (default 10m, env SEALER_SSH_PERSIST; 0 closes them with the run)",
+    )
 
 
 def max_unavailable(p) -> None:
@@ -555,6 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _sub(boxes, "sandbox down")
     _sub(boxes, "sandbox ls")
+
+    kept = _sub(commands, "connections").add_subparsers(
+        dest="connections_command", metavar="CONNECTIONS_COMMAND"
+    )
+    _sub(kept, "connections ls")
+    q = _sub(kept, "connections close")
+    q.add_argument("hosts", nargs="*", metavar="HOST", help="only the connections to these hosts")
 
     p = _sub(commands, "drift", clusterfile, state, timeouts)
     p.add_argument("--json", action="store_true", help="one JSON document with the findings")

@@ -78,6 +78,8 @@ class FakeDriver:
             raise HostError(ip, "no SSH settings for this host")
         return FakeRemote(self.cluster, ip)
 
+    reader = host  # no connections shared across runs here
+
     def close(self) -> None:
         self.closed = True
 

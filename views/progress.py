@@ -55,8 +55,23 @@ class Console(Listener):
         return input("  Enter a value: ").strip() == "yes"
 
 
+SUMMARY_FROM = 50  # actions in a plan from which plain output counts them instead of listing
+
+
 class PlainEvents(Console):
-    """One line per start and end, for logs and cron."""
+    """One line per start and end, for logs and cron; for a large plan (a fleet's first apply),
+    counts per kind of action at every tenth instead, and a line for each failure."""
+
+    def __init__(self, stream=sys.stdout):
+        super().__init__(stream)
+        self.totals: dict[str, int] = {}  # kind -> actions of that kind, in summary mode
+        self.ended: dict[str, dict[str, int]] = {}  # kind -> done / failed / skipped
+
+    def planned(self, plan: Plan) -> None:
+        super().planned(plan)
+        if len(plan.actions) >= SUMMARY_FROM:
+            for action in plan.actions:
+                self.totals[action.kind] = self.totals.get(action.kind, 0) + 1
 
     def _line(self, text: str) -> None:
         with self.lock:
@@ -65,18 +80,37 @@ class PlainEvents(Console):
 
     def started(self, action):
         self.started_at[action.id] = time.monotonic()
-        if action.host:
+        if action.host and not self.totals:
             self._line(f"{action.id}: starting...")
 
     def finished(self, action):
-        if action.host:
+        if self.totals:
+            self._count(action, "done")
+        elif action.host:
             self._line(f"{action.id}: done after {self._elapsed(action):.1f}s")
 
     def failed(self, action, error):
         self._line(f"{action.id}: FAILED after {self._elapsed(action):.1f}s: {error}")
+        self._count(action, "failed")
 
     def skipped(self, action, because):
-        self._line(f"{action.id}: skipped (depends on {because}, which failed)")
+        if self.totals:
+            self._count(action, "skipped")
+        else:
+            self._line(f"{action.id}: skipped (depends on {because}, which failed)")
+
+    def _count(self, action, outcome: str) -> None:
+        total = self.totals.get(action.kind)
+        if not total:
+            return
+        with self.lock:
+            counts = self.ended.setdefault(action.kind, {"done": 0, "failed": 0, "skipped": 0})
+            counts[outcome] += 1
+            ended = sum(counts.values())
+            before = (ended - 1) * 10 // total
+        if ended * 10 // total > before or ended == total:  # each tenth, and the last
+            extra = "".join(f", {counts[k]} {k}" for k in ("failed", "skipped") if counts[k])
+            self._line(f"{action.kind}: {counts['done']}/{total} done{extra}")
 
     def _elapsed(self, action) -> float:
         return time.monotonic() - self.started_at.get(action.id, time.monotonic())

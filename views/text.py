@@ -418,6 +418,19 @@ def render_sandbox(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_connections(rows: list[dict]) -> str:
+    if not rows:
+        return "No SSH connections kept.\n"
+    lines = [f"{'HOST':<21} {'USER':<10} {'PID':<8} {'HOST KEY (pinned)':<51} STATE LINEAGE"]
+    for row in rows:
+        host = f"{row.get('host')}:{row.get('port')}"
+        lines.append(
+            f"{host:<21} {row.get('user', ''):<10} {row['pid']:<8} "
+            f"{row.get('fingerprint', ''):<51} {row.get('lineage', '')}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def render_validated(path: str, cluster) -> str:
     image = cluster.image
     return (

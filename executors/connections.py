@@ -1,0 +1,289 @@
+"""Connections that outlive a run: OpenSSH ControlMaster sockets, one per pinned host.
+
+A refresh (plan, drift, a no-op apply) asks every host a few read-only questions. Opening an
+SSH connection costs far more than a question (about 65 ms of this machine's CPU per host), so
+the reads go through OpenSSH connection sharing: the first run opens a master connection per
+host, which stays up `persist` seconds after its last use; later runs open channels on it.
+
+What keeps reuse safe:
+- A master is only ever opened with the host key pinned in the state: OpenSSH may trust no
+  known_hosts file, and a KnownHostsCommand vouches for the key only when its fingerprint is the
+  pin. A reused connection is one whose key was checked against that pin when it was opened.
+- The socket's name is a digest of (lineage, user, host, port, pinned fingerprint): another
+  state (lineage), another user, or a new pin (after `sealer state forget-host-key`) never finds
+  the old socket. A host reinstalled with a new key has lost its old connections with its sshd.
+- Sockets live in $SEALER_HOME/connections, a 0700 directory of this user's (refused
+  otherwise); OpenSSH makes the sockets themselves 0600.
+- Only hosts reached with a key file that needs no passphrase and no sudo password are shared
+  (nothing secret has to reach the ssh process); the others use the run's own connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import stat
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster.errors import SealerError
+from executors.driver import HostError, Remote, Result, command_failed
+
+DEFAULT_PERSIST = 600.0  # seconds a connection stays up after its last use
+PERSIST_ENV = "SEALER_SSH_PERSIST"
+# A pin as the state keeps it: it becomes an argument of a command, so nothing else is allowed
+FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """Where a run's shared connections live and how long they outlive it."""
+
+    folder: Path
+    persist: float
+    lineage: str
+
+    def reader(self, remote: Remote):
+        """remote's reads over a shared connection when its host can have one, else remote."""
+        return shared_reader(remote, self)
+
+
+def folder_for(home: Path) -> Path:
+    """$SEALER_HOME/connections, made 0700; refused if it is not a directory of this user's."""
+    folder = home / "connections"
+    with contextlib.suppress(FileExistsError):  # a file or a link there is refused below
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        raise SealerError(f"{folder}: not a directory; sealer keeps its SSH sockets there")
+    if info.st_uid != os.geteuid():
+        raise SealerError(
+            f"{folder}: owned by uid {info.st_uid}, not by this user; sealer will not keep "
+            f"SSH connections in a directory another user controls"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(folder, 0o700)  # ours: close it to the others
+    return folder
+
+
+def socket_name(lineage: str, user: str, ip: str, port: int, fingerprint: str) -> str:
+    """Short (a socket path has ~100 bytes) and different for any change of these."""
+    identity = "\0".join((lineage, user, ip, str(port), fingerprint))
+    return hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One shareable connection: whom it reaches, with which key file, pinned to what."""
+
+    ip: str
+    port: int
+    user: str
+    key_file: str
+    fingerprint: str
+    lineage: str
+
+    @property
+    def name(self) -> str:
+        return socket_name(self.lineage, self.user, self.ip, self.port, self.fingerprint)
+
+    def describe(self) -> dict:
+        return {
+            "host": self.ip,
+            "port": self.port,
+            "user": self.user,
+            "key_file": self.key_file,
+            "fingerprint": self.fingerprint,
+            "lineage": self.lineage,
+        }
+
+
+def pin_command(fingerprint: str) -> str:
+    """A KnownHostsCommand that vouches for the host's key only if it is the pinned one.
+
+    OpenSSH runs it without a shell and gives it the key it was shown (%f %H %t %K); it prints
+    a known_hosts line for that key when the fingerprint is the pin, nothing otherwise, and
+    StrictHostKeyChecking then refuses the host before authentication."""
+    script = 'test "$1" = "$2" && echo "$3 $4 $5"; true'
+    return f"/bin/sh -c '{script}' sealer-pin {fingerprint} %f %H %t %K"
+
+
+def ssh_argv(endpoint: Endpoint, reuse: Reuse, connect_timeout: float) -> list[str]:
+    """The ssh command line up to the host (the command follows), relative to reuse.folder."""
+    return [
+        "ssh",
+        "-i",
+        endpoint.key_file,
+        "-p",
+        str(endpoint.port),
+        "-l",
+        endpoint.user,
+        "-F",
+        "/dev/null",  # the user's ssh config must not redirect or weaken this connection
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        f"KnownHostsCommand={pin_command(endpoint.fingerprint)}",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f"ControlPath=./{endpoint.name}",  # relative: run in reuse.folder (short paths)
+        "-o",
+        f"ControlPersist={max(1, int(reuse.persist))}",
+        "-o",
+        f"ConnectTimeout={max(1, int(connect_timeout))}",
+        "-o",
+        "ServerAliveInterval=30",
+        "-o",
+        "LogLevel=ERROR",
+        "--",
+        endpoint.ip,
+    ]
+
+
+def remember(endpoint: Endpoint, reuse: Reuse) -> None:
+    """What `sealer connections ls` shows about a socket (no secret: a key file's path)."""
+    info = reuse.folder / f"{endpoint.name}.json"
+    if not info.exists():
+        tmp = info.with_suffix(".tmp")
+        tmp.write_text(json.dumps(endpoint.describe()))
+        os.replace(tmp, info)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A connection as `sealer connections ls` lists it."""
+
+    name: str
+    info: dict
+    pid: int  # of its OpenSSH master
+
+
+def listing(folder: Path) -> list[Shared]:
+    """The open connections recorded in the folder. Records whose master has gone (expired,
+    or its host went away) are removed as they are found."""
+    found = []
+    for info_file in sorted(folder.glob("*.json")):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):
+            info = {}
+        name = info_file.stem
+        pid = _master_pid(folder, name, info) if info else 0
+        if pid:
+            found.append(Shared(name, info, pid))
+        else:
+            info_file.unlink(missing_ok=True)
+            (folder / name).unlink(missing_ok=True)
+    return found
+
+
+def close(folder: Path, shared: Shared) -> None:
+    """End a master (its host's sshd sees the connection close) and forget it."""
+    _control(folder, shared.name, shared.info, "exit")
+    (folder / f"{shared.name}.json").unlink(missing_ok=True)
+    (folder / shared.name).unlink(missing_ok=True)
+
+
+def _master_pid(folder: Path, name: str, info: dict) -> int:
+    """The master's pid when it answers on its socket, else 0 (`Master running (pid=N)`)."""
+    done = _control(folder, name, info, "check")
+    match = re.search(r"pid=(\d+)", done.stderr.decode(errors="replace")) if done else None
+    return int(match.group(1)) if match and done.returncode == 0 else 0
+
+
+def _control(folder: Path, name: str, info: dict, verb: str):
+    if not (folder / name).exists():
+        return None
+    argv = ["ssh", "-F", "/dev/null", "-o", f"ControlPath=./{name}", "-O", verb]
+    argv += ["-p", str(info.get("port", 22)), "-l", str(info.get("user", "root"))]
+    argv += ["--", str(info.get("host", "sealer"))]
+    return subprocess.run(argv, cwd=folder, capture_output=True, timeout=30)
+
+
+class SharedRemote:
+    """Read-only commands on one host over its shared connection (see the module's doc).
+
+    Same interface as Remote.run for the refresh's reads. When ssh itself fails (exit 255: no
+    connection, a refused key, a refused login), the command is asked again over the run's own
+    connection, whose driver tells exactly why the host cannot be used (the pinned and the
+    shown key, a timeout, a refused login); reads are safe to ask twice.
+    """
+
+    def __init__(self, remote: Remote, endpoint: Endpoint, reuse: Reuse):
+        self.ip = remote.ip
+        self._remote = remote
+        self._endpoint = endpoint
+        self._reuse = reuse
+        self._argv = ssh_argv(endpoint, reuse, remote.timeouts.connect)
+        self._shared = True  # until ssh fails once: then this run uses its own connection
+        self._lock = threading.Lock()
+
+    def run(self, command, *, env=None, stdin=b"", check=True, timeout=None, secrets=()):
+        if not self._shared:
+            return self._remote.run(
+                command, env=env, stdin=stdin, check=check, timeout=timeout, secrets=secrets
+            )
+        wrapped, wire_stdin = self._remote.command_line(command, env, stdin)
+        limit = timeout or self._remote.timeouts.command
+        try:
+            done = subprocess.run(
+                [*self._argv, wrapped],
+                input=wire_stdin,
+                capture_output=True,
+                cwd=self._reuse.folder,
+                timeout=limit,
+            )
+        except subprocess.TimeoutExpired:
+            raise HostError(self.ip, f"`{command[:200]}` timed out after {limit:g}s") from None
+        if done.returncode == 255:
+            self._shared = False
+            return self.run(
+                command, env=env, stdin=stdin, check=check, timeout=timeout, secrets=secrets
+            )
+        with self._lock:
+            remember(self._endpoint, self._reuse)
+        result = Result(
+            done.returncode,
+            done.stdout.decode(errors="replace"),
+            done.stderr.decode(errors="replace"),
+        )
+        if check and result.exit_code != 0:
+            all_secrets = tuple(secrets) + tuple(env.values() if env else ())
+            raise command_failed(self.ip, command, result, all_secrets)
+        return result
+
+    def host_key(self) -> str:
+        """The pin: a shared connection exists only to a host that showed it."""
+        return self._endpoint.fingerprint if self._shared else self._remote.host_key()
+
+
+def shared_reader(remote: Remote, reuse: Reuse):
+    """remote's reads over a shared connection when its host can have one, else remote."""
+    ssh = remote.ssh
+    shareable = (
+        reuse.persist > 0
+        and FINGERPRINT.match(remote.known_key or "")
+        and ssh.key_file
+        and not ssh.key_passphrase
+        and (ssh.user == "root" or not ssh.password)  # sudo -n: no password on stdin
+    )
+    if not shareable:
+        return remote
+    endpoint = Endpoint(
+        remote.ip, int(ssh.port), ssh.user, str(ssh.key_file), remote.known_key, reuse.lineage
+    )
+    return SharedRemote(remote, endpoint, reuse)
