@@ -82,7 +82,7 @@ def openssh_hostname(addresses: list[str], key: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
-    parser.add_argument("--parallelism", type=int, default=100, help="sealer --parallelism")
+    parser.add_argument("--parallelism", type=int, default=20, help="sealer --parallelism")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="sealer-fleet-"))
     env = {**os.environ, "SEALER_HOME": str(folder / "home"), "NO_COLOR": "1"}
@@ -115,7 +115,7 @@ def main() -> None:
         apply += ["--parallelism", str(args.parallelism)]
         seconds, peak, _ = timed(apply, env)
         report("sealer apply (first)", seconds, peak)
-        drift = [sealer, "drift", "-f", str(clusterfile), "--parallelism", str(args.parallelism)]
+        drift = [sealer, "drift", "-f", str(clusterfile)]
         for n in (1, 2, 3):
             seconds, peak, _ = timed(drift, env)
             report(f"sealer drift #{n}", seconds, peak)

@@ -21,6 +21,7 @@ What keeps reuse safe:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.errors import SealerError
+from executors import mux
 from executors.driver import HostError, Remote, Result, command_failed
 
 DEFAULT_PERSIST = 600.0  # seconds a connection stays up after its last use
@@ -51,6 +53,16 @@ class Reuse:
     def reader(self, remote: Remote):
         """remote's reads over a shared connection when its host can have one, else remote."""
         return shared_reader(remote, self)
+
+    def socket_path(self, name: str) -> str:
+        """A short path to a socket in the folder, however deep the folder is (a socket's path
+        has ~100 bytes): through an open descriptor of the folder."""
+        return f"/proc/self/fd/{_folder_descriptor(str(self.folder))}/{name}"
+
+
+@functools.cache
+def _folder_descriptor(folder: str) -> int:
+    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # kept for the process's life
 
 
 def folder_for(home: Path) -> Path:
@@ -214,6 +226,10 @@ def _control(folder: Path, name: str, info: dict, verb: str):
     return subprocess.run(argv, cwd=folder, capture_output=True, timeout=30)
 
 
+class _SshFailed(Exception):
+    """ssh itself failed (exit 255): no connection, a refused key, a refused login."""
+
+
 class SharedRemote:
     """Read-only commands on one host over its shared connection (see the module's doc).
 
@@ -233,38 +249,45 @@ class SharedRemote:
         self._lock = threading.Lock()
 
     def run(self, command, *, env=None, stdin=b"", check=True, timeout=None, secrets=()):
+        own = functools.partial(
+            self._remote.run, command, env=env, stdin=stdin, check=check, timeout=timeout
+        )
         if not self._shared:
-            return self._remote.run(
-                command, env=env, stdin=stdin, check=check, timeout=timeout, secrets=secrets
-            )
+            return own(secrets=secrets)
         wrapped, wire_stdin = self._remote.command_line(command, env, stdin)
         limit = timeout or self._remote.timeouts.command
         try:
-            done = subprocess.run(
-                [*self._argv, wrapped],
-                input=wire_stdin,
-                capture_output=True,
-                cwd=self._reuse.folder,
-                timeout=limit,
-            )
-        except subprocess.TimeoutExpired:
-            raise HostError(self.ip, f"`{command[:200]}` timed out after {limit:g}s") from None
-        if done.returncode == 255:
+            code, out, err = self._over_master(wrapped, wire_stdin, limit)
+        except _SshFailed:  # this run goes on over its own connection, which says why
             self._shared = False
-            return self.run(
-                command, env=env, stdin=stdin, check=check, timeout=timeout, secrets=secrets
-            )
-        with self._lock:
-            remember(self._endpoint, self._reuse)
-        result = Result(
-            done.returncode,
-            done.stdout.decode(errors="replace"),
-            done.stderr.decode(errors="replace"),
-        )
+            return own(secrets=secrets)
+        except (subprocess.TimeoutExpired, mux.MuxTimeout):
+            raise HostError(self.ip, f"`{command[:200]}` timed out after {limit:g}s") from None
+        result = Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
         if check and result.exit_code != 0:
             all_secrets = tuple(secrets) + tuple(env.values() if env else ())
             raise command_failed(self.ip, command, result, all_secrets)
         return result
+
+    def _over_master(self, wrapped: str, stdin: bytes, limit: float):
+        """Over the master when one answers: no ssh process, a session on the connection.
+        Else ssh runs it, opening the master (pinned) that then outlives this run."""
+        try:
+            return mux.run(self._reuse.socket_path(self._endpoint.name), wrapped, stdin, limit)
+        except mux.NoMaster:
+            pass
+        done = subprocess.run(
+            [*self._argv, wrapped],
+            input=stdin,
+            capture_output=True,
+            cwd=self._reuse.folder,
+            timeout=limit,
+        )
+        if done.returncode == 255:
+            raise _SshFailed
+        with self._lock:
+            remember(self._endpoint, self._reuse)
+        return done.returncode, done.stdout, done.stderr
 
     def host_key(self) -> str:
         """The pin: a shared connection exists only to a host that showed it."""

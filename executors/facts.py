@@ -72,15 +72,19 @@ class RuntimeProbe:
 
 
 def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
+    """One bash script asking everything a refresh needs. Mostly builtins (read, case, a loop
+    over the hosts file): a drift of a thousand hosts pays every process it starts a thousand
+    times, so only the runtime's own tools (version, services) and openssl are started."""
     units = " ".join(shlex.quote(unit) for unit in probe.service_units)
     command = (
-        f"echo hostname=$(hostname); echo marker=$(cat {_marker(rootfs)} 2>/dev/null); "
+        f"h=; read -r h 2>/dev/null < /proc/sys/kernel/hostname || h=$(hostname); "
+        f'echo "hostname=$h"; '
+        f"m=; read -r m 2>/dev/null < {_marker(rootfs)}; "
+        f'echo "marker=$m"; '
         f"echo version=$({probe.version_command} 2>/dev/null); "
-        f"echo services=$(systemctl is-active {units} 2>/dev/null | tr '\\n' ' '); "
-        f"echo endpoint=$({endpoint.READ_COMMAND} | head -n 1); "
-        f"echo aliases=$({hostsfile.read_command(HOST_ALIASES_MARK)} | tr '\\n' ';'); "
-        f"echo registry=$({hostsfile.read_command(REGISTRY_MARK)} | tr '\\n' ';'); "
-        f"echo registry_running=$({_registry_running(rootfs)}); "
+        f"s=$(systemctl is-active {units} 2>/dev/null); echo services=$s; "
+        f"{_hosts_file_lines()}"
+        f"{_registry_running(rootfs)}"
         + (
             f"echo cert=$(openssl x509 -noout -enddate -in {shlex.quote(probe.cert_file)} "
             f"2>/dev/null); "
@@ -92,12 +96,32 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
     return Fact(command, lambda out: parse_host_state(out, probe))
 
 
+def _hosts_file_lines() -> str:
+    """endpoint= (sealer's first endpoint line), aliases= and registry= (their lines, each
+    ended by ';'), from one pass over the hosts file."""
+    endpoint_mark, aliases_mark, registry_mark = (
+        shlex.quote(mark) for mark in (endpoint.MARK, HOST_ALIASES_MARK, REGISTRY_MARK)
+    )
+    return (
+        "e=; a=; r=; "
+        'while IFS= read -r l || [ -n "$l" ]; do '
+        f'case $l in *{endpoint_mark}*) [ -n "$e" ] || e=$l ;; esac; '
+        f'case $l in *{aliases_mark}*) a="$a$l;" ;; esac; '
+        f'case $l in *{registry_mark}*) r="$r$l;" ;; esac; '
+        f"done 2>/dev/null < {hostsfile.HOSTS}; "
+        'echo "endpoint=$e"; echo "aliases=$a"; echo "registry=$r"; '
+    )
+
+
 def _registry_running(rootfs: str) -> str:
-    """yes when the pid file of the host's registry names a live registry process."""
+    """registry_running=yes when the pid file of the host's registry names a live registry
+    process (its command line, read with bash's mapfile: NUL-separated)."""
     pidfile = shlex.quote(f"{os.path.dirname(rootfs)}/registry/registry.pid")
     return (
-        f"p=$(cat {pidfile} 2>/dev/null) && grep -qa registry /proc/$p/cmdline 2>/dev/null "
-        f"&& echo yes || echo no"
+        f"p=; c=(); read -r p 2>/dev/null < {pidfile}; "
+        "case $p in ''|*[!0-9]*) ;; *) mapfile -d '' -t c 2>/dev/null < /proc/$p/cmdline ;; esac; "
+        'case " ${c[*]} " in *registry*) echo registry_running=yes ;; '
+        "*) echo registry_running=no ;; esac; "
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from executors import facts
 from executors.runtimes import runtime_for
 
@@ -95,9 +97,29 @@ def test_only_the_first_line_of_a_key_counts_and_noise_is_ignored():
 def test_commands_quote_the_rootfs_path():
     fact = facts.name_and_marker("/var/lib/sealer/data/my cluster/rootfs")
     assert "'/var/lib/sealer/data/my cluster/rootfs/.sealer-digest'" in fact.command
-    state = facts.host_state("/var/lib/sealer/data/c/rootfs", K3S)
-    assert state.command.startswith("echo hostname=$(hostname);")
+    state = facts.host_state("/var/lib/sealer/data/my cluster/rootfs", K3S)
+    assert "< '/var/lib/sealer/data/my cluster/rootfs/.sealer-digest';" in state.command
     assert "systemctl is-active k3s k3s-agent" in state.command
+
+
+def test_the_refresh_script_runs_in_bash_and_answers_every_question(tmp_path):
+    """Read-only, so it runs here as on a host: every key once, whatever this machine has."""
+    import subprocess
+
+    rootfs = tmp_path / "data" / "c" / "rootfs"
+    rootfs.mkdir(parents=True)
+    (rootfs / ".sealer-digest").write_text("sha256:abc configs:1\n")
+    done = subprocess.run(
+        ["bash", "-c", facts.host_state(str(rootfs), K3S).command], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    keys = [line.split("=", 1)[0] for line in done.stdout.splitlines()]
+    expected = ["hostname", "marker", "version", "services", "endpoint", "aliases", "registry"]
+    assert keys == [*expected, "registry_running"]
+    parsed = facts.parse_host_state(done.stdout, K3S)
+    assert parsed["marker"] == "sha256:abc configs:1"
+    assert parsed["hostname"] == Path("/proc/sys/kernel/hostname").read_text().strip()
+    assert parsed["registry_running"] is False
 
 
 def test_hostname_is_the_first_line_stripped():

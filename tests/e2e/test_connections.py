@@ -10,6 +10,7 @@ import os
 import stat
 
 from cluster.image import sealer_home
+from executors import connections, mux
 from sandbox import hosts as sandbox
 from tests.e2e.conftest import Cluster, host, ip
 from tests.helpers import sealer
@@ -51,6 +52,13 @@ def test_repeated_refresh_reuses_pinned_connections(hosts, tmp_path):
     folder = sealer_home() / "connections"
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
     sessions = _sshd_sessions(2)
+
+    # sealer's own client of the master's protocol: stdin, both outputs, the exit code
+    name = next(f.stem for f in folder.glob("*.json") if json.loads(f.read_text())["host"] == ip(2))
+    reuse = connections.Reuse(folder, 600, lineage)
+    done = mux.run(reuse.socket_path(name), "cat; echo oops >&2; exit 3", b"in", 30)
+    assert done == (3, b"in", b"oops\n")
+    assert _sshd_sessions(2) == sessions
 
     again = cluster.sealer("plan", "--detailed-exitcode")
     assert again.returncode == 0 and "No changes" in again.stdout, again.stdout + again.stderr

@@ -388,7 +388,9 @@ class ClusterStore:
 
     def change(self, change):
         """Apply change(data) -> (status, result, changed) until it lands on the latest data."""
-        for _ in range(50):
+        import random
+
+        for attempt in range(200):
             text, revision = self.etcd.get(CLUSTER_KEY)
             if text is None:
                 raise EtcdUnavailable("the cluster has not been initialised")
@@ -396,7 +398,7 @@ class ClusterStore:
             status, result, changed = change(data)
             if not changed or self.etcd.put_if(CLUSTER_KEY, json.dumps(data), revision):
                 return status, result
-            time.sleep(0.01)
+            time.sleep(random.uniform(0.005, 0.01 * min(attempt + 1, 20)))  # writers spread out
         raise Conflict("too many concurrent writers")
 
 
@@ -1527,12 +1529,17 @@ def kubelet_node_ip():
 
 
 def register_kubelet(version, server, roles, address):
-    api(
-        server,
-        "POST",
-        "/nodes",
-        {"name": node_name(), "address": address, "version": version, "roles": roles},
-    )
+    """As the kubelet does, tried again until the API server takes it: a busy control plane
+    (hundreds of nodes joining) may answer with a conflict or not in time."""
+    node = {"name": node_name(), "address": address, "version": version, "roles": roles}
+    delay = 0.2
+    while True:
+        try:
+            api(server, "POST", "/nodes", node, timeout=30)
+            return
+        except SystemExit:  # api() reported why on stderr (the service's log)
+            time.sleep(delay)
+            delay = min(delay * 2, 7.0)  # the kubelet's backoff ends at 7 s
 
 
 def tool_kubelet(version, argv):
