@@ -36,8 +36,6 @@ from cluster.errors import SealerError
 from executors import mux
 from executors.driver import HostError, Remote, Result, command_failed
 
-DEFAULT_PERSIST = 600.0  # seconds a connection stays up after its last use
-PERSIST_ENV = "SEALER_SSH_PERSIST"
 # A pin as the state keeps it: it becomes an argument of a command, so nothing else is allowed
 FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 
@@ -57,7 +55,7 @@ class Reuse:
     def socket_path(self, name: str) -> str:
         """A short path to a socket in the folder, however deep the folder is (a socket's path
         has ~100 bytes): through an open descriptor of the folder."""
-        return f"/proc/self/fd/{_folder_descriptor(str(self.folder))}/{name}"
+        return _path_in(self.folder, name)
 
 
 @functools.cache
@@ -189,15 +187,11 @@ def listing(folder: Path) -> list[Shared]:
     or its host went away) are removed as they are found."""
     found = []
     for info_file in sorted(folder.glob("*.json")):
+        name = info_file.stem
         try:
             info = json.loads(info_file.read_text())
-        except (OSError, ValueError):
-            info = {}
-        name = info_file.stem
-        pid = _master_pid(folder, name, info) if info else 0
-        if pid:
-            found.append(Shared(name, info, pid))
-        else:
+            found.append(Shared(name, info, mux.alive(_path_in(folder, name))))
+        except (OSError, ValueError, mux.NoMaster):
             info_file.unlink(missing_ok=True)
             (folder / name).unlink(missing_ok=True)
     return found
@@ -205,25 +199,14 @@ def listing(folder: Path) -> list[Shared]:
 
 def close(folder: Path, shared: Shared) -> None:
     """End a master (its host's sshd sees the connection close) and forget it."""
-    _control(folder, shared.name, shared.info, "exit")
+    with contextlib.suppress(mux.NoMaster):
+        mux.terminate(_path_in(folder, shared.name))
     (folder / f"{shared.name}.json").unlink(missing_ok=True)
     (folder / shared.name).unlink(missing_ok=True)
 
 
-def _master_pid(folder: Path, name: str, info: dict) -> int:
-    """The master's pid when it answers on its socket, else 0 (`Master running (pid=N)`)."""
-    done = _control(folder, name, info, "check")
-    match = re.search(r"pid=(\d+)", done.stderr.decode(errors="replace")) if done else None
-    return int(match.group(1)) if match and done.returncode == 0 else 0
-
-
-def _control(folder: Path, name: str, info: dict, verb: str):
-    if not (folder / name).exists():
-        return None
-    argv = ["ssh", "-F", "/dev/null", "-o", f"ControlPath=./{name}", "-O", verb]
-    argv += ["-p", str(info.get("port", 22)), "-l", str(info.get("user", "root"))]
-    argv += ["--", str(info.get("host", "sealer"))]
-    return subprocess.run(argv, cwd=folder, capture_output=True, timeout=30)
+def _path_in(folder: Path, name: str) -> str:
+    return f"/proc/self/fd/{_folder_descriptor(str(folder))}/{name}"
 
 
 class _SshFailed(Exception):

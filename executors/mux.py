@@ -19,9 +19,13 @@ import time
 
 HELLO = 0x00000001
 NEW_SESSION = 0x10000002
+ALIVE_CHECK = 0x10000004
+TERMINATE = 0x10000005
+OK = 0x80000001
 PERMISSION_DENIED = 0x80000002
 FAILURE = 0x80000003
 EXIT_MESSAGE = 0x80000004
+ALIVE = 0x80000005
 SESSION_OPENED = 0x80000006
 TTY_ALLOC_FAIL = 0x80000008
 VERSION = 4
@@ -72,20 +76,49 @@ def _reason(body: bytes) -> str:
     return body[8 : 8 + size].decode(errors="replace")
 
 
-def run(socket_path: str, command: str, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
-    """(exit code, stdout, stderr) of command run over the master at socket_path."""
+def _connect(socket_path: str, timeout: float) -> socket.socket:
+    """A socket to the master, past the hello exchange."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    pipes: list[int] = []
     try:
         sock.settimeout(timeout)
-        try:
-            sock.connect(socket_path)
-        except OSError as e:
-            raise NoMaster(str(e)) from None
+        sock.connect(socket_path)
         sock.sendall(_packet(_u32(HELLO), _u32(VERSION)))
         kind, _ = _read_packet(sock)
-        if kind != HELLO:
-            raise NoMaster(f"unexpected hello 0x{kind:08x}")
+    except OSError as e:
+        sock.close()
+        raise NoMaster(str(e)) from None
+    except NoMaster:
+        sock.close()
+        raise
+    if kind != HELLO:
+        sock.close()
+        raise NoMaster(f"unexpected hello 0x{kind:08x}")
+    return sock
+
+
+def alive(socket_path: str, timeout: float = 5.0) -> int:
+    """The master's pid (`ssh -O check`); NoMaster when none answers."""
+    with _connect(socket_path, timeout) as sock:
+        sock.sendall(_packet(_u32(ALIVE_CHECK), _u32(1)))
+        kind, body = _read_packet(sock)
+        if kind != ALIVE:
+            raise NoMaster(f"unexpected reply 0x{kind:08x}")
+        return struct.unpack(">I", body[4:8])[0]
+
+
+def terminate(socket_path: str, timeout: float = 5.0) -> None:
+    """Ask the master to end (`ssh -O exit`): it closes the connection to its host."""
+    with _connect(socket_path, timeout) as sock:
+        sock.sendall(_packet(_u32(TERMINATE), _u32(1)))
+        with contextlib.suppress(NoMaster, OSError):
+            _read_packet(sock)  # OK, or the master is already gone
+
+
+def run(socket_path: str, command: str, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+    """(exit code, stdout, stderr) of command run over the master at socket_path."""
+    sock = _connect(socket_path, timeout)
+    pipes: list[int] = []
+    try:
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()

@@ -147,3 +147,20 @@ def test_the_stand_ins_answer_a_refresh_in_sh_as_their_python_would(image, tool,
     done = subprocess.run(["sh", str(wrapper), *argv], capture_output=True, text=True)
     assert done.stdout == expected
     assert done.returncode == (3 if tool == "systemctl" else 0)
+
+
+def test_no_master_on_a_socket_is_told_apart_from_a_failed_command(tmp_path):
+    from executors import mux
+
+    missing = str(tmp_path / "gone")
+    for call in (lambda: mux.run(missing, "true", b"", 5), lambda: mux.alive(missing)):
+        with pytest.raises(mux.NoMaster):
+            call()
+    # a socket file whose master died: refused, also NoMaster (ssh then opens a new master)
+    import socket
+
+    stale = tmp_path / "stale"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(stale))
+    with pytest.raises(mux.NoMaster):
+        mux.run(str(stale), "true", b"", 5)
