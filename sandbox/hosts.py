@@ -1,8 +1,9 @@
 """Start, list, fault and stop sandbox hosts (see ../shared/reference/sandbox-hosts.md).
 
 Host N is `sandbox-N` on 127.0.1.N:22 (past 254: 127.0.2.x, ...): an `unshare` of mount, UTS
-and PID namespaces whose PID 1 is sandbox/init.py. Everything lives under $SEALER_HOME/sandbox: the key pair, one folder per
-host (overlay upper/work/root, the init's pid), and a ready Clusterfile.
+and PID namespaces whose PID 1 is sandbox/init.py. Everything lives under $SEALER_HOME/sandbox:
+the key pair, one folder per host (overlay upper/work/root, the init's pid), and a ready
+Clusterfile.
 """
 
 from __future__ import annotations
