@@ -248,8 +248,7 @@ class SharedRemote:
             raise HostError(self.ip, f"`{command[:200]}` timed out after {limit:g}s") from None
         result = Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
         if check and result.exit_code != 0:
-            all_secrets = tuple(secrets) + tuple(env.values() if env else ())
-            raise command_failed(self.ip, command, result, all_secrets)
+            raise command_failed(self.ip, command, result, self._remote.secrets_of(env, secrets))
         return result
 
     def _over_master(self, wrapped: str, stdin: bytes, limit: float):

@@ -261,11 +261,15 @@ class Remote:
     ) -> Result:
         """Run command (through sudo for a non-root user). stdin may carry secrets."""
         wrapped, stdin = self.command_line(command, env, stdin)
-        all_secrets = tuple(secrets) + self._secrets() + tuple(env.values() if env else ())
+        all_secrets = self.secrets_of(env, secrets)
         result = self._exec(wrapped, stdin, timeout or self.timeouts.command, all_secrets)
         if check and result.exit_code != 0:
             raise command_failed(self.ip, command, result, all_secrets)
         return result
+
+    def secrets_of(self, env: dict[str, str] | None, secrets) -> tuple[str, ...]:
+        """What an error about a command must mask: its secrets, its env, the login's."""
+        return tuple(secrets) + self._secrets() + tuple(env.values() if env else ())
 
     def command_line(
         self, command: str, env: dict[str, str] | None, stdin: bytes

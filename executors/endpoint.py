@@ -32,9 +32,6 @@ def remove_command() -> str:
     return hostsfile.set_lines_command(MARK, [])
 
 
-READ_COMMAND = hostsfile.read_command(MARK)
-
-
 def parse_mapping(text: str) -> str | None:
     """The address sealer's line maps the endpoint to, None when there is no such line."""
     for line in text.splitlines():

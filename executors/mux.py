@@ -17,6 +17,8 @@ import socket
 import struct
 import time
 
+from executors.driver import OUTPUT_GRACE  # the same grace as a command over paramiko
+
 HELLO = 0x00000001
 NEW_SESSION = 0x10000002
 ALIVE_CHECK = 0x10000004
@@ -30,7 +32,6 @@ SESSION_OPENED = 0x80000006
 TTY_ALLOC_FAIL = 0x80000008
 VERSION = 4
 NO_ESCAPE = 0xFFFFFFFF
-OUTPUT_GRACE = 2.0  # seconds the output may go on after the exit (as executors.driver does)
 
 
 class NoMaster(Exception):
