@@ -44,7 +44,11 @@ UNIT_DIR = "/etc/systemd/system"
 RUN_DIR = "/run/sandbox-systemd"
 PORT = 6443
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
-CLUSTER_KEY = "/sandbox/cluster"  # the control plane's data, one JSON document in etcd
+# The control plane's data in etcd, one key per object as a real API server keeps it: a write
+# touches one node, and a thousand nodes joining at once do not contend for one document.
+CLUSTER_KEY = "/sandbox/cluster"  # the cluster's settings: tokens, CA, endpoint, objects
+NODES_PREFIX = "/sandbox/nodes/"  # one key per node
+HISTORY_PREFIX = "/sandbox/history/"  # one key per event, in etcd's commit order
 # Tools whose runs only read, for tests that check "no command that changes anything ran".
 READ_ONLY = re.compile(
     r"^(kubectl (get|version)|k3s (--version|kubectl get)|k0s (version|kubectl get|etcd member-list"
@@ -268,18 +272,45 @@ class Etcd:
 
     def put_if(self, key, value, mod_revision):
         """Write key only if nobody wrote it since mod_revision (0: not set yet)."""
-        body = {
-            "compare": [
-                {
-                    "key": self._b64(key),
-                    "result": "EQUAL",
-                    "target": "MOD",
-                    "mod_revision": str(mod_revision),
-                }
-            ],
-            "success": [{"request_put": {"key": self._b64(key), "value": self._b64(value)}}],
-        }
+        return self.commit_if(key, mod_revision, {key: value})
+
+    def commit_if(self, key, mod_revision, writes):
+        """Write {key: value} (None deletes) in one transaction, only if nobody wrote key
+        since mod_revision (0: not set yet)."""
+        success = [
+            {"request_delete_range": {"key": self._b64(k)}}
+            if v is None
+            else {"request_put": {"key": self._b64(k), "value": self._b64(v)}}
+            for k, v in writes.items()
+        ]
+        compare = {"key": self._b64(key), "result": "EQUAL", "target": "MOD"}
+        body = {"compare": [{**compare, "mod_revision": str(mod_revision)}], "success": success}
         return bool(self.call("/v3/kv/txn", body).get("succeeded"))
+
+    def put_all(self, writes):
+        """Write {key: value} in one transaction."""
+        success = [
+            {"request_put": {"key": self._b64(k), "value": self._b64(v)}} for k, v in writes.items()
+        ]
+        if success:
+            self.call("/v3/kv/txn", {"success": success})
+
+    def prefixed(self, prefix):
+        """[(key, value)] of every key under prefix, in the order they were created."""
+        import base64
+
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        body = {
+            "key": self._b64(prefix),
+            "range_end": self._b64(end),
+            "sort_order": "ASCEND",
+            "sort_target": "CREATE",
+        }
+        kvs = self.call("/v3/kv/range", body).get("kvs") or []
+        return [
+            (base64.b64decode(kv["key"]).decode(), base64.b64decode(kv.get("value", "")).decode())
+            for kv in kvs
+        ]
 
     def members(self):
         return self.call("/v3/cluster/member/list", {}).get("members") or []
@@ -375,39 +406,105 @@ class Conflict(Exception):
 
 
 class ClusterStore:
-    """The control plane's data: one JSON document in etcd, changed by compare-and-swap, so
-    that the API servers on every control-plane node can write it at once."""
+    """The control plane's data in etcd: the cluster's settings (one small document), a key
+    per node and a key per event. Every change is a compare-and-swap on the one key it
+    changes, so that the API servers on every control-plane node can write at once."""
 
     def __init__(self, etcd):
         self.etcd = etcd
 
     def read(self):
+        """The cluster's settings."""
         text, _ = self.etcd.get(CLUSTER_KEY)
         if text is None:
             raise EtcdUnavailable("the cluster has not been initialised")
         return json.loads(text)
 
-    def create(self, data):
-        """The first control-plane node's data; kept if another node created it first."""
-        return self.etcd.put_if(CLUSTER_KEY, json.dumps(data), 0)
+    def create(self, settings):
+        """The first control-plane node's settings; kept if another node created them first."""
+        return self.etcd.put_if(CLUSTER_KEY, json.dumps(settings), 0)
 
     def change(self, change):
-        """Apply change(data) -> (status, result, changed) until it lands on the latest data."""
-        import random
-
+        """Apply change(settings) -> (status, result, changed) until it lands on the latest."""
         for attempt in range(200):
             text, revision = self.etcd.get(CLUSTER_KEY)
             if text is None:
                 raise EtcdUnavailable("the cluster has not been initialised")
-            data = json.loads(text)
-            status, result, changed = change(data)
-            if not changed or self.etcd.put_if(CLUSTER_KEY, json.dumps(data), revision):
+            settings = json.loads(text)
+            status, result, changed = change(settings)
+            if not changed or self.etcd.put_if(CLUSTER_KEY, json.dumps(settings), revision):
                 return status, result
-            time.sleep(random.uniform(0.005, 0.01 * min(attempt + 1, 20)))  # writers spread out
+            backoff(attempt)
         raise Conflict("too many concurrent writers")
 
+    def node(self, name):
+        text, _ = self.etcd.get(NODES_PREFIX + name)
+        return None if text is None else json.loads(text)
 
-def new_cluster_data(distribution, endpoint, secret=None):
+    def nodes(self):
+        return {
+            key[len(NODES_PREFIX) :]: json.loads(value)
+            for key, value in self.etcd.prefixed(NODES_PREFIX)
+        }
+
+    def change_node(self, name, change):
+        """Apply change(node or None) -> (status, result, write) until it lands on the node's
+        latest version; write is None (nothing to write) or (node, events), node None to
+        delete it. The node and its events are written in one transaction."""
+        key = NODES_PREFIX + name
+        for attempt in range(200):
+            text, revision = self.etcd.get(key)
+            status, result, write = change(None if text is None else json.loads(text))
+            if write is None:
+                return status, result
+            node, events = write
+            writes = {key: None if node is None else json.dumps(node)}
+            writes.update(event_writes(events))
+            if self.etcd.commit_if(key, revision, writes):
+                return status, result
+            backoff(attempt)
+        raise Conflict("too many concurrent writers")
+
+    def add_events(self, events):
+        self.etcd.put_all(event_writes(events))
+
+    def history(self):
+        """Every event in the order etcd committed them, numbered, each with the nodes that
+        were cordoned once it happened."""
+        cordoned, out = set(), []
+        for seq, (_, value) in enumerate(self.etcd.prefixed(HISTORY_PREFIX), 1):
+            event = json.loads(value)
+            if event["event"] in ("cordon", "drain"):
+                cordoned.add(event.get("node"))
+            elif event["event"] in ("uncordon", "node_deleted", "node_registered"):
+                cordoned.discard(event.get("node"))
+            out.append({"seq": seq, **event, "cordoned": sorted(cordoned)})
+        return out
+
+
+def backoff(attempt):
+    """Writers that lost a compare-and-swap spread out before they try again."""
+    import random
+
+    time.sleep(random.uniform(0.005, 0.01 * min(attempt + 1, 20)))
+
+
+def event(members, kind, **detail):
+    return {"time": time.time(), "event": kind, **detail, "etcd_members": sorted(members)}
+
+
+def event_writes(events):
+    """Each event under a key of its own (a new one per attempt: a transaction that lost its
+    compare-and-swap wrote nothing)."""
+    import secrets
+
+    return {
+        f"{HISTORY_PREFIX}{time.time_ns():020d}-{secrets.token_hex(4)}": json.dumps(e)
+        for e in events
+    }
+
+
+def new_cluster_settings(distribution, endpoint, secret=None):
     import hashlib
     import secrets
 
@@ -418,23 +515,7 @@ def new_cluster_data(distribution, endpoint, secret=None):
         "ca_hash": "sha256:" + hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
         "tokens": [],
         "certificate_key": secrets.token_hex(32),
-        "nodes": {},
-        "history": [],
     }
-
-
-def record_event(data, members, kind, **detail):
-    cordoned = sorted(n for n, v in data["nodes"].items() if v["unschedulable"])
-    data["history"].append(
-        {
-            "seq": len(data["history"]) + 1,
-            "time": time.time(),
-            "event": kind,
-            **detail,
-            "etcd_members": sorted(members),
-            "cordoned": cordoned,
-        }
-    )
 
 
 class ControlPlane:
@@ -449,39 +530,62 @@ class ControlPlane:
         """One API call. Returns (status, json)."""
         parts = [p for p in path.split("/") if p]
         if method == "GET" and parts == ["info"]:
-            data = self.store.read()
-            return 200, {"distribution": data["distribution"], "server": self.address}
+            settings = self.store.read()
+            return 200, {"distribution": settings["distribution"], "server": self.address}
         if method == "GET" and parts == ["etcd"]:
             return 200, member_names(self.etcd.members())
-        if method == "GET" and parts in (["nodes"], ["history"], ["objects"]):
-            return 200, self.store.read().get(parts[0], {} if parts[0] != "history" else [])
+        if method == "GET" and parts == ["nodes"]:
+            return 200, self.store.nodes()
+        if method == "GET" and parts == ["history"]:
+            return 200, self.store.history()
+        if method == "GET" and parts == ["objects"]:
+            return 200, self.store.read().get("objects", {})
         if method == "GET" and len(parts) == 2 and parts[0] == "nodes":
-            node = self.store.read()["nodes"].get(parts[1])
+            node = self.store.node(parts[1])
             return (200, node) if node else (404, {"error": f'nodes "{parts[1]}" not found'})
         if method == "POST" and parts == ["join"]:
             return self.join(body)
         if method == "POST" and parts == ["etcd", "remove"]:
             return self.remove_member(body)
-        handler = self.writer(method, parts, body)
+        if parts[:1] == ["nodes"] and (method, len(parts)) in (
+            ("POST", 1),
+            ("DELETE", 2),
+            ("POST", 3),
+        ):
+            return self.change_node(method, parts, body)
+        handler = self.settings_writer(method, parts, body)
         if handler is None:
             return 404, {"error": f"the server could not find the requested resource ({path})"}
+        return self.store.change(handler)
+
+    def change_node(self, method, parts, body):
         members = member_names(self.etcd.members())
-        status, result = self.store.change(lambda data: handler(data, members))
-        deleted = method == "DELETE" and status == 200 and parts[1] in members
-        if deleted and self.store.read()["distribution"] == "k3s":
-            self.remove_member_of_deleted_k3s_node(parts[1])
+        if method == "POST" and len(parts) == 1:
+            name = body["name"]
+            return self.store.change_node(name, lambda node: register_node(node, members, body))
+        name = parts[1]
+        if method == "POST":
+            return self.store.change_node(
+                name, lambda node: node_call(node, members, parts[2], name, body)
+            )
+        k3s = self.store.read()["distribution"] == "k3s"
+        status, result = self.store.change_node(
+            name, lambda node: delete_node(node, members, name, k3s)
+        )
+        if status == 200 and k3s and name in members:
+            self.remove_member_of_deleted_k3s_node(name)
         return status, result
 
-    def writer(self, method, parts, body):
-        """The change one writing call makes to the data: data, members -> (status, result,
-        changed)."""
+    def settings_writer(self, method, parts, body):
+        """The change one writing call makes to the cluster's settings: settings -> (status,
+        result, changed)."""
         import base64
         import secrets
 
         if method == "POST" and parts == ["objects"]:  # kubectl apply: kind/namespace/name
 
-            def apply(data, members):
-                objects, results = data.setdefault("objects", {}), []
+            def apply(settings):
+                objects, results = settings.setdefault("objects", {}), []
                 for obj in body["objects"]:
                     key = f"{obj['kind']}/{obj['namespace']}/{obj['name']}"
                     old = objects.get(key)
@@ -494,8 +598,8 @@ class ControlPlane:
             return apply
         if method == "POST" and parts == ["objects", "delete"]:  # kubectl delete, helm uninstall
 
-            def delete(data, members):
-                objects = data.setdefault("objects", {})
+            def delete(settings):
+                objects = settings.setdefault("objects", {})
                 gone = [key for key in body["keys"] if objects.pop(key, None) is not None]
                 return 200, {"deleted": gone}, bool(gone)
 
@@ -503,49 +607,47 @@ class ControlPlane:
         if method == "POST" and parts == ["tokens"]:
             token = f"{secrets.token_hex(3)}.{secrets.token_hex(8)}"
 
-            def create_token(data, members):
+            def create_token(settings):
                 value = token
                 if body.get("role"):  # k0s: the token names the API server and the role
-                    claims = {"server": data["endpoint"], "role": body["role"], "token": token}
+                    claims = {"server": settings["endpoint"], "role": body["role"], "token": token}
                     value = base64.b64encode(json.dumps(claims).encode()).decode()
-                data["tokens"].append(value)
-                result = {"token": value, "ca_hash": data["ca_hash"], "server": data["endpoint"]}
+                settings["tokens"].append(value)
+                result = {
+                    "token": value,
+                    "ca_hash": settings["ca_hash"],
+                    "server": settings["endpoint"],
+                }
                 return 200, result, True
 
             return create_token
         if method == "POST" and parts == ["certificate-key"]:
             key = secrets.token_hex(32)
 
-            def new_key(data, members):
-                data["certificate_key"] = key
+            def new_key(settings):
+                settings["certificate_key"] = key
                 return 200, {"certificate_key": key}, True
 
             return new_key
-        if method == "POST" and parts == ["nodes"]:
-            return lambda data, members: register_node(data, members, body)
         if method == "POST" and parts == ["cluster-configuration"]:
 
-            def upload(data, members):
-                data["cluster_configuration"] = body
+            def upload(settings):
+                settings["cluster_configuration"] = body
                 return 200, {"ok": True}, True
 
             return upload
-        if len(parts) == 2 and parts[0] == "nodes" and method == "DELETE":
-            return lambda data, members: self.delete_node(data, members, parts[1])
-        if len(parts) == 3 and parts[0] == "nodes" and method == "POST":
-            return lambda data, members: node_call(data, members, parts[2], parts[1], body)
         return None
 
     def join(self, body):
         """Admit a node. A control-plane node becomes an etcd member here (`member add`), and
         gets the member list it starts its own member with. The history is written first:
         once a member is added, the cluster has no quorum until that member starts."""
-        data = self.store.read()
-        problem = join_problem(data, body)
+        settings = self.store.read()
+        problem = join_problem(settings, body)
         if problem:
             return 403, {"error": problem}
         name = body["name"]
-        existing = data["nodes"].get(name)
+        existing = self.store.node(name)
         if existing and existing.get("ready") and existing["address"] != body["address"]:
             return 409, {"error": f"a Node with name {name!r} and status Ready already exists"}
         control_plane = body["role"] == "control-plane"
@@ -555,18 +657,14 @@ class ControlPlane:
         named = member_names(members)
         if control_plane:
             named[name] = body["address"]
-
-        def joined(data):
-            if control_plane and not added:
-                record_event(data, named, "etcd_member_added", node=name)
-            record_event(data, named, "joined", node=name, role=body["role"])
-            return 200, None, True
-
-        self.store.change(joined)
+        events = [event(named, "joined", node=name, role=body["role"])]
+        if control_plane and not added:
+            events.insert(0, event(named, "etcd_member_added", node=name))
+        self.store.add_events(events)
         result = {"ok": True}
         if control_plane:  # kubeadm: the certificates and kubeadm-config, by certificate key
-            result["ca"] = data.get("ca")
-            result["cluster_configuration"] = data.get("cluster_configuration")
+            result["ca"] = settings.get("ca")
+            result["cluster_configuration"] = settings.get("cluster_configuration")
             if not added:
                 members = self.etcd.add_member(peer).get("members") or []
             result["initial_cluster"] = ",".join(
@@ -590,23 +688,8 @@ class ControlPlane:
             via.remove_member(m["ID"])
         names = [m.get("name", "") for m in gone]
         left = member_names(via.members())
-
-        def removed(data):
-            for name in names:
-                record_event(data, left, "etcd_member_removed", node=name)
-            return 200, {"removed": names}, True
-
-        return ClusterStore(via).change(removed)
-
-    def delete_node(self, data, members, name):
-        if name not in data["nodes"]:
-            return 404, {"error": f'nodes "{name}" not found'}, False
-        del data["nodes"][name]
-        if data["distribution"] == "k3s" and name in members:  # k3s removes the member itself
-            members = {n: a for n, a in members.items() if n != name}
-            record_event(data, members, "etcd_member_removed", node=name)
-        record_event(data, members, "node_deleted", node=name)
-        return 200, {"deleted": name}, True
+        ClusterStore(via).add_events([event(left, "etcd_member_removed", node=n) for n in names])
+        return 200, {"removed": names}
 
     def remove_member_of_deleted_k3s_node(self, name):
         """After the node's deletion is written: removing a member (maybe the leader) starts
@@ -616,20 +699,21 @@ class ControlPlane:
                 self.etcd.remove_member(m["ID"])
 
 
-def join_problem(data, body):
+def join_problem(settings, body):
     token = body.get("token")
-    valid = token in data["tokens"] or (data["distribution"] == "k3s" and token == data["secret"])
+    k3s = settings["distribution"] == "k3s"
+    valid = token in settings["tokens"] or (k3s and token == settings["secret"])
     if not valid:
         return "couldn't validate the identity of the API Server: the join token is not valid"
-    if data["distribution"] == "kubernetes":
-        if body.get("ca_hash") != data["ca_hash"]:
+    if settings["distribution"] == "kubernetes":
+        if body.get("ca_hash") != settings["ca_hash"]:
             return (
                 "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "
                 "match the --discovery-token-ca-cert-hash"
             )
         if (
             body["role"] == "control-plane"
-            and body.get("certificate_key") != data["certificate_key"]
+            and body.get("certificate_key") != settings["certificate_key"]
         ):
             return (
                 "error downloading the secret: the certificate key is invalid or expired; run "
@@ -638,33 +722,49 @@ def join_problem(data, body):
     return ""
 
 
-def register_node(data, members, body):
-    name = body["name"]
-    node = data["nodes"].get(name)
+# The node changes: node (None if there is none) -> (status, result, write), write None or
+# (node after, None to delete it; events).
+
+
+def register_node(node, members, body):
+    """The kubelet's registration; its --node-labels are set with it, as the kubelet does."""
+    events = []
     if node is None:
-        node = data["nodes"][name] = {
+        node = {
             "address": body["address"],
             "roles": body["roles"],
             "labels": {},
             "taints": [],
             "unschedulable": False,
         }
-        record_event(data, members, "node_registered", node=name)
+        events.append(event(members, "node_registered", node=body["name"]))
     node.update(version=body["version"], ready=True, address=body["address"])
     node["roles"] = body["roles"]
-    return 200, node, True
+    node["labels"].update(body.get("labels") or {})
+    return 200, node, (node, events)
 
 
-def node_call(data, members, action, name, body):
-    node = data["nodes"].get(name)
+def delete_node(node, members, name, k3s):
     if node is None:
-        return 404, {"error": f'nodes "{name}" not found'}, False
+        return 404, {"error": f'nodes "{name}" not found'}, None
+    events = []
+    if k3s and name in members:  # k3s removes the node's etcd member itself
+        members = {n: a for n, a in members.items() if n != name}
+        events.append(event(members, "etcd_member_removed", node=name))
+    events.append(event(members, "node_deleted", node=name))
+    return 200, {"deleted": name}, (None, events)
+
+
+def node_call(node, members, action, name, body):
+    if node is None:
+        return 404, {"error": f'nodes "{name}" not found'}, None
+    events = []
     if action in ("cordon", "drain"):
         node["unschedulable"] = True
-        record_event(data, members, action, node=name)
+        events.append(event(members, action, node=name))
     elif action == "uncordon":
         node["unschedulable"] = False
-        record_event(data, members, "uncordon", node=name)
+        events.append(event(members, "uncordon", node=name))
     elif action == "labels":
         node["labels"].update({k: v for k, v in body.get("set", {}).items()})
         for key in body.get("remove", []):
@@ -678,8 +778,8 @@ def node_call(data, members, action, name, body):
     elif action == "status":
         node["ready"] = bool(body.get("ready"))
     else:
-        return 404, {"error": f"unknown node action {action}"}, False
-    return 200, node, True
+        return 404, {"error": f"unknown node action {action}"}, None
+    return 200, node, (node, events)
 
 
 def make_api_server(address, etcd_endpoints):
@@ -727,17 +827,11 @@ def make_api_server(address, etcd_endpoints):
 
 
 def init_cluster_data(address, distribution, endpoint, secret=None, extra=None):
-    """The first control-plane node writes the cluster's data (once)."""
-    etcd = Etcd([etcd_url(address, ETCD_CLIENT_PORT)])
-    ClusterStore(etcd).create({**new_cluster_data(distribution, endpoint, secret), **(extra or {})})
-    data = ClusterStore(etcd).read()
-    if not any(e["event"] == "etcd_member_added" for e in data["history"]):
-
-        def first(data):
-            record_event(data, {node_name(): address}, "etcd_member_added", node=node_name())
-            return 200, None, True
-
-        ClusterStore(etcd).change(first)
+    """The first control-plane node writes the cluster's settings (once)."""
+    store = ClusterStore(Etcd([etcd_url(address, ETCD_CLIENT_PORT)]))
+    store.create({**new_cluster_settings(distribution, endpoint, secret), **(extra or {})})
+    if not any(e["event"] == "etcd_member_added" for e in store.history()):
+        store.add_events([event({node_name(): address}, "etcd_member_added", node=node_name())])
 
 
 def wait_for_api(server, timeout=15):
@@ -1541,10 +1635,12 @@ def kubelet_node_ip():
     return ip_address(m[1], "--node-ip")
 
 
-def register_kubelet(version, server, roles, address):
-    """As the kubelet does, tried again until the API server takes it: a busy control plane
-    (hundreds of nodes joining) may answer with a conflict or not in time."""
+def register_kubelet(version, server, roles, address, labels=None):
+    """As the kubelet does, with its --node-labels, tried again until the API server takes it:
+    a busy control plane (hundreds of nodes joining) may answer with a conflict or not in
+    time."""
     node = {"name": node_name(), "address": address, "version": version, "roles": roles}
+    node["labels"] = labels or {}
     delay = 0.2
     while True:
         try:
@@ -2032,8 +2128,7 @@ def tool_k3s(version, argv):
     if not os.path.exists("/var/lib/rancher/k3s/agent/joined"):
         join_cluster(server, token, "worker", address)
         write_file("/var/lib/rancher/k3s/agent/joined", "yes\n")
-    register_kubelet(version, server, [], address)
-    api(server, "POST", f"/nodes/{node_name()}/labels", {"set": labels})
+    register_kubelet(version, server, [], address, labels)
     rest("k3s agent")
 
 
@@ -2052,8 +2147,7 @@ def k3s_server(version, config, token, address, labels):
     write_file(K3S_TOKEN, token + "\n", 0o600)
     write_file("/etc/rancher/k3s/k3s.yaml", admin_kubeconfig(own), 0o600)
     serve_in_background(address, [client])
-    register_kubelet(version, own, ["control-plane", "etcd", "master"], address)
-    api(own, "POST", f"/nodes/{node_name()}/labels", {"set": labels})
+    register_kubelet(version, own, ["control-plane", "etcd", "master"], address, labels)
     stay()
 
 
