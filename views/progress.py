@@ -157,23 +157,33 @@ class JsonEvents(Console):
         self.emit("apply_skipped", hook=self._hook(action), because=because)
 
 
-class LiveEvents(Console):
-    """A rich live view: running actions with host and elapsed time, and the counts."""
+RUNNING_SHOWN = 8  # running actions listed in a fleet's live view; the rest are counted
 
-    def __init__(self, stream=sys.stdout):
+
+class LiveEvents(Console):
+    """A rich live view: running actions with host and elapsed time, and the counts. For a
+    large plan (a fleet's first apply), a progress bar per kind of action, only the longest
+    running actions, and a printed line only for what failed."""
+
+    def __init__(self, stream=sys.stdout, console=None):
         from rich.console import Console as RichConsole
 
         super().__init__(stream)
         self.total = 0
         self.running: dict[str, tuple[Action, float]] = {}
         self.counts = {"done": 0, "failed": 0, "skipped": 0}
-        self.console = RichConsole()
+        self.kinds: dict[str, int] = {}  # kind -> actions of that kind, for a large plan
+        self.ended: dict[str, dict[str, int]] = {}  # kind -> done / failed / skipped
+        self.console = console or RichConsole()
 
     @contextlib.contextmanager
     def executing(self, plan: Plan):
         from rich.live import Live
 
         self.total = len(plan.actions)
+        if self.total >= SUMMARY_FROM:
+            for action in plan.actions:
+                self.kinds[action.kind] = self.kinds.get(action.kind, 0) + 1
         live = Live(
             self._render(), console=self.console, refresh_per_second=8, get_renderable=self._render
         )
@@ -181,7 +191,9 @@ class LiveEvents(Console):
             yield
 
     def _render(self):
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, show_header=True, header_style="bold")
         table.add_column("running")
@@ -189,16 +201,36 @@ class LiveEvents(Console):
         table.add_column("elapsed", justify="right")
         now = time.monotonic()
         with self.lock:
-            for action, since in list(self.running.values()):
+            running = sorted(self.running.values(), key=lambda pair: pair[1])
+            shown = running[:RUNNING_SHOWN] if self.kinds else running
+            for action, since in shown:
                 table.add_row(action.kind, action.host or "", f"{now - since:.1f}s")
+            if len(shown) < len(running):
+                table.add_row(f"… and {len(running) - len(shown)} more", "", "")
             c = self.counts
             pending = self.total - sum(c.values()) - len(self.running)
-        table.caption = (
+            bars = self._bars() if self.kinds else None
+        counts = Text.from_markup(
             f"[green]{c['done']} done[/]  [red]{c['failed']} failed[/]  "
-            f"[yellow]{c['skipped']} skipped[/]  {len(self.running)} running  "
-            f"{pending} pending"
+            f"[yellow]{c['skipped']} skipped[/]  {len(running)} running  {pending} pending"
         )
-        return table
+        return Group(*([bars] if bars is not None else []), table, counts)
+
+    def _bars(self):
+        """A bar per kind of action: how many of them ended, and how many of those failed."""
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        bars = Table(box=None, show_header=False)
+        for _ in range(3):
+            bars.add_column()
+        for kind, total in self.kinds.items():
+            ended = self.ended.get(kind, {})
+            count = f"{ended.get('done', 0)}/{total} done"
+            count += "".join(f", {ended[k]} {k}" for k in ("failed", "skipped") if ended.get(k))
+            bar = ProgressBar(total=total, completed=sum(ended.values()), width=40)
+            bars.add_row(kind, bar, count)
+        return bars
 
     def started(self, action):
         with self.lock:
@@ -208,16 +240,18 @@ class LiveEvents(Console):
         with self.lock:
             self.running.pop(action.id, None)
             self.counts[key] += 1
+            ended = self.ended.setdefault(action.kind, {})
+            ended[key] = ended.get(key, 0) + 1
         if text:
             self.console.print(text, highlight=False)
 
     def finished(self, action):
-        self._end(action, "done", f"[green]✓[/] {action.id}" if action.host else None)
+        quiet = self.kinds or not action.host  # a fleet's bars count what went well
+        self._end(action, "done", None if quiet else f"[green]✓[/] {action.id}")
 
     def failed(self, action, error):
         self._end(action, "failed", f"[red]✗ {action.id}: {error}[/]")
 
     def skipped(self, action, because):
-        with self.lock:
-            self.counts["skipped"] += 1
-        self.console.print(f"[yellow]- {action.id} skipped ({because} failed)[/]")
+        text = None if self.kinds else f"[yellow]- {action.id} skipped ({because} failed)[/]"
+        self._end(action, "skipped", text)
