@@ -149,6 +149,7 @@ def up(
     network.check_shape(operator_rate, None)
     if netns:
         network.ensure_bridge()
+        network.make_room_for(count)
         network.shape(network.BRIDGE, operator_rate, delay)
     public_key = ensure_key().with_suffix(".pub").read_text()
     new = [h for h in _host_list(count) if h.init_pid is None]

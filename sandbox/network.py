@@ -58,6 +58,24 @@ def ensure_bridge() -> None:
     _ip("link", "set", BRIDGE, "up")
 
 
+NEIGHBOUR_LIMITS = "/proc/sys/net/ipv4/neigh/default/gc_thresh"  # + 2 (soft), 3 (hard)
+
+
+def make_room_for(hosts: int, limits: str = NEIGHBOUR_LIMITS) -> None:
+    """Raise the kernel's ARP table limits (one table for every network namespace) so that
+    the hosts can all reach each other: this machine and a master each talk to every host,
+    every host to both, about 4 entries per host. At the default hard limit (1,024) a fleet of
+    a few hundred hosts gets "No route to host". Limits are only ever raised, never lowered."""
+    wanted = {2: 4 * hosts + 256, 3: 8 * hosts + 512}
+    for which, least in wanted.items():
+        path = f"{limits}{which}"
+        with open(path) as f:
+            current = int(f.read().split()[0])
+        if current < least:
+            with open(path, "w") as f:
+                f.write(str(least))
+
+
 def remove_bridge() -> None:
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
 
