@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from executors.driver import OUTPUT_GRACE
+from executors.driver import IDLE_WAKEUP, OUTPUT_GRACE, HostError
 from tests.e2e.conftest import ip, ssh_driver
 
 SIZE = 300_000  # several pipe buffers: the command exits while its last output is in the pipe
@@ -30,4 +31,23 @@ def test_a_background_process_holding_the_output_does_not_hold_the_command(hosts
     result = driver.host(ip(1)).run("echo started; (sleep 30 &) ; true")
     assert result.stdout == "started\n"
     assert time.monotonic() - started < OUTPUT_GRACE + 10  # not the 30 s of the sleep
+    driver.close()
+
+
+def test_an_idle_connection_wakes_rarely_and_still_sees_its_host_go(hosts):
+    """The reader thread waits IDLE_WAKEUP on an idle connection (not paramiko's 0.1 s), and
+    still notices at once when the host closes the connection."""
+    driver = ssh_driver(1)
+    remote = driver.host(ip(1))
+    assert remote.run("echo up").stdout == "up\n"
+    transport = remote.transport()
+    assert transport.sock.gettimeout() == IDLE_WAKEUP > 1
+    # the host ends this connection's sshd: the reader sees the close without waiting a tick
+    with contextlib.suppress(HostError):  # the command's own channel goes with it
+        remote.run("kill $PPID", check=False)
+    deadline = time.monotonic() + 30
+    while transport.is_active() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not transport.is_active()
+    assert remote.run("echo again").stdout == "again\n"  # a new connection
     driver.close()

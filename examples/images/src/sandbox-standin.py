@@ -132,8 +132,20 @@ def ip_address(value, what):
 # ---------------------------------------------------------------- API client
 
 
+class Unreachable(Exception):
+    """The API server did not answer (down, busy, restarting): worth asking again."""
+
+
 def api(server, method, path, body=None, timeout=10):
     """One call to a control-plane stand-in; `server` is host:port, a name or an address."""
+    try:
+        return call_api(server, method, path, body, timeout)
+    except Unreachable as e:
+        fail(str(e))
+
+
+def call_api(server, method, path, body=None, timeout=10):
+    """api(), but an API server that does not answer raises Unreachable."""
     import urllib.error
     import urllib.request
 
@@ -154,7 +166,7 @@ def api(server, method, path, body=None, timeout=10):
             message = str(e)
         fail(message)
     except OSError as e:
-        fail(f"the connection to the server {server} was refused: {e}")
+        raise Unreachable(f"the connection to the server {server} was refused: {e}") from None
 
 
 def server_of(url):
@@ -163,9 +175,20 @@ def server_of(url):
 
 
 def join_cluster(server, token, role, address, **extra):
-    """Ask the control plane to admit this node (as a worker or a control-plane member)."""
+    """Ask the control plane to admit this node (as a worker or a control-plane member). An API
+    server that does not answer is asked again for up to 5 minutes, as kubeadm's discovery and
+    k3s's agent do (a busy one resets connections); a refusal is final."""
     body = {"token": token, "role": role, "name": node_name(), "address": address, **extra}
-    return api(server, "POST", "/join", body)
+    deadline, delay = time.time() + 300, 0.2
+    while True:
+        try:
+            return call_api(server, "POST", "/join", body, timeout=30)
+        except Unreachable as e:
+            if time.time() > deadline:
+                fail(str(e))
+            print(f"{e}; retrying", file=sys.stderr, flush=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 7.0)
 
 
 def kubeconfig_server(path):
@@ -822,6 +845,7 @@ def make_api_server(address, etcd_endpoints):
     class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         daemon_threads = True
         allow_reuse_address = True
+        request_queue_size = 1024  # the listen backlog: hundreds of nodes join at once (was 5)
 
     return Server((address, PORT), ApiHandler)
 
