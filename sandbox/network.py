@@ -71,9 +71,16 @@ def make_room_for(hosts: int, limits: str = NEIGHBOUR_LIMITS) -> None:
         path = f"{limits}{which}"
         with open(path) as f:
             current = int(f.read().split()[0])
-        if current < least:
+        if current >= least:
+            continue
+        try:
             with open(path, "w") as f:
                 f.write(str(least))
+        except OSError as e:
+            raise NetworkError(
+                f"{path} is {current}, {hosts} netns hosts need {least} and it cannot be "
+                f"raised here ({e.strerror}); start fewer hosts or raise it first"
+            ) from None
 
 
 def remove_bridge() -> None:
