@@ -7,6 +7,7 @@ reach the API through the endpoint name (apiserver.cluster.local), never a maste
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import yaml
@@ -265,7 +266,8 @@ def test_etcd_backup_then_destroyed_data_then_restore_brings_the_nodes_back(host
             host(n), ["sh", "-c", "systemctl stop kubelet; pkill -f [s]andbox-standin/etcd"]
         )
     refused = cluster.sealer("etcd", "backup", "-o", str(tmp_path / "late.db"))
-    assert (
-        refused.returncode == 1 and "etcd has no quorum (0 of 3 members healthy" in refused.stderr
-    )
+    # the member left alone may still answer a health check for a moment (its leader lease
+    # has not run out yet): 1 of 3 is as much a lost quorum as 0 of 3
+    assert refused.returncode == 1
+    assert re.search(r"etcd has no quorum \([01] of 3 members healthy", refused.stderr)
     assert not (tmp_path / "late.db").exists()
