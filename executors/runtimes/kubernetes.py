@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 from urllib.parse import urlsplit
 
 from cluster import kubeadm
 from cluster.errors import SealerError
+from executors.driver import HostError
 from executors.runtimes.base import NodeOps, Runtime, guarded
 
 KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
@@ -97,7 +99,21 @@ class Kubeadm(Runtime):
             peers = {urlsplit(url).hostname for url in member.get("peerURLs", [])}
             member_id = member.get("ID")
             if ops.address(ip) in peers and isinstance(member_id, int) and member_id >= 0:
-                self._etcdctl(ops, "member", "remove", format(member_id, "x"))
+                self._remove_member(ops, format(member_id, "x"))
+
+    def _remove_member(self, ops: NodeOps, member_hex: str, patience: float = 30.0) -> None:
+        """etcd refuses a membership change as "unhealthy cluster" until the members that stay
+        have been connected for a few seconds (its strict reconfiguration check); kubeadm
+        retries its member removal the same way."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self._etcdctl(ops, "member", "remove", member_hex)
+                return
+            except HostError as e:
+                if "unhealthy cluster" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
 
     def _joined(self, ops: NodeOps, ip: str) -> bool:
         """Joined and still a node. A host joined before whose node was deleted is reset first,
