@@ -36,13 +36,13 @@ def test_a_background_process_holding_the_output_does_not_hold_the_command(hosts
 
 def test_an_idle_connection_wakes_rarely_and_still_sees_its_host_go(hosts):
     """The reader thread waits IDLE_WAKEUP on an idle connection (not paramiko's 0.1 s), and
-    still notices at once when the host closes the connection."""
+    still notices when the host closes the connection, and a new one is opened."""
     driver = ssh_driver(1)
     remote = driver.host(ip(1))
     assert remote.run("echo up").stdout == "up\n"
     transport = remote.transport()
     assert transport.sock.gettimeout() == IDLE_WAKEUP > 1
-    # the host ends this connection's sshd: the reader sees the close without waiting a tick
+    # the host ends this connection's sshd
     with contextlib.suppress(HostError):  # the command's own channel goes with it
         remote.run("kill $PPID", check=False)
     deadline = time.monotonic() + 30
