@@ -95,8 +95,8 @@ def baseline(addresses: list[str], image: Path, key: Path, tar_path: Path) -> fl
                         "ssh",
                         *ssh_args(key),
                         f"root@{a}",
-                        "rm -rf /var/lib/bench /tmp/r.tar; for t in k3s kubectl systemctl "
-                        "sandbox-standin.py; do rm -f /usr/local/bin/$t; done",
+                        "rm -rf /var/lib/bench /tmp/r.tar /usr/local/lib/sandbox-standin; "
+                        "for t in k3s kubectl systemctl; do rm -f /usr/local/bin/$t; done",
                     ],
                     check=True,
                 ),

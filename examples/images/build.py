@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,9 +43,17 @@ BINARIES = {
     "k0s": ("k0s", "kubectl", "systemctl", "helm"),
 }
 
+# The stand-in is imported as a module from the image's lib/ (not run as a script, which
+# Python compiles at every start): its bytecode, and PyYAML's, ship compiled in the image.
+STANDIN_MODULE = "sandbox_standin"
+PYTHON = "/usr/bin/python3"
+LOADER = (
+    f"import sys; sys.path.insert(0, sys.argv.pop(1)); from {STANDIN_MODULE} import main; main()"
+)
 WRAPPER = """#!/bin/sh
-# SANDBOX STAND-IN for {tool} {version}: not the real {tool}. See sandbox-standin.py.
-{fast}exec /usr/bin/python3 -S "$(dirname "$(readlink -f "$0")")/sandbox-standin.py" {tool} {version} "$@"
+# SANDBOX STAND-IN for {tool} {version}: not the real {tool}. See lib/sandbox-standin/.
+{fast}lib="$(dirname "$(readlink -f "$0")")/../lib/sandbox-standin"
+exec {python} -S -c '{loader}' "$lib" {tool} {version} "$@"
 """
 
 # The questions a refresh asks every host (the version, whether the services run) answered
@@ -53,25 +62,70 @@ WRAPPER = """#!/bin/sh
 # not in the stand-in's command log (which tests read for the commands that change things).
 VERSION_ANSWER = """if [ "$*" = "{question}" ]; then echo "{answer}"; exit 0; fi
 """
-IS_ACTIVE = """if [ "$1" = is-active ] && [ $# -ge 2 ]; then  # one line per unit; 0 if one runs
+SYSTEMCTL = """running() {  # the unit's service process lives: its pid file, not a zombie
+  pid=; stat=
+  read -r pid 2>/dev/null < "/run/sandbox-systemd/${1%.service}.pid"
+  case $pid in ''|*[!0-9]*) return 1 ;; esac
+  read -r stat 2>/dev/null < "/proc/$pid/stat"
+  case $stat in ''|*") Z "*) return 1 ;; esac
+}
+if [ "$1" = is-active ] && [ $# -ge 2 ]; then  # one line per unit; 0 if one runs
   shift; code=3
   for unit in "$@"; do
-    state=inactive; pid=; stat=
-    read -r pid 2>/dev/null < "/run/sandbox-systemd/${unit%.service}.pid"
-    case $pid in ''|*[!0-9]*) ;; *)
-      read -r stat 2>/dev/null < "/proc/$pid/stat"
-      case $stat in ''|*") Z "*) ;; *) state=active; code=0 ;; esac ;;
-    esac
-    echo "$state"
+    if running "$unit"; then echo active; code=0; else echo inactive; fi
   done
   exit $code
+fi
+# `enable --now UNIT` and `start UNIT`, when the unit's ExecStart is plain words: the service
+# started here as sandbox-standin.py's start_unit would (logged the same way), which saves a
+# Python start per joining node. Anything else goes on to sandbox-standin.py.
+unit=; command=
+if [ $# -eq 3 ] && [ "$1" = enable ] && [ "$2" = --now ]; then unit=${3%.service}
+elif [ $# -eq 2 ] && [ "$1" = start ]; then unit=${2%.service}
+fi
+case $unit in ''|*[!A-Za-z0-9@._-]*) unit= ;; esac
+if [ -n "$unit" ] && [ -z "$SANDBOX_SERVICE" ] && [ -f "/etc/systemd/system/$unit.service" ] \\
+    && command -v setsid >/dev/null; then
+  while IFS= read -r line; do
+    case $line in ExecStart=*) command=${line#ExecStart=}; break ;; esac
+  done < "/etc/systemd/system/$unit.service"
+  case $command in *[!A-Za-z0-9\\ /._=,:@-]*) command= ;; esac
+  # The service inherits no descriptor of ours beyond 0-2 (a caller's `flock` lock would live
+  # as long as the service): 3-9 are closed for it, higher ones (sh keeps this script open on
+  # one) must be close-on-exec, or the Python way is taken.
+  closed=
+  for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    case $fd in 0|1|2) continue ;; [3-9]) closed="$closed $fd>&-"; continue ;; esac
+    flags=
+    if [ -e "/proc/$$/fdinfo/$fd" ]; then
+      while read -r key value; do [ "$key" = flags: ] && flags=$value; done \\
+        < "/proc/$$/fdinfo/$fd"
+      [ $((0$flags & 02000000)) -ne 0 ] || command=
+    fi
+  done
+fi
+if [ -n "$command" ]; then
+  logs=/var/log/sandbox-standin; pids=/run/sandbox-systemd
+  mkdir -p "$logs" "$pids"
+  words=; for word in "$@"; do words="$words, \\"$word\\""; done
+  printf '{"time": %s, "argv": ["systemctl"%s], "read_only": false}\\n' \\
+    "$(date +%s.%N)" "$words" >> "$logs/commands.log"
+  if ! running "$unit"; then
+    set -f; set -- $command; set +f
+    # In the background of a shell without job control the child leads no process group,
+    # so setsid makes it a session leader without forking: $! stays the service's pid.
+    eval 'SANDBOX_SERVICE=$unit setsid "$@" < /dev/null >> "$logs/$unit.log" 2>&1'"$closed &"
+    echo $! > "$pids/$unit.pid.tmp" && mv -f "$pids/$unit.pid.tmp" "$pids/$unit.pid"
+  fi
+  exit 0
 fi
 """
 
 
 def fast_answers(tool: str, version: str) -> str:
     if tool == "systemctl":
-        return IS_ACTIVE
+        return SYSTEMCTL
     answers = {
         "k3s": ("--version", f"k3s version {version}+k3s1 (SANDBOX STAND-IN)"),
         "kubelet": ("--version", f"Kubernetes {version}"),
@@ -99,7 +153,7 @@ echo "{runtime} {version} installed (SANDBOX STAND-IN binaries)"
 CLEAN = """#!/bin/bash
 # Undo scripts/init.sh: remove what it installed and what the runtime left on the host.
 set -uo pipefail
-for tool in {binaries} sandbox-standin.py; do rm -f "/usr/local/bin/$tool"; done
+for tool in {binaries}; do rm -f "/usr/local/bin/$tool"; done
 rm -rf {paths} /usr/local/lib/sandbox-standin
 echo "host cleaned"
 """
@@ -192,11 +246,21 @@ def build(runtime: str, version: str, out: Path) -> Path:
         "ClusterRuntime": runtime,
     }
     (folder / "Metadata").write_text(json.dumps(metadata, indent=1) + "\n")
-    shutil.copy(HERE / "src" / "sandbox-standin.py", folder / "bin" / "sandbox-standin.py")
     for tool in BINARIES[runtime]:
-        wrapper = WRAPPER.format(tool=tool, version=version, fast=fast_answers(tool, version))
+        wrapper = WRAPPER.format(
+            tool=tool,
+            version=version,
+            fast=fast_answers(tool, version),
+            loader=LOADER,
+            python=PYTHON,
+        )
         (folder / "bin" / tool).write_text(wrapper)
     _carry_libraries(folder / "lib" / "sandbox-standin", runtime)
+    shutil.copy(
+        HERE / "src" / "sandbox-standin.py",
+        folder / "lib" / "sandbox-standin" / f"{STANDIN_MODULE}.py",
+    )
+    _compile(folder / "lib" / "sandbox-standin")
     (folder / "scripts").mkdir()
     (folder / "scripts" / "init.sh").write_text(
         INIT.format(runtime=runtime, version=version, extra=EXTRA_INIT[runtime])
@@ -232,6 +296,18 @@ def _carry_libraries(lib: Path, runtime: str) -> None:
     (lib / "yaml").mkdir()
     for module in sorted(Path(yaml.__file__).parent.glob("*.py")):
         shutil.copy(module, lib / "yaml" / module.name)
+
+
+def _compile(lib: Path) -> None:
+    """Bytecode for the stand-in and PyYAML, made by the interpreter the wrappers run and
+    checked against the source's hash (not its mtime, which a copy may change). A host whose
+    Python differs ignores it and compiles for itself, as Python always does."""
+    if not Path(PYTHON).exists():
+        return
+    subprocess.run(
+        [PYTHON, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", str(lib)],
+        check=True,
+    )
 
 
 def main() -> None:

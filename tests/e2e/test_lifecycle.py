@@ -202,7 +202,7 @@ def test_g_destroy_leaves_no_rootfs_and_an_empty_state(cluster):
     for n in (1, 2, 3):
         leftovers = ssh(
             n,
-            f"ls /var/lib/sealer/data/{cluster.name} /usr/local/bin/sandbox-standin.py"
+            f"ls /var/lib/sealer/data/{cluster.name} /usr/local/lib/sandbox-standin"
             " 2>/dev/null; true",
         ).stdout
         assert leftovers == ""

@@ -17,7 +17,8 @@ files (read with a real YAML parser) and the host's hostname. Nothing sandbox-sp
 images work on any Linux host with Python 3. Every invocation is logged to
 /var/log/sandbox-standin/commands.log.
 
-Invoked by wrappers as: sandbox-standin.py TOOL VERSION ARGS...  (standard library + PyYAML)
+The images carry it as lib/sandbox-standin/sandbox_standin.py, compiled; each tool's wrapper
+in bin/ imports it and calls main() with TOOL VERSION ARGS...  (standard library + PyYAML)
 """
 
 import contextlib
@@ -34,9 +35,10 @@ import time
 # (systemctl, --version, ...) need none of them, and every stand-in start costs CPU on hosts
 # that share two cores.
 
-HERE = os.path.dirname(os.path.realpath(__file__))
-# The image's lib/sandbox-standin, installed next to bin/: PyYAML, etcd, etcdctl.
-LIB = os.path.normpath(os.path.join(HERE, "..", "lib", "sandbox-standin"))
+# This module lives in the image's lib/sandbox-standin (with PyYAML, etcd, etcdctl), installed
+# as /usr/local/lib/sandbox-standin; the tools' wrappers are in the bin/ beside lib/.
+LIB = os.path.dirname(os.path.realpath(__file__))
+BIN = os.path.normpath(os.path.join(LIB, "..", "..", "bin"))
 ETCD_BIN = os.path.join(LIB, "etcd")
 ETCDCTL_BIN = os.path.join(LIB, "etcdctl")
 LOG_DIR = "/var/log/sandbox-standin"
@@ -179,14 +181,26 @@ def join_cluster(server, token, role, address, **extra):
     server that does not answer is asked again for up to 5 minutes, as kubeadm's discovery and
     k3s's agent do (a busy one resets connections); a refusal is final."""
     body = {"token": token, "role": role, "name": node_name(), "address": address, **extra}
-    deadline, delay = time.time() + 300, 0.2
+    try:
+        return with_backoff(lambda: call_api(server, "POST", "/join", body, timeout=30), 300)
+    except Unreachable as e:
+        fail(str(e))
+
+
+def with_backoff(attempt, patience=None, retry_on=Unreachable):
+    """attempt() until it returns, waiting between tries as the kubelet does (0.2 s, doubling
+    up to 7 s). retry_on: the errors worth another try; patience: seconds after which the last
+    one stands (None: try for ever)."""
+    deadline = None if patience is None else time.time() + patience
+    delay = 0.2
     while True:
         try:
-            return call_api(server, "POST", "/join", body, timeout=30)
-        except Unreachable as e:
-            if time.time() > deadline:
-                fail(str(e))
-            print(f"{e}; retrying", file=sys.stderr, flush=True)
+            return attempt()
+        except retry_on as e:
+            if deadline is not None and time.time() > deadline:
+                raise
+            if not isinstance(e, SystemExit):  # api() has said why on stderr already
+                print(f"{e}; retrying", file=sys.stderr, flush=True)
             time.sleep(delay)
             delay = min(delay * 2, 7.0)
 
@@ -1665,14 +1679,7 @@ def register_kubelet(version, server, roles, address, labels=None):
     time."""
     node = {"name": node_name(), "address": address, "version": version, "roles": roles}
     node["labels"] = labels or {}
-    delay = 0.2
-    while True:
-        try:
-            api(server, "POST", "/nodes", node, timeout=30)
-            return
-        except SystemExit:  # api() reported why on stderr (the service's log)
-            time.sleep(delay)
-            delay = min(delay * 2, 7.0)  # the kubelet's backoff ends at 7 s
+    with_backoff(lambda: api(server, "POST", "/nodes", node, timeout=30), retry_on=SystemExit)
 
 
 def tool_kubelet(version, argv):
@@ -1780,7 +1787,7 @@ def start_kube_apiserver(address, version="", extra_args=None):
     static_pod(
         "kube-apiserver",
         [
-            os.path.join(HERE, "kube-apiserver"),
+            os.path.join(BIN, "kube-apiserver"),
             f"--advertise-address={address}",
             f"--etcd-servers={etcd_url(address, ETCD_CLIENT_PORT)}",
             *(f"--{k}={v}" for k, v in sorted((extra_args or {}).items())),

@@ -1,0 +1,72 @@
+"""The sandbox systemctl's sh fast path (`enable --now`, `start`), run for real in a mount
+namespace whose /etc/systemd/system, /run and /var/log are fresh tmpfs: the service it starts
+must be what sandbox-standin.py's start_unit makes (own session, pid file, logged command),
+and must not keep a caller's descriptors, such as the lock of sealer's `flock` steps."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEMCTL = ROOT / "examples" / "images" / "k3s-v1.25.3" / "bin" / "systemctl"
+
+SCRIPT = r"""
+set -e
+for dir in /etc/systemd/system /run /var/log; do mount -t tmpfs sandbox-test "$dir"; done
+printf '[Service]\nExecStart=%s\n' "$EXEC_START" > /etc/systemd/system/demo.service
+flock "$LOCK" "$SYSTEMCTL" "$@"
+pid=$(cat /run/sandbox-systemd/demo.pid)
+echo "pid $pid"
+echo "session $(ps -o sid= -p "$pid")"
+echo "fds $(ls /proc/"$pid"/fd | tr '\n' ' ')"
+flock -n "$LOCK" echo "lock free"
+echo "state $("$SYSTEMCTL" is-active demo)"
+"$SYSTEMCTL" "$@"
+echo "again $(cat /run/sandbox-systemd/demo.pid)"
+echo "log $(tail -n 2 /var/log/sandbox-standin/commands.log | head -n 1)"
+kill "$pid"
+"""
+
+
+def start(tmp_path: Path, exec_start: str, *argv: str) -> dict[str, str]:
+    if not SYSTEMCTL.exists() or not shutil.which("unshare"):
+        pytest.fail("the sandbox images are not built (scripts/setup) or unshare is missing")
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", SCRIPT, "sh", *argv],
+        env={
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "EXEC_START": exec_start,
+            "LOCK": str(tmp_path / "step.lock"),
+            "SYSTEMCTL": str(SYSTEMCTL),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(
+        line.split(" ", 1) if " " in line else (line, "") for line in done.stdout.splitlines()
+    )
+
+
+@pytest.mark.parametrize("argv", [("enable", "--now", "demo"), ("start", "demo.service")])
+def test_a_started_service_runs_alone_and_keeps_no_lock_of_the_caller(tmp_path, argv):
+    said = start(tmp_path, "/bin/sleep 300", *argv)
+    assert said["session"].strip() == said["pid"]  # a session of its own, as systemd's
+    assert said["fds"].split() == ["0", "1", "2"]  # the caller's flock lock (3) not kept
+    assert "free" in said["lock"]
+    assert said["state"] == "active"
+    assert said["again"] == said["pid"]  # running: not started twice
+    logged = json.loads(said["log"])
+    assert logged["argv"] == ["systemctl", *argv] and logged["read_only"] is False
+
+
+def test_a_unit_whose_command_line_needs_quoting_is_started_by_the_python_stand_in(tmp_path):
+    said = start(tmp_path, "/bin/sh -c 'exec sleep 300'", "enable", "--now", "demo")
+    assert said["session"].strip() == said["pid"]
+    assert said["fds"].split() == ["0", "1", "2"]
+    assert "free" in said["lock"]
+    assert json.loads(said["log"])["argv"] == ["systemctl", "enable", "--now", "demo"]
