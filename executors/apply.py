@@ -43,6 +43,7 @@ from planner import registry as registry_rules
 
 # Actions whose host is prepared ahead of its turn.
 PREPARED_KINDS = ("init_cluster", "join_master", "join_worker", "upgrade_master", "upgrade_worker")
+JOIN_KINDS = ("join_master", "join_worker")
 
 
 @dataclass
@@ -326,6 +327,9 @@ class Applier:
             "post-init-host",
             seen=seen,
             alone=action.kind == "init_cluster",  # the others wait for it (above)
+            # A joining node reaches the control plane through the plan's bootstrap master
+            # (see _join): set with the host aliases, in the same edit of the hosts file.
+            endpoint_to=self.plan.bootstrap_master if action.kind in JOIN_KINDS else None,
         )
         # Before the runtime starts: kubeadm init and the kubelets pull from the registry.
         if self._registry_served.get(action.host):
@@ -384,9 +388,11 @@ class Applier:
         install: bool = True,
         seen: tuple[str, str] | None = None,
         alone: bool = False,
+        endpoint_to: str | None = None,
     ) -> str:
         """Facts (unless seen already), plugins, the rootfs and its init.sh. Returns the host key
-        fingerprint. alone: no other host copies meanwhile."""
+        fingerprint. alone: no other host copies meanwhile. endpoint_to: the master the
+        control-plane endpoint name is mapped to on this host."""
         remote = self.driver.host(ip)
         self._hostnames[ip], current = seen or self._name_and_marker(ip)
         self._plugins(ip, phase_before, roles)
@@ -407,7 +413,7 @@ class Applier:
             self._render_templates(ip)
             if install:
                 self.run(ip, init)
-        self._set_host_aliases(ip)
+        self._set_host_aliases(ip, endpoint_to)
         if phase_after:
             self._plugins(ip, phase_after, roles)
         return remote.host_key()
@@ -423,11 +429,14 @@ class Applier:
             stdin=templates_remote.packed(self._templates, values),
         )
 
-    def _set_host_aliases(self, ip: str) -> None:
-        """spec.hostAliases in the host's hosts file (none: sealer's alias lines removed)."""
+    def _set_host_aliases(self, ip: str, endpoint_to: str | None = None) -> None:
+        """spec.hostAliases in the host's hosts file (none: sealer's alias lines removed), and
+        the endpoint name mapped to the master `endpoint_to` when given."""
         host = self.desired_host(ip)
-        lines = list(host.host_aliases) if host else []
-        self.run(ip, hostsfile.set_lines_command(HOST_ALIASES_MARK, lines))
+        lines = {HOST_ALIASES_MARK: list(host.host_aliases) if host else []}
+        if endpoint_to:
+            lines[endpoint.MARK] = endpoint.point_lines(self.runtime.endpoint[0], endpoint_to)
+        self.run(ip, hostsfile.set_marked_lines_command(lines))
 
     def _check_registry_ca(self) -> None:
         """Once per apply, before the first registry step: this machine holds the CA the
@@ -546,8 +555,7 @@ class Applier:
         """The node reaches the control plane through the endpoint name, mapped to a running
         master (the plan's bootstrap master, which stays); a new master then serves itself."""
         ip = action.host
-        key = self._preparation(action)
-        self._point_endpoint(ip, self.plan.bootstrap_master)
+        key = self._preparation(action)  # it points the endpoint at the bootstrap master
         join(self._ops(), ip)
         if action.kind == "join_master":
             self._point_endpoint(ip, ip)

@@ -22,9 +22,14 @@ HOSTS = hostsfile.HOSTS
 def point_command(name: str, address: str) -> str:
     """Make `name` resolve to `address` on the host: sealer's line replaced, nothing else
     touched."""
+    return hostsfile.set_lines_command(MARK, point_lines(name, address))
+
+
+def point_lines(name: str, address: str) -> list[str]:
+    """The hosts-file lines (without the mark) that map `name` to `address`."""
     if dns_name_problem(name):  # checked at load time; never a command with an odd name
         raise ValueError(f"endpoint {name!r} {dns_name_problem(name)}")
-    return hostsfile.set_lines_command(MARK, [f"{address} {name}"])
+    return [f"{address} {name}"]
 
 
 def remove_command() -> str:

@@ -12,11 +12,17 @@ HOSTS = "/etc/hosts"
 
 def set_lines_command(mark: str, lines: list[str]) -> str:
     """Make the lines marked `mark` exactly these (none: remove them)."""
-    marked = [f"{line} {mark}" for line in lines]
+    return set_marked_lines_command({mark: lines})
+
+
+def set_marked_lines_command(lines_by_mark: dict[str, list[str]]) -> str:
+    """The same for several marks in one edit (one round trip, one lock)."""
+    marked = [f"{line} {mark}" for mark, lines in lines_by_mark.items() for line in lines]
     appends = "".join(f" && printf '%s\\n' {shlex.quote(m)} >> \"$tmp\"" for m in marked)
+    patterns = " ".join(f"-e {shlex.quote(mark)}" for mark in lines_by_mark)
     script = (
         f"test -f {HOSTS} || touch {HOSTS}; tmp=$(mktemp) && "
-        f'{{ grep -vF {shlex.quote(mark)} {HOSTS} || true; }} > "$tmp"{appends} && '
+        f'{{ grep -vF {patterns} {HOSTS} || true; }} > "$tmp"{appends} && '
         f'cat "$tmp" > {HOSTS}; status=$?; rm -f "$tmp"; exit $status'
     )
     return f"flock {HOSTS} bash -c {shlex.quote(script)}"
