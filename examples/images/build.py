@@ -94,6 +94,7 @@ if [ -n "$unit" ] && [ -z "$SANDBOX_SERVICE" ] && [ -f "/etc/systemd/system/$uni
   # as long as the service): 3-9 are closed for it, higher ones (sh keeps this script open on
   # one) must be close-on-exec, or the Python way is taken.
   closed=
+  [ -d "/proc/$$/fd" ] || command=  # no /proc: descriptors unknown
   for fd in /proc/$$/fd/*; do
     fd=${fd##*/}
     case $fd in 0|1|2) continue ;; [3-9]) closed="$closed $fd>&-"; continue ;; esac
