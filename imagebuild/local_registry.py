@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -28,9 +29,12 @@ START_TIMEOUT = 30.0
 
 
 def binary(rootfs: Path | None = None) -> str:
-    """The registry program: $SEALER_REGISTRY_BINARY, then PATH, then the image's own bin/."""
+    """The registry program: $SEALER_REGISTRY_BINARY, then PATH, then beside sealer's own
+    Python (where scripts/setup puts it: .venv/bin), then the image's own bin/."""
     candidates = [os.environ.get("SEALER_REGISTRY_BINARY", "")]
     candidates += [shutil.which(name) or "" for name in BINARY_NAMES]
+    beside_sealer = Path(sys.executable).parent  # not resolved: a venv's bin/, not /usr/bin
+    candidates += [str(beside_sealer / name) for name in BINARY_NAMES]
     if rootfs is not None:
         candidates += [str(rootfs / "bin" / name) for name in BINARY_NAMES]
     for candidate in candidates:
@@ -38,7 +42,8 @@ def binary(rootfs: Path | None = None) -> str:
             return candidate
     raise SealerError(
         "collecting container images needs a registry program (Distribution's `registry`, "
-        "Debian's docker-registry package) on PATH or in the image's bin/; none found"
+        "Debian's docker-registry package) on PATH, beside sealer (scripts/setup puts one in "
+        ".venv/bin) or in the image's bin/; none found"
     )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox import hosts
+from sandbox import registry as source_registry
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,14 @@ def up(count: int, image: str, masters: int, net: Network = Network()) -> Starte
     return Started(started[0].address, started[-1].address, len(started), text, path)
 
 
-def down() -> int:
-    return hosts.down()
+def down() -> tuple[int, bool]:
+    """Stop every sandbox host and the sandbox registry: (hosts stopped, registry stopped)."""
+    return hosts.down(), source_registry.down()
+
+
+def registry(port: int) -> source_registry.Running:
+    """The sandbox's source registry, started if it is not running, with its images."""
+    return source_registry.up(port)
 
 
 def describe() -> list[dict]:

@@ -581,7 +581,16 @@ def cmd_sandbox(args) -> int:
         )
         sys.stdout.write(started.clusterfile)
     elif args.sandbox_command == "down":
-        print(f"Stopped {sandbox.down()} sandbox host(s).")
+        stopped, registry_stopped = sandbox.down()
+        print(f"Stopped {stopped} sandbox host(s).")
+        if registry_stopped:
+            print("Stopped the sandbox registry.")
+    elif args.sandbox_command == "registry":
+        served = sandbox.registry(args.port)
+        state = "started" if served.started else "already running"
+        print(f"Sandbox registry {state} on {served.address}, serving:")
+        for name in served.images:
+            print(f"  {name}")
     else:
         sys.stdout.write(text.render_sandbox(sandbox.describe()))
     return 0

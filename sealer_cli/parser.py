@@ -109,6 +109,13 @@ HELP = {
     ),
     "sandbox down": ("stop every sandbox host and remove its files", "sealer sandbox down", ""),
     "sandbox ls": ("list the sandbox hosts", "sealer sandbox ls", ""),
+    "sandbox registry": (
+        "start a source registry on 127.0.0.1 with the examples' container images",
+        "sealer sandbox registry\nsealer build -t demo-apps:v1 examples/apps",
+        "These machines reach no registry of container images: this one serves small images\n"
+        "made offline under the names the examples' manifests use (127.0.0.1:5055/sandbox/...),\n"
+        "so `sealer build` can collect them. It runs until `sealer sandbox down`.",
+    ),
     "connections": (
         "the SSH connections kept open between runs (see --ssh-persist)",
         "sealer connections ls\nsealer connections close\nsealer connections close 10.0.0.2",
@@ -579,6 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--operator-rate", metavar="RATE", help="netns: this machine's side of the bridge"
     )
     _sub(boxes, "sandbox down")
+    q = _sub(boxes, "sandbox registry")
+    q.add_argument("--port", type=int, default=5055, help="serve on 127.0.0.1:PORT (default 5055)")
     _sub(boxes, "sandbox ls")
 
     kept = _sub(commands, "connections").add_subparsers(
