@@ -105,7 +105,9 @@ def python_programs() -> dict[str, list[str]]:
     return found
 
 
-COMMAND_START = re.compile(r"(?:^|&&|\|\||;|\||\$\(|(?<![=+])\(|\bthen\b|\bdo\b|\bexec\b|\belse\b)\s*")
+COMMAND_START = re.compile(
+    r"(?:^|&&|\|\||;|\||\$\(|(?<![=+])\(|\bthen\b|\bdo\b|\bexec\b|\belse\b)\s*"
+)
 WORD = re.compile(r"([A-Za-z_][\w.+-]*)(?=\s|$|\))")
 
 

@@ -20,10 +20,19 @@ APT = "apt"  # mmdebstrap's `--variant=apt` root has apt besides the Essential p
 #   setup: scripts/setup installs the package when the program is missing
 #   optional: the code works without it, and says what it misses
 #   project: scripts/setup installs it from this repository
+#   fresh-check: scripts/fresh-check installs it before using it (it runs before setup)
 PROVIDERS = {
     "bash": ("essential", "bash"),
     "sh": ("essential", "dash"),
     "cat": ("essential", "coreutils"),
+    "cp": ("essential", "coreutils"),
+    "cut": ("essential", "coreutils"),
+    "env": ("essential", "coreutils"),
+    "mv": ("essential", "coreutils"),
+    "rmdir": ("essential", "coreutils"),
+    "sha256sum": ("essential", "coreutils"),
+    "grep": ("essential", "grep"),
+    "sed": ("essential", "sed"),
     "install": ("essential", "coreutils"),
     "ls": ("essential", "coreutils"),
     "mkdir": ("essential", "coreutils"),
@@ -46,6 +55,7 @@ PROVIDERS = {
     "ss": ("base", "iproute2"),
     "tc": ("base", "iproute2"),
     "python3": ("base", "python3"),
+    "git": ("base", "git"),
     "sshd": ("setup", "openssh-server"),
     "ssh": ("setup", "openssh-client"),
     "ssh-keygen": ("setup", "openssh-client"),
@@ -55,6 +65,7 @@ PROVIDERS = {
     "psql": ("setup", "postgresql"),  # postgresql depends on postgresql-client
     "openssl": ("setup", "openssl"),
     "time": ("setup", "time"),  # bench/fleet.py measures peak memory with /usr/bin/time
+    "mmdebstrap": ("fresh-check", "mmdebstrap"),  # scripts/fresh-check installs it itself
     "helm": ("optional", "sealer build warns without it: list a chart's images in imageList"),
     "sealer": ("project", "pip install -e . into .venv"),
 }
@@ -87,6 +98,7 @@ def test_every_program_run_is_provided_for():
 
 def test_each_provider_is_real():
     base, installed = base_packages(), setup_packages()
+    fresh_check = (programs.ROOT / "scripts/fresh-check").read_text()
     missing = []
     for program, (how, package) in PROVIDERS.items():
         if how == "essential" and package not in ESSENTIAL:
@@ -95,6 +107,8 @@ def test_each_provider_is_real():
             missing.append(f"{program}: {package} is not in the fresh root")
         elif how == "setup" and package not in installed:
             missing.append(f"{program}: scripts/setup does not install {package}")
+        elif how == "fresh-check" and f"install -y -qq {package}" not in fresh_check:
+            missing.append(f"{program}: scripts/fresh-check does not install {package}")
     assert not missing, missing
 
 
