@@ -202,7 +202,9 @@ def from_store(ref: str) -> Image:
     if not info_path.is_file():
         raise ImageError(
             f"image {ref!r} is not in the local store ({sealer_home() / 'images'}); "
-            f"load it with: sealer image load PATH --name {ref}"
+            f"load it with: sealer image load PATH --name {ref} (a rootfs folder or a "
+            f"`sealer image save` archive), or build it with: sealer build -t {ref} CONTEXT; "
+            "`sealer image ls` lists the store"
         )
     info = json.loads(info_path.read_text())
     return build_image(ref, folder / "rootfs", digest=info["digest"])
@@ -348,7 +350,10 @@ def store_record(ref: str) -> dict | None:
 def remove_from_store(ref: str) -> None:
     folder = _store_dir(ref)
     if not (folder / "image.json").is_file():
-        raise ImageError(f"image {ref!r} is not in the local store ({sealer_home() / 'images'})")
+        raise ImageError(
+            f"image {ref!r} is not in the local store ({sealer_home() / 'images'}); "
+            "`sealer image ls` lists it"
+        )
     shutil.rmtree(folder)
 
 

@@ -179,14 +179,16 @@ class Remote:
         except AuthenticationException:
             raise HostError(
                 self.ip,
-                f"SSH authentication failed for user {self.ssh.user!r} (check ssh.passwd / ssh.pk)",
+                f"SSH authentication failed: tried {self._login()} (check ssh.user, "
+                "ssh.passwd / ssh.pk)",
                 unreachable=True,
                 reason="auth_failed",
             ) from None
         except TimeoutError:
             raise HostError(
                 self.ip,
-                f"SSH connection timed out after {self.timeouts.connect:g}s",
+                f"SSH connection timed out after {self.timeouts.connect:g}s "
+                f"(tried {self._login()})",
                 unreachable=True,
                 retryable=True,
                 reason="timed_out",
@@ -206,12 +208,21 @@ class Remote:
             silent = "banner" in reason.lower() or "timed out" in reason.lower()
             raise HostError(
                 self.ip,
-                f"cannot connect over SSH on port {self.ssh.port}: {mask(reason, self._secrets())}",
+                f"cannot connect over SSH on port {self.ssh.port}: "
+                f"{mask(reason, self._secrets())} (tried {self._login()})",
                 unreachable=True,
                 retryable=True,
                 reason="timed_out" if silent else "down",
             ) from None
         return connection
+
+    def _login(self) -> str:
+        """What a failed connection tried, for its message: user, address, port and key file
+        (whether a password was offered, never the password)."""
+        way = f"key {self.ssh.key_file}" if self.ssh.key_file else "no key"
+        if self.ssh.password:
+            way += " and a password"
+        return f"{self.ssh.user}@{self.ip}:{self.ssh.port} with {way}"
 
     def _secrets(self) -> tuple[str, ...]:
         return (self.ssh.password, self.ssh.key_passphrase)

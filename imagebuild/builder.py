@@ -31,6 +31,7 @@ from imagebuild.isolate import (
     DEFAULT_TIMEOUT,
     SETUP_FAILED,
     TIMED_OUT,
+    check_support,
     run_isolated,
 )
 from imagebuild.kubefile import Instruction, KubefileError
@@ -109,6 +110,9 @@ class Builder:
             raise KubefileError(f"-t {tag!r}: an image name is NAME:TAG, e.g. my-app:v1")
         if not self.context.is_dir():
             raise KubefileError(f"{context}: the build context is not a folder")
+        runs = [ins for ins in self.instructions if ins.keyword == "RUN"]
+        if runs:
+            check_support(f"{self.where}:{runs[0].line}: RUN")
 
     def build(self) -> BuildResult:
         with layers.cache_lock(lambda: self._say("Waiting for another sealer build to finish...")):

@@ -39,6 +39,16 @@ DEFAULT_MEMORY = 8 * 2**30  # address space of each RUN process (sealer build --
 TIMED_OUT = 124  # as `timeout` exits
 
 
+def check_support(where: str = "RUN") -> None:
+    """RUN isolates its command in Linux namespaces, which needs root: say so before a build
+    starts, not at its first RUN."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise SealerError(
+            f"{where} needs root and Linux namespaces (unshare) to isolate the command; "
+            "run sealer build as root"
+        )
+
+
 def run_isolated(
     rootfs: str,
     command: str,
@@ -48,11 +58,7 @@ def run_isolated(
 ) -> int:
     """Run command; its output goes to ours. The command's exit code (TIMED_OUT after timeout
     seconds: the whole PID namespace is killed)."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        raise SealerError(
-            "RUN needs root and Linux namespaces (unshare) to isolate the command; "
-            "run sealer build as root"
-        )
+    check_support()
     clean_env = {"PATH": PATH, "HOME": "/tmp", "LANG": "C.UTF-8", **env}
     argv = [
         "unshare",
