@@ -61,7 +61,9 @@ def _build_as_nobody(folder: Path) -> None:
         path.chmod(0o777)
     (context / "Kubefile").chmod(0o644)
     result = subprocess.run(
+        # nobody, who may still read every file (the project may sit in root's 0700 home)
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
          sys.executable, "-m", "sealer_cli.main", "build", "-t", "x:v1", str(context)],
         env={**os.environ, "SEALER_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"},
         cwd=ROOT, capture_output=True, text=True, timeout=60,
