@@ -1,8 +1,11 @@
-"""The plain data types shared by every layer. This module imports nothing of the project."""
+"""The plain data types shared by every layer. It imports only cluster.actions (the action
+kinds, which import nothing of the project)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from cluster.actions import SPECS, Details, Kind, details_of
 
 MASTER = "master"
 WORKER = "node"
@@ -150,67 +153,51 @@ class DrainPolicy:
 
 # ---- plans ----
 
-ADD_KINDS = ("init_cluster", "join_master", "join_worker")
-CHANGE_KINDS = (
-    "upgrade_master",
-    "upgrade_worker",
-    "update_host",
-    "update_endpoint",
-    "reconfigure_master",
-    "sync_rootfs",
-    "serve_registry",
-    "stop_registry",
-    "configure_registry",
-    "launch_apps",
-    "launch_app",
-    "remove_app",
-)
-DESTROY_KINDS = ("delete_master", "delete_worker", "reset_cluster")
-# One more kind, `upgrade_batch`, is an inner step: a barrier between two batches of worker
-# upgrades. It changes no host and counts in no summary.
-
 
 @dataclass(frozen=True)
 class Action:
     id: str
-    kind: str
+    kind: Kind
     host: str | None
     roles: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
-    details: dict = field(default_factory=dict)
+    details: Details = None  # typed, per kind (cluster/actions.py); reads as the JSON mapping
+
+    def __post_init__(self):
+        # A plain kind name or mapping (a saved plan, a test) becomes the typed one.
+        if not isinstance(self.kind, Kind):
+            object.__setattr__(self, "kind", Kind(self.kind))
+        if not isinstance(self.details, Details):
+            object.__setattr__(self, "details", details_of(self.kind, self.details))
+
+    @property
+    def spec(self):
+        return SPECS[self.kind]
 
     @property
     def change(self) -> str | None:
         """What the action does to what it touches: "add", "change", "destroy" (None: a step)."""
-        if self.kind in ADD_KINDS or (
-            self.kind == "launch_app" and self.details.get("change") == "create"
-        ):
-            return "add"
-        if self.kind == "remove_app":
-            return "destroy"
-        if self.kind in CHANGE_KINDS:
-            return "change"
-        return "destroy" if self.kind in DESTROY_KINDS else None
+        return self.spec.change(self.details)
 
     def to_json(self) -> dict:
         return {
             "id": self.id,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "host": self.host,
             "roles": list(self.roles),
             "depends_on": list(self.depends_on),
-            "details": self.details,
+            "details": self.details.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict) -> Action:
         return cls(
             id=data["id"],
-            kind=data["kind"],
+            kind=Kind(data["kind"]),
             host=data["host"],
             roles=tuple(data["roles"]),
             depends_on=tuple(data["depends_on"]),
-            details=dict(data["details"]),
+            details=details_of(data["kind"], data["details"]),
         )
 
 

@@ -181,13 +181,10 @@ def execute(
     return ApplyResult(operation, plan, outcome)
 
 
-DRAINING_KINDS = ("delete_master", "delete_worker", "upgrade_master", "upgrade_worker")
-
-
 def _warn_drain(request: ApplyRequest, listener: Listener, plan: Plan) -> None:
     """Skipping PodDisruptionBudgets is said out loud before the approval."""
     drain = request.drain
-    if not any(a.kind in DRAINING_KINDS for a in plan.actions) or drain.skip:
+    if not any(a.spec.drains for a in plan.actions) or drain.skip:
         return
     if drain.disable_eviction:
         listener.warning(

@@ -15,10 +15,25 @@ from __future__ import annotations
 import math
 import re
 
+from cluster import actions
+from cluster.actions import (
+    BatchDetails,
+    EndpointDetails,
+    Kind,
+    LaunchAppDetails,
+    LaunchDetails,
+    LeaveDetails,
+    NodeDetails,
+    RemoveAppDetails,
+    SyncRootfsDetails,
+    UpdateHostDetails,
+    UpgradeDetails,
+    action_id,
+)
 from cluster.digests import configs_digest, launch_digest
 from cluster.errors import SealerError
 from cluster.kubeadm import CHANGEABLE
-from cluster.model import ADD_KINDS, CHANGE_KINDS, MASTER, WORKER, Cluster, Plan
+from cluster.model import MASTER, WORKER, Cluster, Plan
 from cluster.names import DEFAULT_DATA_ROOT
 from cluster.records import State
 from planner import registry as registry_rules
@@ -108,11 +123,11 @@ def make_destroy_plan(state: State) -> Plan:
     masters = [ip for ip, r in hosts.items() if r.is_master and ip != bootstrap]
     if bootstrap in hosts:
         masters.append(bootstrap)
-    worker_resets = [graph.add("reset_cluster", ip, hosts[ip].roles) for ip in workers]
+    worker_resets = [graph.add(Kind.RESET_CLUSTER, ip, hosts[ip].roles) for ip in workers]
     previous = None
     for ip in masters:
         deps = worker_resets if previous is None else [previous]
-        previous = graph.add("reset_cluster", ip, hosts[ip].roles, deps)
+        previous = graph.add(Kind.RESET_CLUSTER, ip, hosts[ip].roles, deps)
     return Plan(
         cluster=state.cluster,
         lineage=state.stored_lineage,
@@ -128,14 +143,16 @@ def make_destroy_plan(state: State) -> Plan:
 def _plan_new_cluster(graph: ActionGraph, desired: Cluster) -> str:
     first, *other_masters = desired.masters
     hosts = desired.hosts
-    init = graph.add("init_cluster", first, hosts[first].roles, **_join_details(desired, first))
+    init = graph.add(
+        Kind.INIT_CLUSTER, first, hosts[first].roles, details=_join_details(desired, first)
+    )
     previous = init
     for ip in other_masters:
         previous = graph.add(
-            "join_master", ip, hosts[ip].roles, [previous], **_join_details(desired, ip)
+            Kind.JOIN_MASTER, ip, hosts[ip].roles, [previous], details=_join_details(desired, ip)
         )
     for ip in desired.workers:
-        graph.add("join_worker", ip, hosts[ip].roles, [init], **_join_details(desired, ip))
+        graph.add(Kind.JOIN_WORKER, ip, hosts[ip].roles, [init], details=_join_details(desired, ip))
     return first
 
 
@@ -183,11 +200,11 @@ def _plan_running_cluster(
     previous = None
     for ip in dict.fromkeys(master_order):
         previous = upgrades[ip] = graph.add(
-            "upgrade_master",
+            Kind.UPGRADE_MASTER,
             ip,
             wanted[ip].roles,
             [previous],
-            **{"from": recorded[ip].version, "to": version},
+            details=UpgradeDetails(recorded[ip].version, version),
         )
     # Changed kubeadm documents (apiServer extraArgs, certSANs...): each master that stays is
     # reconfigured in turn, after its upgrade, before new masters join.
@@ -196,7 +213,7 @@ def _plan_running_cluster(
     if old_documents and new_documents and old_documents != new_documents:
         for ip in [bootstrap, *(m for m in kept_masters if m != bootstrap)]:
             previous = graph.add(
-                "reconfigure_master", ip, wanted[ip].roles, [previous, upgrades.get(ip)]
+                Kind.RECONFIGURE_MASTER, ip, wanted[ip].roles, [previous, upgrades.get(ip)]
             )
     control_plane_ready = previous
     stale_workers = [ip for ip in stale if not wanted[ip].is_master]
@@ -206,17 +223,19 @@ def _plan_running_cluster(
         batch = stale_workers[start : start + size]
         ids = [
             graph.add(
-                "upgrade_worker",
+                Kind.UPGRADE_WORKER,
                 ip,
                 wanted[ip].roles,
                 [barrier],
-                **{"from": recorded[ip].version, "to": version, "batch": number},
+                details=UpgradeDetails(recorded[ip].version, version, batch=number),
             )
             for ip in batch
         ]
         upgrades.update(zip(batch, ids, strict=True))
         if start + size < len(stale_workers):
-            barrier = graph.add("upgrade_batch", None, (), ids, batch=number, size=len(batch))
+            barrier = graph.add(
+                Kind.UPGRADE_BATCH, None, (), ids, details=BatchDetails(number, len(batch))
+            )
 
     # Removals first known, so that a re-joined host can wait for its own removal.
     removals: dict[str, str] = {}
@@ -225,27 +244,30 @@ def _plan_running_cluster(
     for ip in removed:
         if not recorded[ip].is_master:
             removals[ip] = graph.add(
-                "delete_worker", ip, recorded[ip].roles, version=recorded[ip].version
+                Kind.DELETE_WORKER,
+                ip,
+                recorded[ip].roles,
+                details=LeaveDetails(recorded[ip].version),
             )
 
     # Joins: new masters one at a time, new workers in parallel, both at the new version.
     previous = control_plane_ready
     for ip in [ip for ip in added if wanted[ip].is_master and ip not in rejoining]:
         previous = graph.add(
-            "join_master",
+            Kind.JOIN_MASTER,
             ip,
             wanted[ip].roles,
             [previous, removals.get(ip)],
-            **_join_details(desired, ip),
+            details=_join_details(desired, ip),
         )
     masters_joined = previous
     for ip in [ip for ip in added if not wanted[ip].is_master]:
         graph.add(
-            "join_worker",
+            Kind.JOIN_WORKER,
             ip,
             wanted[ip].roles,
             [control_plane_ready, removals.get(ip)],
-            **_join_details(desired, ip),
+            details=_join_details(desired, ip),
         )
 
     # Workers reach the API through the endpoint name, mapped to the bootstrap master: when it
@@ -254,11 +276,11 @@ def _plan_running_cluster(
     if old_bootstrap in removed_masters:
         moved = [
             graph.add(
-                "update_endpoint",
+                Kind.UPDATE_ENDPOINT,
                 ip,
                 wanted[ip].roles,
                 [masters_joined, upgrades.get(ip)],
-                to=bootstrap,
+                details=EndpointDetails(bootstrap),
             )
             for ip in kept
             if not wanted[ip].is_master
@@ -267,24 +289,25 @@ def _plan_running_cluster(
     # Masters leave one at a time, after the new ones joined; a re-joined worker waits for it.
     previous = masters_joined
     for ip in removed_masters:
-        details = {"version": recorded[ip].version}
-        deps = [previous]
-        if ip == old_bootstrap:
-            details["hands_bootstrap_to"] = bootstrap
-            deps += moved
+        heir = bootstrap if ip == old_bootstrap else ""
+        deps = [previous, *(moved if heir else ())]
         previous = removals[ip] = graph.add(
-            "delete_master", ip, recorded[ip].roles, deps, **details
+            Kind.DELETE_MASTER,
+            ip,
+            recorded[ip].roles,
+            deps,
+            details=LeaveDetails(recorded[ip].version, hands_bootstrap_to=heir),
         )
     for ip in replaced - set(rejoining):
         if recorded[ip].is_master:
-            graph.depend(f"join_worker.{ip}", removals[ip])
+            graph.depend(action_id(Kind.JOIN_WORKER, ip), removals[ip])
     for ip in rejoining:  # one at a time, each after its own leave
         previous = graph.add(
-            "join_master",
+            Kind.JOIN_MASTER,
             ip,
             wanted[ip].roles,
             [previous, removals[ip]],
-            **_join_details(desired, ip),
+            details=_join_details(desired, ip),
         )
 
     # Same version, new content (a rebuilt image, or changed Config documents rendered into
@@ -293,19 +316,23 @@ def _plan_running_cluster(
     image_changed = previous_digest and previous_digest != desired.image.digest
     configs_changed = state.configs_digest != configs_digest(desired)
     if image_changed or configs_changed:
-        reason = {"from": previous_digest, "to": desired.image.digest}
-        if configs_changed:
-            reason["configs"] = "changed"
+        reason = SyncRootfsDetails(
+            previous_digest, desired.image.digest, configs="changed" if configs_changed else ""
+        )
         for ip in kept:
             if ip not in upgrades:  # an upgrade brings the new rootfs itself
-                graph.add("sync_rootfs", ip, wanted[ip].roles, **reason)
+                graph.add(Kind.SYNC_ROOTFS, ip, wanted[ip].roles, details=reason)
 
     # Labels, taints, env (and free-form roles) of hosts that stay.
     for ip in kept:
         old, new = recorded[ip].comparable(), desired_record(wanted[ip], key)
         if old != new:
             graph.add(
-                "update_host", ip, wanted[ip].roles, [upgrades.get(ip)], changes=explain(old, new)
+                Kind.UPDATE_HOST,
+                ip,
+                wanted[ip].roles,
+                [upgrades.get(ip)],
+                details=UpdateHostDetails(tuple(explain(old, new))),
             )
     registry_rules.plan(graph, desired, state, kept)
     return bootstrap
@@ -342,14 +369,13 @@ def _plan_launch(graph: ActionGraph, desired: Cluster, state: State, bootstrap: 
     digest = launch_digest(commands, desired)
     if not commands or state.launch_digest == digest:
         return
-    after = [a for a in graph.ids() if a.split(".")[0] in ADD_KINDS + CHANGE_KINDS]
+    after = [a for a in graph.ids() if actions.kind_of(a) in actions.BUILDING]
     graph.add(
-        "launch_apps",
+        Kind.LAUNCH_APPS,
         bootstrap,
         desired.hosts[bootstrap].roles,
         after,
-        commands=list(commands),
-        digest=digest,
+        details=LaunchDetails(tuple(commands), digest),
     )
 
 
@@ -358,7 +384,7 @@ def _plan_apps(graph: ActionGraph, desired: Cluster, state: State, bootstrap: st
     the cluster is up; forget the apps of this image that are no longer launched.
 
     Apps launched from another image (an application image run earlier) are left alone."""
-    after = [a for a in graph.ids() if a.split(".")[0] in ADD_KINDS + CHANGE_KINDS]
+    after = [a for a in graph.ids() if actions.kind_of(a) in actions.BUILDING]
     roles = desired.hosts[bootstrap].roles
     wanted = {app.name for app in desired.apps}
     previous = None
@@ -366,38 +392,39 @@ def _plan_apps(graph: ActionGraph, desired: Cluster, state: State, bootstrap: st
         if record.get("image") == desired.apps_from and name not in wanted:
             commands = list(desired.app_deletes.get(name, ()))
             previous = graph.add(
-                "remove_app",
+                Kind.REMOVE_APP,
                 bootstrap,
                 roles,
                 after + [previous],
                 key=name,
-                app=name,
-                commands=commands,
+                details=RemoveAppDetails(name, tuple(commands)),
             )
     for app in desired.apps:
         recorded = state.apps.get(app.name) or {}
         if recorded.get("digest") == app.digest:
             continue
         previous = graph.add(
-            "launch_app",
+            Kind.LAUNCH_APP,
             bootstrap,
             roles,
             after + [previous],  # in LAUNCH order, as sealer runs them
             key=app.name,
-            app=app.name,
-            image=app.image,
-            commands=list(app.commands),
-            digest=app.digest,
-            change="update" if recorded else "create",
+            details=LaunchAppDetails(
+                app.name,
+                app.image,
+                tuple(app.commands),
+                app.digest,
+                change="update" if recorded else "create",
+            ),
         )
 
 
-def _join_details(desired: Cluster, ip: str) -> dict:
+def _join_details(desired: Cluster, ip: str) -> NodeDetails:
     host = desired.hosts[ip]
-    return {
-        "version": desired.image.version,
-        "role": MASTER if host.is_master else WORKER,
-        "labels": dict(host.labels),
-        "taints": list(host.taints),
-        **registry_rules.details(desired, ip),
-    }
+    return NodeDetails(
+        version=desired.image.version,
+        role=MASTER if host.is_master else WORKER,
+        labels=dict(host.labels),
+        taints=tuple(host.taints),
+        registry=registry_rules.joining(desired, ip),
+    )

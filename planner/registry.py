@@ -12,13 +12,15 @@ is prepared (the registry before kubeadm init, which pulls from it). Hosts that 
 
 from __future__ import annotations
 
+from cluster import actions
 from cluster import registry as registries
+from cluster.actions import ConfigureRegistryDetails, Kind, ServeRegistryDetails, action_id
 from cluster.model import Cluster
 from cluster.records import State
 from planner.graph import ActionGraph
 
 # What must be on a host before its registry serves: the rootfs carrying bin/registry.
-ROOTFS_STEPS = ("sync_rootfs", "upgrade_master", "upgrade_worker")
+ROOTFS_STEPS = tuple(sorted(actions.kinds_where(lambda s: s.puts_rootfs)))
 
 
 def wanted(desired: Cluster, lineage: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -33,16 +35,16 @@ def wanted(desired: Cluster, lineage: str) -> tuple[dict[str, str], dict[str, st
     return {ip: served for ip in serving}, {ip: client for ip in desired.hosts}
 
 
-def details(desired: Cluster, ip: str) -> dict:
-    """What an init or join action says about the registry on its host."""
+def joining(desired: Cluster, ip: str) -> str:
+    """What an init or join action says about the registry on its host ("" none)."""
     registry = desired.registry
     if registry is None:
-        return {}
+        return ""
     # As serving_hosts(), without listing every master for each of thousands of hosts.
     first = next(m for m, h in desired.hosts.items() if h.is_master)
     host = desired.hosts[ip]
     serves = registry.kind == registries.LOCAL and host.is_master and (registry.ha or ip == first)
-    return {"registry": f"{'serves' if serves else 'uses'} {registry.endpoint}"}
+    return f"{'serves' if serves else 'uses'} {registry.endpoint}"
 
 
 def plan(graph: ActionGraph, desired: Cluster, state: State, kept: list[str]) -> None:
@@ -53,21 +55,20 @@ def plan(graph: ActionGraph, desired: Cluster, state: State, kept: list[str]) ->
     planned = set(graph.ids())  # once: thousands of kept hosts look it up
     for ip in kept:
         record = state.hosts[ip]
-        before = [f"{kind}.{ip}" for kind in ROOTFS_STEPS if f"{kind}.{ip}" in planned]
+        before = [action_id(k, ip) for k in ROOTFS_STEPS if action_id(k, ip) in planned]
         if served.get(ip) and record.registry_served != served[ip]:
             change = "content or settings changed" if record.registry_served else "starts serving"
-            serve_ids.append(
-                graph.add("serve_registry", ip, roles[ip], before, endpoint=endpoint, reason=change)
-            )
+            details = ServeRegistryDetails(endpoint, change)
+            serve_ids.append(graph.add(Kind.SERVE_REGISTRY, ip, roles[ip], before, details=details))
         elif not served.get(ip) and record.registry_served:
-            graph.add("stop_registry", ip, roles[ip], before)
+            graph.add(Kind.STOP_REGISTRY, ip, roles[ip], before)
     for ip in kept:
         record = state.hosts[ip]
         if record.registry != client.get(ip, ""):
             graph.add(
-                "configure_registry",
+                Kind.CONFIGURE_REGISTRY,
                 ip,
                 roles[ip],
                 serve_ids,
-                endpoint=endpoint or "(none)",
+                details=ConfigureRegistryDetails(endpoint or "(none)"),
             )

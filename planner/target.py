@@ -10,9 +10,10 @@ commands and apps), which belong to no host and wait for an untargeted apply.
 
 from __future__ import annotations
 
+from cluster.actions import Kind, kinds_where
 from cluster.model import Action
 
-CLUSTER_WIDE = frozenset({"launch_apps", "launch_app", "remove_app", "upgrade_batch"})
+CLUSTER_WIDE = kinds_where(lambda spec: spec.cluster_wide)
 
 
 def restrict(actions: tuple[Action, ...], targets: frozenset[str]) -> tuple[tuple, tuple]:
@@ -48,4 +49,4 @@ def _ordering_only(action: Action, targets: frozenset[str]) -> bool:
     """An ancestor kept only to order things: a batch barrier, or another worker's upgrade."""
     if action.kind in CLUSTER_WIDE:
         return True
-    return action.kind == "upgrade_worker" and action.host not in targets
+    return action.kind == Kind.UPGRADE_WORKER and action.host not in targets

@@ -10,7 +10,7 @@ from executors.scheduler import Events, run_dag
 
 
 def action(name: str, *deps: str) -> Action:
-    return Action(id=name, kind="test", host=name, depends_on=tuple(deps))
+    return Action(id=name, kind="update_host", host=name, depends_on=tuple(deps))
 
 
 class Recorder(Events):

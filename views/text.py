@@ -6,7 +6,9 @@ import json
 import os
 import sys
 
-from cluster.model import ADD_KINDS, Action, Finding, Plan
+from cluster import actions
+from cluster.actions import Kind
+from cluster.model import Action, Finding, Plan
 from cluster.records import State
 
 SYMBOLS = {"add": "+", "change": "~", "destroy": "-"}
@@ -64,7 +66,7 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
     out.append(paint("Sealer will perform the following actions:", "bold"))
     batches = 0
     for action in plan.actions:
-        if action.kind == "upgrade_batch":
+        if action.kind == Kind.UPGRADE_BATCH:
             batches += 1
             continue
         out.append("")
@@ -104,51 +106,15 @@ def _targeting_warning(plan: Plan, paint: Painter) -> list[str]:
 def _action_block(action: Action, paint: Painter) -> list[str]:
     kind = change_type(action)
     symbol = paint(SYMBOLS[kind], kind)
-    d = action.details
     verb = {
         "add": "will be created",
         "change": "will be updated in-place",
         "destroy": "will be destroyed",
     }[kind]
-    reason = _reason(action)
+    reason = action.spec.explain(action.details)
     lines = [f"  # {action.id} {verb}" + (f" ({reason})" if reason else "")]
     lines.append(f'  {symbol} {action.kind} "{action.host}" {{')
-    fields: list[tuple[str, str]] = [("roles", json.dumps(list(action.roles)))]
-    if action.kind in ADD_KINDS:
-        fields.append(("version", json.dumps(d.get("version"))))
-        if d.get("labels"):
-            fields.append(("labels", _map(d["labels"])))
-        if d.get("taints"):
-            fields.append(("taints", json.dumps(d["taints"])))
-        if d.get("registry"):
-            fields.append(("registry", json.dumps(d["registry"])))
-    elif action.kind in ("upgrade_master", "upgrade_worker"):
-        fields.append(("version", f"{json.dumps(d['from'])} -> {json.dumps(d['to'])}"))
-    elif action.kind == "update_host":
-        fields += [
-            (line.split(":", 1)[0], line.split(":", 1)[1].strip()) for line in d.get("changes", [])
-        ]
-    elif action.kind == "launch_apps":
-        fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d["commands"])]
-    elif action.kind == "launch_app":
-        fields += [("app", json.dumps(d["app"])), ("image", json.dumps(d["image"]))]
-        fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d["commands"])]
-        fields.append(("digest", json.dumps(d["digest"][:19])))
-    elif action.kind == "remove_app":
-        fields.append(("app", json.dumps(d["app"])))
-        fields += [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(d.get("commands") or ())]
-    elif action.kind == "update_endpoint":
-        fields.append(("endpoint", f"-> {json.dumps(d['to'])}"))
-    elif action.kind in ("serve_registry", "configure_registry"):
-        fields.append(("registry", json.dumps(d.get("endpoint", ""))))
-    elif action.kind == "sync_rootfs":
-        before, after = (d.get("from") or "")[:19], d["to"][:19]
-        if before != after:
-            fields.append(("image", f"{json.dumps(before)} -> {json.dumps(after)}"))
-        if d.get("configs"):
-            fields.append(("configs", json.dumps(d["configs"])))
-    elif "version" in d:
-        fields.append(("version", json.dumps(d["version"])))
+    fields = [("roles", json.dumps(list(action.roles))), *FIELDS[action.kind](action.details)]
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
         # An in-place change marks only what changes; roles stay as they are.
@@ -158,53 +124,72 @@ def _action_block(action: Action, paint: Painter) -> list[str]:
     return lines
 
 
-def _reason(action: Action) -> str:
-    d = action.details
-    if action.kind == "init_cluster":
-        return "the first master: initialises the control plane"
-    if action.kind == "join_master":
-        return "joins the control plane"
-    if action.kind in ("upgrade_master", "upgrade_worker"):
-        batch = f", batch {d['batch']}" if "batch" in d else ""
-        return f"because {d['from']} -> {d['to']}{batch}"
-    if action.kind == "delete_master":
-        hand = (
-            f"; the bootstrap role moves to {d['hands_bootstrap_to']}"
-            if "hands_bootstrap_to" in d
-            else ""
-        )
-        return f"leaves etcd and the cluster, host cleaned{hand}"
-    if action.kind == "delete_worker":
-        return "drained, deleted from the cluster, host cleaned"
-    if action.kind == "reset_cluster":
-        return "reset and cleaned"
-    if action.kind == "update_host":
-        return "because its settings changed"
-    if action.kind == "launch_apps":
-        return "runs the launch commands on the bootstrap master"
-    if action.kind == "launch_app":
-        if d.get("change") == "create":
-            return "launches the app on the bootstrap master"
-        return "the app's files, commands or env changed: launches it again"
-    if action.kind == "remove_app":
-        if d.get("commands"):
-            return "no longer launched: its delete commands run, then it is forgotten"
-        return "no longer launched: forgotten (its objects stay in the cluster)"
-    if action.kind == "update_endpoint":
-        return "the control-plane endpoint moves to a master that stays"
-    if action.kind == "reconfigure_master":
-        return "the kubeadm configuration changed: apiserver certificate and manifest made again"
-    if action.kind == "sync_rootfs":
-        return "the rootfs changed at the same version (image content or Configs): copies it"
-    if action.kind == "serve_registry":
-        return f"the registry {d.get('reason', 'changed')}: sends the missing blobs, restarts it"
-    if action.kind == "stop_registry":
-        return "no longer serves the registry: stopped, its storage removed"
-    if action.kind == "configure_registry":
-        return (
-            "the registry's address, hosts or credentials changed: the runtime points at it again"
-        )
-    return ""
+# ---- each kind's fields in a plan block (besides its roles) ----
+
+Fields = list[tuple[str, str]]
+
+
+def _node_fields(d: actions.NodeDetails) -> Fields:
+    fields = [("version", json.dumps(d.version))]
+    if d.labels:
+        fields.append(("labels", _map(d.labels)))
+    if d.taints:
+        fields.append(("taints", json.dumps(list(d.taints))))
+    if d.registry:
+        fields.append(("registry", json.dumps(d.registry)))
+    return fields
+
+
+def _commands(commands) -> Fields:
+    return [(f"cmd[{i}]", json.dumps(c)) for i, c in enumerate(commands)]
+
+
+def _sync_fields(d: actions.SyncRootfsDetails) -> Fields:
+    fields = []
+    before, after = (d.from_digest or "")[:19], d.to_digest[:19]
+    if before != after:
+        fields.append(("image", f"{json.dumps(before)} -> {json.dumps(after)}"))
+    if d.configs:
+        fields.append(("configs", json.dumps(d.configs)))
+    return fields
+
+
+def _upgrade_fields(d: actions.UpgradeDetails) -> Fields:
+    return [("version", f"{json.dumps(d.from_version)} -> {json.dumps(d.to_version)}")]
+
+
+def _no_fields(d) -> Fields:
+    return []
+
+
+FIELDS = {
+    Kind.INIT_CLUSTER: _node_fields,
+    Kind.JOIN_MASTER: _node_fields,
+    Kind.JOIN_WORKER: _node_fields,
+    Kind.DELETE_MASTER: lambda d: [("version", json.dumps(d.version))],
+    Kind.DELETE_WORKER: lambda d: [("version", json.dumps(d.version))],
+    Kind.RESET_CLUSTER: _no_fields,
+    Kind.UPGRADE_MASTER: _upgrade_fields,
+    Kind.UPGRADE_WORKER: _upgrade_fields,
+    Kind.UPGRADE_BATCH: _no_fields,  # not shown as a block: counted under the plan
+    Kind.RECONFIGURE_MASTER: _no_fields,
+    Kind.UPDATE_HOST: lambda d: [
+        (line.split(":", 1)[0], line.split(":", 1)[1].strip()) for line in d.changes
+    ],
+    Kind.UPDATE_ENDPOINT: lambda d: [("endpoint", f"-> {json.dumps(d.to_master)}")],
+    Kind.SYNC_ROOTFS: _sync_fields,
+    Kind.SERVE_REGISTRY: lambda d: [("registry", json.dumps(d.endpoint))],
+    Kind.STOP_REGISTRY: _no_fields,
+    Kind.CONFIGURE_REGISTRY: lambda d: [("registry", json.dumps(d.endpoint))],
+    Kind.LAUNCH_APPS: lambda d: _commands(d.commands),
+    Kind.LAUNCH_APP: lambda d: [
+        ("app", json.dumps(d.app)),
+        ("image", json.dumps(d.image)),
+        *_commands(d.commands),
+        ("digest", json.dumps(d.digest[:19])),
+    ],
+    Kind.REMOVE_APP: lambda d: [("app", json.dumps(d.app)), *_commands(d.commands)],
+}
 
 
 def _map(values: dict) -> str:
