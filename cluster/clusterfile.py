@@ -230,7 +230,8 @@ def _hosts(
                     )
                     continue
                 seen_at[ip] = base + ["ips", i]
-                families.setdefault(ipaddress.ip_address(ip).version, base + ["ips", i])
+                family = 6 if ":" in ip else 4  # expanded addresses: no need to parse again
+                families.setdefault(family, base + ["ips", i])
                 hosts[ip] = Host(ip, roles, labels, taints, env, ssh, aliases)
     if len(families) > 1:
         problems.at(doc, families[6], "IPv4 and IPv6 addresses are mixed; use one family")

@@ -1,7 +1,11 @@
-"""The plan's DAG: actions as nodes, "must finish before" as edges (networkx)."""
+"""The plan's DAG: actions as nodes, "must finish before" as edges."""
 
 from __future__ import annotations
 
+import heapq
+
+from cluster import actions
+from cluster.actions import Details, Kind, details_of
 from cluster.errors import SealerError
 from cluster.model import Action
 
@@ -13,22 +17,31 @@ class ActionGraph:
         self._actions: dict[str, dict] = {}
 
     def add(
-        self, kind: str, host: str | None, roles=(), depends_on=(), key: str = "", **details
+        self,
+        kind: Kind,
+        host: str | None,
+        roles=(),
+        depends_on=(),
+        key: str = "",
+        details: Details | None = None,
     ) -> str:
-        """key names the action when a host has several of one kind (apps)."""
-        name = key or (host if host is not None else details.get("batch"))
-        action_id = f"{kind}.{name}"
-        if action_id in self._actions:
-            raise SealerError(f"internal planning error: action {action_id} planned twice")
+        """key names the action when a host has several of one kind (apps); an action of no
+        host (a batch barrier) is named by its batch."""
+        details = details_of(kind, details)
+        identifier = actions.action_id(
+            kind, key or (host if host is not None else details["batch"])
+        )
+        if identifier in self._actions:
+            raise SealerError(f"internal planning error: action {identifier} planned twice")
         deps = [d for d in dict.fromkeys(depends_on) if d is not None]
-        self._actions[action_id] = {
-            "kind": kind,
+        self._actions[identifier] = {
+            "kind": Kind(kind),
             "host": host,
             "roles": tuple(roles),
             "deps": deps,
             "details": details,
         }
-        return action_id
+        return identifier
 
     def ids(self) -> list[str]:
         return list(self._actions)
@@ -38,22 +51,34 @@ class ActionGraph:
         deps.extend(d for d in on if d is not None and d not in deps)
 
     def ordered(self) -> tuple[Action, ...]:
-        import networkx as nx  # imported late: `sealer validate` never needs it
-
+        """The actions in a topological order, ties broken by the order they were planned
+        (networkx's lexicographical_topological_sort, done here with a heap: importing
+        networkx costs a plan of thousands of hosts more than the sort; it is asked only to
+        name a cycle)."""
         index = {action_id: i for i, action_id in enumerate(self._actions)}
-        graph = nx.DiGraph()
-        graph.add_nodes_from(self._actions)
+        ids = list(self._actions)
+        waiting = [0] * len(ids)
+        dependents: list[list[int]] = [[] for _ in ids]
         for action_id, a in self._actions.items():
             for dep in a["deps"]:
                 if dep not in index:
                     raise SealerError(
                         f"internal planning error: {action_id} depends on unknown action {dep}"
                     )
-                graph.add_edge(dep, action_id)
-        if not nx.is_directed_acyclic_graph(graph):
-            cycle = " -> ".join(u for u, _ in nx.find_cycle(graph))
-            raise SealerError(f"internal planning error: the plan has a cycle: {cycle}")
-        order = nx.lexicographical_topological_sort(graph, key=index.__getitem__)
+                dependents[index[dep]].append(index[action_id])
+                waiting[index[action_id]] += 1
+        ready = [i for i, count in enumerate(waiting) if count == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(ids[i])
+            for child in dependents[i]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, child)
+        if len(order) < len(ids):
+            raise SealerError(f"internal planning error: the plan has a cycle: {self._cycle()}")
         return tuple(
             Action(
                 id=action_id,
@@ -65,3 +90,11 @@ class ActionGraph:
             )
             for action_id in order
         )
+
+    def _cycle(self) -> str:
+        import networkx as nx  # imported late: only to name what went wrong
+
+        graph = nx.DiGraph()
+        for action_id, a in self._actions.items():
+            graph.add_edges_from((dep, action_id) for dep in a["deps"])
+        return " -> ".join(u for u, _ in nx.find_cycle(graph))

@@ -18,32 +18,34 @@ from cluster.durations import parse_duration
 from cluster.errors import SealerError, UnreadHosts
 from cluster.model import SSH, DrainPolicy
 from cluster.sizes import parse_size
-from operations import apply as applying
-from operations import (
-    cert,
-    drift,
-    etcd,
-    images,
-    import_cluster,
-    kubeconfig,
-    output,
-    plan,
-    registry,
-    run,
-    sandbox,
-    show,
-    state_edit,
-    verbs,
-)
-from operations import connections as kept
-from operations import state_sync as states
 from operations.common import SSHSettings, StateRef
 from operations.events import Listener
+from sealer_cli.lazy import lazy
 from sealer_cli.parser import version
 from views import text
 from views.dot import to_dot
 from views.progress import Console, JsonEvents, LiveEvents, PlainEvents
 from views.prometheus import write_prometheus
+
+# The operations load when a handler first uses them: `sealer plan` never pays for the
+# modules of apply, build or the sandbox (and SSH, cryptography... behind them).
+applying = lazy("operations.apply")
+cert = lazy("operations.cert")
+drift = lazy("operations.drift")
+etcd = lazy("operations.etcd")
+images = lazy("operations.images")
+import_cluster = lazy("operations.import_cluster")
+kubeconfig = lazy("operations.kubeconfig")
+output = lazy("operations.output")
+plan = lazy("operations.plan")
+registry = lazy("operations.registry")
+run = lazy("operations.run")
+sandbox = lazy("operations.sandbox")
+show = lazy("operations.show")
+state_edit = lazy("operations.state_edit")
+verbs = lazy("operations.verbs")
+kept = lazy("operations.connections")
+states = lazy("operations.state_sync")
 
 
 class ApplyFailed(SealerError):

@@ -456,3 +456,28 @@ def test_an_app_no_longer_launched_is_removed_only_by_the_image_that_launched_it
     with_delete = dataclasses.replace(only_web_gone, app_deletes={"web": ("helm uninstall web",)})
     (removal,) = make_plan(with_delete, state).actions
     assert removal.details["commands"] == ["helm uninstall web"]
+
+
+def test_a_cycle_in_the_graph_is_an_internal_error_naming_it():
+    from planner.graph import ActionGraph
+
+    graph = ActionGraph()
+    a = graph.add("update_host", "10.0.0.1")
+    b = graph.add("update_host", "10.0.0.2", depends_on=[a])
+    graph.depend(a, b)
+    with pytest.raises(SealerError, match=r"the plan has a cycle: update_host\.10\.0\.0\.[12] -> "):
+        graph.ordered()
+
+
+def test_ties_are_broken_by_the_order_actions_were_planned():
+    from planner.graph import ActionGraph
+
+    graph = ActionGraph()
+    first = graph.add("update_host", "10.0.0.9")
+    graph.add("update_host", "10.0.0.3", depends_on=[first])
+    graph.add("update_host", "10.0.0.1")
+    # among the actions ready at each point, the one planned first (networkx's lexicographic
+    # topological order by planning index)
+    assert [a.id for a in graph.ordered()] == [
+        "update_host.10.0.0.9", "update_host.10.0.0.3", "update_host.10.0.0.1",
+    ]  # fmt: skip

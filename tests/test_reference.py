@@ -40,6 +40,14 @@ def test_every_schema_field_has_a_section_with_its_facts():
 REFUSED = {"spec.cmd_args", "spec.cmd_args[]"}  # in the schema to be refused by name
 
 
+def test_every_schema_is_a_valid_json_schema():
+    """sealer loads them unchecked (schemas/__init__.py): they are checked here."""
+    from jsonschema import Draft202012Validator
+
+    for file in sorted(set(schemas.SCHEMA_FILES.values())):
+        Draft202012Validator.check_schema(json.loads((schemas.HERE / file).read_text()))
+
+
 def test_every_field_is_described_with_an_example():
     """A field added to a schema without its words fails here, not in a reader's hands."""
     for file in sorted(set(schemas.SCHEMA_FILES.values())):
