@@ -28,6 +28,7 @@ MASK = "(sensitive value)"
 # paramiko logs failed handshakes with tracebacks from its own threads; sealer reports them
 # as one-line HostErrors instead.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
+log = logging.getLogger("sealer.ssh")  # each remote command, masked: --log-level debug
 logging.getLogger("paramiko").propagate = False
 
 
@@ -280,10 +281,24 @@ class Remote:
         """Run command (through sudo for a non-root user). stdin may carry secrets."""
         wrapped, stdin = self.command_line(command, env, stdin)
         all_secrets = self.secrets_of(env, secrets)
+        started = time.monotonic()
         result = self._exec(wrapped, stdin, timeout or self.timeouts.command, all_secrets)
+        self._log(command, all_secrets, result.exit_code, started)
         if check and result.exit_code != 0:
             raise command_failed(self.ip, command, result, all_secrets)
         return result
+
+    def _log(self, command: str, secrets, code: int, started: float) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: `%s` exited %d after %.3fs",
+                self.ip, mask(command, secrets)[:500], code, time.monotonic() - started,
+            )  # fmt: skip
+
+    @property
+    def _sudo_password(self) -> str:
+        """The password sudo reads for a non-root user ("" when sudo needs none: sudo -n)."""
+        return self.ssh.password if self.ssh.user != "root" else ""
 
     def secrets_of(self, env: dict[str, str] | None, secrets) -> tuple[str, ...]:
         """What an error about a command must mask: its secrets, its env, the login's."""
@@ -304,13 +319,26 @@ class Remote:
             script = ENV_FROM_STDIN + command
             stdin = exports.encode() + b"\0" + stdin
         wrapped = f"bash -c {shlex.quote(script)}"
-        if self.ssh.user != "root":
-            if self.ssh.password:  # sudo reads the password as the first line of stdin
-                wrapped = f"sudo -S -p '' -- {wrapped}"
-                stdin = self.ssh.password.encode() + b"\n" + stdin
-            else:
-                wrapped = f"sudo -n -- {wrapped}"
+        if self._sudo_password:  # sudo reads the password as the first line of stdin
+            wrapped = f"sudo -S -p '' -- {wrapped}"
+            stdin = self._sudo_password.encode() + b"\n" + stdin
+        elif self.ssh.user != "root":
+            wrapped = f"sudo -n -- {wrapped}"
         return wrapped, stdin
+
+    @contextlib.contextmanager
+    def _transport_errors(self, doing: str = "SSH session"):
+        """The one mapping of a transport that broke under a command to a HostError: the
+        host went away, the connection is dropped (the next command opens a new one)."""
+        try:
+            yield
+        except HostError:
+            raise
+        except (OSError, EOFError) as e:
+            self.close()
+            raise HostError(
+                self.ip, f"{doing} failed: {e or type(e).__name__}", unreachable=True
+            ) from None
 
     def follow(
         self, command: str, *, env: dict[str, str] | None = None, stdin: bytes = b""
@@ -320,42 +348,43 @@ class Remote:
         wrapped, stdin = self.command_line(command, env, stdin)
         channel = self._open_channel()
         try:
-            channel.settimeout(None)  # the reader decides how long to wait
-            channel.exec_command(wrapped)
-            if stdin:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-        except (OSError, EOFError) as e:
+            with self._transport_errors():
+                channel.settimeout(None)  # the reader decides how long to wait
+                channel.exec_command(wrapped)
+                if stdin:
+                    channel.sendall(stdin)
+                channel.shutdown_write()
+        except HostError:
             channel.close()
-            raise HostError(self.ip, f"SSH session failed: {e}", unreachable=True) from None
+            raise
         return Followed(self.ip, channel)
 
     def _open_channel(self):
         try:
-            return self.transport().open_session(timeout=self.timeouts.connect)
+            with self._transport_errors():
+                return self.transport().open_session(timeout=self.timeouts.connect)
         except HostError:
             raise
-        except Exception as e:  # the transport died under us: the host went away
+        except Exception as e:  # paramiko's SSHException: the transport died under us
             self.close()
             raise HostError(self.ip, f"SSH session failed: {e}", unreachable=True) from None
 
     def _exec(self, command: str, stdin: bytes, timeout: float, secrets) -> Result:
         channel = self._open_channel()
         try:
-            channel.settimeout(timeout)
-            channel.exec_command(command)
-            if stdin:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            stdout, stderr = self._drain(channel, timeout)
-            code = channel.recv_exit_status()
-        except TimeoutError:
-            raise HostError(
-                self.ip, f"`{mask(command, secrets)[:200]}` timed out after {timeout:g}s"
-            ) from None
-        except (OSError, EOFError) as e:
-            self.close()
-            raise HostError(self.ip, f"SSH session failed: {e}", unreachable=True) from None
+            with self._transport_errors():
+                try:
+                    channel.settimeout(timeout)
+                    channel.exec_command(command)
+                    if stdin:
+                        channel.sendall(stdin)
+                    channel.shutdown_write()
+                    stdout, stderr = self._drain(channel, timeout)
+                    code = channel.recv_exit_status()
+                except TimeoutError:  # the command's own timeout, not the transport's
+                    raise HostError(
+                        self.ip, f"`{mask(command, secrets)[:200]}` timed out after {timeout:g}s"
+                    ) from None
         finally:
             channel.close()
         return Result(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
@@ -403,7 +432,13 @@ class Remote:
         an upload `alone` (nothing else copying), they stream over the open Fabric connection:
         no second process and handshake, which a single stream does not win back.
         """
-        openssh = self.ssh.key_file and not self.ssh.key_passphrase and shutil.which("ssh")
+        # The OpenSSH client gets no secret: not for a key's passphrase nor for sudo's password.
+        openssh = (
+            self.ssh.key_file
+            and not self.ssh.key_passphrase
+            and not self._sudo_password
+            and shutil.which("ssh")
+        )
         if openssh and not alone:
             return self._upload_openssh(command, path, timeout or self.timeouts.command)
         return self.stream(command, _file_chunks(path), timeout)
@@ -414,9 +449,8 @@ class Remote:
         with tempfile.NamedTemporaryFile("w", suffix=".known_hosts") as known_hosts:
             known_hosts.write(f"{host} {key.get_name()} {key.get_base64()}\n")
             known_hosts.flush()
-            wrapped = f"bash -c {shlex.quote(command)}"
-            if self.ssh.user != "root":
-                wrapped = f"sudo -n -- {wrapped}"
+            wrapped, no_stdin = self.command_line(command, None, b"")
+            assert not no_stdin  # no sudo password on this path (upload() checks)
             argv = [
                 "ssh",
                 "-i",
@@ -463,26 +497,25 @@ class Remote:
         return result
 
     def stream(self, command: str, chunks, timeout: float | None = None) -> Result:
-        """Run command with a large stdin (an iterable of bytes), e.g. `tar xf -`."""
-        wrapped = f"bash -c {shlex.quote(command)}"
-        if self.ssh.user != "root":
-            wrapped = f"sudo -n -- {wrapped}"
+        """Run command with a large stdin (an iterable of bytes), e.g. `tar xf -`; sudo's
+        password (for a non-root user who needs one) goes first, as for run()."""
+        wrapped, first = self.command_line(command, None, b"")
         channel = self._open_channel()
+        started = time.monotonic()
         try:
-            channel.settimeout(timeout or self.timeouts.command)
-            channel.exec_command(wrapped)
-            for chunk in chunks:
-                channel.sendall(chunk)
-            channel.shutdown_write()
-            stdout, stderr = self._drain(channel, timeout or self.timeouts.command)
-            code = channel.recv_exit_status()
-        except (OSError, EOFError, TimeoutError) as e:
-            self.close()
-            raise HostError(
-                self.ip, f"upload failed: {e or type(e).__name__}", unreachable=True
-            ) from None
+            with self._transport_errors("upload"):
+                channel.settimeout(timeout or self.timeouts.command)
+                channel.exec_command(wrapped)
+                if first:
+                    channel.sendall(first)
+                for chunk in chunks:
+                    channel.sendall(chunk)
+                channel.shutdown_write()
+                stdout, stderr = self._drain(channel, timeout or self.timeouts.command)
+                code = channel.recv_exit_status()
         finally:
             channel.close()
+        self._log(command, self._secrets(), code, started)
         result = Result(code, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
         if code != 0:
             raise HostError(self.ip, f"`{command}` exited with {code}: {result.stderr.strip()}")

@@ -34,6 +34,7 @@ class CertResult:
 
 def add_alt_names(request: CertRequest, listener: Listener) -> CertResult:
     from executors import certs
+    from executors.runtimes.base import ImageInputs
     from executors.runtimes.kubernetes import Kubeadm
 
     names = [n.strip() for n in request.alt_names if n.strip()]
@@ -52,8 +53,8 @@ def add_alt_names(request: CertRequest, listener: Listener) -> CertResult:
         fixed = dict(state.control_plane or {})
         added = [n for n in (fixed.get("cert_sans") or "").split(",") if n]
         added = list(dict.fromkeys([*added, *names]))
-        runtime = Kubeadm()
-        runtime.configure(cluster.image.rootfs, cluster.kube_documents, cluster.image.version)
+        image = cluster.image
+        runtime = Kubeadm(image=ImageInputs(image.rootfs, cluster.kube_documents, image.version))
         masters = [
             state.bootstrap_master,
             *(m for m in state.masters if m != state.bootstrap_master),

@@ -6,7 +6,7 @@ import os
 import sys
 
 from cluster.errors import InputError, SealerError, UnreadHosts
-from sealer_cli.parser import build_parser
+from sealer_cli.parser import LOG_LEVELS, build_parser
 
 GROUPS = {
     "image": "image_command",
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in GROUPS and not getattr(args, GROUPS[args.command]):
         parser.parse_args([args.command, "--help"])
+    try:
+        start_log(getattr(args, "log_level", None) or os.environ.get("SEALER_LOG", ""))
+    except (ValueError, OSError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
     from sealer_cli.commands import run_command  # late: `--help` loads no operation
 
     try:
@@ -49,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as e:  # a bug: still one line, with a way to see more
+        import logging
+
+        logging.getLogger("sealer").error("internal error", exc_info=True)  # with --log-level
         if os.environ.get("SEALER_DEBUG"):
             raise
         print(
@@ -57,6 +65,24 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def start_log(level: str) -> None:
+    """--log-level / SEALER_LOG: sealer's loggers (sealer.ssh: each remote command, masked;
+    sealer.apply: each action, internal errors with their tracebacks) to stderr, or to the
+    file SEALER_LOG_PATH names (appended), as Terraform's TF_LOG and TF_LOG_PATH."""
+    if not level:
+        return
+    import logging
+
+    if level.lower() not in LOG_LEVELS:
+        raise ValueError(f"SEALER_LOG: {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    path = os.environ.get("SEALER_LOG_PATH", "")
+    handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("sealer")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
 
 
 if __name__ == "__main__":

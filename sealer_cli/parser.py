@@ -20,9 +20,11 @@ examples:
   sealer image load ./examples/images/k3s-v1.25.3 --name k3s:v1.25.3
 
 environment: SEALER_HOME (default ~/.sealer), SEALER_STATE (state file), SEALER_BACKEND
-(PostgreSQL URL), PGPASSWORD, NO_COLOR.
+(PostgreSQL URL), PGPASSWORD, NO_COLOR, SEALER_LOG (a log level: debug, info, ...) and
+SEALER_LOG_PATH (the log's file; default stderr).
 """
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_SANDBOX_IMAGE = str(Path(__file__).resolve().parents[1] / "examples/images/k3s-v1.25.3")
 
 # command -> (summary, examples, longer description or ""): what `--help` shows.
@@ -286,6 +288,18 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class VersionAction(argparse.Action):
+    """--version: the installed version, looked up only when asked (importlib.metadata is a
+    tenth of a fast command's time)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"sealer {version()}")
+        parser.exit()
+
+
 def version() -> str:
     """The installed package's version (pyproject.toml's)."""
     from importlib.metadata import PackageNotFoundError
@@ -306,6 +320,13 @@ def _sub(subparsers, path: str, *groups):
         description=(description or summary) + "\n",
         epilog="example:\n" + "\n".join(f"  {line}" for line in examples.splitlines()),
         formatter_class=Formatter,
+    )
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS,  # a group's command does not reset its parent's
+        help="write a log: each remote command (secrets masked), its exit code and duration, "
+        "internal errors' tracebacks (default $SEALER_LOG; to stderr, or $SEALER_LOG_PATH)",
     )
     for group in groups:
         group(p)
@@ -459,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sealer", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter
     )
-    parser.add_argument("--version", action="version", version=f"sealer {version()}")
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _sub(commands, "validate", clusterfile)

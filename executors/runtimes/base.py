@@ -7,6 +7,7 @@ import re
 import shlex
 import threading
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from cluster.errors import SealerError
@@ -54,27 +55,43 @@ class NodeOps(Protocol):
 
 
 POLL_SECONDS = 0.25  # between two looks at the node list while nodes come up
+DEFAULT_DRAIN = DrainPolicy()  # frozen: one shared default
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    """What a runtime reads once, when it is made: the image's rootfs (on this machine), the
+    Clusterfile's documents for it, the version it installs, and the names `sealer cert`
+    added to the API server's certificate."""
+
+    rootfs: str
+    documents: tuple = ()
+    version: str = ""
+    sans: tuple[str, ...] = ()
 
 
 class Runtime:
+    """A distribution's commands for each step of a node's life. Everything one run gives it
+    comes at construction (the drain policy, the image); the caches it keeps (join secrets,
+    the node listing, the node watch) live as long as it, one run."""
+
     name = ""
     kubectl_command = "kubectl"
     ready_timeout = 60.0
 
-    def __init__(self):
+    def __init__(self, drain: DrainPolicy = DEFAULT_DRAIN, image: ImageInputs | None = None):
         self._secrets_lock = threading.Lock()
         self._secrets: dict[str, str] = {}  # join tokens etc., for this apply only, in memory
         self._listing_lock = threading.Lock()
         self._listing: dict[str, tuple[float, dict]] = {}  # bootstrap -> (fetched at, nodes)
         self._watch_lock = threading.Lock()
         self._watches: dict[str, NodeWatch] = {}  # bootstrap -> the watch waiters share
-        self.drain_policy = DrainPolicy()  # the apply's (ApplyOptions.drain)
+        self.drain_policy = drain  # kubectl drain's flags (--drain-timeout, --force, ...)
+        if image is not None:
+            self.configure(image)
 
-    def configure(
-        self, image_rootfs: str, documents: tuple = (), version: str = "", sans=()
-    ) -> None:
-        """Read what the runtime needs from the image (on this machine) and the Clusterfile's
-        documents for it, once per apply; sans: names `sealer cert` added."""
+    def configure(self, image: ImageInputs) -> None:
+        """Read what the runtime needs from the image and the Clusterfile (at construction)."""
 
     def reconfigure_master(self, ops: NodeOps, ip: str) -> None:
         raise SealerError(f"{self.name}: a master cannot be reconfigured in place")
@@ -216,14 +233,56 @@ class Runtime:
             self.kubectl(ops, "taint", "node", name, *taint_args, "--overwrite")
 
     # ---- the lifecycle, one method per action kind ----
+    # What every distribution does around its own commands is written here once: a node that
+    # joins is waited for and labelled; a node that upgrades is drained, restarted on its new
+    # binaries, waited for at the new version and uncordoned. A distribution gives the
+    # install_* and restart_upgraded steps (k0s, whose controllers are no nodes, also its own
+    # init, join_master and upgrade_master).
 
     def init(self, ops: NodeOps, ip: str) -> None:
-        raise NotImplementedError
+        self.install_first_master(ops, ip)
+        self.node_joined(ops, ip)
 
     def join_master(self, ops: NodeOps, ip: str) -> None:
-        raise NotImplementedError
+        self.install_master(ops, ip)
+        self.node_joined(ops, ip)
 
     def join_worker(self, ops: NodeOps, ip: str) -> None:
+        self.install_worker(ops, ip)
+        self.node_joined(ops, ip)
+
+    def node_joined(self, ops: NodeOps, ip: str) -> None:
+        """A node that joined is Ready, then gets the Clusterfile's labels and taints."""
+        self.wait_ready(ops, ip)
+        self.set_labels_and_taints(ops, ip)
+
+    def upgrade_master(self, ops: NodeOps, ip: str) -> None:
+        self.drain(ops, ip)
+        self.restart_upgraded(ops, ip, master=True)
+        self.wait_ready(ops, ip, ops.version)
+        self.uncordon(ops, ip)
+
+    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
+        self.cordon(ops, ip)
+        self.drain(ops, ip)
+        self.restart_upgraded(ops, ip, master=False)
+        self.wait_ready(ops, ip, ops.version)
+        self.uncordon(ops, ip)
+
+    def install_first_master(self, ops: NodeOps, ip: str) -> None:
+        """Start the control plane on the first master (skipped when it runs already)."""
+        raise NotImplementedError
+
+    def install_master(self, ops: NodeOps, ip: str) -> None:
+        """Join this master's control plane to the cluster (skipped when it joined)."""
+        raise NotImplementedError
+
+    def install_worker(self, ops: NodeOps, ip: str) -> None:
+        """Join this worker to the cluster (a joined one whose node was deleted: again)."""
+        raise NotImplementedError
+
+    def restart_upgraded(self, ops: NodeOps, ip: str, master: bool) -> None:
+        """The new binaries are in place (the new rootfs' init.sh): run them."""
         raise NotImplementedError
 
     def delete_master(self, ops: NodeOps, ip: str) -> None:
@@ -236,12 +295,6 @@ class Runtime:
         """A master that left without running its own leave step (it did not answer): remove
         its etcd member through the bootstrap master, or the cluster keeps counting it for
         quorum. Nothing by default: where deleting the node does it (k3s)."""
-
-    def upgrade_master(self, ops: NodeOps, ip: str) -> None:
-        raise NotImplementedError
-
-    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
-        raise NotImplementedError
 
     def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
         raise NotImplementedError

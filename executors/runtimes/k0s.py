@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from cluster.errors import SealerError
-from executors.runtimes.base import NodeOps, Runtime, guarded
+from cluster.model import DrainPolicy
+from executors.runtimes.base import DEFAULT_DRAIN, ImageInputs, NodeOps, Runtime, guarded
 
 CONFIG = "/etc/k0s/k0s.yaml"
 TOKEN_FILE = "/etc/k0s/join-token"
@@ -40,14 +41,12 @@ class K0s(Runtime):
                 raise SealerError(f"{ip}: controller did not join etcd")
             time.sleep(0.2)
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, drain: DrainPolicy = DEFAULT_DRAIN, image: ImageInputs | None = None):
         self.config: dict = {}  # the image's etc/k0s.yaml
+        super().__init__(drain, image)
 
-    def configure(
-        self, image_rootfs: str, documents: tuple = (), version: str = "", sans=()
-    ) -> None:
-        path = Path(image_rootfs) / "etc" / "k0s.yaml"
+    def configure(self, image: ImageInputs) -> None:
+        path = Path(image.rootfs) / "etc" / "k0s.yaml"
         if path.is_file():
             loaded = yaml.safe_load(path.read_text())
             self.config = loaded if isinstance(loaded, dict) else {}
@@ -65,6 +64,9 @@ class K0s(Runtime):
         }
         config.setdefault("spec", {}).setdefault("api", {}).update(api)
         return yaml.safe_dump(config, sort_keys=False)
+
+    # Controllers run no kubelet: they are no nodes to wait for, label, drain or uncordon,
+    # so k0s gives its own init, join_master and upgrade_master (etcd membership instead).
 
     def init(self, ops: NodeOps, ip: str) -> None:
         guarded(
@@ -110,13 +112,11 @@ class K0s(Runtime):
         ops.run(ip, KUBECONFIG)
         self._wait_member(ops, ip)
 
-    def join_worker(self, ops: NodeOps, ip: str) -> None:
+    def install_worker(self, ops: NodeOps, ip: str) -> None:
         node_ip = f"--kubelet-extra-args=--node-ip={ops.address(ip)}"
         install = shlex.join(["k0s", "install", "worker", "--token-file", TOKEN_FILE, node_ip])
         if not self._install_with_token(ops, ip, "worker", install):
             ops.run(ip, "k0s stop && k0s start")  # joined before: a restart re-registers it
-        self.wait_ready(ops, ip)
-        self.set_labels_and_taints(ops, ip)
 
     def _stop_and_reset(self, ops: NodeOps, ip: str) -> None:
         ops.run(ip, "command -v k0s >/dev/null || exit 0; k0s stop || true; k0s reset")
@@ -139,15 +139,11 @@ class K0s(Runtime):
 
     def upgrade_master(self, ops: NodeOps, ip: str) -> None:
         # The new binary is in place (the new rootfs' init.sh): stop, start.
-        ops.run(ip, "k0s stop && k0s start")
+        self.restart_upgraded(ops, ip, master=True)
         self._wait_member(ops, ip)
 
-    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
-        self.cordon(ops, ip)
-        self.drain(ops, ip)
+    def restart_upgraded(self, ops: NodeOps, ip: str, master: bool) -> None:
         ops.run(ip, "k0s stop && k0s start")
-        self.wait_ready(ops, ip, ops.version)
-        self.uncordon(ops, ip)
 
     def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
         self._stop_and_reset(ops, ip)

@@ -78,28 +78,22 @@ class K3s(Runtime):
             "token", lambda: ops.run(ops.bootstrap, f"cat {TOKEN_FILE}").stdout.strip()
         )
 
-    def init(self, ops: NodeOps, ip: str) -> None:
+    def install_first_master(self, ops: NodeOps, ip: str) -> None:
         token = random_secrets.token_hex(24)  # used only if k3s is not running yet
         config = self._config(ops, ip, token, cluster_init=True, **self._server_settings(ops))
         self._install(ops, ip, "server", config, token)
-        self.wait_ready(ops, ip)
-        self.set_labels_and_taints(ops, ip)
 
-    def join_master(self, ops: NodeOps, ip: str) -> None:
+    def install_master(self, ops: NodeOps, ip: str) -> None:
         token = self._server_token(ops)
         config = self._config(
             ops, ip, token, server=self._server_url(ops), **self._server_settings(ops)
         )
         self._install(ops, ip, "server", config, token)
-        self.wait_ready(ops, ip)
-        self.set_labels_and_taints(ops, ip)
 
-    def join_worker(self, ops: NodeOps, ip: str) -> None:
+    def install_worker(self, ops: NodeOps, ip: str) -> None:
         token = self._server_token(ops)
         config = self._config(ops, ip, token, server=self._server_url(ops))
         self._install(ops, ip, "agent", config, token)
-        self.wait_ready(ops, ip)
-        self.set_labels_and_taints(ops, ip)
 
     def delete_master(self, ops: NodeOps, ip: str) -> None:
         self.drain(ops, ip)
@@ -111,21 +105,9 @@ class K3s(Runtime):
         self.delete_node(ops, ip)
         ops.run(ip, "test ! -x /usr/local/bin/k3s-agent-uninstall.sh || k3s-agent-uninstall.sh")
 
-    def _restart(self, ops: NodeOps, ip: str, kind: str) -> None:
-        # The new binary is in place (the new rootfs' init.sh); restart with the same arguments.
-        ops.run(ip, f"systemctl restart {UNITS[kind]}")
-        self.wait_ready(ops, ip, ops.version)
-
-    def upgrade_master(self, ops: NodeOps, ip: str) -> None:
-        self.drain(ops, ip)
-        self._restart(ops, ip, "server")
-        self.uncordon(ops, ip)
-
-    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
-        self.cordon(ops, ip)
-        self.drain(ops, ip)
-        self._restart(ops, ip, "agent")
-        self.uncordon(ops, ip)
+    def restart_upgraded(self, ops: NodeOps, ip: str, master: bool) -> None:
+        """The same service, with the same arguments, on the new binary."""
+        ops.run(ip, f"systemctl restart {UNITS['server' if master else 'agent']}")
 
     def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
         script = "k3s-uninstall.sh" if master else "k3s-agent-uninstall.sh"

@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 from cluster import kubeadm
 from cluster.errors import SealerError
+from cluster.model import DrainPolicy
 from executors.driver import HostError
-from executors.runtimes.base import NodeOps, Runtime, guarded
+from executors.runtimes.base import DEFAULT_DRAIN, ImageInputs, NodeOps, Runtime, guarded
 
 KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
 JOIN_CONFIG = "/etc/kubernetes/kubeadm-join.yaml"
@@ -43,17 +44,16 @@ COPY_ADMIN = "install -d -m 0700 $HOME/.kube && cp -f /etc/kubernetes/admin.conf
 class Kubeadm(Runtime):
     name = "kubernetes"
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, drain: DrainPolicy = DEFAULT_DRAIN, image: ImageInputs | None = None):
         # The image's kubeadm documents with the Clusterfile's merged over them, by kind.
         self.documents: dict[str, dict] = {}
+        super().__init__(drain, image)
 
-    def configure(
-        self, image_rootfs: str, documents: tuple = (), version: str = "", sans=()
-    ) -> None:
-        user = [d.body for d in documents]
-        merged = kubeadm.merged_documents(kubeadm.image_defaults(image_rootfs), user, version)
-        self.documents = kubeadm.with_sans(merged, list(sans)) if sans else merged
+    def configure(self, image: ImageInputs) -> None:
+        user = [d.body for d in image.documents]
+        defaults = kubeadm.image_defaults(image.rootfs)
+        merged = kubeadm.merged_documents(defaults, user, image.version)
+        self.documents = kubeadm.with_sans(merged, list(image.sans)) if image.sans else merged
 
     def reconfigure_master(self, ops: NodeOps, ip: str) -> None:
         """The changed configuration on one master, as kubeadm's phases make it: the
@@ -124,7 +124,7 @@ class Kubeadm(Runtime):
             return False
         return on_host
 
-    def init(self, ops: NodeOps, ip: str) -> None:
+    def install_first_master(self, ops: NodeOps, ip: str) -> None:
         config = kubeadm.init_config(
             self.documents, version=ops.version, node_ip=ops.address(ip), masters=ops.masters
         )
@@ -138,8 +138,6 @@ class Kubeadm(Runtime):
             stdin=config.encode(),
         )
         ops.run(ip, COPY_ADMIN)
-        self.wait_ready(ops, ip)
-        self.set_labels_and_taints(ops, ip)
 
     def _join_secrets(self, ops: NodeOps) -> tuple[str, str]:
         """A bootstrap token and the CA hash, from the bootstrap master (once per apply)."""
@@ -174,7 +172,7 @@ class Kubeadm(Runtime):
             secrets=tuple(s for s in (token, certificate_key) if s),
         )
 
-    def join_master(self, ops: NodeOps, ip: str) -> None:
+    def install_master(self, ops: NodeOps, ip: str) -> None:
         if not self._joined(ops, ip):
             # The certificate key expires after 2 h: upload the certificates again each apply.
             out = self.secret(
@@ -190,14 +188,10 @@ class Kubeadm(Runtime):
                 )
             self._join(ops, ip, certificate_key=key)
             ops.run(ip, COPY_ADMIN)
-        self.wait_ready(ops, ip)
-        self.set_labels_and_taints(ops, ip)
 
-    def join_worker(self, ops: NodeOps, ip: str) -> None:
+    def install_worker(self, ops: NodeOps, ip: str) -> None:
         if not self._joined(ops, ip):
             self._join(ops, ip)
-        self.wait_ready(ops, ip)
-        self.set_labels_and_taints(ops, ip)
 
     def _leave(self, ops: NodeOps, ip: str) -> None:
         self.drain(ops, ip)
@@ -207,23 +201,14 @@ class Kubeadm(Runtime):
     delete_master = _leave  # `kubeadm reset` on a control-plane node removes its etcd member
     delete_worker = _leave
 
-    def upgrade_master(self, ops: NodeOps, ip: str) -> None:
-        self.drain(ops, ip)
-        if ip == ops.bootstrap:
+    def restart_upgraded(self, ops: NodeOps, ip: str, master: bool) -> None:
+        """`kubeadm upgrade apply` on the bootstrap master (the cluster's upgrade), `kubeadm
+        upgrade node` on the others; then the kubelet on its new binary."""
+        if master and ip == ops.bootstrap:
             ops.run(ip, shlex.join(["kubeadm", "upgrade", "apply", ops.version, "-y"]))
         else:
             ops.run(ip, "kubeadm upgrade node")
         ops.run(ip, "systemctl restart kubelet")
-        self.wait_ready(ops, ip, ops.version)
-        self.uncordon(ops, ip)
-
-    def upgrade_worker(self, ops: NodeOps, ip: str) -> None:
-        self.cordon(ops, ip)
-        self.drain(ops, ip)
-        ops.run(ip, "kubeadm upgrade node")
-        ops.run(ip, "systemctl restart kubelet")
-        self.wait_ready(ops, ip, ops.version)
-        self.uncordon(ops, ip)
 
     def reset(self, ops: NodeOps, ip: str, master: bool) -> None:
         ops.run(ip, "command -v kubeadm >/dev/null || exit 0; kubeadm reset -f")
