@@ -104,14 +104,22 @@ class HostRecord:
 
 
 def host_record(
-    host: Host, *, lineage: str, version: str, status: str, hostname: str = "", host_key: str = ""
+    host: Host,
+    *,
+    lineage: str,
+    version: str,
+    status: str,
+    hostname: str = "",
+    host_key: str = "",
+    digest_of=env_digest,
 ) -> HostRecord:
-    """The record of a host from the Clusterfile: the one place a record is built."""
+    """The record of a host from the Clusterfile: the one place a record is built. digest_of:
+    how the env is digested (a planner of thousands of hosts passes a cached one)."""
     return HostRecord(
         roles=tuple(host.roles),
         labels=dict(host.labels),
         taints=tuple(host.taints),
-        env_digest=env_digest(host.env, lineage),
+        env_digest=digest_of(host.env, lineage),
         version=version,
         status=status,
         hostname=hostname,

@@ -292,7 +292,8 @@ class Remote:
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s: `%s` exited %d after %.3fs",
-                self.ip, mask(command, secrets)[:500], code, time.monotonic() - started,
+                self.ip, mask(command, secrets)[:500].replace("\n", "\\n"), code,
+                time.monotonic() - started,
             )  # fmt: skip
 
     @property

@@ -39,7 +39,7 @@ from cluster.records import State
 from planner import registry as registry_rules
 from planner.explain import explain
 from planner.graph import ActionGraph
-from planner.records import desired_record
+from planner.records import EnvDigests, desired_record
 from planner.target import restrict
 from planner.versions import check_transition, check_version_step, is_upgrade
 
@@ -324,8 +324,9 @@ def _plan_running_cluster(
                 graph.add(Kind.SYNC_ROOTFS, ip, wanted[ip].roles, details=reason)
 
     # Labels, taints, env (and free-form roles) of hosts that stay.
+    digests = EnvDigests()
     for ip in kept:
-        old, new = recorded[ip].comparable(), desired_record(wanted[ip], key)
+        old, new = recorded[ip].comparable(), desired_record(wanted[ip], key, digests)
         if old != new:
             graph.add(
                 Kind.UPDATE_HOST,
