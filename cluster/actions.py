@@ -345,7 +345,8 @@ def details_of(kind: Kind | str, data: Mapping | None) -> Details:
 
 
 def action_id(kind: Kind | str, name: object) -> str:
-    return f"{Kind(kind).value}.{name}"
+    value = kind.value if isinstance(kind, Kind) else Kind(kind).value  # plans call it a lot
+    return f"{value}.{name}"
 
 
 def parse_id(identifier: str) -> tuple[Kind, str]:
