@@ -917,15 +917,57 @@ def service_pid(name):
 
 
 def stop_service(name):
+    """As systemd stops a unit (KillMode=control-group): SIGTERM to every process of the
+    service, its children too (k3s's and k0s's embedded etcd, even one orphaned by a server
+    stopped while it was still starting), a wait until all are gone, then SIGKILL."""
     pid = service_pid(name)
     if pid:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(200):
-            if service_pid(name) is None:
-                break
+        group = os.getpgid(pid) if _leads_its_group(pid) else None
+        _signal(pid, group, signal.SIGTERM)
+        deadline = time.time() + 10
+        while _alive(pid, group) and time.time() < deadline:
             time.sleep(0.02)
+        if _alive(pid, group):
+            _signal(pid, group, signal.SIGKILL)
+            for _ in range(100):
+                if not _alive(pid, group):
+                    break
+                time.sleep(0.02)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(RUN_DIR, f"{name}.pid"))
+
+
+def _leads_its_group(pid):
+    """Services are started in a session of their own: the service is its process group."""
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
+def _signal(pid, group, sig):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group is not None:
+            os.killpg(group, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def _alive(pid, group):
+    """Any process of the service left (a zombie is gone for this purpose)."""
+    if group is None:
+        with contextlib.suppress(ValueError, OSError), open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+        return False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":  # state, ppid, pgrp
+                return True
+    return False
 
 
 def unit_command(name):
