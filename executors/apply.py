@@ -12,6 +12,7 @@ next plan proposes it again; its dependents are skipped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -105,10 +106,11 @@ class Applier:
             inner.append(Inner("relay", (), lambda: self._relay(hosts)))
             relayed = ("relay",)
         init = action_id(Kind.INIT_CLUSTER, self.plan.bootstrap_master)
+        first = (_prepare_id(init),) if any(a.id == init for a in early) else ()
         prepared: dict[str, str] = {}
         for action in early:  # in plan order: the first master's host goes first
-            after = relayed if relayed or action.id == init else _prepared_id(init, early)
-            node = Inner(_prepare_id(action.id), after, _bind(self._prepare, action))
+            after = relayed if relayed or action.id == init else first
+            node = Inner(_prepare_id(action.id), after, functools.partial(self._prepare, action))
             inner.append(node)
             prepared[action.id] = node.id
         return inner + [
@@ -173,14 +175,6 @@ class Applier:
 
 def _prepare_id(action: str) -> str:
     return f"prepare {action}"  # a space: never an action id
-
-
-def _prepared_id(init: str, early: list[Action]) -> tuple[str, ...]:
-    return (_prepare_id(init),) if any(a.id == init for a in early) else ()
-
-
-def _bind(function, action: Action) -> Callable[[], None]:
-    return lambda: function(action)
 
 
 def _plan_only(outcome: Outcome, ids: set[str]) -> Outcome:

@@ -211,19 +211,9 @@ class ActionOps:
         self._ctx = ctx
         self.bootstrap = bootstrap
 
-    def run(
-        self,
-        ip: str,
-        command: str,
-        *,
-        stdin: bytes = b"",
-        check: bool = True,
-        secrets: tuple[str, ...] = (),
-        timeout: float | None = None,
-    ) -> Result:
-        return self._ctx.run(
-            ip, command, stdin=stdin, check=check, secrets=secrets, timeout=timeout
-        )
+    def run(self, ip: str, command: str, **options) -> Result:
+        """As ApplyContext.run (stdin, check, secrets, timeout: NodeOps.run's options)."""
+        return self._ctx.run(ip, command, **options)
 
     def follow(self, ip: str, command: str) -> Followed:
         return self._ctx.follow(ip, command)

@@ -62,7 +62,7 @@ class SandboxHost:
             pid = int((self.folder / "init.pid").read_text())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def processes(self) -> list[int]:
         """Every process of this host (its PID namespace), as pids of the machine."""
@@ -252,7 +252,7 @@ def down() -> int:
         init = host.init_pid
         if init is not None:
             os.kill(init, signal.SIGKILL)  # the kernel ends the whole PID namespace
-            _wait_gone(init)
+            wait_gone(init)
             count += 1
         _wait_unshare(host)
         shutil.rmtree(host.folder, ignore_errors=True)
@@ -260,19 +260,19 @@ def down() -> int:
     return count
 
 
-def _wait_gone(pid: int, timeout: float = 10) -> None:
+def wait_gone(pid: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
 def _wait_unshare(host: SandboxHost) -> None:
     with contextlib.suppress(OSError, ValueError):
         pid = int((host.folder / "unshare.pid").read_text())
-        _wait_gone(pid)
+        wait_gone(pid)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from cluster import registry as registries
 from cluster.errors import SealerError
 from cluster.image import sealer_home
 from imagebuild import local_registry
-from sandbox import oci
+from sandbox import hosts, oci
 
 DEFAULT_PORT = 5055
 ARCHES = ("amd64", "arm64")
@@ -129,12 +128,9 @@ def down() -> bool:
     if pid is None:
         return False
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
+    hosts.wait_gone(pid)
+    if hosts.alive(pid):  # only then: once it is gone, its pid may be another process's
         os.kill(pid, signal.SIGKILL)
+        hosts.wait_gone(pid)
     (folder() / "registry.pid").unlink(missing_ok=True)
     return True
