@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -17,10 +16,16 @@ from cluster.digests import rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import RUNTIMES, Image
 from cluster.names import VERSION, version_problem
+from cluster.oci import refs, sealer_format
+from cluster.oci import store as oci_store
+from cluster.oci import write as oci_write
 
 RUNTIME_LABEL = "cluster.alpha.sealer.io/cluster-runtime-type"
 RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
-REF_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
+REF_PATTERN = re.compile(
+    r"^[a-z0-9][a-z0-9._/-]*(:[0-9]+/[a-z0-9._/-]+)?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z"
+)
+DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[a-f0-9]{64}\Z")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 ARCHIVE_SUFFIXES = (*TAR_SUFFIXES, ".tar.xz", ".txz", ".tar.bz2", ".tbz2")  # what ADD unpacks
 MAX_UNPACKED_BYTES = 64 * 2**30  # an archive's content; real ClusterImages are a few GiB
@@ -72,6 +77,13 @@ def read_metadata(rootfs: Path, name: str) -> dict:
         raise ImageError(f"{path}: Metadata is not valid JSON: {e}") from None
     if not isinstance(metadata, dict):
         raise ImageError(f"{path}: Metadata must be a JSON object")
+    check_metadata(metadata, where)
+    return metadata
+
+
+def check_metadata(metadata: dict, where: str) -> None:
+    """What an image says about itself is well formed: a version for a cluster image, a known
+    runtime, launch commands and apps of the right shapes."""
     if metadata.get("type") == apps.APP_IMAGE:  # apps only: no Kubernetes, no version
         if metadata.get("version"):
             raise ImageError(f"{where}: an application image has no 'version'")
@@ -89,7 +101,6 @@ def read_metadata(rootfs: Path, name: str) -> dict:
         raise ImageError(f"{where}: 'cmd' must be a list of strings")
     _check_apps(metadata, where)
     _check_container_images(metadata, where)
-    return metadata
 
 
 CONTAINER_IMAGE_NAME = re.compile(
@@ -150,8 +161,19 @@ def _launch(metadata: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return cmds, tuple(launch.get("app_names") or ())
 
 
-def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:
-    metadata = read_metadata(rootfs, name)
+def build_image(
+    name: str,
+    rootfs: Path,
+    digest: str | None = None,
+    metadata: dict | None = None,
+    platforms: tuple[str, ...] = (),
+) -> Image:
+    """An Image from a rootfs; metadata, when given, is what the image says (an OCI image's
+    Metadata file merged with its annotations and labels), checked as a Metadata file is."""
+    if metadata is None:
+        metadata = read_metadata(rootfs, name)
+    else:
+        check_metadata(metadata, f"{name}: Metadata")
     application = metadata.get("type") == apps.APP_IMAGE
     cmds, app_names = _launch(metadata)
     return Image(
@@ -170,10 +192,12 @@ def build_image(name: str, rootfs: Path, digest: str | None = None) -> Image:
         labels=dict(metadata.get("labels") or {}),
         env={str(k): str(v) for k, v in (metadata.get("env") or {}).items()},
         container_images=tuple(metadata.get("containerImages") or ()),
+        platforms=platforms,
     )
 
 
-# ---- the local store: $SEALER_HOME/images/<ref>/{rootfs/, image.json} ----
+# ---- the store: an OCI layout ($SEALER_HOME/oci, cluster/oci/), and the folders of images
+# stored before it ($SEALER_HOME/images/<ref>/{rootfs/, image.json}), still read ----
 
 
 def _store_dir(ref: str) -> Path:
@@ -181,39 +205,91 @@ def _store_dir(ref: str) -> Path:
 
 
 def is_image_ref(value: str) -> bool:
-    return bool(REF_PATTERN.match(value)) and not value.endswith(TAR_SUFFIXES)
+    """NAME:TAG or NAME@sha256:...: a name that may be pulled (an explicit tag keeps a mistyped
+    folder from being taken for docker.io/<folder>:latest)."""
+    return bool(REF_PATTERN.match(value) or DIGEST_REF.match(value)) and refs.is_reference(value)
 
 
-def resolve(spec_image: str, base_dir: Path) -> Image:
-    """Find the image spec.image names: a path (relative to base_dir) or NAME:TAG in the store."""
+def resolve(spec_image: str, base_dir: Path, policy: str = "missing") -> Image:
+    """Find the image spec.image names: a path (relative to base_dir), or a reference in the
+    store, pulled from its registry when missing (policy: sealer pull's)."""
     path = Path(spec_image)
     if not path.is_absolute():
         path = base_dir / path
     if path.exists():
         return _from_path(spec_image, path)
     if is_image_ref(spec_image):
+        if policy != "missing" or not _in_store(spec_image):
+            try:
+                oci_store.pull(spec_image, policy)
+            except SealerError as e:
+                reason = str(e).removeprefix(f"pull {spec_image}: ")
+                raise ImageError(
+                    f"image {spec_image!r} is not in the local store, and pulling it failed: "
+                    f"{reason}; {_how_to_get(spec_image)}"
+                ) from None
         return from_store(spec_image)
     raise ImageError(f"image {spec_image!r}: no such folder or archive at {path}")
 
 
-def from_store(ref: str) -> Image:
+def _in_store(ref: str) -> bool:
+    return oci_store.find(ref) is not None or (_store_dir(ref) / "image.json").is_file()
+
+
+def from_store(ref: str, arch: str = "") -> Image:
+    """A stored image (for arch's instance when it has several platforms)."""
+    if oci_store.find(ref):
+        opened = oci_store.open_image(ref, arch)
+        return build_image(
+            opened.name, opened.rootfs, opened.digest, opened.metadata, opened.platforms
+        )
     folder = _store_dir(ref)
     info_path = folder / "image.json"
     if not info_path.is_file():
         raise ImageError(
-            f"image {ref!r} is not in the local store ({sealer_home() / 'images'}); "
-            f"load it with: sealer image load PATH --name {ref} (a rootfs folder or a "
-            f"`sealer image save` archive), or build it with: sealer build -t {ref} CONTEXT; "
-            "`sealer image ls` lists the store"
+            f"image {ref!r} is not in the local store ({sealer_home() / 'oci'}); pull it with: "
+            f"sealer pull {ref}; {_how_to_get(ref)}"
         )
     info = json.loads(info_path.read_text())
     return build_image(ref, folder / "rootfs", digest=info["digest"])
 
 
+def _how_to_get(ref: str) -> str:
+    return (
+        f"load it with: sealer load -i FILE (an archive of `sealer save`; a rootfs folder: "
+        f"sealer image load PATH --name {ref}), or build it with: sealer build -t {ref} "
+        "CONTEXT; `sealer images` lists the store"
+    )
+
+
+def rootfs_for(image: Image, arch: str) -> str:
+    """The rootfs of image's instance for a host of arch (its own when it has one platform)."""
+    if len(image.platforms) <= 1 or image.arch == arch:
+        return image.rootfs
+    return str(oci_store.open_image(image.name, arch).rootfs)
+
+
+def platform_problem(image: Image, arch: str) -> str:
+    """Why a host of arch cannot run image ("" when it can)."""
+    if not arch or not image.platforms:
+        return ""
+    if any(p.split("/")[1] == arch for p in image.platforms):
+        return ""
+    return f"the image has no linux/{arch} instance (it has {', '.join(image.platforms)})"
+
+
 def _from_path(name: str, path: Path) -> Image:
+    if path.is_dir() and oci_store.is_oci_archive(path):
+        raise ImageError(
+            f"image {name!r}: {path} is an OCI layout; load it first: sealer load -i {path}"
+        )
     if path.is_dir():
         return build_image(name, path)
     if path.name.endswith(TAR_SUFFIXES):
+        if oci_store.is_oci_archive(path) or oci_store.is_docker_archive(path):
+            raise ImageError(
+                f"image {name!r}: {path} is an image archive; load it first: sealer load -i {path}"
+            )
         return build_image(name, _unpacked(path))
     raise ImageError(f"image {name!r}: {path} is neither a folder nor a .tar/.tar.gz archive")
 
@@ -291,56 +367,129 @@ def _rootfs_in(folder: Path) -> Path:
     return folder
 
 
-def load_into_store(source: Path, name: str | None, force: bool = False) -> Image:
-    """`sealer image load`: copy a rootfs folder or archive into the store under NAME:TAG.
-
-    Another image already stored under that name is replaced only with force."""
+def load_into_store(source: Path, name: str | None, force: bool = False) -> list[str]:
+    """`sealer load -i FILE` / `sealer image load PATH`: an image archive (oci-archive,
+    oci-dir, docker-archive) or a rootfs (folder or tar) into the store. A rootfs becomes a
+    one-layer OCI image named NAME:TAG (default <runtime>:<version>); another image already
+    stored under that name is replaced only with force."""
     if not source.exists():
         raise ImageError(f"{source}: no such folder or archive")
+    if oci_store.is_oci_archive(source) or oci_store.is_docker_archive(source):
+        return oci_store.load(source, name)
     rootfs = _unpacked(source) if source.is_file() else source
     image = build_image(str(source), rootfs)
     ref = name or (_saved_name(source) if source.is_file() else None)
     ref = ref or f"{image.runtime}:{image.version}"
-    held = store_record(ref)
-    if held and held.get("digest") != image.digest and not force:
-        raise ImageError(
-            f"{ref} is already in the store with another content ({held.get('digest', '?')[:19]});"
-            f" pass --force to replace it"
-        )
-    return store(ref, rootfs, image.digest)
+    if not is_image_ref(ref):
+        raise ImageError(f"image name {ref!r} is not of the form NAME:TAG")
+    held = oci_store.find(ref)
+    if held and not force:
+        opened = oci_store.open_image(ref)
+        if rootfs_digest(opened.rootfs) != image.digest:
+            raise ImageError(
+                f"{ref} is already in the store with another content ({held[1]['digest'][:19]});"
+                f" pass --force to replace it"
+            )
+    oci_store.write_built(ref, [store_rootfs(ref, rootfs, None, read_metadata(rootfs, ref))])
+    return [ref]
 
 
-def store(ref: str, rootfs: Path, digest: str, record: dict | None = None, move=False) -> Image:
+def store_rootfs(ref: str, rootfs: Path, base: Image | None, metadata: dict) -> dict:
+    """Write rootfs into the store as an OCI image in sealer's format, named ref: one layer
+    of what changed against base's rootfs (base's layers below it), or of the whole rootfs."""
+    layout = oci_store.store().create()
+    layers, base_rootfs = _base_layers(base, str(metadata.get("arch") or ""))
+    made = oci_write.write_layer(layout, rootfs, base_rootfs)
+    if made:
+        layers.append(made)
+    image = build_image(ref, rootfs, metadata=metadata)
+    version = _sealer_version()
+    variant = image.variant if re.fullmatch(r"v[0-9]+", image.variant) else ""  # arm's v7, v8
+    annotations = {
+        sealer_format.EXTENSION: json.dumps(sealer_format.build_extension(metadata, version)),
+    }
+    listed = sealer_format.build_container_images(
+        list(metadata.get("containerImages") or ()), image.arch or oci_store.local_arch(), variant
+    )
+    if listed:
+        annotations[sealer_format.CONTAINER_IMAGES] = json.dumps(listed)
+    descriptor = oci_write.write_image(
+        layout,
+        layers,
+        arch=image.arch or oci_store.local_arch(),
+        variant=variant,
+        labels=sealer_format.build_labels(metadata, image.runtime, version),
+        annotations=annotations,
+    )
+    return descriptor
+
+
+def _base_layers(base: Image | None, arch: str) -> tuple[list, Path | None]:
+    """(layers with their diff ids, rootfs) of the base an image is built on, when the base
+    is in the OCI store as the build saw it; else nothing: the new layer holds everything."""
+    found = oci_store.find(base.name) if base is not None else None
+    if not found or found[1]["digest"] != base.digest:
+        return [], None
+    opened = oci_store.open_image(base.name, arch or base.arch)
+    diff_ids = (opened.instance.config.get("rootfs") or {}).get("diff_ids") or []
+    if len(diff_ids) != len(opened.instance.layers):
+        return [], None
+    return list(zip(opened.instance.layers, diff_ids, strict=True)), opened.rootfs
+
+
+def store(
+    ref: str, rootfs: Path, digest: str = "", record: dict | None = None, move=False
+) -> Image:
     """Put a rootfs into the store under ref (replacing what was there), atomically."""
     if not is_image_ref(ref):
         raise ImageError(f"image name {ref!r} is not of the form NAME:TAG")
-    image = build_image(ref, rootfs, digest=digest)
-    folder = _store_dir(ref)
-    staging = Path(tempfile.mkdtemp(dir=_ensure(folder.parent)))
+    descriptor = store_rootfs(ref, rootfs, None, read_metadata(rootfs, ref))
+    oci_store.write_built(ref, [descriptor])
+    if record:
+        save_build_record(ref, {**record, "digest": descriptor["digest"]})
+    return from_store(ref)
+
+
+def _sealer_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        if move:
-            os.rename(rootfs, staging / "rootfs")
-        else:
-            shutil.copytree(rootfs, staging / "rootfs", symlinks=True)
-        info = {
-            "name": ref,
-            "digest": digest,
-            "version": image.version,
-            "runtime": image.runtime,
-            **(record or {}),
-        }
-        (staging / "image.json").write_text(json.dumps(info, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return build_image(ref, folder / "rootfs", digest=digest)
+        return f"sealer-py {version('sealer')}"
+    except PackageNotFoundError:
+        return "sealer-py"
+
+
+def _builds_file() -> Path:
+    return sealer_home() / "cache" / "builds.json"
+
+
+def save_build_record(ref: str, record: dict) -> None:
+    """What built ref (base, Kubefile, build key): for `inspect` and unchanged rebuilds."""
+    path = _builds_file()
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, ValueError):
+        records = {}
+    records[ref] = record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".builds-{os.getpid()}.json")
+    tmp.write_text(json.dumps(records, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 def store_record(ref: str) -> dict | None:
-    """The store's image.json for ref, or None when ref is not in the store."""
+    """What the store knows of ref (its digest, and how it was built), or None when ref is not
+    in the store."""
+    found = oci_store.find(ref)
+    if found:
+        try:
+            builds = json.loads(_builds_file().read_text())
+        except (OSError, ValueError):
+            builds = {}
+        record = builds.get(found[0]) or {}
+        if record.get("digest") != found[1]["digest"]:
+            record = {}  # built once, since pulled or tagged over
+        return {**record, "name": found[0], "digest": found[1]["digest"]}
     try:
         return json.loads((_store_dir(ref) / "image.json").read_text())
     except (OSError, ValueError):
@@ -348,32 +497,28 @@ def store_record(ref: str) -> dict | None:
 
 
 def remove_from_store(ref: str) -> None:
+    if oci_store.find(ref):
+        oci_store.remove(ref)
+        return
     folder = _store_dir(ref)
     if not (folder / "image.json").is_file():
         raise ImageError(
-            f"image {ref!r} is not in the local store ({sealer_home() / 'images'}); "
-            "`sealer image ls` lists it"
+            f"image {ref!r} is not in the local store ({sealer_home() / 'oci'}); "
+            "`sealer images` lists it"
         )
     shutil.rmtree(folder)
 
 
-NAME_HEADER = "SEALER.image.name"  # a pax header of saved archives: load's default name
+NAME_HEADER = "SEALER.image.name"  # a pax header of archives saved before the OCI store
 
 
-def save(ref: str, out: Path) -> Image:
-    """`sealer image save`: the rootfs as a tar (load reads it back with the same digest)."""
-    image = from_store(ref)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, pax_headers={NAME_HEADER: ref}) as t:
-            for entry in sorted(os.listdir(image.rootfs)):
-                t.add(os.path.join(image.rootfs, entry), arcname=entry)
-        os.replace(tmp, out)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ImageError(f"{out}: cannot write the archive: {e.strerror}") from None
-    return image
+def save(refs: list[str], out: Path, fmt: str = "oci-archive") -> list[str]:
+    """`sealer save`: images to an oci-archive (default), an oci-dir or a docker-archive. An
+    image of the older folder store is moved into the OCI store first."""
+    for ref in refs:
+        if not oci_store.find(ref) and (_store_dir(ref) / "image.json").is_file():
+            store(ref, _store_dir(ref) / "rootfs")
+    return oci_store.save(refs, out, fmt)
 
 
 def _saved_name(archive: Path) -> str | None:
@@ -386,18 +531,17 @@ def _saved_name(archive: Path) -> str | None:
 
 
 def list_store() -> list[dict]:
+    """Every stored image: the OCI store's, then the older folders' not shadowed by them."""
+    records = oci_store.listing()
+    names = {r["name"] for r in records}
     root = sealer_home() / "images"
-    if not root.is_dir():
-        return []
-    records = []
-    for info in sorted(root.glob("*/image.json")):
+    for info in sorted(root.glob("*/image.json")) if root.is_dir() else ():
         try:
-            records.append(json.loads(info.read_text()))
+            record = json.loads(info.read_text())
         except ValueError:
             continue
+        if record.get("name") not in names:
+            records.append(
+                {**record, "platforms": [f"linux/{record.get('arch') or '?'}"], "legacy": True}
+            )
     return records
-
-
-def _ensure(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder

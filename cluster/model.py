@@ -59,7 +59,7 @@ class Image:
 
     name: str  # what spec.image said (NAME:TAG or a path)
     rootfs: str  # local folder holding the rootfs
-    digest: str  # "sha256:..." over the rootfs files
+    digest: str  # "sha256:...": its manifest's (or index's), or over the rootfs files
     version: str
     runtime: str  # one of RUNTIMES
     kube_version: str = ""
@@ -72,6 +72,7 @@ class Image:
     labels: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)  # the Kubefile's ENV: under apps' and hosts' env
     container_images: tuple = ()  # {name, source, digest, from}: what its registry/ holds
+    platforms: tuple[str, ...] = ()  # linux/ARCH[/VARIANT] of each instance (OCI images)
 
     @property
     def is_application(self) -> bool:

@@ -25,6 +25,7 @@ from cluster.apps import App, Launch
 from cluster.digests import file_digest, rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import Image
+from cluster.oci import store as oci_store
 from imagebuild import collect, containers, fetch, kubefile, layers
 from imagebuild.isolate import (
     DEFAULT_MEMORY,
@@ -50,6 +51,7 @@ class BuildState:
     apps: dict[str, App] = field(default_factory=dict)  # the base's apps, then this Kubefile's
     container_images: list[dict] = field(default_factory=list)  # copied into registry/
     arch: str = field(default_factory=lambda: _arch())  # --platform's, or this machine's
+    base_image: Image | None = None  # FROM's (its layers are the new image's lower layers)
 
     def values(self) -> dict[str, str]:
         """What $NAME expands to. ARCH as sealer's COPY knows it (`COPY ${ARCH}/* .`): this
@@ -103,7 +105,11 @@ class Builder:
         self.image_type = image_type  # sealer build --type: what the result must be
         self.collect_images = collect_images  # --build-mode all (lite: False)
         self.ignored_images = ignored_images  # --ignored-image-list: as named, or in full
-        self.platform = _platform(platform) if platform else None  # (arch, variant)
+        # --platform linux/amd64,linux/arm64: one build per platform, named as one index
+        self.platforms = [_platform(p.strip()) for p in platform.split(",")] if platform else [None]
+        self.platform = self.platforms[0]  # (arch, variant) of the build under way
+        self.base_name = "scratch"
+        self.previous: dict = {}
         self.cached = self.executed = 0
         self.instructions = kubefile.read(kubefile_path)
         if not images.is_image_ref(tag):
@@ -116,9 +122,45 @@ class Builder:
 
     def build(self) -> BuildResult:
         with layers.cache_lock(lambda: self._say("Waiting for another sealer build to finish...")):
-            return self._build()
+            record = images.store_record(self.tag) or {}
+            self.previous = {} if self.no_cache else dict(record.get("instances") or {})
+            made = []
+            for platform in self.platforms:
+                self.platform = platform
+                if len(self.platforms) > 1:
+                    self._say(f"Platform linux/{'/'.join(p for p in platform if p)}")
+                made.append(self._build())
+            return self._name(made, record)
 
-    def _build(self) -> BuildResult:
+    def _name(self, made: list[dict], record: dict) -> BuildResult:
+        """Name the built manifest, or an index of one per platform, in the store."""
+        descriptors = [{k: v for k, v in m.items() if k != "build_key"} for m in made]
+        digests = [d["digest"] for d in descriptors]
+        steps = len(self.instructions)
+        if record.get("instance_digests") == digests and oci_store.find(self.tag):
+            image = images.from_store(self.tag)
+            self._check_type(image.is_application, BuildState(base=self.base_name))
+            self._say(f"Unchanged: {self.tag} ({image.digest}) already holds this build")
+            return BuildResult(image, steps, self.cached, self.executed, unchanged=True)
+        descriptor = oci_store.write_built(self.tag, descriptors)
+        images.save_build_record(
+            self.tag,
+            {
+                "digest": descriptor["digest"],
+                "instance_digests": digests,
+                "instances": {
+                    m["build_key"]: {k: v for k, v in m.items() if k != "build_key"} for m in made
+                },
+                "base": self.base_name,
+                "kubefile": str(Path(self.where).resolve()),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+        image = images.from_store(self.tag)
+        self._say(f"Successfully built {self.tag} ({image.digest})")
+        return BuildResult(image, steps, self.cached, self.executed, unchanged=False)
+
+    def _build(self) -> dict:
         state = BuildState()
         if self.platform:
             state.arch = self.platform[0]
@@ -154,8 +196,12 @@ class Builder:
             return
         try:
             base = images.resolve(ref, self.kubefile_dir)
+            if base.platforms and self.platform:  # a multi-arch base: this platform's
+                base = images.from_store(base.name, self.platform[0])
         except SealerError as e:
             raise self._error(ins, str(e)) from None
+        state.base_image = base
+        self.base_name = ref
         state.layer_key, state.rootfs = layers.key("from", base.digest), Path(base.rootfs)
         state.apps = {app.name: app for app in base.apps}
         self._say(f" ---> {base.name} ({base.runtime} {base.version}, {base.digest[:19]})")
@@ -369,7 +415,8 @@ class Builder:
                     f"manifests nor shell scripts; give its launch command with APPCMDS"
                 )
 
-    def _finish(self, state: BuildState, steps: int) -> BuildResult:
+    def _finish(self, state: BuildState, steps: int) -> dict:
+        """This platform's image in the store (not yet named): its manifest's descriptor."""
         if state.rootfs is None:
             raise KubefileError(
                 f"{self.where}: FROM scratch needs an APP (an application image) or a COPY "
@@ -379,35 +426,23 @@ class Builder:
         self._collect_container_images(state)
         launch = state.launch or Launch(cmds=tuple(state.cmd))
         app_list = [a.to_json() for a in state.apps.values()]
-        build_key = layers.key(state.layer_key, state.labels, launch.to_json(), state.env, app_list)
-        record = images.store_record(self.tag)
-        if record and record.get("build_key") == build_key and not self.no_cache:
-            image = images.from_store(self.tag)
-            self._check_type(image.is_application, state)
-            self._say(f"Unchanged: {self.tag} ({image.digest}) already holds this build")
-            return BuildResult(image, steps, self.cached, self.executed, unchanged=True)
+        platform = "/".join(self.platform) if self.platform else ""
+        build_key = layers.key(
+            state.layer_key, state.labels, launch.to_json(), state.env, app_list, platform
+        )
+        known = self.previous.get(build_key)
+        if known and oci_store.store().has_blob(known["digest"]):
+            return {**known, "build_key": build_key}  # the image this build made before
         staging = Path(layers.cache_root()) / f".image-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         try:
             shutil.copytree(state.rootfs, staging, symlinks=True)
             self._write_metadata(staging, state)
-            digest = rootfs_digest(staging)
-            image = images.store(
-                self.tag,
-                staging,
-                digest,
-                {
-                    "build_key": build_key,
-                    "base": state.base,
-                    "kubefile": str(Path(self.where).resolve()),
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                },
-                move=True,
-            )
+            metadata = images.read_metadata(staging, self.tag)
+            descriptor = images.store_rootfs(self.tag, staging, state.base_image, metadata)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._say(f"Successfully built {self.tag} ({image.digest})")
-        return BuildResult(image, steps, self.cached, self.executed, unchanged=False)
+        return {**descriptor, "build_key": build_key}
 
     def _collect_container_images(self, state: BuildState) -> None:
         """The container images the manifests, charts and image lists name, copied into the

@@ -79,7 +79,11 @@ def running(storage: Path, program: str):
                     process.wait()
 
 
-def wait_ready(url: str, process: subprocess.Popen, log) -> None:
+def wait_ready(url: str, process: subprocess.Popen, log, ca: str | None = None) -> None:
+    """Until the registry answers at url (HTTPS checked against the CA file ca)."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca) if ca else None
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -89,7 +93,7 @@ def wait_ready(url: str, process: subprocess.Popen, log) -> None:
                 f"{log.read().decode(errors='replace').strip()[-300:]}"
             )
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=2, context=context):
                 return
         except urllib.error.HTTPError:
             return  # it answers (401 with auth): it is up

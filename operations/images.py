@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster import image as images
 from cluster.errors import SealerError
 from cluster.model import Image
+from cluster.oci import refs, sealer_format, skopeo
+from cluster.oci import store as oci_store
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,21 @@ def _ignored_images(path: str | None) -> frozenset[str]:
     )
 
 
-def load(path: str, name: str | None, force: bool = False) -> Image:
-    return images.load_into_store(Path(path), name, force)
+def load(path: str, name: str | None = None, force: bool = False) -> list[str]:
+    """`sealer load -i FILE` (and `sealer image load PATH`): a line for each image stored."""
+    lines = []
+    for stored in images.load_into_store(Path(path), name, force):
+        digest, platforms = oci_store.describe(stored)
+        lines.append(f"{stored} ({digest}; {', '.join(platforms)})")
+        if Path(path).is_dir() and not oci_store.is_oci_archive(Path(path)):  # a rootfs
+            image = images.from_store(stored)
+            lines[-1] = f"{stored} ({image.runtime or 'apps'} {image.version}, {digest})"
+    return lines
 
 
 def list_images() -> tuple[Path, list[dict]]:
-    """The store's folder and its images' records."""
-    return images.sealer_home() / "images", images.list_store()
+    """The store's folder and its images' rows (name, digest, platforms, size)."""
+    return images.sealer_home() / "oci", images.list_store()
 
 
 @dataclass(frozen=True)
@@ -81,13 +92,18 @@ class Inspected:
     metadata: dict
     labels: dict
     build: dict = field(default_factory=dict)  # base, kubefile, created (built images)
+    spec: dict = field(default_factory=dict)  # sealer's ImageSpec (images in the OCI store)
 
     def to_json(self) -> dict:
+        """sealer's ImageSpec (id, name, digest, manifestv1, ociv1, imageExtension,
+        containerImageList), plus what this sealer reads from it."""
         return {
+            **self.spec,
             "name": self.image.name,
             "digest": self.image.digest,
             "runtime": self.image.runtime,
             "version": self.image.version,
+            "platforms": list(self.image.platforms),
             "labels": self.labels,
             "kind": self.image.kind,
             "launch_commands": list(self.image.launch_cmds),
@@ -101,21 +117,90 @@ class Inspected:
         }
 
 
-def inspect(name: str) -> Inspected:
-    image = images.from_store(name)
+def inspect(name: str, platform: str = "") -> Inspected:
+    arch = oci_store.parse_platform(platform)[1] if platform else ""
+    image = images.from_store(name, arch)
     record = images.store_record(name) or {}
-    metadata = images.read_metadata(Path(image.rootfs), name)
+    spec = {}
+    metadata: dict
+    if oci_store.find(name):
+        opened = oci_store.open_image(name, arch)
+        metadata = opened.metadata
+        spec = _image_spec(opened)
+    else:
+        metadata = images.read_metadata(Path(image.rootfs), name)
     return Inspected(
         image,
         metadata,
-        metadata.get("labels") or {},
+        image.labels,
         {k: record[k] for k in ("base", "kubefile", "created") if k in record},
+        spec,
     )
 
 
-def save(name: str, output: str) -> Image:
-    return images.save(name, Path(output))
+def _image_spec(opened) -> dict:
+    """sealer's ImageSpec of one instance: the manifest without sealer's two annotations, the
+    config without its labels (they are the extension's), the extension and the image list."""
+    instance = opened.instance
+    manifest = json.loads(json.dumps(instance.manifest))
+    annotations = manifest.get("annotations") or {}
+    extension = sealer_format.extension(annotations, opened.name) or {}
+    listed = sealer_format.container_images(annotations, opened.name)
+    for key in (sealer_format.EXTENSION, sealer_format.CONTAINER_IMAGES):
+        annotations.pop(key, None)
+    config = json.loads(json.dumps(instance.config))
+    labels = (config.get("config") or {}).pop("Labels", None) or {}
+    extension = {**extension, "labels": labels}
+    return {
+        "id": instance.manifest["config"]["digest"].split(":", 1)[1],
+        "name": opened.name,
+        "digest": opened.digest,
+        "manifestv1": manifest,
+        "ociv1": config,
+        "imageExtension": extension,
+        "containerImageList": listed,
+    }
+
+
+def save(names: list[str], output: str, fmt: str = "oci-archive") -> list[str]:
+    return images.save(list(names), Path(output), fmt)
 
 
 def remove(name: str) -> None:
     images.remove_from_store(name)
+
+
+# ---- registries ----
+
+
+def pull(ref: str, policy: str = "always", platform: str = "", tls_verify: bool = True):
+    """`sealer pull`: (the stored name, whether anything was fetched, its digest, its
+    platforms). Nothing is unpacked: apply and build do that when they need the rootfs."""
+    if policy not in oci_store.POLICIES:
+        raise SealerError(f"--policy {policy!r}: one of {', '.join(oci_store.POLICIES)}")
+    name, fetched = oci_store.pull(ref, policy, platform, tls_verify)
+    return (name, fetched, *oci_store.describe(name))
+
+
+def push(ref: str, destination: str = "", tls_verify: bool = True) -> str:
+    return oci_store.push(ref, destination, tls_verify)
+
+
+def tag(source: str, targets: list[str]) -> list[str]:
+    return oci_store.tag(source, targets)
+
+
+def login(registry: str, user: str, password: str, tls_verify: bool = True) -> str:
+    name = refs.registry_name(registry)
+    if not user:
+        raise SealerError(f"login {name}: give the user name with -u USER")
+    if not password:
+        raise SealerError(f"login {name}: no password (give it with --password-stdin)")
+    skopeo.login(name, user, password, tls_verify)
+    return name
+
+
+def logout(registry: str) -> str:
+    name = refs.registry_name(registry)
+    skopeo.logout(name)
+    return name

@@ -550,10 +550,11 @@ def cmd_build(args) -> int:
 
 
 def cmd_image(args) -> int:
+    """`sealer image ...`: the older spellings of load, images, inspect, save and rmi."""
     command = args.image_command
     if command == "load":
-        image = images.load(args.path, args.name, args.force)
-        print(f"Loaded {image.name} ({image.runtime} {image.version}, {image.digest})")
+        for name in images.load(args.path, args.name, args.force):
+            print(f"Loaded {name}")
     elif command == "ls":
         sys.stdout.write(text.render_image_list(*images.list_images()))
     elif command == "inspect":
@@ -563,12 +564,86 @@ def cmd_image(args) -> int:
         else:
             sys.stdout.write(text.render_image(inspected))
     elif command == "save":
-        image = images.save(args.name, args.output)
-        print(f"Saved {image.name} ({image.digest}) to {args.output}")
+        images.save([args.name], args.output)
+        print(f"Saved {args.name} to {args.output}")
     else:  # rm
-        for name in args.names:
-            images.remove(name)
-            print(f"Removed {name}")
+        return cmd_rmi(args)
+    return 0
+
+
+def _tls_verify(args) -> bool:
+    return args.tls_verify != "false"
+
+
+def cmd_login(args) -> int:
+    if args.password and args.password_stdin:
+        raise SealerError("login: give the password with -p or --password-stdin, not both")
+    password = args.password
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password:
+        print("Warning: -p puts the password on the command line, where ps shows it; "
+              "prefer --password-stdin", file=sys.stderr)  # fmt: skip
+    name = images.login(args.registry, args.username, password, _tls_verify(args))
+    print(f"Login Succeeded: {name}")
+    return 0
+
+
+def cmd_logout(args) -> int:
+    print(f"Removed login credentials for {images.logout(args.registry)}")
+    return 0
+
+
+def cmd_pull(args) -> int:
+    name, fetched, digest, platforms = images.pull(
+        args.ref, args.policy, args.platform, _tls_verify(args)
+    )
+    if args.quiet:
+        print(digest)
+    else:
+        what = "Pulled" if fetched else "Already in the store:"
+        print(f"{what} {name} ({digest}; {', '.join(platforms)})")
+    return 0
+
+
+def cmd_push(args) -> int:
+    sent = images.push(args.ref, args.destination, _tls_verify(args))
+    print(f"Pushed {sent}")
+    return 0
+
+
+def cmd_tag(args) -> int:
+    for target in images.tag(args.source, args.targets):
+        print(f"Tagged {target}")
+    return 0
+
+
+def cmd_images(args) -> int:
+    sys.stdout.write(text.render_image_list(*images.list_images()))
+    return 0
+
+
+def cmd_rmi(args) -> int:
+    for name in args.names:
+        images.remove(name)
+        print(f"Removed {name}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    print(json.dumps(images.inspect(args.name, args.platform).to_json(), indent=1))
+    return 0
+
+
+def cmd_save(args) -> int:
+    saved = images.save(args.names, args.output, args.format)
+    print(f"Saved {', '.join(saved)} to {args.output} ({args.format})")
+    return 0
+
+
+def cmd_load(args) -> int:
+    for name in images.load(args.input, args.name):
+        print(f"Loaded {name}")
     return 0
 
 
@@ -628,6 +703,16 @@ HANDLERS = {
     "version": cmd_version,
     "build": cmd_build,
     "image": cmd_image,
+    "login": cmd_login,
+    "logout": cmd_logout,
+    "pull": cmd_pull,
+    "push": cmd_push,
+    "tag": cmd_tag,
+    "images": cmd_images,
+    "rmi": cmd_rmi,
+    "inspect": cmd_inspect,
+    "save": cmd_save,
+    "load": cmd_load,
     "sandbox": cmd_sandbox,
     "connections": cmd_connections,
 }

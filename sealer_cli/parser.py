@@ -250,32 +250,82 @@ HELP = {
         "record it: its launch commands and apps are taken as already run.",
     ),
     "image": (
-        "manage the local ClusterImage store ($SEALER_HOME/images)",
+        "the local ClusterImage store ($SEALER_HOME/oci), by its older spellings",
         "sealer image load ./rootfs --name kubernetes:v1.25.3\nsealer image ls",
-        "",
+        "Aliases of sealer load, images, inspect, save and rmi.",
     ),
     "image load": (
-        "copy a rootfs folder or .tar/.tar.gz into the store",
+        "load a rootfs folder or tar, or an image archive, into the store",
         "sealer image load ./examples/images/k3s-v1.25.3 --name k3s:v1.25.3",
         "",
     ),
-    "image ls": ("list the images in the store", "sealer image ls", ""),
+    "image ls": ("list the images in the store (sealer images)", "sealer image ls", ""),
     "image inspect": (
-        "show an image's Metadata, labels, launch commands and digest",
+        "show an image's manifest, config, sealer extension and what it launches",
         "sealer image inspect my-app:v1\nsealer image inspect my-app:v1 --json",
         "",
     ),
     "image save": (
-        "write an image to a tar archive (sealer image load reads it back)",
+        "write an image to an archive (sealer save)",
         "sealer image save my-app:v1 -o my-app.tar",
         "",
     ),
-    "image rm": ("remove images from the store", "sealer image rm my-app:v1", ""),
+    "image rm": ("remove images from the store (sealer rmi)", "sealer image rm my-app:v1", ""),
+    "login": (
+        "log in to a registry: credentials kept in the auth file (mode 0600)",
+        "sealer login registry.example.com -u alice --password-stdin < password.txt\n"
+        'sealer login 127.0.0.1:5000 -u ci -p "$PASS" --tls-verify=false',
+        "The credentials go to $REGISTRY_AUTH_FILE, else $SEALER_HOME/auth.json (containers'\n"
+        "auth.json format, mode 0600); pull, push and apply read them. The password goes to\n"
+        "skopeo on a pipe, never on a command line; prefer --password-stdin to -p.\n"
+        "TLS is verified against the system's CAs and /etc/containers/certs.d/HOST:PORT/ca.crt\n"
+        "($SEALER_HOME/certs.d/HOST:PORT/ instead, when it exists).",
+    ),
+    "logout": ("forget a registry's credentials", "sealer logout registry.example.com", ""),
+    "pull": (
+        "bring a ClusterImage from its registry into the local store",
+        "sealer pull docker.io/sealerio/kubernetes:v1.22.15\n"
+        "sealer pull registry.example.com/team/app:v2 --platform linux/arm64 --policy missing",
+        "Every platform of a multi-arch image is pulled unless --platform picks one.\n"
+        "spec.image, sealer run, FROM and sealer upgrade pull a reference that is not in the\n"
+        "store (policy missing); `sealer pull --policy always` moves a tag to what the\n"
+        "registry has now, and the next plan shows the digest change.",
+    ),
+    "push": (
+        "send a stored image (every platform) to its registry, or to DEST",
+        "sealer push registry.example.com/team/app:v2\nsealer push app:v2 127.0.0.1:5000/app:v2",
+        "",
+    ),
+    "tag": (
+        "give a stored image more names",
+        "sealer tag app:v2 registry.example.com/team/app:v2",
+        "",
+    ),
+    "images": ("list the images in the local store", "sealer images", ""),
+    "rmi": ("remove images from the local store", "sealer rmi app:v1", ""),
+    "inspect": (
+        "print an image in sealer's ImageSpec shape (JSON)",
+        "sealer inspect docker.io/sealerio/kubernetes:v1.22.15\n"
+        "sealer inspect app:v2 --platform linux/arm64",
+        "",
+    ),
+    "save": (
+        "write images to an archive (oci-archive by default)",
+        "sealer save -o app.tar app:v2\nsealer save --format oci-dir -o ./app-layout app:v2",
+        "",
+    ),
+    "load": (
+        "load an archive of `sealer save` (oci-archive, oci-dir, docker-archive) into the store",
+        "sealer load -i app.tar",
+        "",
+    ),
     "build": (
         "build a ClusterImage from a Kubefile into the local store",
         "sealer build -f Kubefile -t my-app:v1 .\n"
         "sealer build -t my-app:v2 --build-arg REPLICAS=3 --no-cache ./app",
-        "Instructions: FROM (NAME:TAG in the store, a path, or scratch), COPY SRC... DEST\n"
+        "The image is stored in sealer's OCI format (sealer push sends it to a registry).\n"
+        "Instructions: FROM (a reference: in the store, else pulled; a path; or scratch),\n"
+        "COPY SRC... DEST\n"
         "(from the build context only), RUN CMD (isolated: no network, only the rootfs\n"
         "writable), ENV K=V, ARG K[=V], LABEL K=V, CMD (launch commands run on the bootstrap\n"
         'master after install; the last CMD wins, CMD ["a", "b"] lists several).\n'
@@ -309,6 +359,65 @@ def version() -> str:
         return installed("sealer")
     except PackageNotFoundError:
         return "unknown (not installed)"
+
+
+def _tls(p) -> None:
+    p.add_argument(
+        "--tls-verify",
+        default="true",
+        choices=("true", "false"),
+        metavar="BOOL",
+        help="check the registry's TLS certificate (default true; false also allows plain HTTP)",
+    )
+    p.add_argument(
+        "--skip-tls-verify",
+        dest="tls_verify",
+        action="store_const",
+        const="false",
+        help="sealer's spelling of --tls-verify=false",
+    )
+
+
+def _image_commands(commands) -> None:
+    """login, logout, pull, push, tag, images, rmi, inspect, save, load: sealer's spellings."""
+    p = _sub(commands, "login")
+    p.add_argument("registry", metavar="REGISTRY")
+    p.add_argument("-u", "--username", default="", metavar="USER")
+    p.add_argument("-p", "--password", "--passwd", default="", metavar="PASS",
+                   help="the password (seen by other users in ps: prefer --password-stdin)")  # fmt: skip
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _tls(p)
+    _sub(commands, "logout").add_argument("registry", metavar="REGISTRY")
+    p = _sub(commands, "pull")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--platform", default="", metavar="OS/ARCH[/VARIANT]",
+                   help="pull only this platform of a multi-arch image (default: every one)")  # fmt: skip
+    p.add_argument("--policy", default="always", choices=("always", "missing", "ifnewer", "never"),
+                   help="always (default, as sealer), missing, ifnewer or never")  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+    _tls(p)
+    p = _sub(commands, "push")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("destination", nargs="?", default="", metavar="DEST")
+    _tls(p)
+    p = _sub(commands, "tag")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("targets", nargs="+", metavar="DST")
+    _sub(commands, "images")
+    _sub(commands, "rmi").add_argument("names", nargs="+", metavar="REF")
+    p = _sub(commands, "inspect")
+    p.add_argument("name", metavar="REF")
+    p.add_argument("--platform", default="", metavar="OS/ARCH[/VARIANT]",
+                   help="the instance of a multi-arch image to show")  # fmt: skip
+    p = _sub(commands, "save")
+    p.add_argument("names", nargs="+", metavar="REF")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument(
+        "--format", default="oci-archive", choices=("oci-archive", "oci-dir", "docker-archive")
+    )
+    p = _sub(commands, "load")
+    p.add_argument("-i", "--input", required=True, metavar="FILE")
+    p.add_argument("--name", metavar="NAME:TAG", help="for an archive of one image: its name")
 
 
 def _sub(subparsers, path: str, *groups):
@@ -695,6 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", metavar="NAME:TAG")
     q.add_argument("-o", "--output", required=True, metavar="FILE.tar")
     _sub(images, "image rm").add_argument("names", nargs="+", metavar="NAME:TAG")
+    _image_commands(commands)
 
     p = _sub(commands, "build")
     p.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
@@ -719,7 +829,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--platform",
         metavar="linux/ARCH[/VARIANT]",
-        help="the variant of each container image to copy (default: the base image's arch)",
+        help="linux/ARCH[/VARIANT][,...]: build for these platforms (several: an image index "
+        "with one manifest each); also the variant of each container image to copy "
+        "(default: the base image's arch)",
     )
     p.add_argument(
         "--ignored-image-list",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -89,7 +90,8 @@ def test_store_load_ls_and_resolve_by_name(tmp_path, sealer_home):
     listing = sealer("image", "ls").stdout
     assert "k3s:v1.25.3" in listing and "registry.local/apps/k3s:custom" in listing
     stored = images.resolve("k3s:v1.25.3", tmp_path / "elsewhere")
-    assert stored.digest == images.rootfs_digest(folder)
+    assert images.rootfs_digest(Path(stored.rootfs)) == images.rootfs_digest(folder)
+    assert stored.digest == images.store_record("k3s:v1.25.3")["digest"]  # the manifest's
     assert stored.rootfs.startswith(str(sealer_home))
 
 

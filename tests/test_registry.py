@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from cluster import clusterfile
+from cluster import image as images
 from cluster import registry as registries
 from cluster.records import State, host_record
 from imagebuild import containers
@@ -109,8 +110,8 @@ def test_build_copies_the_images_with_their_digests_and_shared_layers_once(tmp_p
         ("x/b:1", "imageList:2"),
     ]
     assert listed[0]["digest"] == digest_a
-    home = Path(os.environ["SEALER_HOME"])
-    blobs = list((home / "images/imgs:v1/rootfs/registry").rglob("blobs/sha256/*/*/data"))
+    rootfs = Path(images.from_store("imgs:v1").rootfs)
+    blobs = list((rootfs / "registry").rglob("blobs/sha256/*/*/data"))
     # 2 manifests, 2 configs, 2 own layers, 1 shared layer
     assert len(blobs) == 7
 

@@ -370,12 +370,13 @@ def render_image(inspected) -> str:
 
 def render_image_list(folder, records: list[dict]) -> str:
     if not records:
-        return f"No images in {folder}. Load one with: sealer image load PATH\n"
-    lines = [f"{'NAME':<32} {'RUNTIME':<11} {'VERSION':<10} DIGEST"]
-    lines += [
-        f"{r['name']:<32} {r['runtime'] or 'app':<11} {r['version'] or '-':<10} {r['digest'][:19]}"
-        for r in records
-    ]
+        return f"No images in {folder}. Pull one with: sealer pull REF, or load one: sealer load -i FILE\n"
+    lines = [f"{'NAME':<44} {'DIGEST':<19}  {'SIZE':>9}  PLATFORMS"]
+    for r in records:
+        size = f"{r.get('size', 0) / 2**20:.1f} MiB" if r.get("size") else "-"
+        lines.append(
+            f"{r['name']:<44} {r['digest'][:19]:<19}  {size:>9}  {', '.join(r.get('platforms') or [])}"
+        )
     return "\n".join(lines) + "\n"
 
 
