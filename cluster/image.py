@@ -9,6 +9,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from cluster import apps, beneath
@@ -19,6 +20,7 @@ from cluster.names import VERSION, version_problem
 from cluster.oci import refs, sealer_format
 from cluster.oci import store as oci_store
 from cluster.oci import write as oci_write
+from cluster.oci.images import arch_of
 
 RUNTIME_LABEL = "cluster.alpha.sealer.io/cluster-runtime-type"
 RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
@@ -262,17 +264,28 @@ def _how_to_get(ref: str) -> str:
     )
 
 
-def rootfs_for(image: Image, arch: str) -> str:
-    """The rootfs of image's instance for a host of arch (its own when it has one platform)."""
+def instance_for(image: Image, machine: str) -> Image:
+    """The image a host of this machine (uname -m) installs: its own platform's instance of a
+    multi-arch image (its rootfs, and its manifest's digest as what the host holds)."""
+    problem = platform_problem(image, machine)
+    if problem:
+        raise ImageError(problem)
+    arch = arch_of(machine)
     if len(image.platforms) <= 1 or image.arch == arch:
-        return image.rootfs
-    return str(oci_store.open_image(image.name, arch).rootfs)
+        return image
+    opened = oci_store.open_image(image.name, arch)
+    return replace(
+        image, rootfs=str(opened.rootfs), digest=opened.instance.digest, arch=arch,
+        variant=opened.instance.variant,
+    )  # fmt: skip
 
 
-def platform_problem(image: Image, arch: str) -> str:
-    """Why a host of arch cannot run image ("" when it can)."""
-    if not arch or not image.platforms:
+def platform_problem(image: Image, machine: str) -> str:
+    """Why a host of this machine (uname -m) cannot run image ("" when it can). Images of the
+    older folder store say no platform: they are not checked."""
+    if not machine or not image.platforms:
         return ""
+    arch = arch_of(machine)
     if any(p.split("/")[1] == arch for p in image.platforms):
         return ""
     return f"the image has no linux/{arch} instance (it has {', '.join(image.platforms)})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from cluster import image as images
 from cluster import templates
 from cluster.errors import SealerError
 from cluster.model import Cluster, DrainPolicy, Image, Plan
@@ -67,8 +68,10 @@ class ApplyContext:
         self.lock = threading.Lock()  # for the once-per-apply steps (registry CA, app images)
         self._hostnames: dict[str, str] = {}
         # What the preparations learn (executors/preparation.py): the hosts the relay looked
-        # at (name, marker), its receipts, and the once-per-apply checks done.
-        self.seen: dict[str, tuple[str, str]] = {}
+        # at (name, marker, machine), its receipts, and the once-per-apply checks done.
+        self.seen: dict[str, facts.Seen] = {}
+        self._instances: dict[str, Image] = {}  # machine -> the image's instance for it
+        self._instances_lock = threading.Lock()
         self.receipts: dict = {}
         self.prepared: dict[str, tuple[str, BaseException | None]] = {}  # id -> (key, error)
         self.registry_ca_checked = False
@@ -129,9 +132,20 @@ class ApplyContext:
         """The name a look at the host found (checked when it is used, by hostname())."""
         self._hostnames[ip] = name
 
-    def name_and_marker(self, ip: str) -> tuple[str, str]:
-        """The host's name and the rootfs it holds, in one round trip."""
+    def name_and_marker(self, ip: str) -> facts.Seen:
+        """The host's name, the rootfs it holds and its machine, in one round trip."""
         return facts.read(self.driver.host(ip), facts.name_and_marker(self.rootfs))
+
+    def image_for(self, ip: str, machine: str) -> Image:
+        """What this host installs: the image's instance for its machine (multi-arch images);
+        a host whose architecture the image lacks is refused before anything is copied."""
+        with self._instances_lock:  # one unpack per platform, not one per host
+            if machine not in self._instances:
+                try:
+                    self._instances[machine] = images.instance_for(self.image, machine)
+                except SealerError as e:
+                    raise SealerError(f"{ip}: {e}") from None
+            return self._instances[machine]
 
     def unanswered(self, ip: str) -> str:
         """Why a host cannot be reached ("" when it answers). Only a failed connection counts:

@@ -48,14 +48,29 @@ def _marker(rootfs: str) -> str:
     return shlex.quote(f"{rootfs}/{MARKER}")
 
 
-def name_and_marker(rootfs: str) -> Fact[tuple[str, str]]:
-    return Fact(f"hostname; cat {_marker(rootfs)} 2>/dev/null; true", parse_name_and_marker)
+@dataclass(frozen=True)
+class Seen:
+    """A host as a preparation finds it: its name, the rootfs it holds, its machine."""
+
+    name: str
+    marker: str  # "" on a host that holds no rootfs yet
+    machine: str = ""  # uname -m: x86_64, aarch64, ...
 
 
-def parse_name_and_marker(out: str) -> tuple[str, str]:
-    """(hostname, marker); the marker is "" on a host that holds no rootfs yet."""
-    name, _, rest = out.partition("\n")
-    return name.strip(), rest.strip().split("\n", 1)[0].strip()
+def name_and_marker(rootfs: str) -> Fact[Seen]:
+    return Fact(
+        f"hostname; uname -m; cat {_marker(rootfs)} 2>/dev/null; true", parse_name_and_marker
+    )
+
+
+def parse_name_and_marker(out: str) -> Seen:
+    lines = [line.strip() for line in out.split("\n")] + ["", "", ""]
+    return Seen(lines[0], lines[2], lines[1])
+
+
+def machine() -> Fact[str]:
+    """The host's architecture as the kernel names it (uname -m)."""
+    return Fact("uname -m", lambda out: out.strip().split("\n", 1)[0].strip())
 
 
 # ---- refresh: name, marker, installed version, running services, in one round trip ----

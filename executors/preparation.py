@@ -19,7 +19,7 @@ from executors import distribute, endpoint, hostsfile, relay
 from executors import registry as registry_remote
 from executors import templates as templates_remote
 from executors.context import ApplyContext
-from executors.facts import HOST_ALIASES_MARK
+from executors.facts import HOST_ALIASES_MARK, Seen
 
 RELAY_MIN_HOSTS = 3  # fewer hosts: a direct copy each is as fast
 
@@ -33,11 +33,17 @@ def relay_rootfs(ctx: ApplyContext, ips: list[str]) -> None:
     tarball directly by its preparation."""
     with ThreadPoolExecutor(min(len(ips), 64)) as pool:
         ctx.seen = dict(zip(ips, pool.map(ctx.name_and_marker, ips), strict=True))
-    # Hosts that hold an older rootfs get only what changed (executors/delta.py).
-    needing = [ip for ip in ips if not ctx.seen[ip][1]]
+    # Hosts that hold an older rootfs get only what changed (executors/delta.py). The relay
+    # carries one tarball: the instance of the most hosts' platform (a multi-arch image's
+    # other instances go to their hosts directly).
+    needing = [ip for ip in ips if not ctx.seen[ip].marker]
+    machines = [ctx.seen[ip].machine for ip in needing]
+    common = max(set(machines), key=machines.count) if machines else ""
+    needing = [ip for ip in needing if ctx.seen[ip].machine == common]
     if len(needing) < RELAY_MIN_HOSTS:
         return
-    source = distribute.tarball(ctx.image, {})  # the image only: Configs go over SSH
+    image = ctx.image_for(needing[0], common)
+    source = distribute.tarball(image, {})  # the image only: Configs go over SSH
     dest = distribute.received_path(ctx.cluster_name, ctx.data_root)
     ctx.receipts = relay.Relay(ctx.driver, source, dest, needing).run()
     direct = {ip: r.error for ip, r in ctx.receipts.items() if not r.ok}
@@ -84,7 +90,7 @@ def install(
     phase_before: str | None,
     phase_after: str | None = None,
     install: bool = True,
-    seen: tuple[str, str] | None = None,
+    seen: Seen | None = None,
     alone: bool = False,
     endpoint_to: str | None = None,
 ) -> str:
@@ -92,18 +98,19 @@ def install(
     fingerprint. alone: no other host copies meanwhile. endpoint_to: the master the
     control-plane endpoint name is mapped to on this host."""
     remote = ctx.driver.host(ip)
-    name, current = seen or ctx.name_and_marker(ip)
-    ctx.saw_hostname(ip, name)
+    seen = seen or ctx.name_and_marker(ip)
+    image = ctx.image_for(ip, seen.machine)  # before any change: a platform it lacks fails
+    ctx.saw_hostname(ip, seen.name)
     ctx.plugins(ip, phase_before, roles)
     init = f"bash {ctx.rootfs}/scripts/init.sh"
     templated = bool(ctx.templates)  # rendered for this host before init.sh reads them
     receipt = ctx.receipts.get(ip)
     distribute.distribute(
         remote,
-        ctx.image,
+        image,
         ctx.cluster_name,
         ctx.configs,
-        current,
+        seen.marker,
         then=init if install and not templated else "",
         alone=alone,
         data_root=ctx.data_root,

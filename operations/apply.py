@@ -15,6 +15,7 @@ from cluster.errors import SealerError
 from cluster.model import Cluster, DrainPolicy, Plan
 from cluster.records import State
 from executors.scheduler import Outcome
+from operations import platforms
 from operations.common import (
     Locked,
     SSHSettings,
@@ -88,6 +89,7 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             return ApplyResult("apply", None, accepted=len(refreshed.findings))
         if refreshed.findings:
             listener.drift(refreshed.findings)
+        platforms.check(cluster, locked.state, request.ssh, request.refresh)
         made = plan_for(
             cluster,
             refreshed.live,

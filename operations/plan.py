@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cluster.model import Cluster, Finding, Plan
 from cluster.records import State
+from operations import platforms
 from operations.common import (
     SSHSettings,
     StateRef,
@@ -66,6 +67,8 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
     with locked_state(request.state, cluster.name, "plan") as locked:
         cluster = on_recorded_cluster(cluster, locked.state)
         refreshed = refresh_state(cluster, locked.state, request.ssh, request.refresh)
+        if not request.refresh_only and not request.destroy:
+            platforms.check(cluster, locked.state, request.ssh, request.refresh)
         made = None
         if not request.refresh_only:
             made = plan_for(

@@ -12,15 +12,14 @@ KUBEADM = runtime_for("kubernetes").probe
 
 
 def test_name_and_marker_of_a_host_holding_a_rootfs():
-    assert facts.parse_name_and_marker("node-1\nsha256:abc configs:0123\n") == (
-        "node-1",
-        "sha256:abc configs:0123",
+    assert facts.parse_name_and_marker("node-1\naarch64\nsha256:abc configs:0123\n") == facts.Seen(
+        "node-1", "sha256:abc configs:0123", "aarch64"
     )
 
 
 def test_name_and_marker_of_a_new_host_and_of_empty_output():
-    assert facts.parse_name_and_marker("node-1\n") == ("node-1", "")
-    assert facts.parse_name_and_marker("") == ("", "")
+    assert facts.parse_name_and_marker("node-1\nx86_64\n") == facts.Seen("node-1", "", "x86_64")
+    assert facts.parse_name_and_marker("") == facts.Seen("", "", "")
 
 
 def test_host_state_of_a_running_k3s_server():

@@ -61,14 +61,12 @@ PROVIDERS = {
     "ssh-keygen": ("setup", "openssh-client"),
     "scp": ("setup", "openssh-client"),
     "skopeo": ("setup", "skopeo"),
+    "umoci": ("setup", "umoci"),  # tests: an independent OCI tool unpacks what sealer pushes
     "postgres": ("setup", "postgresql"),
     "psql": ("setup", "postgresql"),  # postgresql depends on postgresql-client
     "openssl": ("setup", "openssl"),
     "time": ("setup", "time"),
-    "sudo": (
-        "setup",
-        "sudo",
-    ),  # on sandbox hosts: tests/e2e/test_sudo_user.py  # bench/fleet.py measures peak memory with /usr/bin/time
+    "sudo": ("setup", "sudo"),  # on sandbox hosts: tests/e2e/test_sudo_user.py
     "mmdebstrap": ("fresh-check", "mmdebstrap"),  # scripts/fresh-check installs it itself
     "helm": ("optional", "sealer build warns without it: list a chart's images in imageList"),
     "sealer": ("project", "pip install -e . into .venv"),

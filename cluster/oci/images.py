@@ -14,6 +14,15 @@ from cluster.oci import layout as oci
 from cluster.oci import unpack
 
 MAX_LAYERS = 256  # Docker's own limit is 127 on overlayfs
+# uname -m -> the OCI platform's architecture (GOARCH names)
+ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+          "armv7l": "arm", "armv6l": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
+          "riscv64": "riscv64", "i686": "386", "i386": "386", "loongarch64": "loong64"}  # fmt: skip
+
+
+def arch_of(machine: str) -> str:
+    """A host's `uname -m` as an image platform names it (x86_64 -> amd64)."""
+    return ARCHES.get(machine.strip().lower(), machine.strip().lower())
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ def choose(found: list[Instance], arch: str, variant: str = "", where: str = "")
 
 def rootfs_cache() -> Path:
     home = Path(os.environ.get("SEALER_HOME") or Path.home() / ".sealer")
-    return home / "cache" / "rootfs"
+    return home / "cache" / "unpacked"  # (cache/rootfs holds the tarballs sent to hosts)
 
 
 def rootfs(store: oci.Layout, instance: Instance, where: str) -> Path:

@@ -33,8 +33,7 @@ def store() -> oci.Layout:
 
 
 def local_arch() -> str:
-    found = machine.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(found, found)
+    return images.arch_of(machine.machine())
 
 
 def find(name: str) -> tuple[str, dict] | None:
