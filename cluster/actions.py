@@ -152,6 +152,7 @@ class SyncRootfsDetails(Details):
     from_digest: str | None = field(default=None, metadata={"json": "from"})
     to_digest: str = field(default="", metadata={"json": "to"})
     configs: str = field(default="", metadata=_omit())  # "changed": the Configs changed
+    image: str = field(default="", metadata=_omit())  # the name whose digest moved
 
 
 @dataclass(frozen=True, eq=False)

@@ -317,7 +317,10 @@ def _plan_running_cluster(
     configs_changed = state.configs_digest != configs_digest(desired)
     if image_changed or configs_changed:
         reason = SyncRootfsDetails(
-            previous_digest, desired.image.digest, configs="changed" if configs_changed else ""
+            previous_digest,
+            desired.image.digest,
+            configs="changed" if configs_changed else "",
+            image=desired.image.name,
         )
         for ip in kept:
             if ip not in upgrades:  # an upgrade brings the new rootfs itself

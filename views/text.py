@@ -147,8 +147,9 @@ def _commands(commands) -> Fields:
 def _sync_fields(d: actions.SyncRootfsDetails) -> Fields:
     fields = []
     before, after = (d.from_digest or "")[:19], d.to_digest[:19]
-    if before != after:
-        fields.append(("image", f"{json.dumps(before)} -> {json.dumps(after)}"))
+    if before != after:  # a rebuilt image, or a tag that now names other content
+        named = f"{d.image} " if d.image else ""
+        fields.append(("image", f"{named}({before}…→{after}…)"))
     if d.configs:
         fields.append(("configs", json.dumps(d.configs)))
     return fields

@@ -100,9 +100,11 @@ def explain(stderr: str) -> str:
     if "blob unknown" in lowered or "fetching blob" in lowered and "404" in message:
         blob = re.search(r"sha256:[a-f0-9]{64}", message)
         return f"the registry lacks layer {blob[0] if blob else '?'} (404)"
-    if "digest" in lowered and ("mismatch" in lowered or "does not match" in lowered):
-        blob = re.search(r"sha256:[a-f0-9]{64}", message)
-        return f"{blob[0] if blob else 'a blob'} does not match its digest; refused"
+    if "digest" in lowered and any(w in lowered for w in ("mismatch", "not match")):
+        blob = re.search(r"expected (sha256:[a-f0-9]{64})", message) or re.search(
+            r"(sha256:[a-f0-9]{64})", message
+        )
+        return f"{blob[1] if blob else 'a blob'} does not match its digest; refused"
     if "connection refused" in lowered or "no such host" in lowered:
         return "the registry does not answer (" + message.rsplit(": ", 1)[-1] + ")"
     if "http response to https client" in lowered:

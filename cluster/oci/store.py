@@ -152,12 +152,21 @@ def pull(
         descriptor = oci.Layout(staging).find(name)
         if not descriptor:
             raise SealerError(f"pull {text}: skopeo wrote no image")
-        images.instances(layout, descriptor, f"pull {text}")  # readable, or refused whole
+        check_readable(layout, descriptor, f"pull {text}")  # or refused whole, never named
         with layout.locked():
             layout.set_name(name, descriptor)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return name, True
+
+
+def check_readable(layout: oci.Layout, descriptor: dict, where: str) -> None:
+    """Every instance's manifest, config and sealer annotations read (not its layers: they
+    are checked as they are unpacked, at first use)."""
+    for instance in images.instances(layout, descriptor, where):
+        at = f"{where}: {instance.digest[:19]}"
+        sealer_format.extension(instance.annotations, at)
+        sealer_format.container_images(instance.annotations, at)
 
 
 def parse_platform(value: str) -> tuple[str, str, str]:
@@ -374,7 +383,7 @@ def load(path: Path, name: str | None = None) -> list[str]:
         if not entries:
             raise SealerError(f"load {path}: the archive names no image")
         for stored, descriptor in entries:
-            images.instances(layout, descriptor, f"load {path}: {stored}")
+            check_readable(layout, descriptor, f"load {path}: {stored}")
         with layout.locked():
             for stored, descriptor in entries:
                 existing = find(stored)
