@@ -50,3 +50,8 @@ def registry(port: int) -> source_registry.Running:
 
 def describe() -> list[dict]:
     return hosts.describe()
+
+
+def report_machine(host: str, machine: str) -> str:
+    """Make a sandbox host report `machine` to uname -m ("" for its real one); its name."""
+    return hosts.report_machine(host, machine)

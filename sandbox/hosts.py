@@ -325,7 +325,9 @@ def regenerate_host_key(host: SandboxHost) -> None:
     start_sshd(host)
 
 
-def run_in(host: SandboxHost, command: list[str]) -> subprocess.CompletedProcess:
+def run_in(
+    host: SandboxHost, command: list[str], input: str | None = None
+) -> subprocess.CompletedProcess:
     """Run a command inside the host (its namespaces and root), as root, without SSH."""
     init = host.init_pid
     if init is None:
@@ -336,7 +338,35 @@ def run_in(host: SandboxHost, command: list[str]) -> subprocess.CompletedProcess
         capture_output=True,
         text=True,
         check=True,
+        input=input,
     )
+
+
+FAKE_UNAME = "/usr/local/bin/uname"
+
+
+def report_machine(which: str, machine: str) -> str:
+    """A sandbox-only override: the host's `uname -m` answers machine ("" removes it). The
+    host still runs this machine's programs; only what sealer reads as its architecture
+    changes, to try multi-arch images. Returns the host's name."""
+    import re
+
+    found = [h for h in hosts() if which in (h.name, h.address, str(h.number))]
+    if not found:
+        raise SandboxError(f"sandbox arch: no sandbox host {which!r} (`sealer sandbox ls`)")
+    if machine and not re.fullmatch(r"[a-z0-9_]{1,32}", machine):
+        raise SandboxError(f"sandbox arch: {machine!r} is not a machine name (e.g. aarch64)")
+    if not machine:
+        run_in(found[0], ["rm", "-f", FAKE_UNAME])
+        return found[0].name
+    script = (
+        "#!/bin/sh\n# sealer sandbox arch: this host reports another architecture\n"
+        f'case "$1" in -m|-p|-i) echo {machine}; exit 0 ;; esac\n'
+        'exec /usr/bin/uname "$@"\n'
+    )
+    install = f"mkdir -p /usr/local/bin && cat > {FAKE_UNAME} && chmod 755 {FAKE_UNAME}"
+    run_in(found[0], ["sh", "-c", install], input=script)
+    return found[0].name
 
 
 def clusterfile(ips: list[str], image: str, masters: int = 1, name: str = "sandbox") -> str:

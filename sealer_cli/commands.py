@@ -668,6 +668,11 @@ def cmd_sandbox(args) -> int:
         print(f"Sandbox registry {state} on {served.address}, serving:")
         for name in served.images:
             print(f"  {name}")
+    elif args.sandbox_command == "arch":
+        if bool(args.machine) == bool(args.reset):
+            raise SealerError("sandbox arch: give a MACHINE (e.g. aarch64), or --reset")
+        name = sandbox.report_machine(args.host, "" if args.reset else args.machine)
+        print(f"{name} reports {args.machine or 'its real architecture'} to uname -m")
     else:
         sys.stdout.write(text.render_sandbox(sandbox.describe()))
     return 0

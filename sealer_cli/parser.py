@@ -118,6 +118,14 @@ HELP = {
         "made offline under the names the examples' manifests use (127.0.0.1:5055/sandbox/...),\n"
         "so `sealer build` can collect them. It runs until `sealer sandbox down`.",
     ),
+    "sandbox arch": (
+        "make a sandbox host report another architecture (uname -m), for multi-arch images",
+        "sealer sandbox arch sandbox-2 aarch64\nsealer sandbox arch sandbox-2 --reset",
+        "Sandbox only: a /usr/local/bin/uname on the host answers MACHINE to -m (and -p, -i),\n"
+        "so sealer installs that architecture's instance of a multi-arch image there. Nothing\n"
+        "else changes: the host still runs this machine's programs (the sandbox distributions\n"
+        "are Python, and run on any architecture).",
+    ),
     "connections": (
         "the SSH connections kept open between runs (see --ssh-persist)",
         "sealer connections ls\nsealer connections close\nsealer connections close 10.0.0.2",
@@ -719,6 +727,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = _sub(boxes, "sandbox registry")
     q.add_argument("--port", type=int, default=5055, help="serve on 127.0.0.1:PORT (default 5055)")
     _sub(boxes, "sandbox ls")
+    q = _sub(boxes, "sandbox arch")
+    q.add_argument("host", metavar="HOST", help="sandbox-N, or its address")
+    q.add_argument("machine", nargs="?", default="", metavar="MACHINE", help="e.g. aarch64")
+    q.add_argument("--reset", action="store_true", help="report the real architecture again")
 
     kept = _sub(commands, "connections").add_subparsers(
         dest="connections_command", metavar="CONNECTIONS_COMMAND"
