@@ -121,7 +121,8 @@ class Builder:
             check_support(f"{self.where}:{runs[0].line}: RUN")
 
     def build(self) -> BuildResult:
-        with layers.cache_lock(lambda: self._say("Waiting for another sealer build to finish...")):
+        waiting = lambda: self._say("Waiting for another sealer build to finish...")  # noqa: E731
+        with layers.cache_lock(waiting), oci_store.store().in_use():
             record = images.store_record(self.tag) or {}
             self.previous = {} if self.no_cache else dict(record.get("instances") or {})
             made = []

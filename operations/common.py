@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,30 +14,9 @@ from cluster.errors import SealerError
 from cluster.model import Cluster
 from cluster.records import State
 from operations.events import Listener
+from operations.settings import SSHSettings, StateRef
 from state.backend import Backend
 from state.location import backend_for
-
-
-@dataclass(frozen=True)
-class StateRef:
-    """Which state: a file (--state), a PostgreSQL URL (--backend), or the default file."""
-
-    path: str | None = None
-    backend_url: str | None = None
-    lock_timeout: float = 0.0  # seconds to wait for the lock
-    backend: Backend | None = None  # an open backend instead (embedding, tests)
-
-
-@dataclass(frozen=True)
-class SSHSettings:
-    connect_timeout: float = 10.0
-    command_timeout: float = 60.0
-    retries: int = 2  # more attempts after a failed connection
-    # seconds a connection used for reads stays up after a run, for the next (0: none kept)
-    persist: float = 0.0
-    # How hosts are reached: (hosts, timeouts, pinned keys) -> a driver. None: OpenSSH through
-    # Fabric (executors.driver.Driver); tests give a recording double.
-    connect: Callable | None = None
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,19 @@ from pathlib import Path
 
 from cluster.durations import parse_duration
 from cluster.errors import SealerError, UnreadHosts
-from cluster.model import SSH, DrainPolicy
 from cluster.sizes import parse_size
-from operations.common import SSHSettings, StateRef
-from operations.events import Listener
+from operations.settings import SSHSettings, StateRef
 from sealer_cli.lazy import lazy
 from sealer_cli.parser import version
-from views import text
-from views.dot import to_dot
-from views.progress import Console, JsonEvents, LiveEvents, PlainEvents
-from views.prometheus import write_prometheus
 
 # The operations load when a handler first uses them: `sealer plan` never pays for the
 # modules of apply, build or the sandbox (and SSH, cryptography... behind them).
+# The views and the model too: `sealer pull` starts in a tenth of a second.
+text = lazy("views.text")
+dot = lazy("views.dot")
+progress = lazy("views.progress")
+prometheus = lazy("views.prometheus")
+model = lazy("cluster.model")
 applying = lazy("operations.apply")
 cert = lazy("operations.cert")
 drift = lazy("operations.drift")
@@ -88,10 +88,10 @@ def apply_request(args, **fields) -> applying.ApplyRequest:
     )
 
 
-def drain_policy(args) -> DrainPolicy:
+def drain_policy(args) -> model.DrainPolicy:
     if not hasattr(args, "drain_timeout"):
-        return DrainPolicy()
-    return DrainPolicy(
+        return model.DrainPolicy()
+    return model.DrainPolicy(
         timeout=parse_duration(args.drain_timeout, "--drain-timeout"),
         force=args.force,
         disable_eviction=args.disable_eviction,
@@ -121,19 +121,19 @@ def host_list(values, flag: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hosts))
 
 
-def listener_for(args) -> Listener:
+def listener_for(args):
     if getattr(args, "json", False):
-        return JsonEvents()
+        return progress.JsonEvents()
     if sys.stdout.isatty() and "NO_COLOR" not in os.environ:
-        return LiveEvents()
-    return PlainEvents()
+        return progress.LiveEvents()
+    return progress.PlainEvents()
 
 
 # ---- validate, plan, graph, show, import ----
 
 
 def cmd_validate(args) -> int:
-    sys.stdout.write(text.render_validated(args.file, show.validate(args.file, Console())))
+    sys.stdout.write(text.render_validated(args.file, show.validate(args.file, progress.Console())))
     return 0
 
 
@@ -154,7 +154,7 @@ def plan_request(args) -> plan.PlanRequest:
 
 def cmd_plan(args) -> int:
     try:
-        result = plan.plan(plan_request(args), Console())
+        result = plan.plan(plan_request(args), progress.Console())
     except UnreadHosts as e:  # shown with the drift the refresh did find, then the error
         if args.json:
             print(json.dumps(text.unread_document(e)))
@@ -166,7 +166,7 @@ def cmd_plan(args) -> int:
         return 2 if args.detailed_exitcode and result.findings else 0
     if not args.json:
         for warning in result.warnings:
-            Console().warning(warning)
+            progress.Console().warning(warning)
     sys.stdout.write(text.render_plan_result(result, args.json, text.use_colour(), args.out))
     return 2 if args.detailed_exitcode and result.has_changes else 0
 
@@ -175,12 +175,12 @@ def _show_drift(args, cluster, state, findings, warnings) -> None:
     if args.json:
         print(json.dumps(text.drift_document(cluster, state, findings, warnings)))
     else:
-        Console().refreshed(findings, warnings)
+        progress.Console().refreshed(findings, warnings)
 
 
 def cmd_graph(args) -> int:
-    made = plan.graph(plan_request(args), Console())
-    sys.stdout.write(to_dot(made.actions, made.cluster))
+    made = plan.graph(plan_request(args), progress.Console())
+    sys.stdout.write(dot.to_dot(made.actions, made.cluster))
     return 0
 
 
@@ -192,7 +192,7 @@ def cmd_show(args) -> int:
         else:
             sys.stdout.write(text.render_plan(saved, text.use_colour()))
         return 0
-    shown = show.show_state(_state_request(args), Console())
+    shown = show.show_state(_state_request(args), progress.Console())
     if args.json:
         print(json.dumps(shown.doc, indent=1))
     elif shown.state.is_empty and not shown.state.serial:
@@ -208,7 +208,7 @@ def cmd_import(args) -> int:
     if args.master or args.image:
         raise SealerError("--master and --image go with --discover")
     request = import_cluster.ImportRequest(args.file, state_ref(args))
-    done = import_cluster.import_cluster(request, Console())
+    done = import_cluster.import_cluster(request, progress.Console())
     print(
         f"Imported cluster {done.cluster!r}: {done.hosts} host(s) recorded in "
         f"{done.where} without contacting them."
@@ -225,7 +225,7 @@ def _discover(args) -> int:
         image=args.image,
         clusterfile=args.file,
         name=args.name,
-        ssh=SSH(
+        ssh=model.SSH(
             user=args.user,
             password=_password(args),
             key_file=args.pk or "",
@@ -235,7 +235,7 @@ def _discover(args) -> int:
         settings=ssh_settings(args),
         state=state_ref(args),
     )
-    found = import_cluster.discover_and_import(request, Console())
+    found = import_cluster.discover_and_import(request, progress.Console())
     print(
         f"Imported cluster {found.imported.cluster!r} from {request.master}: "
         f"{len(found.masters)} master(s), {len(found.workers)} worker(s), recorded in "
@@ -309,7 +309,7 @@ def _flag_secret(value: str | None, flag: str, variable: str, instead: str) -> s
     """A secret given on the command line (warned: any user sees it in `ps`), else the
     environment variable's."""
     if value:
-        Console().warning(
+        progress.Console().warning(
             f"{flag} shows its secret to every user of this machine (ps); use {instead}"
         )
         return value
@@ -389,13 +389,15 @@ def _stop_on_signals(stop):
 def cmd_drift(args) -> int:
     request = drift.DriftRequest(args.file, state_ref(args), ssh_settings(args))
     try:
-        result = drift.check_drift(request, Console())
+        result = drift.check_drift(request, progress.Console())
     except SealerError as e:
         if args.prometheus:
-            write_prometheus(Path(args.prometheus), getattr(e, "cluster", "unknown"), [], False)
+            prometheus.write_prometheus(
+                Path(args.prometheus), getattr(e, "cluster", "unknown"), [], False
+            )
         raise
     if args.prometheus:
-        write_prometheus(
+        prometheus.write_prometheus(
             Path(args.prometheus),
             result.cluster,
             result.findings,
@@ -408,7 +410,7 @@ def cmd_drift(args) -> int:
 
 def cmd_kubeconfig(args) -> int:
     request = kubeconfig.KubeconfigRequest(args.file, state_ref(args), ssh_settings(args))
-    fetched = kubeconfig.fetch_kubeconfig(request, Console())
+    fetched = kubeconfig.fetch_kubeconfig(request, progress.Console())
     if not args.output:
         sys.stdout.write(fetched.text)
         return 0
@@ -426,7 +428,7 @@ def cmd_kubeconfig(args) -> int:
 def cmd_cert(args) -> int:
     names = tuple(args.alt_names.split(","))
     request = cert.CertRequest(args.file, names, state_ref(args), ssh_settings(args))
-    result = cert.add_alt_names(request, Console())
+    result = cert.add_alt_names(request, progress.Console())
     print(
         f"The apiserver certificate of {result.cluster!r} now also names "
         f"{', '.join(result.alt_names)} on {len(result.masters)} master(s)."
@@ -437,7 +439,7 @@ def cmd_cert(args) -> int:
 def cmd_etcd(args) -> int:
     request = etcd.EtcdRequest(args.file, state_ref(args), ssh_settings(args))
     if args.etcd_command == "backup":
-        snapshot = etcd.backup(request, Console())
+        snapshot = etcd.backup(request, progress.Console())
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # it holds the cluster's secrets
         with os.fdopen(fd, "wb") as f:
@@ -451,14 +453,14 @@ def cmd_etcd(args) -> int:
         data = Path(args.snapshot).read_bytes()
     except OSError as e:
         raise SealerError(f"{args.snapshot}: {e.strerror}") from None
-    masters = etcd.restore(request, data, Console())
+    masters = etcd.restore(request, data, progress.Console())
     print(f"Restored etcd on {len(masters)} master(s) from {args.snapshot}: {', '.join(masters)}.")
     return 0
 
 
 def cmd_registry(args) -> int:
     request = registry.PruneRequest(args.file, state_ref(args), ssh_settings(args))
-    result = registry.prune(request, Console())
+    result = registry.prune(request, progress.Console())
     for ip, (before, after) in result.blobs.items():
         print(f"{ip}: {before - after} of {before} blob files removed")
     return 0
@@ -472,7 +474,7 @@ def _state_request(args) -> states.StateRequest:
 
 
 def cmd_state(args) -> int:
-    request, console = _state_request(args), Console()
+    request, console = _state_request(args), progress.Console()
     if args.state_command == "list":
         listed = state_edit.list_hosts(request, console)
         sys.stdout.write(text.render_host_list(listed.state, listed.where))
@@ -512,7 +514,7 @@ def cmd_state(args) -> int:
 
 
 def cmd_output(args) -> int:
-    document = output.outputs(_state_request(args), Console())
+    document = output.outputs(_state_request(args), progress.Console())
     if args.json:
         print(json.dumps(document, indent=1))
     else:

@@ -103,3 +103,20 @@ def test_image_load_errors_are_one_line(tmp_path):
     result = sealer("image", "load", str(folder), "--name", "Bad Name")
     assert result.returncode == 1 and "is not of the form NAME:TAG" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_images_of_the_older_folder_store_still_work_and_save_moves_them(tmp_path, sealer_home):
+    """Before the OCI store, an image was $SEALER_HOME/images/<name>/{rootfs/, image.json}."""
+    folder = sealer_home / "images" / "old%2Fk3s:v1"
+    make_image(folder / "rootfs", version="v1.25.3", runtime="k3s")
+    digest = images.rootfs_digest(folder / "rootfs")
+    (folder / "image.json").write_text(json.dumps({"name": "old/k3s:v1", "digest": digest}))
+    image = images.resolve("old/k3s:v1", tmp_path)  # no pull: it is in the store
+    assert image.digest == digest and image.runtime == "k3s" and not image.platforms
+    assert "old/k3s:v1" in sealer("images").stdout
+    archive = tmp_path / "old.tar"
+    saved = sealer("save", "-o", str(archive), "old/k3s:v1")
+    assert saved.returncode == 0, saved.stderr
+    moved = images.from_store("old/k3s:v1")  # now an OCI image, same files
+    assert moved.platforms == ("linux/amd64",)
+    assert images.rootfs_digest(Path(moved.rootfs)) == digest

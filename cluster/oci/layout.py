@@ -55,6 +55,14 @@ def check_digest(digest: str, where: str) -> str:
     return hexa
 
 
+def is_digest(value: str) -> bool:
+    try:
+        check_digest(value, "")
+    except StoreError:
+        return False
+    return True
+
+
 class Layout:
     """An OCI image layout on disk (the store, a staging copy, an unpacked archive)."""
 
@@ -165,6 +173,15 @@ class Layout:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Blobs are being written or read before a name reaches them (a pull, a load, a build,
+        a save): a shared lock that garbage collection waits for, so it never removes them."""
+        self.create()
+        with open(self.root / ".gc-lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            yield
+
     def set_name(self, name: str, descriptor: dict) -> None:
         """index.json names descriptor `name` (replacing what it named before). Call locked."""
         kept = [e for e in self.entries() if (e.get("annotations") or {}).get(REF_NAME) != name]
@@ -195,7 +212,13 @@ class Layout:
         return [d for d in found if d]
 
     def collect_garbage(self) -> int:
-        """Remove blobs no name reaches; how many went. Call locked."""
+        """Remove blobs no name reaches; how many went. Call locked; waits until no pull,
+        load, build or save has blobs in flight (in_use)."""
+        with open(self.root / ".gc-lock", "w") as gc_lock:
+            fcntl.flock(gc_lock, fcntl.LOCK_EX)
+            return self._collect()
+
+    def _collect(self) -> int:
         keep: set[str] = set()
         for name, entry in self.names():
             with contextlib.suppress(SealerError):

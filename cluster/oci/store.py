@@ -138,25 +138,26 @@ def pull(
             return found[0], False
     name = found[0] if found else text
     layout = store()
-    staging = layout.staging()
-    try:
-        skopeo.copy(
-            skopeo.docker(ref),
-            f"oci:{staging}:{name}",
-            f"pull {text}",
-            src_registry=ref.registry,
-            tls_verify=tls_verify,
-            platform=chosen,
-            dest_shared_blobs=layout.blobs,
-        )
-        descriptor = oci.Layout(staging).find(name)
-        if not descriptor:
-            raise SealerError(f"pull {text}: skopeo wrote no image")
-        check_readable(layout, descriptor, f"pull {text}")  # or refused whole, never named
-        with layout.locked():
-            layout.set_name(name, descriptor)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with layout.in_use():  # no garbage collection removes the blobs before they are named
+        staging = layout.staging()
+        try:
+            skopeo.copy(
+                skopeo.docker(ref),
+                f"oci:{staging}:{name}",
+                f"pull {text}",
+                src_registry=ref.registry,
+                tls_verify=tls_verify,
+                platform=chosen,
+                dest_shared_blobs=layout.blobs,
+            )
+            descriptor = oci.Layout(staging).find(name)
+            if not descriptor:
+                raise SealerError(f"pull {text}: skopeo wrote no image")
+            check_readable(layout, descriptor, f"pull {text}")  # or refused, never named
+            with layout.locked():
+                layout.set_name(name, descriptor)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return name, True
 
 
@@ -234,7 +235,13 @@ def remove(name: str) -> int:
     layout = store()
     with layout.locked():
         layout.remove_name(found[0])
-        return layout.collect_garbage()
+        removed = layout.collect_garbage()
+    cache = images.rootfs_cache()
+    for unpacked in cache.iterdir() if cache.is_dir() else ():
+        digest = f"sha256:{unpacked.name}"
+        if oci.is_digest(digest) and not layout.has_blob(digest):
+            shutil.rmtree(unpacked, ignore_errors=True)  # the rootfs of a manifest now gone
+    return removed
 
 
 def listing() -> list[dict]:
@@ -281,6 +288,11 @@ def write_built(
 
 def save(names: list[str], output: Path, fmt: str = "oci-archive") -> list[str]:
     """Write images to an oci-archive (a tar of an OCI layout), an oci-dir or a docker-archive."""
+    with store().in_use():  # no rmi removes the blobs while they are read
+        return _save(names, output, fmt)
+
+
+def _save(names: list[str], output: Path, fmt: str) -> list[str]:
     if fmt not in SAVE_FORMATS:
         raise SealerError(f"--format {fmt!r}: one of {', '.join(SAVE_FORMATS)}")
     layout = store()
@@ -360,6 +372,11 @@ def is_docker_archive(path: Path) -> bool:
 def load(path: Path, name: str | None = None) -> list[str]:
     """An oci-archive, oci-dir or docker-archive into the store; the names it brought."""
     layout = store()
+    with layout.in_use():
+        return _load(layout, path, name)
+
+
+def _load(layout: oci.Layout, path: Path, name: str | None) -> list[str]:
     staging = layout.staging()
     try:
         if is_docker_archive(path):
