@@ -15,9 +15,10 @@ from pathlib import Path
 from cluster import apps, beneath
 from cluster.digests import rootfs_digest
 from cluster.errors import SealerError
+from cluster.home import sealer_home
 from cluster.model import RUNTIMES, Image
 from cluster.names import VERSION, version_problem
-from cluster.oci import refs, sealer_format
+from cluster.oci import archives, refs, sealer_format, transfer
 from cluster.oci import store as oci_store
 from cluster.oci import write as oci_write
 from cluster.oci.images import arch_of
@@ -36,10 +37,6 @@ MAX_UNPACK_RATIO = 100  # binaries and images compress 2-5x; a bomb, thousands o
 
 class ImageError(SealerError):
     pass
-
-
-def sealer_home() -> Path:
-    return Path(os.environ.get("SEALER_HOME") or Path.home() / ".sealer")
 
 
 def choose_runtime(metadata: dict, where: str = "Metadata") -> str:
@@ -223,7 +220,7 @@ def resolve(spec_image: str, base_dir: Path, policy: str = "missing") -> Image:
     if is_image_ref(spec_image):
         if policy != "missing" or not _in_store(spec_image):
             try:
-                oci_store.pull(spec_image, policy)
+                transfer.pull(spec_image, policy)
             except SealerError as e:
                 reason = str(e).removeprefix(f"pull {spec_image}: ")
                 raise ImageError(
@@ -292,14 +289,14 @@ def platform_problem(image: Image, machine: str) -> str:
 
 
 def _from_path(name: str, path: Path) -> Image:
-    if path.is_dir() and oci_store.is_oci_archive(path):
+    if path.is_dir() and archives.is_oci_archive(path):
         raise ImageError(
             f"image {name!r}: {path} is an OCI layout; load it first: sealer load -i {path}"
         )
     if path.is_dir():
         return build_image(name, path)
     if path.name.endswith(TAR_SUFFIXES):
-        if oci_store.is_oci_archive(path) or oci_store.is_docker_archive(path):
+        if archives.is_oci_archive(path) or archives.is_docker_archive(path):
             raise ImageError(
                 f"image {name!r}: {path} is an image archive; load it first: sealer load -i {path}"
             )
@@ -387,8 +384,8 @@ def load_into_store(source: Path, name: str | None, force: bool = False) -> list
     stored under that name is replaced only with force."""
     if not source.exists():
         raise ImageError(f"{source}: no such folder or archive")
-    if oci_store.is_oci_archive(source) or oci_store.is_docker_archive(source):
-        return oci_store.load(source, name)
+    if archives.is_oci_archive(source) or archives.is_docker_archive(source):
+        return archives.load(source, name)
     rootfs = _unpacked(source) if source.is_file() else source
     image = build_image(str(source), rootfs)
     ref = name or (_saved_name(source) if source.is_file() else None)
@@ -531,7 +528,7 @@ def save(refs: list[str], out: Path, fmt: str = "oci-archive") -> list[str]:
     for ref in refs:
         if not oci_store.find(ref) and (_store_dir(ref) / "image.json").is_file():
             store(ref, _store_dir(ref) / "rootfs")
-    return oci_store.save(refs, out, fmt)
+    return archives.save(refs, out, fmt)
 
 
 def _saved_name(archive: Path) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from cluster import image as images
 from cluster.errors import SealerError
 from cluster.model import Image
-from cluster.oci import refs, sealer_format, skopeo
+from cluster.oci import archives, refs, sealer_format, skopeo, transfer
 from cluster.oci import store as oci_store
 
 
@@ -75,7 +75,7 @@ def load(path: str, name: str | None = None, force: bool = False) -> list[str]:
     for stored in images.load_into_store(Path(path), name, force):
         digest, platforms = oci_store.describe(stored)
         lines.append(f"{stored} ({digest}; {', '.join(platforms)})")
-        if Path(path).is_dir() and not oci_store.is_oci_archive(Path(path)):  # a rootfs
+        if Path(path).is_dir() and not archives.is_oci_archive(Path(path)):  # a rootfs
             image = images.from_store(stored)
             lines[-1] = f"{stored} ({image.runtime or 'apps'} {image.version}, {digest})"
     return lines
@@ -118,7 +118,7 @@ class Inspected:
 
 
 def inspect(name: str, platform: str = "") -> Inspected:
-    arch = oci_store.parse_platform(platform)[1] if platform else ""
+    arch = transfer.parse_platform(platform)[1] if platform else ""
     image = images.from_store(name, arch)
     record = images.store_record(name) or {}
     spec = {}
@@ -176,14 +176,14 @@ def remove(name: str) -> None:
 def pull(ref: str, policy: str = "always", platform: str = "", tls_verify: bool = True):
     """`sealer pull`: (the stored name, whether anything was fetched, its digest, its
     platforms). Nothing is unpacked: apply and build do that when they need the rootfs."""
-    if policy not in oci_store.POLICIES:
-        raise SealerError(f"--policy {policy!r}: one of {', '.join(oci_store.POLICIES)}")
-    name, fetched = oci_store.pull(ref, policy, platform, tls_verify)
+    if policy not in transfer.POLICIES:
+        raise SealerError(f"--policy {policy!r}: one of {', '.join(transfer.POLICIES)}")
+    name, fetched = transfer.pull(ref, policy, platform, tls_verify)
     return (name, fetched, *oci_store.describe(name))
 
 
 def push(ref: str, destination: str = "", tls_verify: bool = True) -> str:
-    return oci_store.push(ref, destination, tls_verify)
+    return transfer.push(ref, destination, tls_verify)
 
 
 def tag(source: str, targets: list[str]) -> list[str]:

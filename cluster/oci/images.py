@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.errors import SealerError
+from cluster.home import sealer_home
 from cluster.oci import layout as oci
 from cluster.oci import unpack
 
@@ -111,8 +112,7 @@ def choose(found: list[Instance], arch: str, variant: str = "", where: str = "")
 
 
 def rootfs_cache() -> Path:
-    home = Path(os.environ.get("SEALER_HOME") or Path.home() / ".sealer")
-    return home / "cache" / "unpacked"  # (cache/rootfs holds the tarballs sent to hosts)
+    return sealer_home() / "cache" / "unpacked"  # (cache/rootfs holds the tarballs sent to hosts)
 
 
 def rootfs(store: oci.Layout, instance: Instance, where: str) -> Path:

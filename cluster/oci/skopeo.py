@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from cluster.errors import SealerError
+from cluster.home import sealer_home
 from cluster.oci.refs import Reference
 
 TIMEOUT = 3 * 3600.0  # a few GiB over a slow link
@@ -33,10 +34,6 @@ def program() -> str:
             "installs it) on PATH"
         )
     return found
-
-
-def sealer_home() -> Path:
-    return Path(os.environ.get("SEALER_HOME") or Path.home() / ".sealer")
 
 
 def auth_file() -> Path:
