@@ -400,7 +400,7 @@ def load_into_store(source: Path, name: str | None, force: bool = False) -> list
                 f"{ref} is already in the store with another content ({held[1]['digest'][:19]});"
                 f" pass --force to replace it"
             )
-    oci_store.write_built(ref, [store_rootfs(ref, rootfs, None, read_metadata(rootfs, ref))])
+    store(ref, rootfs)
     return [ref]
 
 
@@ -447,16 +447,11 @@ def _base_layers(base: Image | None, arch: str) -> tuple[list, Path | None]:
     return list(zip(opened.instance.layers, diff_ids, strict=True)), opened.rootfs
 
 
-def store(
-    ref: str, rootfs: Path, digest: str = "", record: dict | None = None, move=False
-) -> Image:
+def store(ref: str, rootfs: Path) -> Image:
     """Put a rootfs into the store under ref (replacing what was there), atomically."""
     if not is_image_ref(ref):
         raise ImageError(f"image name {ref!r} is not of the form NAME:TAG")
-    descriptor = store_rootfs(ref, rootfs, None, read_metadata(rootfs, ref))
-    oci_store.write_built(ref, [descriptor])
-    if record:
-        save_build_record(ref, {**record, "digest": descriptor["digest"]})
+    oci_store.write_built(ref, [store_rootfs(ref, rootfs, None, read_metadata(rootfs, ref))])
     return from_store(ref)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from cluster import image as images
 from cluster.errors import SealerError
 from cluster.model import Image
-from cluster.oci import archives, refs, sealer_format, skopeo, transfer
+from cluster.oci import archives, sealer_format, transfer
 from cluster.oci import store as oci_store
 
 
@@ -168,39 +168,3 @@ def save(names: list[str], output: str, fmt: str = "oci-archive") -> list[str]:
 
 def remove(name: str) -> None:
     images.remove_from_store(name)
-
-
-# ---- registries ----
-
-
-def pull(ref: str, policy: str = "always", platform: str = "", tls_verify: bool = True):
-    """`sealer pull`: (the stored name, whether anything was fetched, its digest, its
-    platforms). Nothing is unpacked: apply and build do that when they need the rootfs."""
-    if policy not in transfer.POLICIES:
-        raise SealerError(f"--policy {policy!r}: one of {', '.join(transfer.POLICIES)}")
-    name, fetched = transfer.pull(ref, policy, platform, tls_verify)
-    return (name, fetched, *oci_store.describe(name))
-
-
-def push(ref: str, destination: str = "", tls_verify: bool = True) -> str:
-    return transfer.push(ref, destination, tls_verify)
-
-
-def tag(source: str, targets: list[str]) -> list[str]:
-    return oci_store.tag(source, targets)
-
-
-def login(registry: str, user: str, password: str, tls_verify: bool = True) -> str:
-    name = refs.registry_name(registry)
-    if not user:
-        raise SealerError(f"login {name}: give the user name with -u USER")
-    if not password:
-        raise SealerError(f"login {name}: no password (give it with --password-stdin)")
-    skopeo.login(name, user, password, tls_verify)
-    return name
-
-
-def logout(registry: str) -> str:
-    name = refs.registry_name(registry)
-    skopeo.logout(name)
-    return name

@@ -34,6 +34,7 @@ cert = lazy("operations.cert")
 drift = lazy("operations.drift")
 etcd = lazy("operations.etcd")
 images = lazy("operations.images")
+registries_ops = lazy("operations.image_registries")
 import_cluster = lazy("operations.import_cluster")
 kubeconfig = lazy("operations.kubeconfig")
 output = lazy("operations.output")
@@ -586,18 +587,18 @@ def cmd_login(args) -> int:
     elif password:
         print("Warning: -p puts the password on the command line, where ps shows it; "
               "prefer --password-stdin", file=sys.stderr)  # fmt: skip
-    name = images.login(args.registry, args.username, password, _tls_verify(args))
+    name = registries_ops.login(args.registry, args.username, password, _tls_verify(args))
     print(f"Login Succeeded: {name}")
     return 0
 
 
 def cmd_logout(args) -> int:
-    print(f"Removed login credentials for {images.logout(args.registry)}")
+    print(f"Removed login credentials for {registries_ops.logout(args.registry)}")
     return 0
 
 
 def cmd_pull(args) -> int:
-    name, fetched, digest, platforms = images.pull(
+    name, fetched, digest, platforms = registries_ops.pull(
         args.ref, args.policy, args.platform, _tls_verify(args)
     )
     if args.quiet:
@@ -609,13 +610,13 @@ def cmd_pull(args) -> int:
 
 
 def cmd_push(args) -> int:
-    sent = images.push(args.ref, args.destination, _tls_verify(args))
+    sent = registries_ops.push(args.ref, args.destination, _tls_verify(args))
     print(f"Pushed {sent}")
     return 0
 
 
 def cmd_tag(args) -> int:
-    for target in images.tag(args.source, args.targets):
+    for target in registries_ops.tag(args.source, args.targets):
         print(f"Tagged {target}")
     return 0
 

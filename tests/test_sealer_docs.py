@@ -74,9 +74,7 @@ def store(tmp_path_factory):
             result = build(DOCS / folder, first)
             assert result.returncode == 0, result.stdout + result.stderr
             for name in others:
-                images.store(
-                    name, Path(images.from_store(first).rootfs), images.from_store(first).digest
-                )
+                images.store(name, Path(images.from_store(first).rootfs))
     return home
 
 

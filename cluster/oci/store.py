@@ -98,9 +98,10 @@ def metadata_of(instance: images.Instance, rootfs: Path, where: str) -> dict:
             f"{sealer_format.EXTENSION} annotation"
         )
     merged = sealer_format.merged_metadata(metadata, ext, instance.labels)
-    merged.setdefault("arch", instance.arch)
+    if instance.arch:  # the platform the manifest is for, over an older Metadata's word
+        merged["arch"] = instance.arch
     if instance.variant:
-        merged.setdefault("variant", instance.variant)
+        merged["variant"] = instance.variant
     return merged
 
 
