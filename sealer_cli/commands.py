@@ -17,7 +17,6 @@ from pathlib import Path
 from cluster.durations import parse_duration
 from cluster.errors import SealerError, UnreadHosts
 from cluster.sizes import parse_size
-from operations.settings import SSHSettings, StateRef
 from sealer_cli.lazy import lazy
 from sealer_cli.parser import version
 
@@ -29,6 +28,7 @@ dot = lazy("views.dot")
 progress = lazy("views.progress")
 prometheus = lazy("views.prometheus")
 model = lazy("cluster.model")
+settings = lazy("operations.settings")
 applying = lazy("operations.apply")
 cert = lazy("operations.cert")
 drift = lazy("operations.drift")
@@ -56,16 +56,16 @@ class ApplyFailed(SealerError):
 # ---- from flags to requests ----
 
 
-def state_ref(args) -> StateRef:
-    return StateRef(
+def state_ref(args):
+    return settings.StateRef(
         path=args.state,
         backend_url=args.backend,
         lock_timeout=parse_duration(args.lock_timeout, "--lock-timeout"),
     )
 
 
-def ssh_settings(args) -> SSHSettings:
-    return SSHSettings(
+def ssh_settings(args):
+    return settings.SSHSettings(
         connect_timeout=parse_duration(args.ssh_timeout, "--ssh-timeout"),
         command_timeout=parse_duration(args.command_timeout, "--command-timeout"),
         retries=getattr(args, "retries", 2),
@@ -142,7 +142,7 @@ def plan_request(args) -> plan.PlanRequest:
     return plan.PlanRequest(
         clusterfile=args.file,
         state=state_ref(args),
-        ssh=ssh_settings(args) if hasattr(args, "ssh_timeout") else SSHSettings(),
+        ssh=ssh_settings(args) if hasattr(args, "ssh_timeout") else settings.SSHSettings(),
         refresh=getattr(args, "refresh", "true") == "true",
         refresh_only=getattr(args, "refresh_only", False),
         destroy=args.destroy,
