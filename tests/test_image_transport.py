@@ -271,3 +271,38 @@ def _holds(path: Path, password: str) -> bool:
     except (ValueError, AttributeError, UnicodeDecodeError):
         pass
     return False
+
+
+def test_bearer_token_auth_and_no_blob_sent_twice_within_a_registry(tmp_path):
+    """Docker Hub's scheme: a 401 naming a token realm, a JWT from the token server for the
+    scope. And a second repository of the same registry gets the layers by a cross-repository
+    mount (or a HEAD that finds them), not by sending them again."""
+    with secure_registry(tmp_path / "storage", auth="token") as reg:
+        reg.trust_in(Path(os.environ["SEALER_HOME"]))
+        wrong = sealer("login", reg.address, "-u", reg.user, "--password-stdin", input="nope\n")
+        assert wrong.returncode == 1 and wrong.stderr.strip() == (
+            f"Error: login {reg.address}: the registry refused the username or password"
+        ), wrong.stderr
+        login(reg)
+        context = tmp_path / "ctx"
+        kubefile(context, f"FROM {BASE}\n")
+        assert sealer("build", "-t", "team/app:v1", str(context)).returncode == 0
+        first = sealer("push", "team/app:v1", f"{reg.address}/team/app:v1")
+        assert first.returncode == 0, first.stderr
+        issued = reg.tokens.issued
+        assert issued > 0  # the registry asked for bearer tokens, the server issued them
+        offset = reg.log.stat().st_size
+        second = sealer("push", "team/app:v1", f"{reg.address}/other/app:v1")
+        assert second.returncode == 0, second.stderr
+        log = reg.log.read_bytes()[offset:].decode(errors="replace")
+        layers = json.loads(sealer("inspect", "team/app:v1").stdout)["manifestv1"]["layers"]
+        for layer in layers:  # mounted from team/app, never sent again (only the config is)
+            hexa = layer["digest"].split(":")[1]
+            assert f'mount=sha256%3A{hexa} HTTP/1.1" 201' in log, log
+        assert reg.tokens.issued > issued
+        (tmp_path / "h2").mkdir()
+        reg.trust_in(tmp_path / "h2")
+        back = sealer(
+            "pull", f"{reg.address}/other/app:v1", env={"SEALER_HOME": str(tmp_path / "h2")}
+        )
+        assert back.returncode == 1 and "sealer login" in back.stderr  # a new home: no token

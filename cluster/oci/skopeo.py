@@ -58,8 +58,11 @@ def tls_flags(prefix: str, registry: str, tls_verify: bool) -> list[str]:
     return flags
 
 
-def run(argv: list[str], what: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run skopeo; a failure becomes one line naming `what`."""
+def run(
+    argv: list[str], what: str, stdin: bytes | None = None, registries: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """Run skopeo; a failure becomes one line naming `what`. registries: those the command
+    talks to (a refusal is told apart from a missing login by the auth file)."""
     env = {**os.environ, "LC_ALL": "C"}
     try:
         done = subprocess.run(
@@ -72,19 +75,35 @@ def run(argv: list[str], what: str, stdin: bytes | None = None) -> subprocess.Co
     except subprocess.TimeoutExpired:
         raise RegistryError(f"{what}: no answer in {TIMEOUT / 3600:g} h; stopped") from None
     if done.returncode != 0:
-        raise RegistryError(f"{what}: {explain(done.stderr.decode(errors='replace'))}")
+        logged_in = stdin is not None or all(logged_in_to(r) for r in registries)
+        raise RegistryError(f"{what}: {explain(done.stderr.decode(errors='replace'), logged_in)}")
     return done
 
 
-def explain(stderr: str) -> str:
+def logged_in_to(registry: str) -> bool:
+    """Whether the auth file holds credentials for registry."""
+    import json
+
+    try:
+        auths = json.loads(auth_file().read_text()).get("auths") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return registry in auths
+
+
+def explain(stderr: str, logged_in: bool = True) -> str:
     """skopeo's fatal message, shortened to what the user can act on."""
     found = re.findall(r'msg="((?:[^"\\]|\\.)*)"', stderr)
-    message = found[-1] if found else stderr.strip().splitlines()[-1:] or ["failed"]
-    message = message if isinstance(message, str) else message[0]
-    message = message.replace('\\"', '"')
+    lines = stderr.strip().splitlines()
+    message = (found[-1] if found else lines[-1] if lines else "failed").replace('\\"', '"')
     lowered = message.lower()
-    if "invalid username/password" in lowered or "unauthorized" in lowered and "login" in lowered:
+    refused = (
+        "invalid username/password" in lowered or "unauthorized" in lowered and "login" in lowered
+    )
+    if refused and logged_in:
         return "the registry refused the username or password"
+    if refused:
+        return "the registry asks for credentials (401): sealer login REGISTRY first"
     if "authentication required" in lowered or "unauthorized" in lowered:
         return "the registry asks for credentials (401): sealer login REGISTRY first"
     if "x509" in lowered or "certificate" in lowered:
@@ -144,7 +163,7 @@ def remote_manifest(ref: Reference, tls_verify: bool) -> bytes:
     """The raw manifest (or index) the registry serves for ref."""
     argv = ["inspect", "--raw", "--retry-times", "2", *credentials_args()]
     argv += tls_flags("", ref.registry, tls_verify)
-    return run([*argv, docker(ref)], f"pull {ref}").stdout
+    return run([*argv, docker(ref)], f"pull {ref}", registries=(ref.registry,)).stdout
 
 
 def platform_flags(platform: tuple[str, str, str] | None) -> list[str]:
@@ -178,4 +197,5 @@ def copy(
         argv += ["--dest-shared-blob-dir", str(dest_shared_blobs)]
     if src_shared_blobs:
         argv += ["--src-shared-blob-dir", str(src_shared_blobs)]
-    run([*argv, *extra, source, destination], what)
+    registries = tuple(r for r in (src_registry, dest_registry) if r)
+    run([*argv, *extra, source, destination], what, registries=registries)
