@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from cluster.errors import SealerError
@@ -59,16 +60,22 @@ def tls_flags(prefix: str, registry: str, tls_verify: bool) -> list[str]:
 
 
 def run(
-    argv: list[str], what: str, stdin: bytes | None = None, registries: tuple[str, ...] = ()
+    argv: list[str],
+    what: str,
+    stdin: bytes | None = None,
+    registries: tuple[str, ...] = (),
+    show_progress: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run skopeo; a failure becomes one line naming `what`. registries: those the command
-    talks to (a refusal is told apart from a missing login by the auth file)."""
+    talks to (a refusal is told apart from a missing login by the auth file). show_progress:
+    its progress goes to sealer's stderr (a terminal's), its errors are still read here."""
     env = {**os.environ, "LC_ALL": "C"}
     try:
         done = subprocess.run(
             [program(), *argv],
             input=stdin if stdin is not None else b"",
-            capture_output=True,
+            stdout=sys.stderr.fileno() if show_progress else subprocess.PIPE,
+            stderr=subprocess.PIPE,
             timeout=TIMEOUT,
             env=env,
         )
@@ -188,7 +195,10 @@ def copy(
     src_shared_blobs: Path | None = None,
     extra: tuple[str, ...] = (),
 ) -> None:
-    argv = ["copy", "--quiet", "--retry-times", "2", *credentials_args(), *platform_flags(platform)]
+    show_progress = sys.stderr.isatty()  # a person watching: skopeo's blob by blob progress
+    argv = ["copy", "--retry-times", "2", *credentials_args(), *platform_flags(platform)]
+    if not show_progress:
+        argv.append("--quiet")
     if src_registry:
         argv += tls_flags("src", src_registry, tls_verify)
     if dest_registry:
@@ -198,4 +208,9 @@ def copy(
     if src_shared_blobs:
         argv += ["--src-shared-blob-dir", str(src_shared_blobs)]
     registries = tuple(r for r in (src_registry, dest_registry) if r)
-    run([*argv, *extra, source, destination], what, registries=registries)
+    run(
+        [*argv, *extra, source, destination],
+        what,
+        registries=registries,
+        show_progress=show_progress,
+    )
