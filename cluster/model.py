@@ -332,6 +332,7 @@ class HostFacts:
     host_key: str = ""
     hostname: str = ""
     marker: str = ""
+    machine: str = ""  # uname -m: which platform of a multi-arch image the host runs
     version: str | None = None
     services: tuple[str, ...] = ()
     endpoint: str | None = None  # where the control-plane endpoint name points ("" nowhere)

@@ -96,6 +96,7 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
         f'echo "hostname=$h"; '
         f"m=; read -r m 2>/dev/null < {_marker(rootfs)}; "
         f'echo "marker=$m"; '
+        "echo machine=$(uname -m); "
         f"echo version=$({probe.version_command} 2>/dev/null); "
         f"s=$(systemctl is-active {units} 2>/dev/null); echo services=$s; "
         f"{_hosts_file_lines()}"
@@ -168,6 +169,7 @@ def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
         else values["registry_running"] == "yes",
         "hostname": values.get("hostname", ""),
         "marker": values.get("marker", ""),
+        "machine": values.get("machine", ""),
         "version": probe.parse_version(values.get("version", "")),
         "services": tuple(
             unit

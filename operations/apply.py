@@ -89,7 +89,7 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             return ApplyResult("apply", None, accepted=len(refreshed.findings))
         if refreshed.findings:
             listener.drift(refreshed.findings)
-        platforms.check(cluster, locked.state, request.ssh, request.refresh)
+        platforms.check(cluster, locked.state, request.ssh, request.refresh, refreshed.machines)
         made = plan_for(
             cluster,
             refreshed.live,

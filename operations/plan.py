@@ -68,7 +68,7 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
         cluster = on_recorded_cluster(cluster, locked.state)
         refreshed = refresh_state(cluster, locked.state, request.ssh, request.refresh)
         if not request.refresh_only and not request.destroy:
-            platforms.check(cluster, locked.state, request.ssh, request.refresh)
+            platforms.check(cluster, locked.state, request.ssh, request.refresh, refreshed.machines)
         made = None
         if not request.refresh_only:
             made = plan_for(

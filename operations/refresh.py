@@ -18,6 +18,7 @@ class Refreshed:
     warnings: list[str] = field(default_factory=list)
     cert_expiry: dict[str, float] = field(default_factory=dict)  # master -> notAfter
     unread: dict[str, str] = field(default_factory=dict)  # hosts not read -> why, in words
+    machines: dict[str, str] = field(default_factory=dict)  # host -> uname -m, as read
 
     def check_readable(self, cluster: Cluster, plan: Plan) -> None:
         """Raise UnreadHosts when the plan needs a host the refresh could not read."""
@@ -44,4 +45,5 @@ def refresh_state(
     findings = find_drift(state, facts, view)
     expiry = {ip: f.cert_expires for ip, f in facts.items() if f.cert_expires is not None}
     unread = unread_hosts(state, facts)
-    return Refreshed(findings, accept_drift(state, findings), warnings, expiry, unread)
+    machines = {ip: f.machine for ip, f in facts.items() if f.machine}
+    return Refreshed(findings, accept_drift(state, findings), warnings, expiry, unread, machines)

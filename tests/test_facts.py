@@ -30,6 +30,7 @@ def test_host_state_of_a_running_k3s_server():
     assert facts.parse_host_state(out, K3S) == {
         "hostname": "m1",
         "marker": "sha256:abc configs:01",
+        "machine": "",
         "version": "v1.25.3",
         "services": ("k3s",),
         "endpoint": None,
@@ -46,6 +47,7 @@ def test_host_state_with_nothing_installed_and_a_missing_unit():
     assert facts.parse_host_state(out, K3S) == {
         "hostname": "fresh",
         "marker": "",
+        "machine": "",
         "version": None,
         "services": (),
         "endpoint": None,
@@ -70,6 +72,7 @@ def test_host_state_of_empty_output_is_all_unknown():
     assert facts.parse_host_state("", KUBEADM) == {
         "hostname": "",
         "marker": "",
+        "machine": "",
         "version": None,
         "services": (),
         "endpoint": None,
@@ -103,6 +106,7 @@ def test_commands_quote_the_rootfs_path():
 
 def test_the_refresh_script_runs_in_bash_and_answers_every_question(tmp_path):
     """Read-only, so it runs here as on a host: every key once, whatever this machine has."""
+    import platform
     import subprocess
 
     rootfs = tmp_path / "data" / "c" / "rootfs"
@@ -113,12 +117,14 @@ def test_the_refresh_script_runs_in_bash_and_answers_every_question(tmp_path):
     )
     assert done.returncode == 0 and done.stderr == ""
     keys = [line.split("=", 1)[0] for line in done.stdout.splitlines()]
-    expected = ["hostname", "marker", "version", "services", "endpoint", "aliases", "registry"]
+    expected = ["hostname", "marker", "machine", "version", "services", "endpoint", "aliases"]
+    expected.append("registry")
     assert keys == [*expected, "registry_running"]
     parsed = facts.parse_host_state(done.stdout, K3S)
     assert parsed["marker"] == "sha256:abc configs:1"
     assert parsed["hostname"] == Path("/proc/sys/kernel/hostname").read_text().strip()
     assert parsed["registry_running"] is False
+    assert parsed["machine"] == platform.machine()
 
 
 def test_hostname_is_the_first_line_stripped():

@@ -76,6 +76,23 @@ def test_a_mixed_architecture_cluster_gets_each_hosts_instance(hosts, tmp_path):
         assert ssh(n, f"cat {ROOTFS}/etc/built-for").stdout == f"{arch}\n", n
     assert cluster.sealer("plan", "--detailed-exitcode").returncode == 0
 
+    # An amd64-only image for the same hosts: the refresh read the recorded hosts' machines,
+    # and the plan names those it cannot run on.
+    assert (
+        sealer("build", "--platform", "linux/amd64", "-t", "single:v1", str(context)).returncode
+        == 0
+    )
+    cluster.path.write_text(cluster.path.read_text().replace("multi:v1", "single:v1"))
+    refused = cluster.sealer("plan")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "Error: cannot plan: single:v1 cannot run on these hosts: "
+        + "; ".join(
+            f"{ip(n)}: the image has no linux/arm64 instance (it has linux/amd64)"
+            for n in (2, 3, 4)
+        )
+    ), refused.stderr
+
     # A host whose architecture the image lacks: the plan names it, and nothing changes.
     sandbox.report_machine("sandbox-6", "s390x")
     cluster.write([1], [2, 3, 4, 5, 6])
