@@ -122,3 +122,60 @@ def test_a_layer_whose_bytes_changed_is_refused(tmp_path):
     blob.write_bytes(bytes(data))
     with pytest.raises(unpack.UnpackError, match="refused|not a readable tar"):
         unpack.unpack(tmp_path / "out", [(blob, descriptor["digest"])], "t")
+
+
+@pytest.mark.parametrize("python_checks", [True, False], ids=["with-tarfile-filter", "without"])
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        (("link", "/etc"), "a link to an absolute path"),
+        (("link", "../../etc"), "outside the destination"),
+        (("sub/link", "../../../etc"), "outside the destination"),
+    ],
+)
+def test_links_out_are_refused_by_sealers_own_checks(
+    tmp_path, monkeypatch, python_checks, entry, problem
+):
+    """Debian 12's Python (3.11.2) has no tarfile filters: the checks must not depend on them."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    if not python_checks:
+        monkeypatch.setattr(unpack, "EXTRACT_OPTIONS", {})
+        monkeypatch.setattr(unpack, "FILTER_ERRORS", ())
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo(entry[0])
+        info.type, info.linkname = tarfile.SYMTYPE, entry[1]
+        tar.addfile(info)
+    blob = tmp_path / "layer"
+    blob.write_bytes(gzip.compress(raw.getvalue()))
+    digest = "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest()
+    with pytest.raises(unpack.UnpackError, match=problem):
+        unpack.unpack(tmp_path / "out", [(blob, digest)], "t")
+
+
+def test_an_entry_through_a_link_a_lower_layer_planted_is_refused(tmp_path, monkeypatch):
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    monkeypatch.setattr(unpack, "EXTRACT_OPTIONS", {})
+    monkeypatch.setattr(unpack, "FILTER_ERRORS", ())
+    out = tmp_path / "out"
+    (out / "bin").mkdir(parents=True)
+    os.symlink("bin", out / "dir-link")  # inside the rootfs: allowed as a link
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("dir-link/x")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    blob = tmp_path / "layer"
+    blob.write_bytes(gzip.compress(raw.getvalue()))
+    digest = "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest()
+    with pytest.raises(unpack.UnpackError, match="reaches through dir-link"):
+        unpack.apply_layer(out, blob, digest, "t")
+    assert not (out / "bin/x").exists()

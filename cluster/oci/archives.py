@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import tarfile
@@ -16,6 +17,7 @@ from cluster.oci import skopeo
 from cluster.oci.refs import parse
 from cluster.oci.store import find, local_arch, store
 from cluster.oci.transfer import check_readable
+from cluster.oci.unpack import EXTRACT_OPTIONS
 
 SAVE_FORMATS = ("oci-archive", "oci-dir", "docker-archive")
 MAX_ARCHIVE_JSON = oci.MAX_JSON_BYTES
@@ -47,30 +49,54 @@ def _save(names: list[str], output: Path, fmt: str) -> list[str]:
                     f"save {picked[0][0]}", platform=("linux", local_arch(), ""))  # fmt: skip
         os.replace(tmp, output)
         return [picked[0][0]]
-    staging = Path(
-        tempfile.mkdtemp(dir=output.parent if fmt == "oci-dir" else None, prefix=".sealer-save-")
-    )
+    blobs = sorted({d for stored, entry in picked for d in layout.reachable(entry, stored)})
+    index = oci.index_bytes([oci.named(stored, entry) for stored, entry in picked])
     try:
-        target = oci.Layout(staging / "layout").create()
-        for stored, descriptor in picked:
-            for digest in layout.reachable(descriptor, stored):
-                oci.adopt_blob(target, layout.blob_path(digest), digest, stored)
-            target.set_name(stored, descriptor)
         if fmt == "oci-dir":
-            if output.exists():
-                raise SealerError(f"{output}: already exists; save an oci-dir to a new folder")
-            os.rename(target.root, output)
+            _write_dir(layout, blobs, index, output)
         else:
-            tmp = output.with_name(f".{output.name}.tmp")
-            with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-                for entry in ("oci-layout", "index.json", "blobs"):
-                    tar.add(target.root / entry, arcname=entry)
-            os.replace(tmp, output)
+            _write_archive(layout, blobs, index, output)
     except OSError as e:
         raise SealerError(f"{output}: cannot write it: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return [stored for stored, _ in picked]
+
+
+def _write_archive(layout: oci.Layout, blobs: list[str], index: bytes, output: Path) -> None:
+    """A tar of an OCI layout, written from the store's blobs, renamed into place whole."""
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            _add_bytes(tar, "oci-layout", oci.LAYOUT_BYTES)
+            _add_bytes(tar, "index.json", index)
+            for digest in blobs:
+                tar.add(layout.blob_path(digest), arcname=f"blobs/sha256/{digest[7:]}")
+        os.replace(tmp, output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _write_dir(layout: oci.Layout, blobs: list[str], index: bytes, output: Path) -> None:
+    """An OCI layout folder: copies of the blobs (never links: the store's files stay its own)."""
+    if output.exists():
+        raise SealerError(f"{output}: already exists; save an oci-dir to a new folder")
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}-"))
+    try:
+        (staging / "blobs" / "sha256").mkdir(parents=True)
+        for digest in blobs:
+            shutil.copyfile(layout.blob_path(digest), staging / "blobs" / "sha256" / digest[7:])
+        (staging / "oci-layout").write_bytes(oci.LAYOUT_BYTES)
+        (staging / "index.json").write_bytes(index)
+        os.rename(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def is_oci_archive(path: Path) -> bool:
@@ -131,7 +157,8 @@ def _load(layout: oci.Layout, path: Path, name: str | None) -> list[str]:
             for stored, descriptor in entries:
                 parse(stored, f"load {path}: image name")
                 for digest in source.reachable(descriptor, f"load {path}: {stored}"):
-                    oci.adopt_blob(layout, source.blob_path(digest), digest, f"load {path}")
+                    oci.adopt_blob(layout, source.blob_path(digest), digest, f"load {path}",
+                                   move=not path.is_dir())  # fmt: skip
         if not entries:
             raise SealerError(f"load {path}: the archive names no image")
         for stored, descriptor in entries:
@@ -163,7 +190,7 @@ def _untar(archive: Path, into: Path) -> Path:
                     and member.size > MAX_ARCHIVE_JSON
                 ):
                     raise SealerError(f"load {archive}: {clean} is too large; refused")
-                tar.extract(member, into, filter="data")
+                tar.extract(member, into, **EXTRACT_OPTIONS)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise SealerError(f"load {archive}: not a readable archive ({e})") from None
     return into

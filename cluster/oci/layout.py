@@ -83,9 +83,9 @@ class Layout:
         (self.blobs / "sha256").mkdir(parents=True, exist_ok=True)
         marker = self.root / "oci-layout"
         if not marker.exists():
-            _write_atomic(marker, b'{"imageLayoutVersion": "1.0.0"}')
+            _write_atomic(marker, LAYOUT_BYTES)
         if not (self.root / "index.json").exists():
-            _write_atomic(self.root / "index.json", _index_bytes([]))
+            _write_atomic(self.root / "index.json", index_bytes([]))
         return self
 
     # ---- blobs ----
@@ -123,20 +123,6 @@ class Layout:
         if not isinstance(value, dict):
             raise StoreError(f"{where}: {digest[:19]} is not a JSON object")
         return value
-
-    def verify_blob(self, digest: str, where: str) -> int:
-        """Hash a blob of any size; its size. A mismatch is refused."""
-        path = self.blob_path(digest, where)
-        hashed = hashlib.sha256()
-        try:
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    hashed.update(chunk)
-        except FileNotFoundError:
-            raise StoreError(f"{where}: blob {digest} is missing from {self.root}") from None
-        if "sha256:" + hashed.hexdigest() != digest:
-            raise StoreError(f"{where}: blob {digest} does not match its digest; refused")
-        return path.stat().st_size
 
     # ---- index.json ----
 
@@ -185,13 +171,11 @@ class Layout:
     def set_name(self, name: str, descriptor: dict) -> None:
         """index.json names descriptor `name` (replacing what it named before). Call locked."""
         kept = [e for e in self.entries() if (e.get("annotations") or {}).get(REF_NAME) != name]
-        entry = {k: descriptor[k] for k in ("mediaType", "digest", "size") if k in descriptor}
-        entry["annotations"] = {REF_NAME: name}
-        _write_atomic(self.root / "index.json", _index_bytes(kept + [entry]))
+        _write_atomic(self.root / "index.json", index_bytes(kept + [named(name, descriptor)]))
 
     def remove_name(self, name: str) -> None:
         kept = [e for e in self.entries() if (e.get("annotations") or {}).get(REF_NAME) != name]
-        _write_atomic(self.root / "index.json", _index_bytes(kept))
+        _write_atomic(self.root / "index.json", index_bytes(kept))
 
     # ---- what an entry reaches ----
 
@@ -237,7 +221,17 @@ class Layout:
         return Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
 
 
-def _index_bytes(manifests: list[dict]) -> bytes:
+LAYOUT_BYTES = b'{"imageLayoutVersion": "1.0.0"}'
+
+
+def named(name: str, descriptor: dict) -> dict:
+    """An index.json entry: descriptor, annotated with its name."""
+    entry = {k: descriptor[k] for k in ("mediaType", "digest", "size") if k in descriptor}
+    entry["annotations"] = {REF_NAME: name}
+    return entry
+
+
+def index_bytes(manifests: list[dict]) -> bytes:
     return json.dumps(
         {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, indent=1
     ).encode()
@@ -259,27 +253,35 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def adopt_blob(layout: Layout, source: Path, digest: str, where: str) -> None:
-    """Move (or copy) a file into the layout as blob `digest`, after checking its content."""
+def adopt_blob(layout: Layout, source: Path, digest: str, where: str, move: bool) -> None:
+    """A file into the layout as blob `digest`, once its content is checked. move: the file is
+    sealer's own (an unpacked archive beside the store), renamed; else it is copied, and the
+    copy is what is checked (a user's file could change after a check)."""
     target = layout.blob_path(digest, where)
     if target.exists():
         return
-    hashed = hashlib.sha256()
-    with open(source, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            hashed.update(chunk)
-    if "sha256:" + hashed.hexdigest() != digest:
-        raise StoreError(f"{where}: blob {digest} does not match its digest; refused")
+    if move:
+        if _sha256_of(source) != digest:
+            raise StoreError(f"{where}: blob {digest} does not match its digest; refused")
+        os.replace(source, target)
+        return
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    os.close(fd)
     try:
-        try:
-            os.unlink(tmp)
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+        if _sha256_of(Path(tmp)) != digest:
+            raise StoreError(f"{where}: blob {digest} does not match its digest; refused")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _sha256_of(path: Path) -> str:
+    hashed = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            hashed.update(chunk)
+    return "sha256:" + hashed.hexdigest()

@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import hashlib
 import os
+import posixpath
 import shutil
 import stat
 import tarfile
@@ -89,20 +90,68 @@ def _apply(tar: tarfile.TarFile, rootfs: Path, blob: Path, where: str) -> None:
         if base.startswith(WHITEOUT):
             _remove(rootfs, name.parent / base[len(WHITEOUT) :], where)
             continue
-        if member.isdev():
-            raise UnpackError(f"{where}: device file in a layer: {member.name!r}; refused")
+        _check_member(member, name, where)
+        _make_parents(rootfs, name.parent, where)  # never through a link: tarfile would follow
         _remove_unless_folder(rootfs, name, member, where)
+        _tame(member)
         try:
-            tar.extract(member, rootfs, filter=_filter)
-        except tarfile.FilterError as e:
+            tar.extract(member, rootfs, set_attrs=True, **EXTRACT_OPTIONS)
+        except FILTER_ERRORS as e:
             raise UnpackError(f"{where}: {e}; refused") from None
 
 
-def _filter(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
-    """tarfile's data filter, keeping the layer's modes (scripts stay executable, setuid bits
-    dropped) and its owners (a ClusterImage's files are root's)."""
-    member = tarfile.data_filter(member, path)
-    return member
+# Python's own check of each member too, where it has one (3.11.4+; Debian 12 has 3.11.2):
+# "tar" refuses what this module refuses, and leaves the modes as _tame set them.
+EXTRACT_OPTIONS = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+FILTER_ERRORS = getattr(tarfile, "FilterError", ())
+
+
+def _check_member(member: tarfile.TarInfo, name: PurePosixPath, where: str) -> None:
+    """What tarfile's data filter refuses, checked here (the Python of Debian 12 has none):
+    device files and FIFOs, links to absolute paths or out of the rootfs."""
+    if member.isdev():
+        raise UnpackError(f"{where}: device file in a layer: {member.name!r}; refused")
+    if not (member.issym() or member.islnk()):
+        return
+    target = member.linkname
+    if target.startswith("/"):
+        raise UnpackError(
+            f"{where}: {member.name!r} is a link to an absolute path ({target!r}); refused"
+        )
+    base = name.parent if member.issym() else PurePosixPath(".")  # hard links: from the top
+    resolved = posixpath.normpath(posixpath.join(str(base), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise UnpackError(
+            f"{where}: {member.name!r} links to {target!r}, outside the destination; refused"
+        )
+
+
+def _tame(member: tarfile.TarInfo) -> None:
+    """Owned by whoever unpacks (root on the hosts), no setuid, setgid or sticky bit, nothing
+    writable by group or others."""
+    member.uid = member.gid = 0
+    member.uname = member.gname = "root"
+    member.mode &= 0o755
+
+
+def _make_parents(rootfs: Path, folder: PurePosixPath, where: str) -> None:
+    """An entry's folders, made where its layer does not list them, each reached without
+    following a link: a layer cannot write through a link a lower layer planted."""
+    fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in (p for p in folder.parts if p != "."):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            try:
+                next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError:
+                raise UnpackError(
+                    f"{where}: an entry reaches through {folder} (a link or a file); refused"
+                ) from None
+            os.close(fd)
+            fd = next_fd
+    finally:
+        os.close(fd)
 
 
 def _safe_name(name: str, where: str) -> PurePosixPath:
