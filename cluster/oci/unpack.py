@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 import zlib
@@ -247,7 +246,3 @@ def unpack(rootfs: Path, layers: list[tuple[Path, str]], where: str) -> None:
     rootfs.mkdir(parents=True, exist_ok=True)
     for blob, digest in layers:
         apply_layer(rootfs, blob, digest, where)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
