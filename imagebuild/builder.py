@@ -25,6 +25,7 @@ from cluster.apps import App, Launch
 from cluster.digests import file_digest, rootfs_digest
 from cluster.errors import SealerError
 from cluster.model import Image
+from cluster.oci import images as oci_images
 from cluster.oci import store as oci_store
 from imagebuild import collect, containers, fetch, kubefile, layers
 from imagebuild.isolate import (
@@ -441,6 +442,7 @@ class Builder:
             self._write_metadata(staging, state)
             metadata = images.read_metadata(staging, self.tag)
             descriptor = images.store_rootfs(self.tag, staging, state.base_image, metadata)
+            oci_images.adopt_rootfs(descriptor["digest"], staging)  # apply unpacks nothing
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return {**descriptor, "build_key": build_key}

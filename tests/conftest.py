@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import shutil
 import threading
 
 import pytest
@@ -24,7 +25,11 @@ def sealer_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SEALER_SANDBOX_NET", "netns")
     if VENDORED_REGISTRY.exists():  # builds FROM scratch have no bin/registry of their own
         monkeypatch.setenv("SEALER_REGISTRY_BINARY", str(VENDORED_REGISTRY))
-    return home
+    yield home
+    # Images, layers and unpacked rootfs take tens of MB per build: a whole run keeps every
+    # test's tmp_path to the end (CI's /tmp is a tmpfs); the state and the rest stay for a look.
+    for heavy in ("oci", "cache", "images"):
+        shutil.rmtree(home / heavy, ignore_errors=True)
 
 
 @pytest.fixture

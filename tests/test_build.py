@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import tarfile
 from pathlib import Path
@@ -280,3 +281,22 @@ def test_a_second_build_waits_for_the_first_one(tmp_path):
     assert a.wait(timeout=60) == 0 and b.wait(timeout=60) == 0, a.stderr.read() + b.stderr.read()
     assert (built("second:v1") / "second").read_text() == "second\n"
     assert (built("first:v1") / "go").exists()
+
+
+def test_the_rootfs_a_build_keeps_is_what_its_layers_unpack_to(tmp_path):
+    """A build leaves its rootfs in the unpacked cache (apply unpacks nothing): it must be what
+    a puller gets from the layers."""
+    context = tmp_path / "ctx"
+    kubefile(
+        context,
+        f"FROM {IMAGES / 'k3s-v1.25.3'}\nCOPY payload.txt etc/\nRUN chmod 0775 etc/payload.txt\n",
+    )
+    (context / "payload.txt").write_text("payload\n")
+    assert build(context, "kept:v1").returncode == 0
+    kept = Path(images.from_store("kept:v1").rootfs)
+    digest = images.rootfs_digest(kept)
+    assert oct((kept / "etc/payload.txt").stat().st_mode & 0o777) == "0o755"  # as unpacked
+    shutil.rmtree(images.sealer_home() / "cache" / "unpacked")
+    unpacked = Path(images.from_store("kept:v1").rootfs)
+    assert images.rootfs_digest(unpacked) == digest
+    assert oct((unpacked / "etc/payload.txt").stat().st_mode & 0o777) == "0o755"

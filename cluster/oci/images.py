@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,32 @@ def rootfs(store: oci.Layout, instance: Instance, where: str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target / "rootfs"
+
+
+def adopt_rootfs(digest: str, folder: Path) -> bool:
+    """A rootfs just built (what unpacking the manifest `digest` would give) moved into the
+    cache, so the first apply does not unpack it again; False when the cache had it (folder is
+    left to the caller). Files get what unpacking gives them: root's, no setuid bit, nothing
+    writable by others, no FIFO or socket."""
+    target = rootfs_cache() / oci.check_digest(digest, str(folder))
+    if (target / "rootfs").is_dir():
+        return False
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                os.unlink(path)
+                continue
+            if info.st_mode & 0o7022:
+                os.chmod(path, info.st_mode & 0o755)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".adopt-"))
+    os.rename(folder, staging / "rootfs")
+    try:
+        os.rename(staging, target)
+    except OSError:  # another sealer put it there meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    return True
