@@ -59,6 +59,13 @@ def _folder(root: Path, parts: list[str], create: bool = False):
         os.close(fd)
 
 
+def folder(root: Path, relative: str | Path, create: bool = False):
+    """A context manager: the descriptor of the folder root/relative, reached (or made, with
+    create) without following a link; LinkRefused for one on the way, FileNotFoundError when
+    it is absent."""
+    return _folder(root, _parts(relative), create)
+
+
 def read_file(root: Path, relative: str | Path) -> bytes | None:
     """The content of root/relative, None when there is no such file; a link is refused."""
     *folders, name = _parts(relative)

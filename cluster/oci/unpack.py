@@ -19,6 +19,7 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from cluster import beneath
 from cluster.errors import SealerError
 
 WHITEOUT = ".wh."
@@ -136,21 +137,12 @@ def _tame(member: tarfile.TarInfo) -> None:
 def _make_parents(rootfs: Path, folder: PurePosixPath, where: str) -> None:
     """An entry's folders, made where its layer does not list them, each reached without
     following a link: a layer cannot write through a link a lower layer planted."""
-    fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for part in (p for p in folder.parts if p != "."):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(part, 0o755, dir_fd=fd)
-            try:
-                next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except OSError:
-                raise UnpackError(
-                    f"{where}: an entry reaches through {folder} (a link or a file); refused"
-                ) from None
-            os.close(fd)
-            fd = next_fd
-    finally:
-        os.close(fd)
+        beneath.make_folders(rootfs, str(folder))
+    except beneath.LinkRefused:
+        raise UnpackError(
+            f"{where}: an entry reaches through {folder} (a link or a file); refused"
+        ) from None
 
 
 def _safe_name(name: str, where: str) -> PurePosixPath:
@@ -163,37 +155,25 @@ def _safe_name(name: str, where: str) -> PurePosixPath:
     return PurePosixPath(*parts) if parts else PurePosixPath(".")
 
 
-def _open_parent(rootfs: Path, parent: PurePosixPath, where: str) -> int | None:
-    """A descriptor of rootfs/parent reached without following links; None if absent."""
-    fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    for part in parent.parts:
-        if part == ".":
-            continue
+@contextlib.contextmanager
+def _parent(rootfs: Path, folder: PurePosixPath, where: str):
+    """rootfs/folder's descriptor, reached without following a link; None when it is absent."""
+    with contextlib.ExitStack() as stack:
         try:
-            next_fd = os.open(
-                part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
-            )
+            fd = stack.enter_context(beneath.folder(rootfs, str(folder)))
         except FileNotFoundError:
-            os.close(fd)
-            return None
-        except OSError:
-            os.close(fd)
+            fd = None
+        except beneath.LinkRefused:
             raise UnpackError(
-                f"{where}: a whiteout reaches through {parent} (a link or a file); refused"
+                f"{where}: a whiteout reaches through {folder} (a link or a file); refused"
             ) from None
-        os.close(fd)
-        fd = next_fd
-    return fd
+        yield fd
 
 
 def _remove(rootfs: Path, path: PurePosixPath, where: str) -> None:
-    fd = _open_parent(rootfs, path.parent, where)
-    if fd is None:
-        return
-    try:
-        _remove_at(fd, path.name)
-    finally:
-        os.close(fd)
+    with _parent(rootfs, path.parent, where) as fd:
+        if fd is not None:
+            _remove_at(fd, path.name)
 
 
 def _remove_at(fd: int, name: str) -> None:
@@ -214,14 +194,9 @@ def _remove_at(fd: int, name: str) -> None:
 
 
 def _empty_folder(rootfs: Path, folder: PurePosixPath, where: str) -> None:
-    fd = _open_parent(rootfs, folder, where)
-    if fd is None:
-        return
-    try:
-        for entry in os.listdir(fd):
+    with _parent(rootfs, folder, where) as fd:
+        for entry in os.listdir(fd) if fd is not None else ():
             _remove_at(fd, entry)
-    finally:
-        os.close(fd)
 
 
 def _remove_unless_folder(rootfs: Path, name: PurePosixPath, member, where: str) -> None:
@@ -229,16 +204,11 @@ def _remove_unless_folder(rootfs: Path, name: PurePosixPath, member, where: str)
     lower one goes first, as overlay filesystems show it. A folder over a folder merges."""
     if name == PurePosixPath("."):
         return
-    fd = _open_parent(rootfs, name.parent, where)
-    if fd is None:
-        return
-    try:
-        with contextlib.suppress(FileNotFoundError):
+    with _parent(rootfs, name.parent, where) as fd, contextlib.suppress(FileNotFoundError):
+        if fd is not None:
             info = os.stat(name.name, dir_fd=fd, follow_symlinks=False)
             if not (member.isdir() and stat.S_ISDIR(info.st_mode)):
                 _remove_at(fd, name.name)
-    finally:
-        os.close(fd)
 
 
 def unpack(rootfs: Path, layers: list[tuple[Path, str]], where: str) -> None:
