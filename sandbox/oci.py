@@ -14,14 +14,11 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-REF_NAME = "org.opencontainers.image.ref.name"
+from cluster.oci.layout import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, REF_NAME
+from cluster.oci.layout import OCI_LAYER_GZIP as OCI_LAYER
 
 
-def _blob(layout: Path, data: bytes) -> str:
+def write_blob(layout: Path, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
     path = layout / "blobs" / "sha256" / digest
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +38,7 @@ def layer(files: dict[str, bytes]) -> tuple[bytes, str]:
     return gzip.compress(tar_bytes, mtime=0), "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
 
 
-def _add_to_index(layout: Path, descriptor: dict, tag: str) -> None:
+def add_to_index(layout: Path, descriptor: dict, tag: str) -> None:
     """index.json names `descriptor` as `tag` (replacing an older entry of that tag)."""
     index_path = layout / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {"schemaVersion": 2}
@@ -58,7 +55,7 @@ def oci_image(layout: Path, tag: str, layers: list[dict[str, bytes]], arch: str 
     for files in layers:
         data, diff_id = layer(files)
         descriptors.append(
-            {"mediaType": OCI_LAYER, "digest": _blob(layout, data), "size": len(data)}
+            {"mediaType": OCI_LAYER, "digest": write_blob(layout, data), "size": len(data)}
         )
         diff_ids.append(diff_id)
     config = json.dumps(
@@ -75,14 +72,14 @@ def oci_image(layout: Path, tag: str, layers: list[dict[str, bytes]], arch: str 
             "mediaType": OCI_MANIFEST,
             "config": {
                 "mediaType": OCI_CONFIG,
-                "digest": _blob(layout, config),
+                "digest": write_blob(layout, config),
                 "size": len(config),
             },
             "layers": descriptors,
         }
     ).encode()
-    digest = _blob(layout, manifest)
-    _add_to_index(layout, {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}, tag)
+    digest = write_blob(layout, manifest)
+    add_to_index(layout, {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}, tag)
     return digest
 
 
@@ -105,8 +102,8 @@ def multi_arch_image(
     index = json.dumps(
         {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
     ).encode()
-    descriptor = {"mediaType": OCI_INDEX, "digest": _blob(layout, index), "size": len(index)}
-    _add_to_index(layout, descriptor, tag)
+    descriptor = {"mediaType": OCI_INDEX, "digest": write_blob(layout, index), "size": len(index)}
+    add_to_index(layout, descriptor, tag)
     return digests
 
 

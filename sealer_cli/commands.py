@@ -559,7 +559,7 @@ def cmd_image(args) -> int:
         for name in images.load(args.path, args.name, args.force):
             print(f"Loaded {name}")
     elif command == "ls":
-        sys.stdout.write(text.render_image_list(*images.list_images()))
+        return cmd_images(args)
     elif command == "inspect":
         inspected = images.inspect(args.name)
         if args.json:

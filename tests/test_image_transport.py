@@ -60,6 +60,21 @@ def push_go_image(tmp_path: Path, reg, name: str = "sealer/k3s-go:v1", extension
     return digest
 
 
+def build_two_platform_image(context: Path, tag: str) -> None:
+    """The k3s sandbox image for amd64 and arm64 (`COPY ${ARCH} .`), each instance telling its
+    platform in etc/built-for."""
+    context.mkdir()
+    for arch in ("amd64", "arm64"):
+        folder = context / arch
+        subprocess.run(["cp", "-a", str(BASE), str(folder)], check=True)
+        metadata = json.loads((folder / "Metadata").read_text())
+        (folder / "Metadata").write_text(json.dumps({**metadata, "arch": arch}))
+        (folder / "etc/built-for").write_text(arch + "\n")
+    kubefile(context, "FROM scratch\nCOPY ${ARCH} .\n")
+    built = sealer("build", "--platform", "linux/amd64,linux/arm64", "-t", tag, str(context))
+    assert built.returncode == 0, built.stderr
+
+
 def test_an_image_real_sealer_built_pulls_and_reads_as_sealer_reads_it(tmp_path, registry):
     digest = push_go_image(tmp_path, registry)
     ref = f"{registry.address}/sealer/k3s-go:v1"
@@ -177,17 +192,7 @@ def test_save_is_an_oci_archive_skopeo_reads_and_load_gives_the_same_digest(tmp_
 
 def test_a_two_platform_build_is_an_index_and_each_host_arch_gets_its_instance(tmp_path, registry):
     login(registry)
-    context = tmp_path / "ctx"
-    context.mkdir()
-    for arch in ("amd64", "arm64"):
-        folder = context / arch
-        subprocess.run(["cp", "-a", str(BASE), str(folder)], check=True)
-        metadata = json.loads((folder / "Metadata").read_text())
-        (folder / "Metadata").write_text(json.dumps({**metadata, "arch": arch}))
-        (folder / "etc/built-for").write_text(arch + "\n")
-    kubefile(context, "FROM scratch\nCOPY ${ARCH} .\n")
-    built = sealer("build", "--platform", "linux/amd64,linux/arm64", "-t", "multi:v1", str(context))
-    assert built.returncode == 0, built.stderr
+    build_two_platform_image(tmp_path / "ctx", "multi:v1")
     target = f"{registry.address}/team/multi:v1"
     assert sealer("push", "multi:v1", target).returncode == 0
     raw = json.loads(skopeo("inspect", "--raw", f"--cert-dir={registry.cert_dir()}", "--creds",

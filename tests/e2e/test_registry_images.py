@@ -4,17 +4,15 @@ moves, and a multi-arch image whose instances go to the hosts of each architectu
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 from sandbox import hosts as sandbox
 from tests.e2e.conftest import IMAGES, Cluster, ip, ssh
-from tests.helpers import kubefile, sealer
+from tests.helpers import sealer
 from tests.image_registry import secure_registry
 from tests.sealer_go_image import image_extension
-from tests.test_image_transport import LAUNCH, login, push_go_image
+from tests.test_image_transport import LAUNCH, build_two_platform_image, login, push_go_image
 
 ROOTFS = "/var/lib/sealer/data/e2e/rootfs"
 
@@ -52,16 +50,7 @@ def test_an_image_real_sealer_built_is_pulled_by_apply_and_runs(hosts, tmp_path)
 
 def test_a_mixed_architecture_cluster_gets_each_hosts_instance(hosts, tmp_path):
     context = tmp_path / "ctx"
-    context.mkdir()
-    for arch in ("amd64", "arm64"):
-        folder = context / arch
-        subprocess.run(["cp", "-a", str(IMAGES / "k3s-v1.25.3"), str(folder)], check=True)
-        metadata = json.loads((folder / "Metadata").read_text())
-        (folder / "Metadata").write_text(json.dumps({**metadata, "arch": arch}))
-        (folder / "etc/built-for").write_text(arch + "\n")
-    kubefile(context, "FROM scratch\nCOPY ${ARCH} .\n")
-    built = sealer("build", "--platform", "linux/amd64,linux/arm64", "-t", "multi:v1", str(context))
-    assert built.returncode == 0, built.stderr
+    build_two_platform_image(context, "multi:v1")
     for n in (2, 3, 4):  # three arm64 workers: their instance goes through the relay
         sandbox.report_machine(f"sandbox-{n}", "aarch64")
     assert ssh(2, "uname -m").stdout.strip() == "aarch64"
