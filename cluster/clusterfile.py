@@ -5,6 +5,7 @@ Every problem is collected (not just the first) as `FILE:LINE:COL: PATH: what is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 from cluster import image as images
 from cluster import kubeadm, launching, names, registry, spec_fields
 from cluster.errors import SealerError
-from cluster.model import MASTER, SSH, Cluster, Document, Host, Taint
+from cluster.model import MASTER, SSH, Cluster, Document, Host, Jump, Taint
 from cluster.problems import Problems
 from cluster.yamldoc import YamlDoc, format_path, load_documents, read_text
 from schemas import KUBEADM_KINDS, SUPPORTED_KINDS, schema_errors
@@ -328,26 +329,56 @@ def _labels(doc: YamlDoc, base: list, labels: dict, problems: Problems) -> dict[
 
 
 def _ssh(doc: YamlDoc, base: list, raw: dict, problems: Problems) -> SSH:
-    port = raw.get("port", 22)
-    try:
-        port_number = int(port)
-        if not 0 < port_number < 65536:
-            raise ValueError
-    except ValueError:
-        where = _ssh_field(doc, base, "port")
-        problems.at(doc, where, f"{port!r} is not a TCP port (1-65535)")
-        port_number = 22
-    user = str(raw.get("user", "root"))
-    problem = names.user_problem(user)
-    if problem:
-        problems.at(doc, _ssh_field(doc, base, "user"), f"{user!r} {problem}")
+    where = functools.partial(_ssh_field, doc, base)
+    bastion = raw.get("bastion")
     return SSH(
-        user=user,
+        user=_ssh_user(doc, where("user"), raw.get("user", "root"), problems),
         password=raw.get("passwd", ""),
         key_file=os.path.expanduser(raw.get("pk", "")),
         key_passphrase=raw.get("pkPasswd", ""),
-        port=port_number,
+        port=_ssh_port(doc, where("port"), raw.get("port", 22), problems),
+        jumps=(_bastion(doc, where("bastion"), bastion, problems),) if bastion else (),
+        agent=raw.get("agent", True),
+        given=frozenset(raw) & GIVEN_SSH_FIELDS,
     )
+
+
+GIVEN_SSH_FIELDS = frozenset({"user", "port", "pk"})  # what ~/.ssh/config could also say
+
+
+def _bastion(doc: YamlDoc, at: list, raw: dict, problems: Problems) -> Jump:
+    """spec.ssh.bastion (this project's extension to sealer's v2 Clusterfile)."""
+    address = str(raw["address"])
+    problem = names.address_problem(address)
+    if problem:
+        problems.at(doc, at + ["address"], f"{address!r} {problem}")
+    return Jump(
+        address=address,
+        port=_ssh_port(doc, at + ["port"], raw.get("port", 22), problems),
+        user=_ssh_user(doc, at + ["user"], raw.get("user", "root"), problems),
+        key_file=os.path.expanduser(raw.get("pk", "")),
+        key_passphrase=raw.get("pkPasswd", ""),
+        password=raw.get("passwd", ""),
+    )
+
+
+def _ssh_port(doc: YamlDoc, at: list, port, problems: Problems) -> int:
+    try:
+        number = int(port)
+        if not 0 < number < 65536:
+            raise ValueError
+    except ValueError:
+        problems.at(doc, at, f"{port!r} is not a TCP port (1-65535)")
+        return 22
+    return number
+
+
+def _ssh_user(doc: YamlDoc, at: list, user, problems: Problems) -> str:
+    user = str(user)
+    problem = names.user_problem(user)
+    if problem:
+        problems.at(doc, at, f"{user!r} {problem}")
+    return user
 
 
 def _ssh_field(doc: YamlDoc, base: list, name: str) -> list:

@@ -14,12 +14,38 @@ RUNTIMES = ("kubernetes", "k3s", "k0s")
 
 
 @dataclass(frozen=True)
+class Jump:
+    """A host the SSH connection passes through on its way (a bastion, or one ProxyJump hop)."""
+
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_file: str = ""
+    key_passphrase: str = field(default="", repr=False)  # a secret
+    password: str = field(default="", repr=False)  # a secret
+    agent: bool = True  # may use the keys of $SSH_AUTH_SOCK when no key file is named
+
+    @property
+    def name(self) -> str:
+        """How messages and the state's pins name it: ADDRESS:PORT."""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class SSH:
     user: str = "root"
     password: str = field(default="", repr=False)  # a secret: never printed nor stored
     key_file: str = ""
     key_passphrase: str = field(default="", repr=False)  # a secret too
     port: int = 22
+    # the hops from the operator to the host, the operator's side first (spec.ssh.bastion, or
+    # ~/.ssh/config's ProxyJump)
+    jumps: tuple[Jump, ...] = ()
+    agent: bool = True  # ssh.agent: the keys of $SSH_AUTH_SOCK when no key file is named
+    address: str = ""  # where to connect when it is not the host's IP (~/.ssh/config HostName)
+    proxy_command: str = ""  # ~/.ssh/config's ProxyCommand, run as OpenSSH would
+    given: frozenset[str] = frozenset()  # the fields the Clusterfile set (they win over config)
 
 
 @dataclass(frozen=True)
@@ -316,6 +342,7 @@ UNREAD_REASONS = {
     "timed_out": "timed out",
     "auth_failed": "authentication failed",
     "host_key_changed": "host key changed",
+    "bastion": "its bastion could not be used",  # the error names the bastion and why
     "unreadable": "could not be read",
 }
 

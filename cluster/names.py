@@ -92,3 +92,17 @@ def data_root_problem(path: str) -> str:
     if len(parts) < 2:  # `/` or `/var`: removing the cluster would reach system folders
         return "must be at least two levels deep (e.g. /var/lib/sealer/data)"
     return ""
+
+
+def address_problem(address: str) -> str:
+    """A host to connect to (a bastion): an IP address or a DNS name, never an option."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address)
+        return ""
+    except ValueError:
+        pass
+    if len(address) > 253 or not NODE_NAME.fullmatch(address.lower()):
+        return "is not an IP address or a DNS name"
+    return ""

@@ -10,6 +10,7 @@ replay them on documents, `State.patched` applies them to the typed state.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,13 @@ PATCH_FIELDS = (
     "configs_digest",
     "control_plane",
     "apps",
+    "jump_keys",
 )
+
+
+# a bastion's pin: ADDRESS:PORT ([IPv6]:PORT) -> OpenSSH's SHA256 fingerprint
+JUMP_NAME = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):[0-9]{1,5}\Z")
+PIN = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}\Z")
 
 
 class StateFormatError(SealerError):
@@ -142,6 +149,8 @@ class State:
     configs_digest: str | None = None
     control_plane: dict | None = None  # what a running cluster cannot change (the endpoint...)
     apps: dict = field(default_factory=dict)  # launched apps: name -> {digest, image}
+    # the bastions' host keys, pinned at first contact: ADDRESS:PORT -> fingerprint
+    jump_keys: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     updated_at: str = ""
 
@@ -182,6 +191,7 @@ class State:
             "configs_digest": self.configs_digest,
             "control_plane": self.control_plane,
             "apps": {name: dict(app) for name, app in self.apps.items()},
+            **({"jump_keys": dict(self.jump_keys)} if self.jump_keys else {}),
         }
 
     @classmethod
@@ -198,6 +208,7 @@ class State:
             configs_digest=doc.get("configs_digest"),
             control_plane=doc.get("control_plane"),
             apps={name: dict(app) for name, app in (doc.get("apps") or {}).items()},
+            jump_keys=dict(doc.get("jump_keys") or {}),
             created_at=doc.get("created_at") or "",
             updated_at=doc.get("updated_at") or "",
         )
@@ -257,9 +268,12 @@ def _shape_problem(doc: dict) -> str:
     for name in ("cluster", "bootstrap_master", "launch_digest", "configs_digest"):
         if doc.get(name) is not None and not isinstance(doc[name], str):
             return f"{name} must be a string"
-    for name in ("image", "control_plane"):
+    for name in ("image", "control_plane", "jump_keys"):
         if doc.get(name) is not None and not _is_strings(doc[name], mapping=True):
             return f"{name} must be a mapping of strings"
+    for name, pin in (doc.get("jump_keys") or {}).items():
+        if not JUMP_NAME.fullmatch(name) or not PIN.fullmatch(pin):
+            return f"jump_keys[{name!r}] must map ADDRESS:PORT to a SHA256 fingerprint"
     apps = doc.get("apps") or {}
     if not isinstance(apps, dict) or not all(_is_strings(a, mapping=True) for a in apps.values()):
         return "apps must map app names to mappings of strings"

@@ -148,7 +148,16 @@ class Applier:
         if record is not None and not record.host_key:  # forgotten: pin the key seen now
             key = self.driver.host(action.host).host_key()
             self.ctx.record(update_host(action.host, host_key=key))
+        self._pin_jumps()
         log.debug("%s: done after %.2fs", action.id, time.monotonic() - started)
+
+    def _pin_jumps(self) -> None:
+        """The bastions this run reached are pinned at first contact, as hosts are."""
+        seen = getattr(self.driver, "gateways", None)
+        pinned = self.ctx.state.jump_keys
+        new = {n: k for n, k in (seen.seen if seen else {}).items() if n not in pinned}
+        if new:
+            self.ctx.record(set_field("jump_keys", {**pinned, **new}))
 
     def _finish(self) -> list[dict]:
         """The cluster-wide records, once every action finished."""

@@ -35,6 +35,7 @@ from pathlib import Path
 from cluster.errors import SealerError
 from executors import mux
 from executors.driver import HostError, Remote, Result, command_failed
+from executors.openssh import identity_options, pin_command, proxy_command
 
 # A pin as the state keeps it: it becomes an argument of a command, so nothing else is allowed
 FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
@@ -81,9 +82,12 @@ def folder_for(home: Path) -> Path:
     return folder
 
 
-def socket_name(lineage: str, user: str, ip: str, port: int, fingerprint: str) -> str:
-    """Short (a socket path has ~100 bytes) and different for any change of these."""
-    identity = "\0".join((lineage, user, ip, str(port), fingerprint))
+def socket_name(
+    lineage: str, user: str, ip: str, port: int, fingerprint: str, route: tuple[str, ...] = ()
+) -> str:
+    """Short (a socket path has ~100 bytes) and different for any change of these (the route:
+    the options that lead to the host, its jump hosts' pins included)."""
+    identity = "\0".join((lineage, user, ip, str(port), fingerprint, *route))
     return hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
@@ -94,51 +98,46 @@ class Endpoint:
     ip: str
     port: int
     user: str
-    key_file: str
+    key_file: str  # "": the agent's keys
     fingerprint: str
     lineage: str
+    address: str = ""  # where its SSH server is reached when not at ip (HostName)
+    route: tuple[str, ...] = ()  # OpenSSH options that lead there (a pinned ProxyCommand)
+    via: str = ""  # its jump hosts, for `sealer connections ls`
 
     @property
     def name(self) -> str:
-        return socket_name(self.lineage, self.user, self.ip, self.port, self.fingerprint)
+        return socket_name(
+            self.lineage, self.user, self.address or self.ip, self.port, self.fingerprint,
+            self.route,
+        )  # fmt: skip
 
     def describe(self) -> dict:
         return {
             "host": self.ip,
             "port": self.port,
             "user": self.user,
-            "key_file": self.key_file,
+            "key_file": self.key_file or "(ssh-agent)",
             "fingerprint": self.fingerprint,
             "lineage": self.lineage,
+            **({"via": self.via} if self.via else {}),
         }
-
-
-def pin_command(fingerprint: str) -> str:
-    """A KnownHostsCommand that vouches for the host's key only if it is the pinned one.
-
-    OpenSSH runs it without a shell and gives it the key it was shown (%f %H %t %K); it prints
-    a known_hosts line for that key when the fingerprint is the pin, nothing otherwise, and
-    StrictHostKeyChecking then refuses the host before authentication."""
-    script = 'test "$1" = "$2" && echo "$3 $4 $5"; true'
-    return f"/bin/sh -c '{script}' sealer-pin {fingerprint} %f %H %t %K"
 
 
 def ssh_argv(endpoint: Endpoint, reuse: Reuse, connect_timeout: float) -> list[str]:
     """The ssh command line up to the host (the command follows), relative to reuse.folder."""
     return [
         "ssh",
-        "-i",
-        endpoint.key_file,
+        *identity_options(endpoint.key_file, agent=True),
         "-p",
         str(endpoint.port),
         "-l",
         endpoint.user,
         "-F",
         "/dev/null",  # the user's ssh config must not redirect or weaken this connection
+        *endpoint.route,
         "-o",
         "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
         "-o",
         "StrictHostKeyChecking=yes",
         "-o",
@@ -160,7 +159,7 @@ def ssh_argv(endpoint: Endpoint, reuse: Reuse, connect_timeout: float) -> list[s
         "-o",
         "LogLevel=ERROR",
         "--",
-        endpoint.ip,
+        endpoint.address or endpoint.ip,
     ]
 
 
@@ -282,13 +281,23 @@ def shared_reader(remote: Remote, reuse: Reuse):
     shareable = (
         reuse.persist > 0
         and FINGERPRINT.match(remote.known_key or "")
-        and ssh.key_file
+        and identity_options(ssh.key_file, ssh.agent) is not None
         and not ssh.key_passphrase
         and (ssh.user == "root" or not ssh.password)  # sudo -n: no password on stdin
+        and not ssh.proxy_command  # the user's command: the run's own connection only
     )
     if not shareable:
         return remote
+    route: tuple[str, ...] = ()
+    if ssh.jumps:  # only through jump hosts pinned in the state
+        proxy = proxy_command(
+            ssh.jumps, remote.gateways.pins, remote.address, ssh.port, remote.timeouts.connect
+        )
+        if proxy is None:
+            return remote
+        route = ("-o", f"ProxyCommand={proxy}")
     endpoint = Endpoint(
-        remote.ip, int(ssh.port), ssh.user, str(ssh.key_file), remote.known_key, reuse.lineage
-    )
+        remote.ip, int(ssh.port), ssh.user, str(ssh.key_file), remote.known_key, reuse.lineage,
+        address=ssh.address, route=route, via=" then ".join(j.name for j in ssh.jumps),
+    )  # fmt: skip
     return SharedRemote(remote, endpoint, reuse)

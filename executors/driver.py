@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import re
 import shlex
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from cluster.errors import SealerError
 from cluster.model import SSH
+from executors.openssh import proxy_command
 
 MASK = "(sensitive value)"
 
@@ -67,13 +69,13 @@ class HostKeyChanged(HostError):
         )
 
 
-class _KeyMismatch(Exception):
+class KeyMismatch(Exception):
     def __init__(self, seen: str):
         self.seen = seen
 
 
 @functools.cache
-def _pinned_key_policy():
+def pinned_key_policy():
     """The policy class (made once: paramiko is imported late, planning never needs it)."""
     import paramiko
 
@@ -84,9 +86,9 @@ def _pinned_key_policy():
             self.pinned = pinned
 
         def missing_host_key(self, client, hostname, key):
-            seen = _fingerprint(key)
+            seen = fingerprint(key)
             if self.pinned and seen != self.pinned:
-                raise _KeyMismatch(seen)
+                raise KeyMismatch(seen)
             client.get_host_keys().add(hostname, key.get_name(), key)  # in memory only
 
     return PinnedKey
@@ -123,13 +125,36 @@ IDLE_WAKEUP = 2.0  # seconds between an idle SSH connection's checks (paramiko's
 class Remote:
     """One host: a lazily opened Fabric connection and the commands run over it."""
 
-    def __init__(self, ip: str, ssh: SSH, timeouts: Timeouts, known_key: str = ""):
+    def __init__(self, ip: str, ssh: SSH, timeouts: Timeouts, known_key: str = "", gateways=None):
         self.ip = ip
         self.ssh = ssh
         self.timeouts = timeouts
         self.known_key = known_key
+        self.gateways = gateways  # the run's jump-host connections (executors.jumps)
         self._connection = None
         self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        """Where its SSH server is reached (~/.ssh/config's HostName, else its IP)."""
+        return self.ssh.address or self.ip
+
+    def _route(self):
+        """The socket the SSH connection runs over when it is not a direct TCP connection:
+        a channel through the jump hosts, or the user's ProxyCommand; None: direct."""
+        if self.ssh.jumps:
+            if self.gateways is None:
+                raise HostError(self.ip, "no jump-host connections in this run")
+            try:
+                return self.gateways.channel(self.ssh.jumps, self.address, self.ssh.port)
+            except HostError as e:  # the bastion's failure, said for this host
+                raise HostError(self.ip, e.message, True, e.retryable, e.reason) from None
+        if self.ssh.proxy_command:
+            import paramiko
+
+            command = expand_tokens(self.ssh.proxy_command, self.address, self.ssh)
+            return paramiko.ProxyCommand(shlex.join(["/bin/sh", "-c", f"exec {command}"]))
+        return None
 
     # ---- connecting ----
 
@@ -142,11 +167,15 @@ class Remote:
         )
 
         connect_kwargs = {
-            "allow_agent": False,
+            # the agent's keys when no key file is named (ssh.agent: false turns it off)
+            "allow_agent": self.ssh.agent and not self.ssh.key_file,
             "look_for_keys": False,
             "banner_timeout": self.timeouts.connect,
             "auth_timeout": self.timeouts.connect,
         }
+        route = self._route()
+        if route is not None:
+            connect_kwargs["sock"] = route
         if self.ssh.key_file:
             connect_kwargs["key_filename"] = self.ssh.key_file
             if self.ssh.key_passphrase:
@@ -154,7 +183,7 @@ class Remote:
         if self.ssh.password:
             connect_kwargs["password"] = self.ssh.password
         connection = Connection(
-            self.ip,
+            self.address,
             user=self.ssh.user,
             port=self.ssh.port,
             connect_timeout=self.timeouts.connect,
@@ -167,14 +196,14 @@ class Remote:
         if not self.known_key:
             with contextlib.suppress(OSError):
                 connection.client.load_system_host_keys()
-        connection.client.set_missing_host_key_policy(_pinned_key_policy()(self.known_key))
+        connection.client.set_missing_host_key_policy(pinned_key_policy()(self.known_key))
         try:
             connection.open()
             # paramiko's reader thread wakes every 0.1 s on an idle connection to look for a
             # close; a fleet's thousand connections made that ~10,000 wake-ups a second, a
             # third of the run's CPU. Data and closes still wake it at once.
             connection.client.get_transport().sock.settimeout(IDLE_WAKEUP)
-        except _KeyMismatch as mismatch:
+        except KeyMismatch as mismatch:
             connection.close()
             raise HostKeyChanged(self.ip, self.known_key, mismatch.seen) from None
         except AuthenticationException:
@@ -197,8 +226,8 @@ class Remote:
         except BadHostKeyException as e:
             raise HostError(
                 self.ip,
-                f"the host key ({_fingerprint(e.key)}) does not match the one in your "
-                f"known_hosts ({_fingerprint(e.expected_key)}); fix ~/.ssh/known_hosts if the "
+                f"the host key ({fingerprint(e.key)}) does not match the one in your "
+                f"known_hosts ({fingerprint(e.expected_key)}); fix ~/.ssh/known_hosts if the "
                 f"host was reinstalled",
                 unreachable=True,
                 reason="host_key_changed",
@@ -220,10 +249,18 @@ class Remote:
     def _login(self) -> str:
         """What a failed connection tried, for its message: user, address, port and key file
         (whether a password was offered, never the password)."""
-        way = f"key {self.ssh.key_file}" if self.ssh.key_file else "no key"
+        if self.ssh.key_file:
+            way = f"key {self.ssh.key_file}"
+        else:
+            way = "ssh-agent's keys" if self.ssh.agent else "no key"
         if self.ssh.password:
             way += " and a password"
-        return f"{self.ssh.user}@{self.ip}:{self.ssh.port} with {way}"
+        through = ""
+        if self.ssh.jumps:
+            through = " through bastion " + " then ".join(j.name for j in self.ssh.jumps)
+        elif self.ssh.proxy_command:
+            through = " through its ProxyCommand"
+        return f"{self.ssh.user}@{self.address}:{self.ssh.port}{through} with {way}"
 
     def _secrets(self) -> tuple[str, ...]:
         return (self.ssh.password, self.ssh.key_passphrase)
@@ -250,7 +287,7 @@ class Remote:
         """Checked again once connected: nothing may have slipped past the policy."""
         if not self.known_key:
             return
-        seen = _fingerprint(self._connection.client.get_transport().get_remote_server_key())
+        seen = fingerprint(self._connection.client.get_transport().get_remote_server_key())
         if seen != self.known_key:
             self._connection.close()
             self._connection = None
@@ -258,7 +295,7 @@ class Remote:
 
     def host_key(self) -> str:
         """SHA256 fingerprint of the host's key, as OpenSSH prints it."""
-        return _fingerprint(self.transport().get_remote_server_key())
+        return fingerprint(self.transport().get_remote_server_key())
 
     def close(self) -> None:
         with self._lock:
@@ -340,6 +377,24 @@ class Remote:
             raise HostError(
                 self.ip, f"{doing} failed: {e or type(e).__name__}", unreachable=True
             ) from None
+
+    def tunnel(self, port: int):
+        """A socket-like channel to this host's own port, opened by its SSH server: how the
+        operator reaches a service of a host it has no direct route to (behind a bastion)."""
+        try:
+            with self._transport_errors("tunnel"):
+                return self.transport().open_channel(
+                    "direct-tcpip", (self.ip, port), ("127.0.0.1", 0), timeout=self.timeouts.connect
+                )
+        except HostError:
+            raise
+        except Exception as e:  # paramiko's ChannelException: forwarding refused or failed
+            raise HostError(self.ip, f"SSH tunnel to port {port} failed: {e}") from None
+
+    @property
+    def routed(self) -> bool:
+        """Reached through jump hosts or a ProxyCommand, not by a direct connection."""
+        return bool(self.ssh.jumps or self.ssh.proxy_command)
 
     def follow(
         self, command: str, *, env: dict[str, str] | None = None, stdin: bytes = b""
@@ -440,13 +495,28 @@ class Remote:
             and not self._sudo_password
             and shutil.which("ssh")
         )
-        if openssh and not alone:
-            return self._upload_openssh(command, path, timeout or self.timeouts.command)
+        route = self._openssh_route() if openssh and not alone else None
+        if route is not None:
+            return self._upload_openssh(command, path, timeout or self.timeouts.command, route)
         return self.stream(command, _file_chunks(path), timeout)
 
-    def _upload_openssh(self, command: str, path: str, timeout: float) -> Result:
+    def _openssh_route(self) -> list[str] | None:
+        """OpenSSH's options for this host's way (none: direct; a ProxyCommand through its
+        jump hosts, pinned to the keys they showed); None when OpenSSH cannot take it."""
+        if self.ssh.proxy_command:
+            return None  # the user's command may prompt or cost a login: one connection only
+        if not self.ssh.jumps:
+            return []
+        self.transport()  # connected first: the jumps' keys are seen (and checked) by now
+        pins = {**self.gateways.pins, **self.gateways.seen}
+        proxy = proxy_command(
+            self.ssh.jumps, pins, self.address, self.ssh.port, self.timeouts.connect
+        )
+        return None if proxy is None else ["-o", f"ProxyCommand={proxy}"]
+
+    def _upload_openssh(self, command: str, path: str, timeout: float, route: list[str]) -> Result:
         key = self.transport().get_remote_server_key()
-        host = self.ip if self.ssh.port == 22 else f"[{self.ip}]:{self.ssh.port}"
+        host = self.address if self.ssh.port == 22 else f"[{self.address}]:{self.ssh.port}"
         with tempfile.NamedTemporaryFile("w", suffix=".known_hosts") as known_hosts:
             known_hosts.write(f"{host} {key.get_name()} {key.get_base64()}\n")
             known_hosts.flush()
@@ -454,10 +524,13 @@ class Remote:
             assert not no_stdin  # no sudo password on this path (upload() checks)
             argv = [
                 "ssh",
+                "-F",
+                "/dev/null",  # the way to the host is sealer's (route), not a config's
                 "-i",
                 self.ssh.key_file,
                 "-p",
                 str(self.ssh.port),
+                *route,
                 "-o",
                 "BatchMode=yes",
                 "-o",  # AES-GCM runs on the CPU's AES instructions: the cheapest bulk cipher
@@ -474,7 +547,7 @@ class Remote:
                 "-l",
                 self.ssh.user,
                 "--",  # nothing after this is read as an option
-                self.ip,
+                self.address,
                 wrapped,
             ]
             with open(path, "rb") as stdin:
@@ -569,7 +642,13 @@ def _file_chunks(path: str, size: int = 1 << 20):
             yield chunk
 
 
-def _fingerprint(key) -> str:
+def expand_tokens(command: str, address: str, ssh: SSH) -> str:
+    """A ProxyCommand's %-tokens, as OpenSSH expands them (%h host, %p port, %r user)."""
+    values = {"h": address, "p": str(ssh.port), "r": ssh.user, "n": address, "%": "%"}
+    return re.sub(r"%(.)", lambda m: values.get(m.group(1), m.group(0)), command)
+
+
+def fingerprint(key) -> str:
     digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
     return f"SHA256:{digest}"
 
@@ -583,9 +662,11 @@ class Driver:
         timeouts: Timeouts | None = None,
         pinned_keys: dict[str, str] | None = None,
         reuse=None,
+        gateways=None,
     ):
         self.timeouts = timeouts or Timeouts()
         self.reuse = reuse  # connections shared across runs for reads (executors.connections)
+        self.gateways = gateways  # the jump hosts' connections (executors.jumps.Gateways)
         self._ssh = dict(hosts)
         self._pinned = dict(pinned_keys or {})  # ip -> fingerprint first seen (from the state)
         self._remotes: dict[str, Remote] = {}
@@ -599,7 +680,7 @@ class Driver:
                 if ip not in self._ssh:
                     raise HostError(ip, "no SSH settings for this host")
                 remote = self._remotes[ip] = Remote(
-                    ip, self._ssh[ip], self.timeouts, self._pinned.get(ip, "")
+                    ip, self._ssh[ip], self.timeouts, self._pinned.get(ip, ""), self.gateways
                 )
             return remote
 
@@ -617,3 +698,5 @@ class Driver:
     def close(self) -> None:
         for remote in list(self._remotes.values()):
             remote.close()
+        if self.gateways is not None:
+            self.gateways.close()

@@ -26,6 +26,7 @@ to each host over SSH), and only between hosts of the apply.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -216,13 +217,22 @@ class Relay:
         return followed, int(words[1]), rest
 
     def _send_head(self, head: dict) -> None:
-        """The operator is the head's sender: one copy per chain over the operator's link."""
+        """The operator is the head's sender: one copy per chain over the operator's link,
+        through the head's SSH connection when the operator has no route to it (a bastion)."""
+        remote = self.driver.host(head["host"])
         try:
+            if remote.routed:
+                with contextlib.closing(remote.tunnel(head["port"])) as channel:
+                    channel.sendall(head["token"].encode() + b"\n")
+                    with open(self.source, "rb") as f:
+                        while chunk := f.read(CHUNK):
+                            channel.sendall(chunk)
+                return
             with socket.create_connection((head["host"], head["port"]), 10) as conn:
                 conn.sendall(head["token"].encode() + b"\n")
                 with open(self.source, "rb") as f:
                     conn.sendfile(f)
-        except OSError:
+        except (OSError, HostError):
             pass  # the head reports a short copy; the caller sends it directly
 
 

@@ -99,6 +99,9 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             request.replace,
         )
         refreshed.check_readable(cluster, made)  # before any host is touched
+        if made.empty and refreshed.jump_keys:  # nothing to do, but bastions met: pin them
+            pins = {**locked.state.jump_keys, **refreshed.jump_keys}
+            write_state(locked, replace(locked.state, jump_keys=pins))
         return execute(request, listener, made, cluster, locked, refreshed.live, "apply")
 
 

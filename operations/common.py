@@ -105,23 +105,35 @@ def ssh_driver(cluster: Cluster, state: State, ssh: SSHSettings, pin_keys: bool 
     pinned = {ip: r.host_key for ip, r in state.hosts.items()} if pin_keys else {}
     # only pinned hosts can share connections: a shared one is opened with the pin
     lineage = state.lineage if pin_keys and state.hosts else ""
-    return connect(hosts, ssh, pinned, lineage=lineage)
+    jump_pins = dict(state.jump_keys) if pin_keys else {}
+    return connect(hosts, ssh, pinned, lineage=lineage, jump_pins=jump_pins)
 
 
-def connect(hosts: dict, ssh: SSHSettings, pinned: dict[str, str] | None = None, lineage: str = ""):
-    """A driver for these hosts (ip -> model SSH) with the settings' timeouts and retries;
-    with a lineage and ssh.persist, reads share connections across runs of that state."""
+def connect(
+    hosts: dict,
+    ssh: SSHSettings,
+    pinned: dict[str, str] | None = None,
+    lineage: str = "",
+    jump_pins: dict[str, str] | None = None,
+):
+    """A driver for these hosts (ip -> model SSH, completed by the user's ~/.ssh/config) with
+    the settings' timeouts and retries; with a lineage and ssh.persist, reads share
+    connections across runs of that state. jump_pins: the bastions' keys (ADDRESS:PORT)."""
     from executors.driver import Driver, Timeouts  # late: commands that stay local skip SSH
+    from executors.jumps import Gateways
+    from operations import ssh_config
 
     timeouts = Timeouts(
         connect=ssh.connect_timeout, command=ssh.command_timeout, retries=max(0, ssh.retries)
     )
     if ssh.connect:
         return ssh.connect(hosts, timeouts, pinned or {})
+    hosts = ssh_config.resolve(hosts)
     reuse = None
     if lineage and ssh.persist > 0:
         from executors import connections
 
         folder = connections.folder_for(images.sealer_home())
         reuse = connections.Reuse(folder, ssh.persist, lineage)
-    return Driver(hosts, timeouts, pinned or {}, reuse=reuse)
+    gateways = Gateways(timeouts, jump_pins)
+    return Driver(hosts, timeouts, pinned or {}, reuse=reuse, gateways=gateways)

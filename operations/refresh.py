@@ -19,6 +19,7 @@ class Refreshed:
     cert_expiry: dict[str, float] = field(default_factory=dict)  # master -> notAfter
     unread: dict[str, str] = field(default_factory=dict)  # hosts not read -> why, in words
     machines: dict[str, str] = field(default_factory=dict)  # host -> uname -m, as read
+    jump_keys: dict[str, str] = field(default_factory=dict)  # bastions met unpinned -> key
 
     def check_readable(self, cluster: Cluster, plan: Plan) -> None:
         """Raise UnreadHosts when the plan needs a host the refresh could not read."""
@@ -39,11 +40,15 @@ def refresh_state(
     driver = ssh_driver(cluster, state, ssh, pin_keys=True)  # no password to a changed host
     try:
         facts, view = refresh(state, driver, parallelism=max(parallelism, 64))
+        gateways = getattr(driver, "gateways", None)  # test doubles have none
+        met = gateways.seen if gateways else {}
     finally:
         driver.close()
+    new_jumps = {name: key for name, key in met.items() if name not in state.jump_keys}
     warnings = [] if view.source else [f"could not read the cluster's own view: {view.error}"]
     findings = find_drift(state, facts, view)
     expiry = {ip: f.cert_expires for ip, f in facts.items() if f.cert_expires is not None}
     unread = unread_hosts(state, facts)
     machines = {ip: f.machine for ip, f in facts.items() if f.machine}
-    return Refreshed(findings, accept_drift(state, findings), warnings, expiry, unread, machines)
+    live = accept_drift(state, findings)
+    return Refreshed(findings, live, warnings, expiry, unread, machines, new_jumps)

@@ -55,3 +55,8 @@ def describe() -> list[dict]:
 def report_machine(host: str, machine: str) -> str:
     """Make a sandbox host report `machine` to uname -m ("" for its real one); its name."""
     return hosts.report_machine(host, machine)
+
+
+def make_private(host: str, private: bool = True) -> str:
+    """Cut (or restore) this machine's route to a netns sandbox host; its name."""
+    return hosts.make_private(host, private)

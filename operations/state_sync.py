@@ -131,14 +131,20 @@ def _refuse_unsafe_push(path: str, pushed: dict, current: dict, where: str) -> N
 
 
 def forget_host_key(request: StateRequest, ip: str, listener: Listener) -> str:
-    """Forget the key pinned for ip; the next contact records the key it sees. Returns the
-    forgotten key ('' if none was pinned)."""
+    """Forget the key pinned for ip (a host's IP, or a bastion's ADDRESS:PORT); the next
+    contact records the key it sees. Returns the forgotten key ('' if none was pinned)."""
     name = cluster_name(request, listener)
     with locked_state(request.state, name, "state forget-host-key") as locked:
+        jumps = locked.state.jump_keys
+        if ip in jumps:
+            rest = {n: k for n, k in jumps.items() if n != ip}
+            write_state(locked, replace(locked.state, jump_keys=rest))
+            return jumps[ip]
         record = locked.state.hosts.get(ip)
         if record is None:
             raise SealerError(
-                f"{ip} is not a host of cluster {name!r} in {locked.backend.describe()}"
+                f"{ip} is not a host nor a bastion (ADDRESS:PORT) of cluster {name!r} in "
+                f"{locked.backend.describe()}"
             )
         hosts = {**locked.state.hosts, ip: replace(record, host_key="")}
         write_state(locked, locked.state.with_hosts(hosts))

@@ -106,6 +106,9 @@ def unread_hosts(state: State, facts: dict[str, HostFacts]) -> dict[str, str]:
                 f"the state pinned {record.host_key}, the host now shows {fact.host_key}; if it "
                 f"was reinstalled on purpose: sealer state forget-host-key {ip}"
             )
+        elif fact.reason == "bastion":  # "bastion ADDRESS:PORT down: why" says it all
+            unread[ip] = fact.error
+            continue
         else:
             detail = fact.error
         unread[ip] = f"{why} ({detail})" if detail else why

@@ -342,6 +342,33 @@ def run_in(
     )
 
 
+def find(which: str, command: str) -> SandboxHost:
+    """The running sandbox host named sandbox-N, N, or by its address."""
+    found = [h for h in hosts() if which in (h.name, h.address, str(h.number))]
+    if not found:
+        raise SandboxError(f"sandbox {command}: no sandbox host {which!r} (`sealer sandbox ls`)")
+    return found[0]
+
+
+def make_private(which: str, private: bool = True) -> str:
+    """Cut (or restore) this machine's route to a netns host: inside the host, a blackhole
+    route for this machine's address drops every reply, so nothing of this machine's reaches
+    it (SSH, ping, the relay), while the other hosts still do. Behind a bastion it can still
+    be reached. Returns the host's name."""
+    host = find(which, "private")
+    if not (host.folder / "netns").exists():
+        raise SandboxError(
+            f"sandbox private: {host.name} shares this machine's network; use --net netns"
+        )
+    route = ["ip", "route", "replace" if private else "del", "blackhole", f"{network.OPERATOR}/32"]
+    try:
+        run_in(host, route)
+    except subprocess.CalledProcessError as e:
+        if private or "No such process" not in (e.stderr or ""):  # not private: nothing to undo
+            raise SandboxError(f"sandbox private: {' '.join(route)}: {e.stderr.strip()}") from None
+    return host.name
+
+
 FAKE_UNAME = "/usr/local/bin/uname"
 
 
@@ -351,9 +378,7 @@ def report_machine(which: str, machine: str) -> str:
     changes, to try multi-arch images. Returns the host's name."""
     import re
 
-    found = [h for h in hosts() if which in (h.name, h.address, str(h.number))]
-    if not found:
-        raise SandboxError(f"sandbox arch: no sandbox host {which!r} (`sealer sandbox ls`)")
+    found = [find(which, "arch")]
     if machine and not re.fullmatch(r"[a-z0-9_]{1,32}", machine):
         raise SandboxError(f"sandbox arch: {machine!r} is not a machine name (e.g. aarch64)")
     if not machine:

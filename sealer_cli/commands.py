@@ -676,6 +676,11 @@ def cmd_sandbox(args) -> int:
             raise SealerError("sandbox arch: give a MACHINE (e.g. aarch64), or --reset")
         name = sandbox.report_machine(args.host, "" if args.reset else args.machine)
         print(f"{name} reports {args.machine or 'its real architecture'} to uname -m")
+    elif args.sandbox_command == "private":
+        for host in args.hosts:
+            name = sandbox.make_private(host, not args.reset)
+            state = "reachable from this machine again" if args.reset else "private"
+            print(f"{name} is {state}")
     else:
         sys.stdout.write(text.render_sandbox(sandbox.describe()))
     return 0

@@ -126,6 +126,14 @@ HELP = {
         "else changes: the host still runs this machine's programs (the sandbox distributions\n"
         "are Python, and run on any architecture).",
     ),
+    "sandbox private": (
+        "cut this machine's route to sandbox hosts, so only a bastion reaches them",
+        "sealer sandbox up 4 --net netns\nsealer sandbox private sandbox-2 sandbox-3 sandbox-4\n"
+        "sealer sandbox private sandbox-2 --reset",
+        "netns only: inside each host a blackhole route drops everything for this machine's\n"
+        "address (198.18.0.1), so no SSH, ping or relay stream of this machine's reaches it,\n"
+        "while the other hosts still do: reach it through a bastion (spec.ssh.bastion).",
+    ),
     "connections": (
         "the SSH connections kept open between runs (see --ssh-persist)",
         "sealer connections ls\nsealer connections close\nsealer connections close 10.0.0.2",
@@ -731,6 +739,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("host", metavar="HOST", help="sandbox-N, or its address")
     q.add_argument("machine", nargs="?", default="", metavar="MACHINE", help="e.g. aarch64")
     q.add_argument("--reset", action="store_true", help="report the real architecture again")
+    q = _sub(boxes, "sandbox private")
+    q.add_argument("hosts", nargs="+", metavar="HOST", help="sandbox-N, or its address")
+    q.add_argument("--reset", action="store_true", help="give this machine its route back")
 
     kept = _sub(commands, "connections").add_subparsers(
         dest="connections_command", metavar="CONNECTIONS_COMMAND"
