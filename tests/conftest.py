@@ -20,6 +20,9 @@ def sealer_home(tmp_path, monkeypatch):
     monkeypatch.delenv("SEALER_STATE", raising=False)
     monkeypatch.delenv("SEALER_BACKEND", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    # this machine's user's OpenSSH config and agent must not steer the tests' connections
+    monkeypatch.setenv("SEALER_SSH_CONFIG", str(tmp_path / "no-ssh-config"))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     # Sandbox hosts get networks of their own (198.18.0.0/15 on a bridge), as real machines
     # have: their own 127.0.0.1, ports and routes (sandbox/network.py).
     monkeypatch.setenv("SEALER_SANDBOX_NET", "netns")
