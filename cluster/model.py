@@ -367,6 +367,7 @@ class HostFacts:
     host_aliases: tuple[str, ...] | None = None  # sealer's spec.hostAliases lines (None: not read)
     registry_addresses: tuple[str, ...] | None = None  # where its hosts file sends the registry
     registry_running: bool | None = None  # its registry process is alive (None: not read)
+    checks: dict | None = None  # what sealer check reads (executors/prechecks.py); None: not read
 
 
 @dataclass(frozen=True)

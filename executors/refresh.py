@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from cluster.errors import SealerError
 from cluster.model import ClusterView, HostFacts
 from cluster.records import State
-from executors import distribute, facts
+from executors import distribute, facts, prechecks
 from executors.driver import Driver, HostError, HostKeyChanged
 from executors.fanout import fan_out
 from executors.runtimes import runtime_for
@@ -45,12 +45,17 @@ class _ReadOps:
         return ip
 
 
-def refresh(state: State, driver: Driver, parallelism: int = 64) -> tuple[dict, ClusterView]:
+def refresh(
+    state: State, driver: Driver, parallelism: int = 64, checks_root: str = ""
+) -> tuple[dict, ClusterView]:
     """Facts of every recorded host (by IP) and the cluster view; parallelism hosts at once
-    at most (fewer when the open-file limit says so)."""
+    at most (fewer when the open-file limit says so). checks_root: also what `sealer check`
+    reads, with the free space under this folder (the Clusterfile's dataRoot)."""
     runtime = runtime_for(state.runtime)
     data_root = (state.control_plane or {}).get("data_root") or distribute.DATA_ROOT
     fact = facts.host_state(distribute.rootfs_dir(state.cluster, data_root), runtime.probe)
+    if checks_root:
+        fact = prechecks.with_checks(fact, checks_root)
     ips = list(state.hosts)
     with ThreadPoolExecutor(fan_out(len(ips), parallelism) + 1) as pool:
         # The cluster's view is read from the bootstrap master while the hosts answer.

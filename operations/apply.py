@@ -15,7 +15,7 @@ from cluster.errors import SealerError
 from cluster.model import Cluster, DrainPolicy, Plan
 from cluster.records import State
 from executors.scheduler import Outcome
-from operations import platforms
+from operations import platforms, prechecks
 from operations.common import (
     Locked,
     SSHSettings,
@@ -45,6 +45,7 @@ class ApplyRequest:
     parallelism: int = 10
     targets: tuple[str, ...] = ()  # --target: only these hosts (and what they need)
     replace: tuple[str, ...] = ()  # --replace: reset and join these hosts again
+    skip_checks: tuple[str, ...] = ()  # --skip-check: host checks whose errors do not block
     drain: DrainPolicy = DrainPolicy()
     # Called once the plan is approved (or is empty), before any host is touched: the verbs
     # that edit the Clusterfile keep their edit from then on.
@@ -74,11 +75,14 @@ class ApplyResult:
 def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
     if request.plan_file:
         return _apply_saved(request, listener)
+    skip = prechecks.check_names(request.skip_checks)
     cluster = load_cluster(request.clusterfile, listener)
+    checking = request.refresh and not request.refresh_only
     with locked_state(request.state, cluster.name, "apply") as locked:
         cluster = on_recorded_cluster(cluster, locked.state)
+        root = prechecks.data_root(cluster, locked.state) if checking else ""
         refreshed = refresh_state(
-            cluster, locked.state, request.ssh, request.refresh, request.parallelism
+            cluster, locked.state, request.ssh, request.refresh, request.parallelism, root
         )
         if request.refresh_only:
             listener.refreshed(refreshed.findings, refreshed.warnings)
@@ -89,7 +93,11 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             return ApplyResult("apply", None, accepted=len(refreshed.findings))
         if refreshed.findings:
             listener.drift(refreshed.findings)
-        platforms.check(cluster, locked.state, request.ssh, request.refresh, refreshed.machines)
+        joining = prechecks.Joining()
+        if checking:
+            joining = prechecks.read_joining(cluster, locked.state, request.ssh)
+        machines = {**refreshed.machines, **joining.machines}
+        platforms.check(cluster, locked.state, request.ssh, request.refresh, machines)
         made = plan_for(
             cluster,
             refreshed.live,
@@ -99,6 +107,13 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             request.replace,
         )
         refreshed.check_readable(cluster, made)  # before any host is touched
+        if checking:
+            checked = prechecks.evaluate(
+                cluster, locked.state, made, refreshed.checks, joining, skip
+            )
+            checked.raise_if_blocking(listener)  # before any host is touched
+            for line in checked.warnings:
+                listener.warning(line)
         if made.empty and refreshed.jump_keys:  # nothing to do, but bastions met: pin them
             pins = {**locked.state.jump_keys, **refreshed.jump_keys}
             write_state(locked, replace(locked.state, jump_keys=pins))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cluster.model import Cluster, Finding, Plan
 from cluster.records import State
-from operations import platforms
+from operations import platforms, prechecks
 from operations.common import (
     SSHSettings,
     StateRef,
@@ -33,6 +33,7 @@ class PlanRequest:
     out: str | None = None  # save the plan here for `sealer apply FILE`
     targets: tuple[str, ...] = ()  # --target: only these hosts (and what they need)
     replace: tuple[str, ...] = ()  # --replace: reset and join these hosts again
+    skip_checks: tuple[str, ...] = ()  # --skip-check: host checks whose errors do not block
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class PlanResult:
     plan: Plan | None  # None with refresh_only
     findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    checked: tuple[str, ...] = ()  # the hosts `sealer check` read and judged
 
     @property
     def has_changes(self) -> bool:
@@ -62,13 +64,23 @@ def plan_for(
 
 
 def plan(request: PlanRequest, listener: Listener) -> PlanResult:
+    skip = prechecks.check_names(request.skip_checks)
     cluster = load_cluster(request.clusterfile, listener)
     spec_image_digest = cluster.image.digest  # what spec.image names (maybe an app image)
+    checking = request.refresh and not request.refresh_only and not request.destroy
+    warnings: list[str] = []
+    checked_hosts: tuple[str, ...] = ()
     with locked_state(request.state, cluster.name, "plan") as locked:
         cluster = on_recorded_cluster(cluster, locked.state)
-        refreshed = refresh_state(cluster, locked.state, request.ssh, request.refresh)
-        if not request.refresh_only and not request.destroy:
-            platforms.check(cluster, locked.state, request.ssh, request.refresh, refreshed.machines)
+        root = prechecks.data_root(cluster, locked.state) if checking else ""
+        refreshed = refresh_state(
+            cluster, locked.state, request.ssh, request.refresh, checks_root=root
+        )
+        joining = prechecks.Joining()
+        if checking:
+            joining = prechecks.read_joining(cluster, locked.state, request.ssh)
+            machines = {**refreshed.machines, **joining.machines}
+            platforms.check(cluster, locked.state, request.ssh, request.refresh, machines)
         made = None
         if not request.refresh_only:
             made = plan_for(
@@ -80,6 +92,12 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
                 request.replace,
             )
             refreshed.check_readable(cluster, made)  # never a plan about hosts not seen
+        if checking:
+            checked = prechecks.evaluate(
+                cluster, locked.state, made, refreshed.checks, joining, skip
+            )
+            checked.raise_if_blocking(listener)  # never a plan a host cannot take
+            warnings, checked_hosts = checked.warnings, tuple(checked.hosts)
     if made is not None and request.out:
         planfile.save(
             request.out,
@@ -92,7 +110,14 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
                 "max_unavailable": request.max_unavailable,
             },
         )
-    return PlanResult(cluster.name, locked.state, made, refreshed.findings, refreshed.warnings)
+    return PlanResult(
+        cluster.name,
+        locked.state,
+        made,
+        refreshed.findings,
+        refreshed.warnings + warnings,
+        checked_hosts,
+    )
 
 
 def graph(request: PlanRequest, listener: Listener) -> Plan:

@@ -29,7 +29,8 @@ def check(
     if not enabled or image is None or not image.platforms or not cluster.hosts:
         return
     machines = {ip: m for ip, m in (known or {}).items() if ip in cluster.hosts}
-    asked = sorted(set(cluster.hosts) - set(state.hosts))  # recorded ones: the refresh's word
+    # recorded ones: the refresh's word; joining ones: the precheck's read, else asked here
+    asked = sorted(set(cluster.hosts) - set(state.hosts) - set(machines))
     machines.update(_read_machines(cluster, state, ssh, asked) if asked else {})
     problems = [
         f"{ip}: {images.platform_problem(image, found)}"

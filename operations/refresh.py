@@ -20,6 +20,7 @@ class Refreshed:
     unread: dict[str, str] = field(default_factory=dict)  # hosts not read -> why, in words
     machines: dict[str, str] = field(default_factory=dict)  # host -> uname -m, as read
     jump_keys: dict[str, str] = field(default_factory=dict)  # bastions met unpinned -> key
+    checks: dict[str, dict] = field(default_factory=dict)  # host -> {hostname, checks} read
 
     def check_readable(self, cluster: Cluster, plan: Plan) -> None:
         """Raise UnreadHosts when the plan needs a host the refresh could not read."""
@@ -30,16 +31,22 @@ class Refreshed:
 
 
 def refresh_state(
-    cluster: Cluster, state: State, ssh: SSHSettings, enabled: bool = True, parallelism: int = 20
+    cluster: Cluster,
+    state: State,
+    ssh: SSHSettings,
+    enabled: bool = True,
+    parallelism: int = 20,
+    checks_root: str = "",
 ) -> Refreshed:
-    """What the hosts say. Not enabled, or no host recorded: nothing found, the state as is."""
+    """What the hosts say. Not enabled, or no host recorded: nothing found, the state as is.
+    checks_root: also read what `sealer check` needs (free space under this folder)."""
     if not enabled or not state.hosts:
         return Refreshed(live=state)
     from executors.refresh import refresh  # late: a plan without hosts never loads SSH
 
     driver = ssh_driver(cluster, state, ssh, pin_keys=True)  # no password to a changed host
     try:
-        facts, view = refresh(state, driver, parallelism=max(parallelism, 64))
+        facts, view = refresh(state, driver, max(parallelism, 64), checks_root)
         gateways = getattr(driver, "gateways", None)  # test doubles have none
         met = gateways.seen if gateways else {}
     finally:
@@ -51,4 +58,9 @@ def refresh_state(
     unread = unread_hosts(state, facts)
     machines = {ip: f.machine for ip, f in facts.items() if f.machine}
     live = accept_drift(state, findings)
-    return Refreshed(findings, live, warnings, expiry, unread, machines, new_jumps)
+    checks = {
+        ip: {"hostname": f.hostname, "checks": f.checks}
+        for ip, f in facts.items()
+        if f.checks is not None
+    }
+    return Refreshed(findings, live, warnings, expiry, unread, machines, new_jumps, checks)

@@ -60,3 +60,8 @@ def report_machine(host: str, machine: str) -> str:
 def make_private(host: str, private: bool = True) -> str:
     """Cut (or restore) this machine's route to a netns sandbox host; its name."""
     return hosts.make_private(host, private)
+
+
+def fake(host: str, swap_kb: int | None, memory_kb: int | None, clock: int | None) -> str:
+    """Make a sandbox host report swap, memory or a clock offset (sandbox/hosts.py); its name."""
+    return hosts.fake(host, swap_kb, memory_kb, clock)

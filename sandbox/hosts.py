@@ -369,6 +369,49 @@ def make_private(which: str, private: bool = True) -> str:
     return host.name
 
 
+FAKES = "/run/sealer-sandbox"  # inside a host: the files its fakes show
+FAKE_DATE = "/usr/local/bin/date"
+
+
+def fake(which: str, swap_kb: int | None, memory_kb: int | None, clock: int | None) -> str:
+    """A sandbox-only override of what a host reports, for the host checks (sealer check):
+    /proc/swaps and /proc/meminfo are replaced, inside the host only, by files saying swap_kb
+    of swap and memory_kb of memory (a bind mount, as LXCFS does), and `date` runs clock
+    seconds off. None leaves one as it is; 0 gives the real one back. Nothing
+    else changes: the host has this machine's memory and clock. Returns the host's name."""
+    host = find(which, "fake")
+    script = [f"mkdir -p {FAKES}"]
+    if swap_kb is not None:
+        script.append("umount /proc/swaps 2>/dev/null || true")
+        if swap_kb:
+            script += [
+                f"printf 'Filename\\tType\\tSize\\tUsed\\tPriority\\n"
+                f"/sandbox-swap\\tfile\\t{swap_kb}\\t0\\t-2\\n' > {FAKES}/swaps",
+                f"mount --bind {FAKES}/swaps /proc/swaps",
+            ]
+    if memory_kb is not None:
+        script.append("umount /proc/meminfo 2>/dev/null || true")
+        if memory_kb:
+            script += [
+                f"sed 's/^MemTotal:.*/MemTotal: {memory_kb} kB/' /proc/meminfo > {FAKES}/meminfo",
+                f"mount --bind {FAKES}/meminfo /proc/meminfo",
+            ]
+    if clock is not None:
+        script.append(f"rm -f {FAKE_DATE}")
+        if clock:
+            script.append(
+                f"mkdir -p /usr/local/bin && printf '%s\\n' '#!/bin/sh' "
+                f"'# sealer sandbox fake: this host runs {clock} s off' "
+                f'\'exec /usr/bin/date -d "@$(( $(/usr/bin/date +%s) + ({clock}) ))" "$@"\' '
+                f"> {FAKE_DATE} && chmod 755 {FAKE_DATE}"
+            )
+    try:
+        run_in(host, ["sh", "-ec", "; ".join(script)])
+    except subprocess.CalledProcessError as e:
+        raise SandboxError(f"sandbox fake: {host.name}: {e.stderr.strip()}") from None
+    return host.name
+
+
 FAKE_UNAME = "/usr/local/bin/uname"
 
 

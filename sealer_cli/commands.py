@@ -84,6 +84,7 @@ def apply_request(args, **fields) -> applying.ApplyRequest:
         parallelism=args.parallelism,
         targets=host_list(getattr(args, "targets", ()), "--target"),
         replace=host_list(getattr(args, "replace", ()), "--replace"),
+        skip_checks=tuple(getattr(args, "skip_checks", ())),
         drain=drain_policy(args),
         **fields,
     )
@@ -150,7 +151,19 @@ def plan_request(args) -> plan.PlanRequest:
         out=getattr(args, "out", None),
         targets=host_list(getattr(args, "targets", ()), "--target"),
         replace=host_list(getattr(args, "replace", ()), "--replace"),
+        skip_checks=tuple(getattr(args, "skip_checks", ())),
     )
+
+
+def cmd_check(args) -> int:
+    args.destroy, args.max_unavailable = False, "10%"
+    result = plan.plan(plan_request(args), progress.Console())
+    for warning in result.warnings:
+        progress.Console().warning(warning)
+    print(
+        f"Checked {len(result.checked)} host(s) that the plan joins or changes: no check blocks it."
+    )
+    return 0
 
 
 def cmd_plan(args) -> int:
@@ -676,6 +689,10 @@ def cmd_sandbox(args) -> int:
             raise SealerError("sandbox arch: give a MACHINE (e.g. aarch64), or --reset")
         name = sandbox.report_machine(args.host, "" if args.reset else args.machine)
         print(f"{name} reports {args.machine or 'its real architecture'} to uname -m")
+    elif args.sandbox_command == "fake":
+        swap, memory, clock = _fakes(args)
+        name = sandbox.fake(args.host, swap, memory, clock)
+        print(f"{name} now reports what was asked (sandbox only: sealer sandbox fake --reset)")
     elif args.sandbox_command == "private":
         for host in args.hosts:
             name = sandbox.make_private(host, not args.reset)
@@ -684,6 +701,21 @@ def cmd_sandbox(args) -> int:
     else:
         sys.stdout.write(text.render_sandbox(sandbox.describe()))
     return 0
+
+
+def _fakes(args) -> tuple[int | None, int | None, int | None]:
+    """--swap, --memory (sizes, in KiB) and --clock; --reset: 0 for each (the real ones)."""
+    if args.reset:
+        if args.swap or args.memory or args.clock is not None:
+            raise SealerError("sandbox fake: --reset takes nothing else")
+        return 0, 0, 0
+    if not (args.swap or args.memory or args.clock is not None):
+        raise SealerError("sandbox fake: give --swap, --memory, --clock or --reset")
+    from cluster.sizes import parse_size
+
+    swap = parse_size(args.swap, "--swap") // 1024 if args.swap else None
+    memory = parse_size(args.memory, "--memory") // 1024 if args.memory else None
+    return swap, memory, args.clock
 
 
 def cmd_connections(args) -> int:
@@ -697,6 +729,7 @@ def cmd_connections(args) -> int:
 HANDLERS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
+    "check": cmd_check,
     "graph": cmd_graph,
     "show": cmd_show,
     "import": cmd_import,

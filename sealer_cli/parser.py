@@ -43,6 +43,16 @@ HELP = {
         "Compare the Clusterfile with the recorded state and print the actions that\n"
         "would bring the cluster to it. Touches no host.",
     ),
+    "check": (
+        "check the hosts a plan would join or change, before any is touched",
+        "sealer check -f Clusterfile\nsealer check -f Clusterfile --skip-check swap",
+        "Read-only. Each host about to join (or change) is asked, in one command, what\n"
+        "kubeadm's preflight, k0sctl and KubeKey check: swap, the ports its node needs, a\n"
+        "hostname another host has, its clock against this machine's, memory on a master,\n"
+        "free space under dataRoot (twice the image), ip_forward and br_netfilter, a container\n"
+        "runtime or kubelet sealer did not install. Every plan and apply runs the same checks:\n"
+        "errors block them (exit 1) unless --skip-check NAME; warnings are printed.",
+    ),
     "apply": (
         "change the hosts so the cluster matches the Clusterfile",
         "sealer apply -f Clusterfile\nsealer apply -f Clusterfile --auto-approve --json\n"
@@ -133,6 +143,15 @@ HELP = {
         "netns only: inside each host a blackhole route drops everything for this machine's\n"
         "address (198.18.0.1), so no SSH, ping or relay stream of this machine's reaches it,\n"
         "while the other hosts still do: reach it through a bastion (spec.ssh.bastion).",
+    ),
+    "sandbox fake": (
+        "make a sandbox host report swap, memory or a clock offset, to try the host checks",
+        "sealer sandbox fake sandbox-2 --swap 1G --memory 1G --clock 60\n"
+        "sealer sandbox fake sandbox-2 --reset",
+        "Sandbox only, and said plainly: inside the host, /proc/swaps and /proc/meminfo are\n"
+        "replaced by files that say so (a bind mount, as LXCFS does) and `date` runs off by\n"
+        "the offset. The host keeps this machine's real memory and clock; only what a program\n"
+        "on it reads changes. A taken port, a duplicate hostname or a low disk need no fake.",
     ),
     "connections": (
         "the SSH connections kept open between runs (see --ssh-persist)",
@@ -559,6 +578,18 @@ def targeting(p) -> None:
     )
 
 
+def checking(p) -> None:
+    p.add_argument(
+        "--skip-check",
+        dest="skip_checks",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let this host check's errors through (repeatable): swap, ports, hostname, clock, "
+        "memory, disk, ip_forward, br_netfilter, runtime",
+    )
+
+
 def draining(p) -> None:
     p.add_argument(
         "--drain-timeout",
@@ -610,7 +641,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _sub(commands, "validate", clusterfile)
 
-    p = _sub(commands, "plan", clusterfile, state, refresh, timeouts, max_unavailable, targeting)
+    p = _sub(
+        commands, "plan", clusterfile, state, refresh, timeouts, max_unavailable, targeting,
+        checking,
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", metavar="FILE", help="save the plan for `sealer apply FILE`")
     p.add_argument("--destroy", action="store_true", help="plan to reset every host")
@@ -635,9 +669,12 @@ def build_parser() -> argparse.ArgumentParser:
         refresh,
         max_unavailable,
         targeting,
+        checking,
         draining,
     ):
         group(p)
+
+    _sub(commands, "check", clusterfile, state, timeouts, checking)
 
     _sub(commands, "destroy", clusterfile, state, approval, execution)
 
@@ -739,6 +776,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("host", metavar="HOST", help="sandbox-N, or its address")
     q.add_argument("machine", nargs="?", default="", metavar="MACHINE", help="e.g. aarch64")
     q.add_argument("--reset", action="store_true", help="report the real architecture again")
+    q = _sub(boxes, "sandbox fake")
+    q.add_argument("host", metavar="HOST", help="sandbox-N, or its address")
+    q.add_argument("--swap", metavar="SIZE", help="report this much swap on (e.g. 1G)")
+    q.add_argument("--memory", metavar="SIZE", help="report this much memory (e.g. 1G)")
+    q.add_argument("--clock", type=int, metavar="SECONDS", help="run `date` this far off")
+    q.add_argument("--reset", action="store_true", help="report the real swap, memory, clock")
     q = _sub(boxes, "sandbox private")
     q.add_argument("hosts", nargs="+", metavar="HOST", help="sandbox-N, or its address")
     q.add_argument("--reset", action="store_true", help="give this machine its route back")

@@ -1,0 +1,179 @@
+"""Check the hosts a plan will join or change before any is touched (sealer check, and every
+plan and apply): the hosts about to join are read here, once each; the recorded ones were read
+by the refresh in its own round trip (executors/prechecks.py); planner/prechecks.py decides.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from cluster.errors import SealerError
+from cluster.model import Cluster, Plan
+from cluster.names import DEFAULT_DATA_ROOT
+from cluster.records import State
+from operations.common import SSHSettings, ssh_driver
+from planner import prechecks
+
+
+class ChecksFailed(SealerError):
+    """Hosts that cannot take what the plan would do to them (each line: HOST: CHECK: ...)."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        names = sorted({line.split(": ")[1] for line in lines})
+        super().__init__(
+            f"cannot plan: {len(lines)} host check(s) failed:\n"
+            + "".join(f"  {line}\n" for line in lines)
+            + f"Fix the hosts, or let a check through: --skip-check {' --skip-check '.join(names)}"
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Joining:
+    """What the hosts about to join said (read once; the plan's arch check uses it too)."""
+
+    found: dict[str, dict] = field(default_factory=dict)  # ip -> joining() facts
+    unread: dict[str, str] = field(default_factory=dict)  # ip -> why
+
+    @property
+    def machines(self) -> dict[str, str]:
+        return {ip: f["machine"] for ip, f in self.found.items() if f.get("machine")}
+
+
+@dataclass(frozen=True)
+class Checked:
+    problems: list[prechecks.Problem]
+    skipped: frozenset[str]
+    hosts: list[str]  # the hosts checked
+
+    @property
+    def blocking(self) -> list[prechecks.Problem]:
+        return prechecks.blocking(self.problems, self.skipped)
+
+    @property
+    def warnings(self) -> list[str]:
+        return prechecks.said(self.problems, self.skipped)
+
+    def raise_if_blocking(self, listener) -> None:
+        """Errors end the operation (its warnings said first: the whole picture at once)."""
+        if self.blocking:
+            for line in self.warnings:
+                listener.warning(line)
+            raise ChecksFailed([p.line for p in self.blocking])
+
+
+def check_names(skip: tuple[str, ...]) -> frozenset[str]:
+    unknown = prechecks.unknown_checks(skip)
+    if unknown:
+        raise SealerError(
+            f"--skip-check {unknown[0]}: no such check; the checks are "
+            f"{', '.join(prechecks.CHECKS)}"
+        )
+    return frozenset(skip)
+
+
+def data_root(cluster: Cluster, state: State) -> str:
+    return (
+        (cluster.control_plane or {}).get("data_root")
+        or (state.control_plane or {}).get("data_root")
+        or DEFAULT_DATA_ROOT
+    )
+
+
+def read_joining(cluster: Cluster, state: State, ssh: SSHSettings) -> Joining:
+    """The Clusterfile's hosts the state does not hold, asked in parallel, one command each."""
+    from executors import distribute
+    from executors import prechecks as probes
+    from executors.driver import HostError
+    from executors.facts import read
+
+    ips = sorted(set(cluster.hosts) - set(state.hosts))
+    if not ips:
+        return Joining()
+    root = data_root(cluster, state)
+    fact = probes.joining(distribute.rootfs_dir(cluster.name, root), root)
+    driver = ssh_driver(cluster, state, ssh, pin_keys=True)
+    found, unread = {}, {}
+
+    def ask(ip: str) -> None:
+        try:
+            found[ip] = read(driver.host(ip), fact)
+        except HostError as e:
+            unread[ip] = e.message
+
+    try:
+        with ThreadPoolExecutor(min(len(ips), 64)) as pool:
+            list(pool.map(ask, ips))
+    finally:
+        driver.close()
+    return Joining(found, unread)
+
+
+def evaluate(
+    cluster: Cluster,
+    state: State,
+    plan: Plan,
+    recorded: dict[str, dict],
+    joining: Joining,
+    skip: frozenset[str],
+) -> Checked:
+    """The checks of the hosts plan joins or changes. recorded: ip -> {hostname, checks} as
+    the refresh read the recorded hosts."""
+    acted_on = {a.host for a in plan.actions if a.host in cluster.hosts}
+    masters = [ip for ip, h in cluster.hosts.items() if h.is_master]
+    first = state.bootstrap_master if state.bootstrap_master in masters else None
+    order = [first, *[m for m in masters if m != first]] if first else masters
+    serving = set(cluster.registry.serving_hosts(order)) if cluster.registry else set()
+    subjects = []
+    for ip in sorted(acted_on):
+        read = joining.found.get(ip) if ip not in state.hosts else recorded.get(ip)
+        if not read or read.get("checks") is None:
+            continue  # unread: the refresh (recorded) or the apply itself (joining) says why
+        subjects.append(
+            prechecks.Subject(
+                ip=ip,
+                master=cluster.hosts[ip].is_master,
+                joining=ip not in state.hosts,
+                serves_registry=ip in serving,
+                hostname=read.get("hostname", ""),
+                marker=read.get("marker", ""),
+                checks=_for_change(read["checks"], joining=ip not in state.hosts),
+            )
+        )
+    others = {ip: r.hostname for ip, r in state.hosts.items() if r.hostname and ip in cluster.hosts}
+    others.update({ip: f["hostname"] for ip, f in joining.found.items() if f.get("hostname")})
+    context = prechecks.Context(
+        runtime=cluster.image.runtime if cluster.image else state.runtime,
+        registry_port=cluster.registry.port if cluster.registry and serving else 0,
+        image_size=_rootfs_size(cluster.image.rootfs) if cluster.image else 0,
+        data_root=data_root(cluster, state),
+        others={ip: name for ip, name in others.items() if ip not in acted_on},
+    )
+    problems = prechecks.evaluate(subjects, context)
+    problems += [
+        prechecks.Problem(ip, "reach", f"no answer ({why})", "an answer to sealer check", False)
+        for ip, why in sorted(joining.unread.items())
+        if ip in acted_on
+    ]
+    return Checked(problems, skip, [s.ip for s in subjects])
+
+
+def _for_change(checks: dict, joining: bool) -> dict:
+    """A running node is checked for what a change needs (its clock, its disk); swap and
+    memory are a join's questions: a label change is not blocked by a master's memory."""
+    if joining:
+        return checks
+    return {k: v for k, v in checks.items() if k not in ("swap_kb", "mem_kb")}
+
+
+def _rootfs_size(folder: str) -> int:
+    total = 0
+    for path, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(path, name)).st_size
+            except OSError:
+                continue
+    return total
