@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 
 from cluster.model import Jump
 from executors.driver import HostError, KeyMismatch, fingerprint, pinned_key_policy
@@ -29,6 +30,7 @@ class JumpDown(HostError):
     def __init__(self, jump: Jump, why: str, refused: bool = False):
         self.jump = jump
         self.why = why
+        self.refused = refused
         state = "refused" if refused else "down"  # refused: reached, but not trusted or not in
         super().__init__(jump.name, f"bastion {jump.name} {state}: {why}", True, False, "bastion")
 
@@ -71,11 +73,16 @@ class Gateways:
                 return client
             if chain in self._failed:
                 raise self._failed[chain]
-            try:
-                client = self._login(chain)
-            except JumpDown as down:
-                self._failed[chain] = down
-                raise
+            for attempt in range(self.timeouts.retries + 1):
+                try:
+                    client = self._login(chain)
+                    break
+                except JumpDown as down:
+                    # a refusal (key, login) is final; a connection problem may pass
+                    if down.refused or attempt == self.timeouts.retries:
+                        self._failed[chain] = down
+                        raise
+                    time.sleep(min(0.5 * 2**attempt, 5.0))
             self._clients[chain] = client
             return client
 

@@ -1,4 +1,4 @@
-"""`sealer plan` and `sealer graph`: what apply would do, touching no host."""
+"""`sealer plan` and `sealer graph`: what apply would do, reading hosts but changing none."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class Subject:
     joining: bool  # not a node yet: its ports must be free, no other runtime installed
     serves_registry: bool
     hostname: str
-    marker: str  # the sealer rootfs it holds ("" none): a runtime there is sealer's own
+    marker: str  # the sealer rootfs it holds ("" none): its ports and runtime are sealer's
     checks: dict  # executors/prechecks.py's parse()
 
 
@@ -88,7 +88,9 @@ def _host_problems(subject: Subject, context: Context, names: dict[str, str]) ->
     if swap:
         add("swap", f"{_size(swap * 1024)} of swap on", "none (the kubelet refuses swap)",
             error=context.runtime == "kubernetes")  # fmt: skip
-    if subject.joining:
+    # A joining host that holds this cluster's rootfs is one sealer began on (an apply cut
+    # short before the state recorded it): its ports and runtime are sealer's own.
+    if subject.joining and not subject.marker:
         role = "master" if subject.master else "node"
         wanted = set(PORTS.get(context.runtime, PORTS["kubernetes"])[role])
         if subject.serves_registry and context.registry_port:
@@ -98,7 +100,7 @@ def _host_problems(subject: Subject, context: Context, names: dict[str, str]) ->
             add("ports", f"{', '.join(map(str, taken))} in use",
                 f"{', '.join(map(str, sorted(wanted)))} free for the {role}")  # fmt: skip
         runtimes = facts.get("runtimes") or []
-        if runtimes and not subject.marker:
+        if runtimes:
             add("runtime", f"{', '.join(runtimes)} installed",
                 "no container runtime or kubelet that sealer did not install")  # fmt: skip
     name = subject.hostname.lower()

@@ -41,7 +41,8 @@ HELP = {
         "sealer plan -f Clusterfile --json --out plan.json\nsealer plan -f Clusterfile --destroy\n"
         "sealer plan -f Clusterfile --target 10.0.0.5 --replace 10.0.0.6",
         "Compare the Clusterfile with the recorded state and print the actions that\n"
-        "would bring the cluster to it. Touches no host.",
+        "would bring the cluster to it. Reads the hosts (the refresh, the host checks of\n"
+        "`sealer check`), changes none.",
     ),
     "check": (
         "check the hosts a plan would join or change, before any is touched",

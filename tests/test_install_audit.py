@@ -60,6 +60,9 @@ PROVIDERS = {
     "ssh": ("setup", "openssh-client"),
     "ssh-keygen": ("setup", "openssh-client"),
     "scp": ("setup", "openssh-client"),
+    "ssh-agent": ("setup", "openssh-client"),
+    "ssh-add": ("setup", "openssh-client"),
+    "ssh-keyscan": ("setup", "openssh-client"),
     "skopeo": ("setup", "skopeo"),
     "umoci": ("setup", "umoci"),  # tests: an independent OCI tool unpacks what sealer pushes
     "postgres": ("setup", "postgresql"),

@@ -82,7 +82,10 @@ def test_plan_of_a_new_cluster_and_a_saved_plan_that_goes_stale(setup):
         f"join_worker.{W1}",
         f"join_worker.{W2}",
     ]
-    assert result.has_changes and setup.fake.commands == []  # nothing stored: nothing read
+    assert result.has_changes
+    # nothing stored: the hosts are only asked the host checks (sealer check), read-only
+    assert {ip for ip, _ in setup.fake.commands} == {MASTER, W1, W2}
+    assert all("pc_swap_kb" in command for _, command in setup.fake.commands)
     setup.imported()  # another run changes the state
     stale = applying.ApplyRequest(plan_file=str(out), state=setup.ref, ssh=setup.ssh)
     with pytest.raises(SealerError, match="Saved plan is stale"):

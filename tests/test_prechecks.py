@@ -106,9 +106,11 @@ def test_a_running_node_is_not_held_to_a_joining_hosts_checks():
         "10.0.0.2: ip_forward: found net.ipv4.ip_forward = 0, want 1 (pods need forwarding; "
         "something turned it off)"
     ]
-    # a host holding sealer's rootfs (a join retried) has sealer's own runtime
+    # a host holding sealer's rootfs (an apply killed before the state recorded the join)
+    # has sealer's own runtime and listeners
     retried = prechecks.Subject("10.0.0.2", True, True, False, "n", "sha256:x",
-                                _facts(runtimes=" /usr/local/bin/k3s"))  # fmt: skip
+                                _facts(runtimes=" /usr/local/bin/k3s",
+                                       listening=" 00000000:094B"))  # fmt: skip
     assert _lines(retried) == []
 
 

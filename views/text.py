@@ -414,6 +414,7 @@ def render_connections(rows: list[dict]) -> str:
         lines.append(
             f"{host:<21} {row.get('user', ''):<10} {row['pid']:<8} "
             f"{row.get('fingerprint', ''):<51} {row.get('lineage', '')}"
+            + (f"  via bastion {row['via']}" if row.get("via") else "")
         )
     return "\n".join(lines) + "\n"
 

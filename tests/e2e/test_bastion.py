@@ -99,7 +99,11 @@ def test_a_cluster_behind_a_bastion_lives_its_whole_life_through_it(
     drift = cluster.sealer("drift")  # 0: no drift, 2: drift
     assert drift.returncode == 0, drift.stdout + drift.stderr
     listed = sealer("connections", "ls").stdout  # kept connections go through the bastion
-    assert all(ip(n) in listed for n in PRIVATE), listed
+    for n in PRIVATE:
+        assert any(
+            ip(n) in line and f"via bastion {ip(BASTION)}:22" in line
+            for line in listed.splitlines()
+        ), listed
 
     replaced = cluster.apply("--replace", ip(WORKERS[0]))
     assert "1 added, 0 changed, 1 destroyed" in replaced.stdout
@@ -121,8 +125,25 @@ def test_a_cluster_behind_a_bastion_lives_its_whole_life_through_it(
         plan = sealer("plan", "-f", str(plain), "--detailed-exitcode", "--ssh-persist", persist)
         assert plan.returncode == 0, plan.stdout + plan.stderr
         assert "No changes" in plan.stdout
-    monkeypatch.delenv("SEALER_SSH_CONFIG")
+    # A chain (ProxyJump a,b: the last host through the bastion, then the master), and the
+    # user's own ProxyCommand: the same cluster again.
+    bastion_then_master = f"root@{ip(BASTION)},root@{ip(MASTER)}"
+    config.write_text(
+        f"Host {ip(MASTER)} {ip(WORKERS[0])}\n    ProxyJump root@{ip(BASTION)}\n"
+        f"Host {ip(WORKERS[1])}\n    ProxyJump {bastion_then_master}\n"
+    )
+    for persist in ("10m", "0"):
+        plan = sealer("plan", "-f", str(plain), "--detailed-exitcode", "--ssh-persist", persist)
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+    key = sandbox.key_path()
+    config.write_text(
+        f"Host {names}\n    IdentityFile {key}\n    ProxyCommand ssh -F /dev/null -i {key} "
+        f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -W %h:%p root@{ip(BASTION)}\n"
+    )
     monkeypatch.delenv("SSH_AUTH_SOCK")
+    plan = sealer("plan", "-f", str(plain), "--detailed-exitcode")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    monkeypatch.delenv("SEALER_SSH_CONFIG")
 
     # The bastion's key is pinned: a bastion that shows another is refused, for every host.
     sealer("connections", "close")
