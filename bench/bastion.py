@@ -87,6 +87,8 @@ def drift_rounds(folder: Path, numbers: list[int], key: Path, rounds: int, env: 
     sealer("apply", "--auto-approve", "-f", str(direct), "--state", state_d,
            "--parallelism", "40", env=env)  # fmt: skip
     Path(state_b).write_bytes(Path(state_d).read_bytes())  # one cluster, one state per way
+    private(numbers, True, env)  # a no-op apply through the bastion pins its key, as any would
+    sealer("apply", "--auto-approve", "-f", str(behind), "--state", state_b, env=env)
     times: dict[str, list[float]] = {"direct": [], "bastion": []}
     for way, path, state in (("direct", direct, state_d), ("bastion", behind, state_b)):
         private(numbers, way == "bastion", env)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from cluster.errors import SealerError
 from cluster.model import SSH
-from executors.openssh import proxy_command
+from executors.openssh import forward_argv, proxy_command
 
 MASK = "(sensitive value)"
 
@@ -390,6 +390,16 @@ class Remote:
             raise
         except Exception as e:  # paramiko's ChannelException: forwarding refused or failed
             raise HostError(self.ip, f"SSH tunnel to port {port} failed: {e}") from None
+
+    def forward_argv(self, port: int) -> list[str] | None:
+        """An OpenSSH command whose stdin reaches this host's own port through its jump
+        hosts (encryption in C: a bulk stream's way); None when OpenSSH cannot take the
+        route (a secret, no pin yet, a ProxyCommand) or the host is reached directly."""
+        if not self.ssh.jumps or self.gateways is None:
+            return None
+        self.transport()  # connected first: the jumps' keys are seen (and checked) by now
+        pins = {**self.gateways.pins, **self.gateways.seen}
+        return forward_argv(self.ssh.jumps, pins, self.ip, port, self.timeouts.connect)
 
     @property
     def routed(self) -> bool:

@@ -29,11 +29,11 @@ def identity_options(key_file: str, agent: bool) -> list[str] | None:
     return None
 
 
-def proxy_command(
+def forward_argv(
     chain: tuple[Jump, ...], pins: dict[str, str], address: str, port: int, timeout: float
-) -> str | None:
-    """A ProxyCommand value (its %s escaped for the ssh that runs it) that reaches
-    address:port through the chain, each hop pinned to the state's key; None when a hop
+) -> list[str] | None:
+    """An ssh command line whose stdin and stdout are a TCP connection to address:port, made
+    by the chain's last hop (`ssh -W`), each hop pinned to the state's key; None when a hop
     cannot be driven by OpenSSH without a secret, or has no pin yet."""
     *before, last = chain
     pin = pins.get(last.name, "")
@@ -56,6 +56,13 @@ def proxy_command(
             return None
         argv += ["-o", f"ProxyCommand={inner}"]
     target = f"[{address}]" if ":" in address else address
-    argv += ["-W", f"{target}:{port}", "--", last.address]
-    # the ssh that runs it expands %-tokens in it: every % here is meant literally for the hop
-    return shlex.join(argv).replace("%", "%%")
+    return [*argv, "-W", f"{target}:{port}", "--", last.address]
+
+
+def proxy_command(
+    chain: tuple[Jump, ...], pins: dict[str, str], address: str, port: int, timeout: float
+) -> str | None:
+    """forward_argv as a ProxyCommand value: the ssh that runs it expands %-tokens in it, so
+    every % (meant literally for the hop) is doubled."""
+    argv = forward_argv(chain, pins, address, port, timeout)
+    return None if argv is None else shlex.join(argv).replace("%", "%%")

@@ -31,7 +31,9 @@ import hashlib
 import json
 import secrets
 import shlex
+import shutil
 import socket
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -222,11 +224,7 @@ class Relay:
         remote = self.driver.host(head["host"])
         try:
             if remote.routed:
-                with contextlib.closing(remote.tunnel(head["port"])) as channel:
-                    channel.sendall(head["token"].encode() + b"\n")
-                    with open(self.source, "rb") as f:
-                        while chunk := f.read(CHUNK):
-                            channel.sendall(chunk)
+                self._send_routed(remote, head)
                 return
             with socket.create_connection((head["host"], head["port"]), 10) as conn:
                 conn.sendall(head["token"].encode() + b"\n")
@@ -234,6 +232,23 @@ class Relay:
                     conn.sendfile(f)
         except (OSError, HostError):
             pass  # the head reports a short copy; the caller sends it directly
+
+    def _send_routed(self, remote, head: dict) -> None:
+        """To a head behind a bastion: over `ssh -W` through it (OpenSSH's encryption, in C),
+        else over a channel of the head's own SSH connection."""
+        forward = remote.forward_argv(head["port"])
+        if forward is not None:
+            with subprocess.Popen(forward, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) as ssh, open(self.source, "rb") as f:  # fmt: skip
+                ssh.stdin.write(head["token"].encode() + b"\n")
+                shutil.copyfileobj(f, ssh.stdin, CHUNK)
+                ssh.stdin.close()
+            return
+        with contextlib.closing(remote.tunnel(head["port"])) as channel:
+            channel.sendall(head["token"].encode() + b"\n")
+            with open(self.source, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    channel.sendall(chunk)
 
 
 def _outcome(followed, said: bytes) -> Receipt:
