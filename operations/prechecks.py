@@ -9,6 +9,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from cluster.actions import Kind
 from cluster.errors import SealerError
 from cluster.model import Cluster, Plan
 from cluster.names import DEFAULT_DATA_ROOT
@@ -62,6 +63,14 @@ class Checked:
             for line in self.warnings:
                 listener.warning(line)
             raise ChecksFailed([p.line for p in self.blocking])
+
+
+# The actions that install or replace what runs on a node: only their hosts are checked (a
+# label, an app or a registry setting needs nothing of the host's system).
+CHANGES_THE_NODE = frozenset({
+    Kind.INIT_CLUSTER, Kind.JOIN_MASTER, Kind.JOIN_WORKER, Kind.UPGRADE_MASTER,
+    Kind.UPGRADE_WORKER, Kind.RECONFIGURE_MASTER, Kind.SYNC_ROOTFS, Kind.SERVE_REGISTRY,
+})  # fmt: skip
 
 
 def check_names(skip: tuple[str, ...]) -> frozenset[str]:
@@ -119,9 +128,11 @@ def evaluate(
     joining: Joining,
     skip: frozenset[str],
 ) -> Checked:
-    """The checks of the hosts plan joins or changes. recorded: ip -> {hostname, checks} as
-    the refresh read the recorded hosts."""
-    acted_on = {a.host for a in plan.actions if a.host in cluster.hosts}
+    """The checks of the hosts plan joins or changes (CHANGES_THE_NODE). recorded: ip ->
+    {hostname, checks} as the refresh read the recorded hosts."""
+    acted_on = {
+        a.host for a in plan.actions if a.kind in CHANGES_THE_NODE and a.host in cluster.hosts
+    }
     masters = [ip for ip, h in cluster.hosts.items() if h.is_master]
     first = state.bootstrap_master if state.bootstrap_master in masters else None
     order = [first, *[m for m in masters if m != first]] if first else masters

@@ -69,3 +69,25 @@ def test_each_host_check_blocks_the_plan_with_its_line_until_skipped(hosts, tmp_
     sealer("sandbox", "fake", "sandbox-1", "--reset")
     again = cluster.sealer("check", *skips[6:])
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_running_node_is_checked_for_what_changes_its_system(hosts, tmp_path):
+    from tests.e2e.conftest import NEW
+
+    cluster = Cluster(tmp_path, "k3s", name="running")
+    cluster.write([1], [2])
+    cluster.apply()
+    faked = sealer("sandbox", "fake", "sandbox-2", "--clock", "-120", "--memory", "512M")
+    assert faked.returncode == 0, faked.stderr
+    # a label needs nothing of the host's system: no check, no block
+    cluster.write([1], [2], worker_extra={"labels": {"tier": "web"}})
+    relabel = cluster.sealer("plan", "--detailed-exitcode")
+    assert relabel.returncode == 2, relabel.stdout + relabel.stderr
+    # an upgrade replaces what runs there: the refresh's own answer says the clock is off
+    # (and a running node's memory is not held against it)
+    cluster.write([1], [2], version=NEW)
+    upgrade = cluster.sealer("plan")
+    assert upgrade.returncode == 1, upgrade.stdout + upgrade.stderr
+    assert f"{ip(2)}: clock: found " in upgrade.stderr and " s behind this machine" in upgrade.stderr
+    assert "memory" not in upgrade.stderr and "1 host check(s) failed" in upgrade.stderr
+    assert cluster.sealer("plan", "--skip-check", "clock").returncode == 0
