@@ -238,11 +238,20 @@ class Relay:
         else over a channel of the head's own SSH connection."""
         forward = remote.forward_argv(head["port"])
         if forward is not None:
-            with subprocess.Popen(forward, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL) as ssh, open(self.source, "rb") as f:  # fmt: skip
-                ssh.stdin.write(head["token"].encode() + b"\n")
-                shutil.copyfileobj(f, ssh.stdin, CHUNK)
-                ssh.stdin.close()
+            with open(self.source, "rb") as f:
+                ssh = subprocess.Popen(
+                    forward, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                try:
+                    ssh.stdin.write(head["token"].encode() + b"\n")
+                    shutil.copyfileobj(f, ssh.stdin, CHUNK)
+                finally:
+                    ssh.stdin.close()
+                    try:  # the head's receiver has its own deadlines; this is the last resort
+                        ssh.wait(timeout=self.driver.timeouts.command)
+                    except subprocess.TimeoutExpired:
+                        ssh.kill()
             return
         with contextlib.closing(remote.tunnel(head["port"])) as channel:
             channel.sendall(head["token"].encode() + b"\n")

@@ -17,6 +17,7 @@ from cluster.digests import configs_digest, launch_digest
 from cluster.errors import SealerError
 from cluster.model import MASTER, SSH, WORKER
 from cluster.names import cluster_name_problem
+from cluster.outputs import write_output
 from cluster.records import State, host_record
 from operations.common import (
     SSHSettings,
@@ -134,7 +135,7 @@ def discover_and_import(request: DiscoverRequest, listener: Listener) -> Discove
     finally:
         driver.close()
     hosts = _hosts_of(found, request.master, image.version, request.image)
-    target.write_text(_clusterfile_text(request, image, hosts))
+    write_output(target, _clusterfile_text(request, image, hosts), mode=0o644)
     if request.ssh.password:  # the file names the variable; this run knows the value
         os.environ[PASSWORD_VARIABLE] = request.ssh.password
     if request.ssh.key_passphrase:

@@ -101,15 +101,18 @@ def _merged(ssh: SSH, ip: str, settings: dict, baseline: dict, config: Path) -> 
         hops = _explicit(settings, baseline, "proxyjump")
         command = _explicit(settings, baseline, "proxycommand")
         if hops and hops != "none":
-            changes["jumps"] = tuple(_jump(hop, config, ip, ssh.agent) for hop in hops.split(","))
+            changes["jumps"] = tuple(
+                _jump(hop, config, ip, ssh.agent, baseline) for hop in hops.split(",")
+            )
         elif command and command != "none":
             changes["proxy_command"] = command
     return replace(ssh, **changes) if changes else ssh
 
 
-def _jump(hop: str, config: Path, ip: str, agent: bool) -> Jump:
+def _jump(hop: str, config: Path, ip: str, agent: bool, baseline: dict) -> Jump:
     """One ProxyJump hop ([user@]host[:port], or ssh://...), with the config's own settings
-    for that host, as `ssh -J` uses them."""
+    for that host, as `ssh -J` uses them; its key: the config's IdentityFile, else the
+    agent's keys (as for a host)."""
     spec = hop.removeprefix("ssh://")
     match = HOP.match(spec)
     if not match:
@@ -125,7 +128,9 @@ def _jump(hop: str, config: Path, ip: str, agent: bool) -> Jump:
         address=address,
         port=port,
         user=user,
-        key_file=_first_key(settings.get("identityfile") or []),
+        key_file=_first_key(settings.get("identityfile") or [])
+        if settings.get("identityfile") != baseline.get("identityfile")
+        else "",
         agent=agent,
     )
 

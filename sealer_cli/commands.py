@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cluster.durations import parse_duration
 from cluster.errors import SealerError, UnreadHosts
+from cluster.outputs import write_output
 from cluster.sizes import parse_size
 from sealer_cli.lazy import lazy
 from sealer_cli.parser import version
@@ -428,10 +429,7 @@ def cmd_kubeconfig(args) -> int:
     if not args.output:
         sys.stdout.write(fetched.text)
         return 0
-    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise: the kubeconfig is a secret
-    with os.fdopen(fd, "w") as f:
-        f.write(fetched.text)
+    write_output(args.output, fetched.text)  # the kubeconfig is a secret: 0600, no link
     print(
         f"Wrote the admin kubeconfig of {fetched.cluster!r} (from {fetched.source}) to "
         f"{args.output}"
@@ -454,10 +452,7 @@ def cmd_etcd(args) -> int:
     request = etcd.EtcdRequest(args.file, state_ref(args), ssh_settings(args))
     if args.etcd_command == "backup":
         snapshot = etcd.backup(request, progress.Console())
-        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # it holds the cluster's secrets
-        with os.fdopen(fd, "wb") as f:
-            f.write(snapshot.data)
+        write_output(args.output, snapshot.data)  # it holds the cluster's secrets
         print(
             f"Saved an etcd snapshot of {snapshot.cluster!r} from {snapshot.source} to "
             f"{args.output} ({len(snapshot.data)} bytes)."

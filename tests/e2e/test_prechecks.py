@@ -88,6 +88,8 @@ def test_a_running_node_is_checked_for_what_changes_its_system(hosts, tmp_path):
     cluster.write([1], [2], version=NEW)
     upgrade = cluster.sealer("plan")
     assert upgrade.returncode == 1, upgrade.stdout + upgrade.stderr
-    assert f"{ip(2)}: clock: found " in upgrade.stderr and " s behind this machine" in upgrade.stderr
+    assert (
+        f"{ip(2)}: clock: found " in upgrade.stderr and " s behind this machine" in upgrade.stderr
+    )
     assert "memory" not in upgrade.stderr and "1 host check(s) failed" in upgrade.stderr
     assert cluster.sealer("plan", "--skip-check", "clock").returncode == 0

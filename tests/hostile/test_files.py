@@ -77,3 +77,41 @@ def test_the_folder_itself_may_be_reached_through_a_link(tmp_path):
     (tmp_path / "current").symlink_to(rootfs)  # e.g. spec.image: ./current
     assert beneath.read_file(tmp_path / "current", "Metadata") is not None
     assert build_image("current", tmp_path / "current").version == "v1.25.3"
+
+
+def test_an_output_file_is_never_written_through_a_link_and_never_left_wider(tmp_path):
+    """Issue 33: `kubeconfig -o`, `etcd backup -o` and `import --discover` write through
+    cluster.outputs: a link planted at the path is refused and its target is untouched."""
+    from cluster.errors import SealerError
+    from cluster.outputs import write_output
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    link = tmp_path / "kubeconfig"
+    link.symlink_to(victim)
+    with pytest.raises(SealerError, match="is a symbolic link; refused"):
+        write_output(link, "apiVersion: v1\n")
+    assert victim.read_text() == "keep me\n" and link.is_symlink()
+    dangling = tmp_path / "snapshot.db"
+    dangling.symlink_to(tmp_path / "would-be-created")
+    with pytest.raises(SealerError):
+        write_output(dangling, b"etcd")
+    assert not (tmp_path / "would-be-created").exists()
+    existing = tmp_path / "wide"
+    existing.write_text("old")
+    existing.chmod(0o666)
+    write_output(existing, b"secret")
+    assert existing.read_bytes() == b"secret" and (existing.stat().st_mode & 0o777) == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary
+
+
+def test_the_cli_writes_its_output_files_through_the_one_writer():
+    """The three commands that write where the user says use cluster.outputs, nothing else."""
+    from pathlib import Path
+
+    import sealer_cli.commands as commands
+    from operations import import_cluster
+
+    for module in (commands, import_cluster):
+        text = Path(module.__file__).read_text()
+        assert "write_output(" in text and "O_TRUNC" not in text and ".write_text(" not in text
