@@ -24,6 +24,10 @@ class LinkRefused(SealerError):
     pass
 
 
+class TooLarge(SealerError):
+    pass
+
+
 def _parts(relative: str | Path) -> list[str]:
     parts = [p for p in Path(relative).parts if p not in ("/", ".")]
     if ".." in parts:
@@ -66,8 +70,9 @@ def folder(root: Path, relative: str | Path, create: bool = False):
     return _folder(root, _parts(relative), create)
 
 
-def read_file(root: Path, relative: str | Path) -> bytes | None:
-    """The content of root/relative, None when there is no such file; a link is refused."""
+def read_file(root: Path, relative: str | Path, limit: int | None = None) -> bytes | None:
+    """The content of root/relative, None when there is no such file; a link is refused, and
+    a file over limit bytes (when given) too, before it is read."""
     *folders, name = _parts(relative)
     try:
         with _folder(root, folders) as dir_fd:
@@ -80,9 +85,12 @@ def read_file(root: Path, relative: str | Path) -> bytes | None:
             raise _refused(root, [*folders, name], len(folders)) from None
         raise
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
             raise LinkRefused(f"{relative}: not a regular file inside {root}; refused")
-        return f.read()
+        if limit is not None and info.st_size > limit:
+            raise TooLarge(f"{relative}: {info.st_size:,} bytes, more than {limit:,}; refused")
+        return f.read() if limit is None else f.read(limit + 1)
 
 
 def write_file(root: Path, relative: str | Path, data: bytes, mode: int = 0o644) -> None:

@@ -22,6 +22,7 @@ from cluster.oci import archives, refs, sealer_format, transfer
 from cluster.oci import store as oci_store
 from cluster.oci import write as oci_write
 from cluster.oci.images import arch_of
+from cluster.oci.unpack import MAX_PATH_DEPTH
 
 RUNTIME_LABEL = "cluster.alpha.sealer.io/cluster-runtime-type"
 RUNTIME_ALIASES = {"k8s": "kubernetes", "": "kubernetes"}
@@ -65,8 +66,9 @@ def read_metadata(rootfs: Path, name: str) -> dict:
     where = f"{name}: Metadata"
     path = rootfs / "Metadata"
     try:
-        raw = beneath.read_file(rootfs, "Metadata")  # a link to elsewhere is refused
-    except (beneath.LinkRefused, OSError) as e:
+        # a link to elsewhere is refused, and so is a Metadata too large to be one
+        raw = beneath.read_file(rootfs, "Metadata", limit=oci_store.MAX_METADATA_BYTES)
+    except (beneath.LinkRefused, beneath.TooLarge, OSError) as e:
         raise ImageError(f"{name}: {e}") from None
     if raw is None:
         raise ImageError(f"{name}: not a ClusterImage: no Metadata file at {path}")
@@ -74,6 +76,8 @@ def read_metadata(rootfs: Path, name: str) -> dict:
         metadata = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ImageError(f"{path}: Metadata is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ImageError(f"{path}: Metadata is nested too deep to read; refused") from None
     if not isinstance(metadata, dict):
         raise ImageError(f"{path}: Metadata must be a JSON object")
     check_metadata(metadata, where)
@@ -337,8 +341,13 @@ def _extract(archive: Path, into: Path) -> None:
         with tarfile.open(archive) as tar:
             unpacked = 0
             for member in tar.getmembers():
-                if member.name.startswith("/") or ".." in Path(member.name).parts:
+                parts = Path(member.name).parts
+                if member.name.startswith("/") or ".." in parts:
                     raise ImageError(f"{archive}: unsafe path in archive: {member.name!r}")
+                if len(parts) > MAX_PATH_DEPTH:  # os.makedirs recurses once per level
+                    raise ImageError(
+                        f"{archive}: a path in the archive is {len(parts)} levels deep; refused"
+                    )
                 if member.isdev():  # FIFOs included
                     raise ImageError(f"{archive}: device file in archive: {member.name!r}")
                 unpacked += member.size

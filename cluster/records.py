@@ -10,6 +10,7 @@ replay them on documents, `State.patched` applies them to the typed state.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 import uuid
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from cluster.digests import env_digest
 from cluster.errors import SealerError
-from cluster.model import MASTER, Host
+from cluster.model import MASTER, RUNTIMES, Host
 
 FORMAT_VERSION = 1
 DEFAULT_RUNTIME = "kubernetes"  # states written before the runtime was recorded
@@ -271,6 +272,14 @@ def _shape_problem(doc: dict) -> str:
     for name in ("image", "control_plane", "jump_keys"):
         if doc.get(name) is not None and not _is_strings(doc[name], mapping=True):
             return f"{name} must be a mapping of strings"
+    runtime = (doc.get("image") or {}).get("runtime")
+    if runtime is not None and runtime not in RUNTIMES:
+        return f"image.runtime {runtime!r} is not one of {', '.join(RUNTIMES)}"
+    for ip in doc["hosts"]:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            return f"hosts[{ip!r}]: not an IP address"
     for name, pin in (doc.get("jump_keys") or {}).items():
         if not JUMP_NAME.fullmatch(name) or not PIN.fullmatch(pin):
             return f"jump_keys[{name!r}] must map ADDRESS:PORT to a SHA256 fingerprint"

@@ -9,6 +9,7 @@ import yaml
 from cluster.errors import InputError
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a Clusterfile of 10,000 hosts is about 1 MB
+MAX_DEPTH = 100  # levels of YAML nesting: a Clusterfile needs about 10, a CRD schema about 40
 MAX_DOCUMENTS = 1000  # Cluster, Plugins, Configs, kubeadm documents: a few dozen in practice
 MAX_EXPANDED_NODES = 2_000_000  # alias expansion budget: stops "billion laughs" bombs
 
@@ -59,6 +60,7 @@ def load_documents(path: str, text: str) -> list[YamlDoc]:
                 raise InputError([f"{path}: more than {MAX_DOCUMENTS} YAML documents, refused"])
             if node is None:
                 continue
+            _check_nesting(path, node)
             _check_expansion(path, node)
             _check_duplicate_keys(path, node)
             docs.append(YamlDoc(index, node, loader.construct_document(node)))
@@ -71,6 +73,8 @@ def load_documents(path: str, text: str) -> list[YamlDoc]:
         raise InputError([f"{where}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as e:
         raise InputError([f"{path}: invalid YAML: {str(e).splitlines()[0]}"]) from None
+    except RecursionError:  # PyYAML's composer recurses once per level of nesting
+        raise InputError([f"{path}: YAML nested deeper than Python can read, refused"]) from None
     finally:
         loader.dispose()
     return docs
@@ -79,6 +83,45 @@ def load_documents(path: str, text: str) -> list[YamlDoc]:
 def _char_at(text: str, line: int, column: int) -> str:
     lines = text.splitlines()
     return lines[line][column] if line < len(lines) and column < len(lines[line]) else ""
+
+
+def _check_nesting(path: str, root: yaml.Node) -> None:
+    """Refuse a node that contains itself (a recursive alias: `&a [*a]`) and nesting deeper
+    than MAX_DEPTH, before anything walks the document recursively. Iterative (a hostile
+    depth never reaches Python's recursion limit) and each node once (an alias is not walked
+    again: a YAML bomb costs its nodes, not their expansion)."""
+    heights: dict[int, int] = {}  # node -> levels from it down, once known
+    on_path: set[int] = set()  # the nodes entered and not finished: the current path
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finishing = stack.pop()
+        children = _children(node)
+        if finishing:
+            on_path.discard(id(node))
+            heights[id(node)] = 1 + max((heights[id(c)] for c in children), default=0)
+            if heights[id(node)] > MAX_DEPTH:
+                raise InputError([f"{_where(path, node)}: YAML nested more than {MAX_DEPTH} "
+                                  "levels deep, refused"])  # fmt: skip
+        elif id(node) in on_path:
+            raise InputError(
+                [f"{_where(path, node)}: a YAML alias refers to a node that contains it, refused"]
+            )
+        elif id(node) not in heights:
+            on_path.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _where(path: str, node: yaml.Node) -> str:
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
 def _check_expansion(path: str, root: yaml.Node) -> None:

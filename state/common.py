@@ -46,9 +46,10 @@ class BackendBase:
 def parse(raw: bytes, where: str, cluster: str | None = None) -> dict:
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        why = "nested too deep to read" if isinstance(e, RecursionError) else e
         raise StateError(
-            f"{where}: the state is not valid JSON ({e}); restore it from "
+            f"{where}: the state is not valid JSON ({why}); restore it from "
             f"{where}.backup or move it away"
         ) from None
     try:

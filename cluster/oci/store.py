@@ -17,6 +17,8 @@ from cluster.oci import images, sealer_format
 from cluster.oci import layout as oci
 from cluster.oci.refs import parse, same
 
+MAX_METADATA_BYTES = 1 << 20  # sealer's Metadata is a few hundred bytes; apps' lists stay small
+
 
 def store() -> oci.Layout:
     return oci.Layout(sealer_home() / "oci")
@@ -80,8 +82,8 @@ def open_image(name: str, arch: str = "") -> Opened:
 
 def metadata_of(instance: images.Instance, rootfs: Path, where: str) -> dict:
     try:
-        raw = beneath.read_file(rootfs, "Metadata")
-    except (beneath.LinkRefused, OSError) as e:
+        raw = beneath.read_file(rootfs, "Metadata", limit=MAX_METADATA_BYTES)
+    except (beneath.LinkRefused, beneath.TooLarge, OSError) as e:
         raise SealerError(f"{where}: {e}") from None
     metadata = {}
     if raw is not None:

@@ -70,3 +70,62 @@ def test_a_run_step_has_a_time_and_a_memory_limit(tmp_path):
     result = build(hungry, "hungry:v1", "--memory", "256m")
     assert result.returncode == 1 and "the command exited with 1" in result.stderr
     assert build(hungry, "hungry:v1", "--memory", "2g").returncode == 0  # enough memory: fine
+
+
+# ---- issue 33: inputs that used to end in an internal error, each now a clear line ----
+
+
+def test_a_recursive_yaml_alias_and_deep_nesting_are_refused_at_their_place(tmp_path, image):
+    recursive = tmp_path / "recursive.yaml"
+    recursive.write_text(
+        "apiVersion: sealer.io/v2\nkind: Cluster\nmetadata: {name: x}\n"
+        "spec:\n  image: &a [*a]\n  hosts: []\n"
+    )
+    line = one_line(sealer("validate", "-f", str(recursive)))
+    assert line == f"{recursive}:5:10: a YAML alias refers to a node that contains it, refused"
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("apiVersion: sealer.io/v2\nkind: Cluster\nspec:\n  x: " + "[" * 150 + "]" * 150)
+    assert "YAML nested more than 100 levels deep, refused" in one_line(
+        sealer("validate", "-f", str(deep))
+    )
+
+
+def test_a_hostile_metadata_is_refused_before_it_costs_memory_or_the_stack(tmp_path):
+    folder = make_image(tmp_path / "image")
+    (folder / "Metadata").write_text('{"a":' + "[" * 100_000 + "]" * 100_000 + "}")
+    line = one_line(sealer("image", "load", str(folder), "--name", "deep:v1"))
+    assert line.endswith("Metadata is nested too deep to read; refused")
+    with open(folder / "Metadata", "wb") as f:  # 300 MiB of spaces, sparse-free but quick
+        f.truncate(300 << 20)
+    line = one_line(sealer("image", "load", str(folder), "--name", "big:v1"))
+    assert "Metadata: 314,572,800 bytes, more than 1,048,576; refused" in line
+
+
+def test_a_path_thousands_of_levels_deep_in_an_image_archive_is_refused(tmp_path):
+    archive = tmp_path / "deep.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in (("Metadata", b'{"version": "v1.25.3"}'), ("d/" * 2000 + "f", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    line = one_line(sealer("image", "load", str(archive), "--name", "deep:v1"))
+    assert line == f"Error: {archive}: a path in the archive is 2001 levels deep; refused"
+
+
+def test_a_state_with_a_hostile_address_runtime_or_depth_is_refused_when_read(tmp_path, image):
+    import json
+
+    path = write_clusterfile(tmp_path / "Clusterfile", cluster_doc(["127.0.2.1"], image=str(image)))
+    base = {"format_version": 1, "lineage": "l", "serial": 1, "cluster": "test", "hosts": {}}
+    for hostile, said in (
+        ({"hosts": {"127.0.1.9;id": {"roles": ["master"]}}}, "hosts['127.0.1.9;id']: not an IP"),
+        ({"image": {"runtime": "k3s; rm -rf /"}}, "image.runtime 'k3s; rm -rf /' is not one of"),
+    ):
+        state = tmp_path / "state.json"
+        state.write_text(json.dumps({**base, **hostile}))
+        line = one_line(sealer("plan", "-f", str(path), "--state", str(state), "--refresh=false"))
+        assert said in line and "not a valid sealer state" in line
+    deep = tmp_path / "deep.json"
+    deep.write_text(json.dumps(base)[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    line = one_line(sealer("show", "--state", str(deep)))
+    assert "the state is not valid JSON (nested too deep to read)" in line
