@@ -8,8 +8,10 @@ small cost per hop, not hosts x size.
 - Each host runs a small receiver (python3, given on stdin over the operator's SSH session,
   never a file of ours left behind) listening on its own address, on a port the kernel picks.
   It accepts data only from a peer that first sends the one-time token the operator gave it
-  for this transfer (over SSH stdin, never argv); the operator's SSH credentials never reach
-  a host.
+  for this transfer (over SSH stdin, never argv), within a few seconds, and only from a host
+  before it in its chain (the head: from anyone with the token); a silent or wrong connection
+  is dropped and the next one accepted. It reads no more than the announced size. The
+  operator's SSH credentials never reach a host.
 - Every host unpacks the stream as it arrives (one disk write per byte, not a tarball then
   its unpacking) into a 0700 folder of its own, hashing as it goes, and keeps the folder only
   if the size and the sha256 the operator gave it match: a relay that tampers with what it
@@ -44,36 +46,57 @@ from executors.driver import Driver, HostError
 CHAIN_LENGTH = 8  # hosts per chain: a dead relay costs at most this many direct copies
 CHUNK = 1 << 20
 ACCEPT_TIMEOUT = 60  # seconds a receiver waits for its sender
+TOKEN_TIMEOUT = 5  # seconds a connection has to say the token before the next is accepted
 
 # The receiver: one JSON line on stdin, then it prints "port N", receives, forwards, unpacks
 # into OUT.part, checks, and renames OUT.part to OUT.
 RECEIVER = r"""
-import hashlib, hmac, json, os, shutil, socket, subprocess, sys
+import hashlib, hmac, ipaddress, json, os, shutil, socket, subprocess, sys, time
 cfg = json.loads(sys.stdin.readline())
 family = socket.AF_INET6 if ":" in cfg["bind"] else socket.AF_INET
 server = socket.socket(family, socket.SOCK_STREAM)
 server.bind((cfg["bind"], 0))
-server.listen(4)
-server.settimeout(cfg["wait"])
+server.listen(16)
 print("port", server.getsockname()[1], flush=True)
 token = cfg["token"].encode()
-while True:
-    conn, _ = server.accept()
-    conn.settimeout(cfg["wait"])
+peers = {ipaddress.ip_address(p) for p in cfg.get("peers") or ()}
+deadline = time.monotonic() + cfg["wait"]
+conn = None
+while conn is None:  # a silent or wrong connection costs its token_wait, never the transfer
+    left = deadline - time.monotonic()
+    if left <= 0:
+        print("no-sender", flush=True)
+        sys.exit(0)
+    server.settimeout(left)
+    try:
+        candidate, address = server.accept()
+    except OSError:
+        continue
+    if peers and ipaddress.ip_address(address[0].split("%")[0]) not in peers:
+        candidate.close()  # only a host before this one in its chain sends to it
+        continue
+    candidate.settimeout(max(0.1, min(cfg.get("token_wait", 5), left)))
     said = b""
-    while len(said) < len(token) + 1 and not said.endswith(b"\n"):
-        got = conn.recv(len(token) + 1 - len(said))
-        if not got:
-            break
-        said += got
+    try:
+        while len(said) < len(token) + 1 and not said.endswith(b"\n"):
+            got = candidate.recv(len(token) + 1 - len(said))
+            if not got:
+                break
+            said += got
+    except OSError:
+        said = b""
     if hmac.compare_digest(said, token + b"\n"):
-        break
-    conn.close()
+        conn = candidate
+        conn.settimeout(cfg["wait"])
+    else:
+        candidate.close()
 server.close()
 forward = None
 if cfg["next"]:
     try:
-        forward = socket.create_connection((cfg["next"]["host"], cfg["next"]["port"]), 10)
+        forward = socket.create_connection(
+            (cfg["next"]["host"], cfg["next"]["port"]), 10, source_address=(cfg["bind"], 0)
+        )  # from its own address: the next host accepts only that one
         forward.sendall(cfg["next"]["token"].encode() + b"\n")
     except OSError as e:
         print("forward-failed", e, flush=True)
@@ -90,9 +113,16 @@ os.makedirs(os.path.dirname(part), exist_ok=True)
 os.mkdir(part, 0o700)  # nobody else reads a copy not checked yet
 tar = subprocess.Popen(["tar", "xf", "-", "-C", part], stdin=subprocess.PIPE,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+over = False
 while True:
-    chunk = conn.recv(1 << 20)
+    try:
+        chunk = conn.recv(min(1 << 20, cfg["size"] - total + 1))  # one byte past: too long
+    except OSError:
+        break
     if not chunk:
+        break
+    if total + len(chunk) > cfg["size"]:
+        over = True  # more than announced: stop here, keep nothing
         break
     digest.update(chunk)
     total += len(chunk)
@@ -117,13 +147,14 @@ if tar is not None:
     except OSError:
         pass
     unpacked = tar.wait() == 0 and unpacked
-if unpacked and total == cfg["size"] and digest.hexdigest() == cfg["digest"]:
+if unpacked and not over and total == cfg["size"] and digest.hexdigest() == cfg["digest"]:
     clear(cfg["out"])
     os.replace(part, cfg["out"])
     print("ok", flush=True)
 else:
     shutil.rmtree(part, ignore_errors=True)
-    print("bad", total, digest.hexdigest(), "unpacked" if unpacked else "tar-failed", flush=True)
+    why = "over-size" if over else ("unpacked" if unpacked else "tar-failed")
+    print("bad", total, digest.hexdigest(), why, flush=True)
 """
 
 
@@ -176,10 +207,14 @@ class Relay:
         receipts: dict[str, Receipt] = {}
         started = []  # (ip, follow, token, port), from the tail back to the head
         following = None  # the next host's (address, port, token)
-        for ip in reversed(chain):
+        for i, ip in reversed(list(enumerate(chain))):
             token = secrets.token_hex(16)
+            # its sender is a host before it in the chain (the one just before, unless that
+            # one's receiver did not start); the head's is the operator, whose address the
+            # head may not know (a bastion, NAT): any peer, the token decides
+            senders = chain[:i]
             try:
-                followed, port, said = self._start_receiver(ip, token, following)
+                followed, port, said = self._start_receiver(ip, token, following, senders)
             except (HostError, OSError, ValueError) as e:
                 receipts[ip] = Receipt(False, f"relay receiver did not start: {e}")
                 continue  # the host before it forwards to the one after it
@@ -192,7 +227,7 @@ class Relay:
             receipts.update(zip((s[0] for s in started), outcomes, strict=True))
         return receipts
 
-    def _start_receiver(self, ip: str, token: str, following: dict | None):
+    def _start_receiver(self, ip: str, token: str, following: dict | None, senders: list[str] = ()):
         remote = self.driver.host(ip)
         header = {
             "bind": ip,
@@ -202,6 +237,8 @@ class Relay:
             "digest": self.digest,
             "next": following,
             "wait": ACCEPT_TIMEOUT,
+            "token_wait": TOKEN_TIMEOUT,
+            "peers": list(senders),
         }
         stdin = json.dumps(header).encode() + b"\n"
         command = f"python3 -c {shlex.quote(RECEIVER)}"

@@ -4,6 +4,7 @@ here as the real python3 program it is on a host, fed over a real TCP socket."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -36,8 +37,8 @@ def _link(name: str, target: str) -> tuple[tarfile.TarInfo, bytes]:
     return info, b""
 
 
-def _receive(tmp_path, expected: bytes, sent: bytes) -> tuple[str, str]:
-    """Run the receiver expecting `expected`, send it `sent`; returns (its last line, out)."""
+def _start(tmp_path, expected: bytes, **extra) -> tuple[subprocess.Popen, int, str, str]:
+    """The receiver expecting `expected`: (process, port, token, out)."""
     out = str(tmp_path / "host" / "rootfs.relay")
     token = "t" * 32
     header = {
@@ -48,16 +49,19 @@ def _receive(tmp_path, expected: bytes, sent: bytes) -> tuple[str, str]:
         "digest": hashlib.sha256(expected).hexdigest(),
         "next": None,
         "wait": 20,
+        **extra,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", RECEIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     proc.stdin.write(json.dumps(header) + "\n")
     proc.stdin.close()
-    port = int(proc.stdout.readline().split()[1])
+    return proc, int(proc.stdout.readline().split()[1]), token, out
+
+
+def _receive(tmp_path, expected: bytes, sent: bytes) -> tuple[str, str]:
+    """Run the receiver expecting `expected`, send it `sent`; returns (its last line, out)."""
+    proc, port, token, out = _start(tmp_path, expected)
     with socket.create_connection(("127.0.0.1", port), 10) as conn:
         conn.sendall(token.encode() + b"\n" + sent)
     said = proc.stdout.read().strip().splitlines()
@@ -97,4 +101,55 @@ def test_a_stream_that_is_not_a_tar_is_refused_even_with_the_right_digest(tmp_pa
     junk = b"\x00not a tar\xff" * 100
     said, out = _receive(tmp_path, junk, junk)
     assert said.startswith("bad") and said.endswith("tar-failed")
+    assert not os.path.exists(out) and not os.path.exists(out + ".part")
+
+
+# ---- issue 33: a silent connection, a stranger, a stream longer than announced ----
+
+
+def test_a_silent_connection_does_not_keep_the_real_sender_out(tmp_path):
+    good = _tar([_file("bin/tool", b"ok\n")])
+    proc, port, token, out = _start(tmp_path, good, token_wait=1)
+    silent = socket.create_connection(("127.0.0.1", port), 10)  # says nothing, stays open
+    wrong = socket.create_connection(("127.0.0.1", port), 10)
+    wrong.sendall(b"x" * 32 + b"\n")
+    with socket.create_connection(("127.0.0.1", port), 10) as conn:
+        conn.sendall(token.encode() + b"\n" + good)
+    said = proc.stdout.read().strip().splitlines()
+    assert proc.wait(30) == 0 and said[-1] == "ok", said
+    silent.close()
+    wrong.close()
+
+
+def test_only_a_host_before_it_in_its_chain_may_send(tmp_path):
+    good = _tar([_file("bin/tool", b"ok\n")])
+    proc, port, token, out = _start(tmp_path, good, wait=3, peers=["127.0.0.2"])
+    # from 127.0.0.1, a stranger: closed on it, which is the point
+    with socket.create_connection(("127.0.0.1", port), 10) as conn, contextlib.suppress(OSError):
+        conn.sendall(token.encode() + b"\n" + good)
+    said = proc.stdout.read().strip().splitlines()
+    assert proc.wait(30) == 0 and said == ["no-sender"], said
+    assert not os.path.exists(out) and not os.path.exists(out + ".part")
+    proc, port, token, out = _start(tmp_path, good, peers=["127.0.0.2"])
+    with socket.create_connection(("127.0.0.1", port), 10, source_address=("127.0.0.2", 0)) as c:
+        c.sendall(token.encode() + b"\n" + good)
+    assert proc.stdout.read().strip().splitlines()[-1] == "ok"
+
+
+def test_a_stream_longer_than_announced_is_cut_at_the_announced_size(tmp_path):
+    expected = b"x" * 1000
+    proc, port, token, out = _start(tmp_path, expected)
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), 10) as conn:
+        conn.sendall(token.encode() + b"\n")
+        try:
+            for _ in range(200):  # 200 MiB offered
+                conn.sendall(b"y" * (1 << 20))
+                sent += 1
+        except OSError:
+            pass  # the receiver stopped reading and went away
+    said = proc.stdout.read().strip().splitlines()[-1]
+    assert proc.wait(30) == 0
+    assert said.startswith("bad 1000 ") or said.startswith("bad 0 "), said
+    assert said.endswith("over-size") and sent < 200
     assert not os.path.exists(out) and not os.path.exists(out + ".part")
