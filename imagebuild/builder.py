@@ -277,9 +277,9 @@ class Builder:
 
     _cni = _csi = _app
 
-    def _download(self, ins: Instruction, url: str) -> Path:
+    def _download(self, ins: Instruction, url: str, checksum: str = "") -> Path:
         try:
-            path, digest = fetch.download(url)
+            path, digest = fetch.download(url, checksum)
         except SealerError as e:
             raise self._error(ins, str(e)) from None
         self._say(f" ---> fetched {url} ({digest[:19]})")
@@ -298,11 +298,12 @@ class Builder:
     def _add(self, ins: Instruction, state: BuildState) -> None:
         """ADD: COPY, plus URLs (downloaded, kept as files) and local tar archives (unpacked)."""
         words = shlex.split(kubefile.substitute(ins.text, state.values(), ins, self.where))
-        *sources, dest = words
+        checksum = kubefile.fetch_checksum(words[0]) if words else ""
+        *sources, dest = words[1:] if checksum else words
         files: list[tuple[Path, str]] = []
         for source in sources:
             if source.startswith(("http://", "https://")):
-                files.append((self._download(ins, source), source))
+                files.append((self._download(ins, source, checksum), source))
                 continue
             for match in self._matches(ins, source):
                 if match.is_file() and match.name.endswith(images.ARCHIVE_SUFFIXES):

@@ -107,6 +107,15 @@ def _logical_lines(text: str):
         yield start, pending.strip()
 
 
+CHECKSUM_FLAG = re.compile(r"^--checksum=(sha256:[0-9a-f]{64})\Z")
+
+
+def fetch_checksum(word: str) -> str:
+    """Docker's ADD --checksum=sha256:HEX: the pin, or "" when the word is not one."""
+    match = CHECKSUM_FLAG.match(word)
+    return match[1] if match else ""
+
+
 def _check_shape(ins: Instruction, where: str) -> None:
     at = f"{where}:{ins.line}: {ins.keyword}"
     if ins.keyword in APP_KEYWORDS:
@@ -118,9 +127,17 @@ def _check_shape(ins: Instruction, where: str) -> None:
     elif ins.keyword == "KUBEVERSION":
         kube_version_range(ins, where)
     elif ins.keyword in ("COPY", "ADD"):
-        if ins.text.startswith("--"):
+        words = ins.text.split()
+        if ins.keyword == "ADD" and words and words[0].startswith("--checksum="):
+            if not fetch_checksum(words[0]):
+                raise KubefileError(f"{at}: {words[0]!r}: give --checksum=sha256:<64 hex digits>")
+            if len(words) != 3 or not words[1].startswith(("http://", "https://")):
+                raise KubefileError(f"{at}: --checksum takes one http(s) source: "
+                                    "ADD --checksum=sha256:HEX URL DEST")  # fmt: skip
+            words = words[1:]
+        elif ins.text.startswith("--"):
             raise KubefileError(f"{at}: options ({ins.text.split()[0]}) are not supported")
-        if len(ins.text.split()) < 2:
+        if len(words) < 2:
             raise KubefileError(
                 f"{at}: needs a source and a destination: {ins.keyword} SRC... DEST"
             )

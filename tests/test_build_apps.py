@@ -171,6 +171,27 @@ def test_add_unpacks_local_archives_and_keeps_urls_as_files(tmp_path, http_root)
     assert (rootfs / "extra/plain.txt").is_file()
 
 
+def test_add_checksum_pins_a_downloaded_source(tmp_path, http_root):
+    """Docker's ADD --checksum=sha256:HEX (issue 33): the right content builds, other content
+    fails the build at its instruction, and the flag takes one http(s) source only."""
+    import hashlib
+
+    folder, base = http_root
+    (folder / "tool").write_bytes(b"tool v1\n")
+    pin = "sha256:" + hashlib.sha256(b"tool v1\n").hexdigest()
+    context = tmp_path / "ctx"
+    kubefile(context, f"FROM {IMAGES / 'k3s-v1.25.3'}\nADD --checksum={pin} {base}/tool bin/\n")
+    assert build(context).returncode == 0
+    assert (Path(images.from_store("apps:v1").rootfs) / "bin/tool").read_bytes() == b"tool v1\n"
+    (folder / "tool").write_bytes(b"tool v2, swapped on the server\n")
+    swapped = build(context)
+    assert swapped.returncode == 1 and ":2: ADD: " in swapped.stderr
+    assert "checksum mismatch" in swapped.stderr and "Traceback" not in swapped.stderr
+    kubefile(context, f"FROM {IMAGES / 'k3s-v1.25.3'}\nADD --checksum={pin} local.txt bin/\n")
+    local = build(context)
+    assert local.returncode == 1 and "--checksum takes one http(s) source" in local.stderr
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
