@@ -368,6 +368,7 @@ class HostFacts:
     registry_addresses: tuple[str, ...] | None = None  # where its hosts file sends the registry
     registry_running: bool | None = None  # its registry process is alive (None: not read)
     checks: dict | None = None  # what sealer check reads (executors/prechecks.py); None: not read
+    host_keys: tuple[str, ...] = ()  # fingerprints of sshd's key files now (default paths)
 
 
 @dataclass(frozen=True)

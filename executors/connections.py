@@ -274,6 +274,18 @@ class SharedRemote:
         """The pin: a shared connection exists only to a host that showed it."""
         return self._endpoint.fingerprint if self._shared else self._remote.host_key()
 
+    def confirm_key(self, on_disk: tuple[str, ...]) -> str:
+        """A kept connection vouches for the key the host showed when it was opened, maybe
+        long ago. When the host's key files (read in the same command) no longer hold the
+        pin, the master is ended and a fresh handshake decides: the pinned key (a key kept
+        elsewhere: all is well) or HostKeyChanged with the key the host shows now."""
+        if not self._shared or not on_disk or self._endpoint.fingerprint in on_disk:
+            return self.host_key()
+        with contextlib.suppress(mux.NoMaster):
+            mux.terminate(self._reuse.socket_path(self._endpoint.name))
+        self._shared = False
+        return self._remote.host_key()
+
 
 def shared_reader(remote: Remote, reuse: Reuse):
     """remote's reads over a shared connection when its host can have one, else remote."""

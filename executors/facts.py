@@ -101,6 +101,7 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
         f"s=$(systemctl is-active {units} 2>/dev/null); echo services=$s; "
         f"{_hosts_file_lines()}"
         f"{_registry_running(rootfs)}"
+        f"{_host_key_files()}"
         + (
             f"echo cert=$(openssl x509 -noout -enddate -in {shlex.quote(probe.cert_file)} "
             f"2>/dev/null); "
@@ -127,6 +128,36 @@ def _hosts_file_lines() -> str:
         f"done 2>/dev/null < {hostsfile.HOSTS}; "
         'echo "endpoint=$e"; echo "aliases=$a"; echo "registry=$r"; '
     )
+
+
+def _host_key_files() -> str:
+    """host_keys= the public keys in sshd's default files (type and base64, ';'-separated):
+    what the host's key is now, whatever an open connection saw when it was made."""
+    return (
+        "hk=; for f in /etc/ssh/ssh_host_*_key.pub; do "
+        '[ -r "$f" ] && read -r t k _ < "$f" && hk="$hk$t $k;"; done 2>/dev/null; '
+        'echo "host_keys=$hk"; '
+    )
+
+
+def parse_host_keys(text: str) -> tuple[str, ...]:
+    """'TYPE BASE64;...' -> their SHA256 fingerprints, as OpenSSH prints them."""
+    import base64
+    import binascii
+    import hashlib
+
+    found = []
+    for entry in text.split(";"):
+        words = entry.split()
+        if len(words) != 2:
+            continue
+        try:
+            blob = base64.b64decode(words[1], validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+        found.append(f"SHA256:{digest}")
+    return tuple(found)
 
 
 def _registry_running(rootfs: str) -> str:
@@ -168,6 +199,7 @@ def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
         if "registry_running" not in values
         else values["registry_running"] == "yes",
         "hostname": values.get("hostname", ""),
+        "host_keys": parse_host_keys(values.get("host_keys", "")),
         "marker": values.get("marker", ""),
         "machine": values.get("machine", ""),
         "version": probe.parse_version(values.get("version", "")),

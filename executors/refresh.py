@@ -73,6 +73,8 @@ def _host_facts(driver: Driver, ip: str, fact: facts.Fact[dict]) -> HostFacts:
     try:
         values = facts.read(remote, fact)
         key = remote.host_key()
+        if hasattr(remote, "confirm_key"):  # a kept connection: its handshake is not this run's
+            key = remote.confirm_key(values.get("host_keys") or ())
     except HostKeyChanged as e:  # refused before login: what it shows is all there is to know
         return HostFacts(
             ip, reachable=False, host_key=e.seen, error=e.message, reason="host_key_changed"

@@ -38,6 +38,7 @@ def test_host_state_of_a_running_k3s_server():
         "host_aliases": None,
         "registry_addresses": None,
         "registry_running": None,
+        "host_keys": (),
     }
 
 
@@ -55,6 +56,7 @@ def test_host_state_with_nothing_installed_and_a_missing_unit():
         "host_aliases": None,
         "registry_addresses": None,
         "registry_running": None,
+        "host_keys": (),
     }
 
 
@@ -80,6 +82,7 @@ def test_host_state_of_empty_output_is_all_unknown():
         "host_aliases": None,
         "registry_addresses": None,
         "registry_running": None,
+        "host_keys": (),
     }
 
 
@@ -119,7 +122,7 @@ def test_the_refresh_script_runs_in_bash_and_answers_every_question(tmp_path):
     keys = [line.split("=", 1)[0] for line in done.stdout.splitlines()]
     expected = ["hostname", "marker", "machine", "version", "services", "endpoint", "aliases"]
     expected.append("registry")
-    assert keys == [*expected, "registry_running"]
+    assert keys == [*expected, "registry_running", "host_keys"]
     parsed = facts.parse_host_state(done.stdout, K3S)
     assert parsed["marker"] == "sha256:abc configs:1"
     assert parsed["hostname"] == Path("/proc/sys/kernel/hostname").read_text().strip()
@@ -155,3 +158,18 @@ def test_host_state_reads_the_registry_lines_and_process():
     state = facts.parse_host_state(out, K3S)
     assert state["registry_addresses"] == ("10.0.0.1", "10.0.0.2")
     assert state["registry_running"] is False
+
+
+def test_the_host_key_files_are_read_as_fingerprints(tmp_path):
+    """Issue 33: the refresh reads sshd's key files, so a kept connection cannot vouch for a
+    key the host no longer has (executors/connections.py SharedRemote.confirm_key)."""
+    import subprocess
+
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    kind, blob, _ = (tmp_path / "k.pub").read_text().split()
+    printed = subprocess.run(
+        ["ssh-keygen", "-lf", str(key) + ".pub"], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    assert facts.parse_host_keys(f"{kind} {blob};junk;ssh-rsa !!!;") == (printed,)
+    assert facts.parse_host_state(f"host_keys={kind} {blob};\n", K3S)["host_keys"] == (printed,)

@@ -98,3 +98,47 @@ def test_repeated_refresh_reuses_pinned_connections(hosts, tmp_path):
     assert sealer("connections", "ls").stdout == "No SSH connections kept.\n"
     bad = cluster.sealer("drift", "--ssh-persist", "soon")
     assert bad.returncode == 1 and "--ssh-persist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _listener_pid(n: int) -> int:
+    """The host's listening sshd (its sessions are `sshd: root@...` processes)."""
+    for pid in host(n).processes():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(b"/usr/sbin/sshd\0"):
+                    return pid
+        except OSError:
+            pass
+    raise AssertionError(f"no sshd listener on host {n}")
+
+
+def test_a_kept_connection_does_not_vouch_for_a_key_the_host_no_longer_has(hosts, tmp_path):
+    """Issue 33: the host key is replaced and only sshd's listener restarted, so the kept
+    connection (and its session) survive; the next drift, reusing connections, still says
+    host_key_changed, as a fresh connection would."""
+    import signal
+
+    from sandbox.init import HOST_KEY, sshd_command
+
+    cluster = Cluster(tmp_path, "k3s")
+    cluster.write([1], [2])
+    cluster.apply()
+    assert cluster.sealer("drift", "--ssh-persist", "30m").returncode == 0
+    lineage = cluster.state()["lineage"]
+    kept = _kept()
+    assert (ip(2), lineage) in kept
+    pinned = cluster.state()["hosts"][ip(2)]["host_key"]
+
+    sandbox.run_in(host(2), ["sh", "-c", f"rm -f {HOST_KEY} {HOST_KEY}.pub && "
+                                         f"ssh-keygen -q -t ed25519 -N '' -f {HOST_KEY}"])  # fmt: skip
+    os.kill(_listener_pid(2), signal.SIGTERM)  # the listener only: open sessions stay
+    sandbox.run_in(host(2), sshd_command(ip(2)))
+    assert os.path.exists(f"/proc/{kept[(ip(2), lineage)]}")  # the old master is still up
+
+    drift = cluster.sealer("drift", "--json", "--ssh-persist", "30m")
+    assert drift.returncode == 2, drift.stdout + drift.stderr
+    changed = [f for f in json.loads(drift.stdout)["drift"] if f["kind"] == "host_key_changed"]
+    assert [(f["host"], f["expected"]) for f in changed] == [(ip(2), pinned)]
+    assert changed[0]["actual"] and changed[0]["actual"] != pinned
+    assert (ip(2), lineage) not in _kept()  # the master that vouched for the old key is gone
+    assert (ip(1), lineage) in _kept()  # reuse stays on for the others
