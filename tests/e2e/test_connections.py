@@ -105,7 +105,7 @@ def _listener_pid(n: int) -> int:
     for pid in host(n).processes():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if f.read().startswith(b"/usr/sbin/sshd\0"):
+                if f.read().startswith(b"sshd: /usr/sbin/sshd "):  # sessions: sshd: USER@...
                     return pid
         except OSError:
             pass
