@@ -17,10 +17,10 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
+from cluster.outputs import reason, write_atomic
 from state.common import (
     BackendBase,
     LockError,
@@ -177,29 +177,15 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write data to path so that a crash leaves either the old file or the new one."""
     _ensure_folder(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise StateError(
-            f"{path}: cannot write the state: {e.strerror}; the old state is unchanged"
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        write_atomic(path, data, mode)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        reason = "the disk is full" if e.errno == errno.ENOSPC else e.strerror
         raise StateError(
-            f"{path}: cannot write the state: {reason}; the old state is unchanged"
+            f"{path}: cannot write the state: {reason(e)}; the old state is unchanged"
         ) from None
 
 

@@ -20,9 +20,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from cluster.errors import SealerError
+from cluster.outputs import replacing, write_atomic
 
 REF_NAME = "org.opencontainers.image.ref.name"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -238,28 +238,9 @@ def index_bytes(manifests: list[dict]) -> bytes:
     ).encode()
 
 
-@contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
-    """A temporary file beside path, renamed over it when the block ends well, removed when
-    it does not: a reader sees the old file or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f, Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
-    with _replacing(path) as (f, _):
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data)
 
 
 def adopt_blob(layout: Layout, source: Path, digest: str, where: str, move: bool) -> None:
@@ -274,7 +255,8 @@ def adopt_blob(layout: Layout, source: Path, digest: str, where: str, move: bool
             raise StoreError(f"{where}: blob {digest} does not match its digest; refused")
         os.replace(source, target)
         return
-    with _replacing(target) as (out, tmp), open(source, "rb") as f:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(target) as (out, tmp), open(source, "rb") as f:
         shutil.copyfileobj(f, out, 1 << 20)
         out.flush()
         if _sha256_of(tmp) != digest:
