@@ -97,7 +97,7 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
         if checking:
             joining = prechecks.read_joining(cluster, locked.state, request.ssh)
         machines = {**refreshed.machines, **joining.machines}
-        platforms.check(cluster, locked.state, request.ssh, request.refresh, machines)
+        platforms.check(cluster, machines)
         made = plan_for(
             cluster,
             refreshed.live,

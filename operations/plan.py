@@ -80,7 +80,7 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
         if checking:
             joining = prechecks.read_joining(cluster, locked.state, request.ssh)
             machines = {**refreshed.machines, **joining.machines}
-            platforms.check(cluster, locked.state, request.ssh, request.refresh, machines)
+            platforms.check(cluster, machines)
         made = None
         if not request.refresh_only:
             made = plan_for(
