@@ -92,12 +92,7 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
     times, so only the runtime's own tools (version, services) and openssl are started."""
     units = " ".join(shlex.quote(unit) for unit in probe.service_units)
     command = (
-        f"h=; read -r h 2>/dev/null < /proc/sys/kernel/hostname || h=$(hostname); "
-        f'echo "hostname=$h"; '
-        f"m=; read -r m 2>/dev/null < {_marker(rootfs)}; "
-        f'echo "marker=$m"; '
-        "echo machine=$(uname -m); "
-        f"echo version=$({probe.version_command} 2>/dev/null); "
+        identity_lines(rootfs) + f"echo version=$({probe.version_command} 2>/dev/null); "
         f"s=$(systemctl is-active {units} 2>/dev/null); echo services=$s; "
         f"{_hosts_file_lines()}"
         f"{_registry_running(rootfs)}"
@@ -111,6 +106,28 @@ def host_state(rootfs: str, probe: RuntimeProbe) -> Fact[dict]:
         + "true"
     )
     return Fact(command, lambda out: parse_host_state(out, probe))
+
+
+def identity_lines(rootfs: str) -> str:
+    """hostname=, marker= (the rootfs it holds) and machine= lines, mostly from builtins."""
+    return (
+        "h=; read -r h 2>/dev/null < /proc/sys/kernel/hostname || h=$(hostname); "
+        'echo "hostname=$h"; '
+        f"m=; read -r m 2>/dev/null < {_marker(rootfs)}; "
+        'echo "marker=$m"; '
+        "echo machine=$(uname -m); "
+    )
+
+
+def key_values(out: str) -> dict[str, str]:
+    """KEY=VALUE lines -> their values, stripped; the first line of each key (later ones are
+    noise: a login banner, a profile's output)."""
+    values: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name not in values:
+            values[name] = value.strip()
+    return values
 
 
 def _hosts_file_lines() -> str:
@@ -174,11 +191,7 @@ def _registry_running(rootfs: str) -> str:
 
 def parse_host_state(out: str, probe: RuntimeProbe) -> dict:
     """KEY=VALUE lines -> hostname, marker, version (None: not installed), active services."""
-    values: dict[str, str] = {}
-    for line in out.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name not in values:  # the first line of each key: later ones are noise
-            values[name] = value.strip()
+    values = key_values(out)
     statuses = values.get("services", "").split()
     mapped = values.get("endpoint")
     return {

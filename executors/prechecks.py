@@ -89,30 +89,16 @@ def _socket(word: str) -> tuple[str, int] | None:
     return str(ipaddress.ip_address(native)), number
 
 
-def key_values(out: str) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in out.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name not in values:
-            values[name] = value
-    return values
-
-
 def joining(rootfs: str, data_root: str) -> facts.Fact[dict]:
     """A host about to join, asked alone: its name, machine, the rootfs it holds, the probe."""
-    command = (
-        "h=; read -r h 2>/dev/null < /proc/sys/kernel/hostname || h=$(hostname); "
-        'echo "hostname=$h"; echo machine=$(uname -m); '
-        f"m=; read -r m 2>/dev/null < {shlex.quote(rootfs + '/' + facts.MARKER)}; "
-        'echo "marker=$m"; ' + probe(data_root) + "true"
-    )
+    command = facts.identity_lines(rootfs) + probe(data_root) + "true"
 
     def parsed(out: str) -> dict:
-        values = key_values(out)
+        values = facts.key_values(out)
         return {
-            "hostname": values.get("hostname", "").strip(),
-            "machine": values.get("machine", "").strip(),
-            "marker": values.get("marker", "").strip(),
+            "hostname": values.get("hostname", ""),
+            "machine": values.get("machine", ""),
+            "marker": values.get("marker", ""),
             "checks": parse(values, time.time()),
         }
 
@@ -123,6 +109,6 @@ def with_checks(fact: facts.Fact[dict], data_root: str) -> facts.Fact[dict]:
     """A refresh's own question (facts.host_state) with the probe asked in the same command."""
 
     def parsed(out: str) -> dict:
-        return {**fact.parse(out), "checks": parse(key_values(out), time.time())}
+        return {**fact.parse(out), "checks": parse(facts.key_values(out), time.time())}
 
     return facts.Fact(f"{fact.command}; {probe(data_root)}true", parsed)

@@ -3,6 +3,7 @@ recorded answers: each check fires on its condition and only there."""
 
 from __future__ import annotations
 
+from executors import facts
 from executors import prechecks as probes
 from planner import prechecks
 
@@ -25,7 +26,7 @@ def _facts(**changes) -> dict:
             f"pc_{key}={value}" if line.startswith(f"pc_{key}=") else line
             for line in text.splitlines()
         )
-    return probes.parse(probes.key_values(text), read_at=1000.0)
+    return probes.parse(facts.key_values(text), read_at=1000.0)
 
 
 def _subject(
