@@ -150,7 +150,7 @@ def evaluate(
                 serves_registry=ip in serving,
                 hostname=read.get("hostname", ""),
                 marker=read.get("marker", ""),
-                checks=_for_change(read["checks"], joining=ip not in state.hosts),
+                checks=read["checks"],
             )
         )
     others = {ip: r.hostname for ip, r in state.hosts.items() if r.hostname and ip in cluster.hosts}
@@ -169,14 +169,6 @@ def evaluate(
         if ip in acted_on
     ]
     return Checked(problems, skip, [s.ip for s in subjects])
-
-
-def _for_change(checks: dict, joining: bool) -> dict:
-    """A running node is checked for what a change needs (its clock, its disk); swap and
-    memory are a join's questions: a label change is not blocked by a master's memory."""
-    if joining:
-        return checks
-    return {k: v for k, v in checks.items() if k not in ("swap_kb", "mem_kb")}
 
 
 def _rootfs_size(folder: str) -> int:

@@ -36,7 +36,7 @@ class Subject:
 
     ip: str
     master: bool
-    joining: bool  # not a node yet: its ports must be free, no other runtime installed
+    joining: bool  # not a node yet: its ports, runtime, swap and memory are checked too
     serves_registry: bool
     hostname: str
     marker: str  # the sealer rootfs it holds ("" none): its ports and runtime are sealer's
@@ -84,8 +84,10 @@ def _host_problems(subject: Subject, context: Context, names: dict[str, str]) ->
     def add(check: str, seen: str, want: str, error: bool = True) -> None:
         found.append(Problem(subject.ip, check, seen, want, error))
 
+    # A running node is held only to what a change needs (its clock, its disk, its name):
+    # swap and memory are a join's questions, so a label change is never blocked by them.
     swap = facts.get("swap_kb")
-    if swap:
+    if subject.joining and swap:
         add("swap", f"{_size(swap * 1024)} of swap on", "none (the kubelet refuses swap)",
             error=context.runtime == "kubernetes")  # fmt: skip
     # A joining host that holds this cluster's rootfs is one sealer began on (an apply cut
@@ -114,7 +116,7 @@ def _host_problems(subject: Subject, context: Context, names: dict[str, str]) ->
         add("clock", f"{abs(skew):.0f} s {way} this machine",
             f"within {CLOCK_SKEW:g} s (certificates and etcd need agreeing clocks)")  # fmt: skip
     memory = facts.get("mem_kb")
-    if subject.master and memory is not None and memory * 1024 < MASTER_MEMORY:
+    if subject.joining and subject.master and memory is not None and memory * 1024 < MASTER_MEMORY:
         add("memory", f"{_size(memory * 1024)}", f"at least {_size(MASTER_MEMORY)} on a master")
     free = facts.get("disk_free_kb")
     if free is not None and free * 1024 < 2 * context.image_size:
