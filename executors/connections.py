@@ -25,7 +25,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import stat
 import subprocess
 import threading
@@ -33,12 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.errors import SealerError
+from cluster.records import PIN
 from executors import mux
 from executors.driver import HostError, Remote, Result, command_failed
-from executors.openssh import identity_options, pin_command, proxy_command
-
-# A pin as the state keeps it: it becomes an argument of a command, so nothing else is allowed
-FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+from executors.openssh import identity_options, pinned_options, proxy_command
 
 
 @dataclass(frozen=True)
@@ -136,16 +133,7 @@ def ssh_argv(endpoint: Endpoint, reuse: Reuse, connect_timeout: float) -> list[s
         "-F",
         "/dev/null",  # the user's ssh config must not redirect or weaken this connection
         *endpoint.route,
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        f"KnownHostsCommand={pin_command(endpoint.fingerprint)}",
+        *pinned_options(endpoint.fingerprint, connect_timeout),
         "-o",
         "ControlMaster=auto",
         "-o",
@@ -153,11 +141,7 @@ def ssh_argv(endpoint: Endpoint, reuse: Reuse, connect_timeout: float) -> list[s
         "-o",
         f"ControlPersist={max(1, int(reuse.persist))}",
         "-o",
-        f"ConnectTimeout={max(1, int(connect_timeout))}",
-        "-o",
         "ServerAliveInterval=30",
-        "-o",
-        "LogLevel=ERROR",
         "--",
         endpoint.address or endpoint.ip,
     ]
@@ -292,7 +276,8 @@ def shared_reader(remote: Remote, reuse: Reuse):
     ssh = remote.ssh
     shareable = (
         reuse.persist > 0
-        and FINGERPRINT.match(remote.known_key or "")
+        # a pin becomes an argument of a command: nothing but a fingerprint is allowed
+        and PIN.fullmatch(remote.known_key or "")
         and identity_options(ssh.key_file, ssh.agent) is not None
         and not ssh.key_passphrase
         and (ssh.user == "root" or not ssh.password)  # sudo -n: no password on stdin

@@ -397,9 +397,13 @@ class Remote:
         route (a secret, no pin yet, a ProxyCommand) or the host is reached directly."""
         if not self.ssh.jumps or self.gateways is None:
             return None
-        self.transport()  # connected first: the jumps' keys are seen (and checked) by now
-        pins = {**self.gateways.pins, **self.gateways.seen}
-        return forward_argv(self.ssh.jumps, pins, self.ip, port, self.timeouts.connect)
+        return forward_argv(self.ssh.jumps, self._jump_pins(), self.ip, port, self.timeouts.connect)
+
+    def _jump_pins(self) -> dict[str, str]:
+        """The jumps' keys an OpenSSH process may trust: the state's pins and those this run
+        saw and checked (the host is connected first, through them)."""
+        self.transport()
+        return {**self.gateways.pins, **self.gateways.seen}
 
     @property
     def routed(self) -> bool:
@@ -517,10 +521,8 @@ class Remote:
             return None  # the user's command may prompt or cost a login: one connection only
         if not self.ssh.jumps:
             return []
-        self.transport()  # connected first: the jumps' keys are seen (and checked) by now
-        pins = {**self.gateways.pins, **self.gateways.seen}
         proxy = proxy_command(
-            self.ssh.jumps, pins, self.address, self.ssh.port, self.timeouts.connect
+            self.ssh.jumps, self._jump_pins(), self.address, self.ssh.port, self.timeouts.connect
         )
         return None if proxy is None else ["-o", f"ProxyCommand={proxy}"]
 

@@ -19,6 +19,20 @@ def pin_command(fingerprint: str) -> str:
     return f"/bin/sh -c '{script}' sealer-pin {fingerprint} %f %H %t %K"
 
 
+def pinned_options(pin: str, timeout: float) -> list[str]:
+    """Batch mode, no known_hosts file trusted, only the pinned key accepted (before any
+    authentication), quiet: how every ssh process of sealer's reaches a host or a hop."""
+    return [
+        "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", f"KnownHostsCommand={pin_command(pin)}",
+        "-o", f"ConnectTimeout={max(1, int(timeout))}",
+        "-o", "LogLevel=ERROR",
+    ]  # fmt: skip
+
+
 def identity_options(key_file: str, agent: bool) -> list[str] | None:
     """How OpenSSH authenticates: the key file alone, or else the agent's keys; None when
     neither is possible (a password login: OpenSSH would have to be given the secret)."""
@@ -41,15 +55,7 @@ def forward_argv(
     if not pin or identity is None or last.key_passphrase or last.password:
         return None
     argv = ["ssh", "-F", "/dev/null", *identity, "-p", str(last.port), "-l", last.user]
-    argv += [
-        "-o", "BatchMode=yes",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", f"KnownHostsCommand={pin_command(pin)}",
-        "-o", f"ConnectTimeout={max(1, int(timeout))}",
-        "-o", "LogLevel=ERROR",
-    ]  # fmt: skip
+    argv += pinned_options(pin, timeout)
     if before:
         inner = proxy_command(tuple(before), pins, last.address, last.port, timeout)
         if inner is None:

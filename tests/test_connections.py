@@ -12,7 +12,7 @@ import pytest
 
 from cluster.errors import SealerError
 from cluster.model import SSH
-from executors import connections, fanout
+from executors import connections, fanout, openssh
 from executors.driver import Remote, Timeouts
 from tests.helpers import ROOT
 
@@ -41,7 +41,7 @@ def test_a_socket_name_changes_with_each_thing_it_is_bound_to():
 
 
 def test_the_pin_command_vouches_only_for_the_pinned_key():
-    command = connections.pin_command(PIN)
+    command = openssh.pin_command(PIN)
     argv = ["/bin/sh", "-c", command.split("'")[1], "sealer-pin", PIN]
 
     def vouched(seen: str) -> str:
