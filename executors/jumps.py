@@ -19,7 +19,7 @@ import threading
 import time
 
 from cluster.model import Jump
-from executors.driver import HostError, KeyMismatch, fingerprint, pinned_key_policy
+from executors.driver import HostError, KeyMismatch, fingerprint, mask, pinned_key_policy
 
 CHAIN_REACH = "direct-tcpip"
 
@@ -143,8 +143,4 @@ class Gateways:
 
 
 def _why(error: Exception, secrets: tuple[str, ...] = ()) -> str:
-    text = (str(error) or type(error).__name__).removeprefix("[Errno None] ")
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "(sensitive value)")
-    return text
+    return mask((str(error) or type(error).__name__).removeprefix("[Errno None] "), secrets)

@@ -147,8 +147,8 @@ def plan_request(args) -> plan.PlanRequest:
         ssh=ssh_settings(args) if hasattr(args, "ssh_timeout") else settings.SSHSettings(),
         refresh=getattr(args, "refresh", "true") == "true",
         refresh_only=getattr(args, "refresh_only", False),
-        destroy=args.destroy,
-        max_unavailable=args.max_unavailable,
+        destroy=getattr(args, "destroy", False),  # `sealer check` has neither flag
+        max_unavailable=getattr(args, "max_unavailable", "10%"),
         out=getattr(args, "out", None),
         targets=host_list(getattr(args, "targets", ()), "--target"),
         replace=host_list(getattr(args, "replace", ()), "--replace"),
@@ -157,7 +157,6 @@ def plan_request(args) -> plan.PlanRequest:
 
 
 def cmd_check(args) -> int:
-    args.destroy, args.max_unavailable = False, "10%"
     result = plan.plan(plan_request(args), progress.Console())
     for warning in result.warnings:
         progress.Console().warning(warning)
