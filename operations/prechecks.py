@@ -158,7 +158,8 @@ def evaluate(
     context = prechecks.Context(
         runtime=cluster.image.runtime if cluster.image else state.runtime,
         registry_port=cluster.registry.port if cluster.registry and serving else 0,
-        image_size=_rootfs_size(cluster.image.rootfs) if cluster.image else 0,
+        # the image's files are walked only when a host is to be judged against them
+        image_size=_rootfs_size(cluster.image.rootfs) if cluster.image and subjects else 0,
         data_root=data_root(cluster, state),
         others={ip: name for ip, name in others.items() if ip not in acted_on},
     )

@@ -12,6 +12,7 @@ system-wide /etc/ssh/ssh_config is not: it holds client defaults, not routes to 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -48,8 +49,10 @@ def resolve(hosts: dict[str, SSH]) -> dict[str, SSH]:
     }
 
 
+@functools.cache
 def _settings(config: Path, host: str) -> dict[str, list[str]]:
-    """`ssh -G`'s answer for host: option -> its values (IdentityFile has several)."""
+    """`ssh -G`'s answer for host: option -> its values (IdentityFile has several). Asked
+    once per command: an apply's refresh, host checks and actions open drivers of their own."""
     try:
         done = subprocess.run(
             ["ssh", "-G", "-F", str(config), "--", host],
