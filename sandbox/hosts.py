@@ -396,17 +396,14 @@ def fake(which: str, swap_kb: int | None, memory_kb: int | None, clock: int | No
                 f"sed 's/^MemTotal:.*/MemTotal: {memory_kb} kB/' /proc/meminfo > {FAKES}/meminfo",
                 f"mount --bind {FAKES}/meminfo /proc/meminfo",
             ]
-    if clock is not None:
-        script.append(f"rm -f {FAKE_DATE}")
-        if clock:
-            script.append(
-                f"mkdir -p /usr/local/bin && printf '%s\\n' '#!/bin/sh' "
-                f"'# sealer sandbox fake: this host runs {clock} s off' "
-                f'\'exec /usr/bin/date -d "@$(( $(/usr/bin/date +%s) + ({clock}) ))" "$@"\' '
-                f"> {FAKE_DATE} && chmod 755 {FAKE_DATE}"
-            )
     try:
         run_in(host, ["sh", "-ec", "; ".join(script)])
+        if clock is not None:
+            date = (
+                f"#!/bin/sh\n# sealer sandbox fake: this host runs {clock} s off\n"
+                f'exec /usr/bin/date -d "@$(( $(/usr/bin/date +%s) + ({clock}) ))" "$@"\n'
+            )
+            _wrap(host, FAKE_DATE, date if clock else "")
     except subprocess.CalledProcessError as e:
         raise SandboxError(f"sandbox fake: {host.name}: {e.stderr.strip()}") from None
     return host.name
@@ -421,20 +418,26 @@ def report_machine(which: str, machine: str) -> str:
     changes, to try multi-arch images. Returns the host's name."""
     import re
 
-    found = [find(which, "arch")]
+    host = find(which, "arch")
     if machine and not re.fullmatch(r"[a-z0-9_]{1,32}", machine):
         raise SandboxError(f"sandbox arch: {machine!r} is not a machine name (e.g. aarch64)")
-    if not machine:
-        run_in(found[0], ["rm", "-f", FAKE_UNAME])
-        return found[0].name
     script = (
         "#!/bin/sh\n# sealer sandbox arch: this host reports another architecture\n"
         f'case "$1" in -m|-p|-i) echo {machine}; exit 0 ;; esac\n'
         'exec /usr/bin/uname "$@"\n'
     )
-    install = f"mkdir -p /usr/local/bin && cat > {FAKE_UNAME} && chmod 755 {FAKE_UNAME}"
-    run_in(found[0], ["sh", "-c", install], input=script)
-    return found[0].name
+    _wrap(host, FAKE_UNAME, script if machine else "")
+    return host.name
+
+
+def _wrap(host: SandboxHost, path: str, script: str) -> None:
+    """A sandbox fake: an executable script at path (in /usr/local/bin, ahead of the real
+    program in PATH) inside the host; "" removes it."""
+    if not script:
+        run_in(host, ["rm", "-f", path])
+        return
+    install = f"mkdir -p /usr/local/bin && cat > {path} && chmod 755 {path}"
+    run_in(host, ["sh", "-c", install], input=script)
 
 
 def clusterfile(ips: list[str], image: str, masters: int = 1, name: str = "sandbox") -> str:
