@@ -21,9 +21,10 @@ from planner import prechecks
 class ChecksFailed(SealerError):
     """Hosts that cannot take what the plan would do to them (each line: HOST: CHECK: ...)."""
 
-    def __init__(self, lines: list[str]):
+    def __init__(self, problems: list[prechecks.Problem]):
+        lines = [p.line for p in problems]
         self.lines = lines
-        names = sorted({line.split(": ")[1] for line in lines})
+        names = sorted({p.check for p in problems})
         super().__init__(
             f"cannot plan: {len(lines)} host check(s) failed:\n"
             + "".join(f"  {line}\n" for line in lines)
@@ -62,7 +63,7 @@ class Checked:
         if self.blocking:
             for line in self.warnings:
                 listener.warning(line)
-            raise ChecksFailed([p.line for p in self.blocking])
+            raise ChecksFailed(self.blocking)
 
 
 # The actions that install or replace what runs on a node: only their hosts are checked (a
