@@ -19,10 +19,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from cluster.errors import SealerError
 from cluster.model import SSH
+from executors import retrying
 from executors.openssh import forward_argv, proxy_command
 
 MASK = "(sensitive value)"
@@ -67,6 +69,19 @@ class HostKeyChanged(HostError):
             unreachable=True,
             reason="host_key_changed",
         )
+
+
+class _NoSession(HostError):
+    """The OpenSSH client failed before its session began (see OPENSSH_NO_SESSION)."""
+
+
+# What OpenSSH prints when it failed before a session could start: no connection, a reset or
+# closed handshake (a busy sshd, MaxStartups), a late banner. The remote command never ran.
+OPENSSH_NO_SESSION = re.compile(
+    r"kex_exchange_identification|during banner exchange|^ssh: connect to host "
+    r"|^Connection (?:closed|reset) by ",
+    re.MULTILINE,
+)
 
 
 class KeyMismatch(Exception):
@@ -117,6 +132,13 @@ class Timeouts:
     connect: float = 10.0
     command: float = 600.0
     retries: int = 2  # more connection attempts after a failed one
+    # told of each attempt tried again (host, reason): the command counts them for its output
+    retried: Callable[[str, str], None] | None = field(default=None, compare=False)
+
+    def note_retry(self, host: str, message: str) -> None:
+        log.info("%s: %s; trying again", host, message)
+        if self.retried is not None:
+            self.retried(host, retrying.short_reason(message))
 
 
 IDLE_WAKEUP = 2.0  # seconds between an idle SSH connection's checks (paramiko's: 0.1)
@@ -273,14 +295,24 @@ class Remote:
             return self._connection.client.get_transport()
 
     def _connect_with_retries(self):
-        """Connection errors are retried with backoff; a refused login is not."""
+        """A connection problem that may pass (no answer, a late banner, a reset handshake)
+        is tried again after a growing, jittered pause, as long as the attempt can end
+        within the command deadline; a refused login or a changed key is final."""
+        deadline = time.monotonic() + self.timeouts.command
         for attempt in range(self.timeouts.retries + 1):
             try:
                 return self._connect()
             except HostError as e:
-                if not e.retryable or attempt == self.timeouts.retries:
+                wait = retrying.pause(attempt)
+                last = attempt == self.timeouts.retries
+                if (
+                    last
+                    or not e.retryable
+                    or not retrying.room_for(deadline, wait, self.timeouts.connect)
+                ):
                     raise
-                time.sleep(min(0.5 * 2**attempt, 5.0))
+                self.timeouts.note_retry(self.ip, e.message)
+                time.sleep(wait)
         raise AssertionError("unreachable")
 
     def _check_pinned_key(self) -> None:
@@ -511,7 +543,10 @@ class Remote:
         )
         route = self._openssh_route() if openssh and not alone else None
         if route is not None:
-            return self._upload_openssh(command, path, timeout or self.timeouts.command, route)
+            try:
+                return self._upload_openssh(command, path, timeout or self.timeouts.command, route)
+            except _NoSession as failed:  # the command never started: the open connection
+                self.timeouts.note_retry(self.ip, failed.message)  # takes the copy instead
         return self.stream(command, _file_chunks(path), timeout)
 
     def _openssh_route(self) -> list[str] | None:
@@ -573,7 +608,8 @@ class Remote:
             done.stderr.decode(errors="replace"),
         )
         if done.returncode == 255:
-            raise HostError(
+            error = _NoSession if OPENSSH_NO_SESSION.search(result.stderr) else HostError
+            raise error(
                 self.ip, f"upload over SSH failed: {result.stderr.strip()}", unreachable=True
             )
         if done.returncode != 0:

@@ -19,6 +19,7 @@ import threading
 import time
 
 from cluster.model import Jump
+from executors import retrying
 from executors.driver import HostError, KeyMismatch, fingerprint, mask, pinned_key_policy
 
 CHAIN_REACH = "direct-tcpip"
@@ -82,7 +83,8 @@ class Gateways:
                     if down.refused or attempt == self.timeouts.retries:
                         self._failed[chain] = down
                         raise
-                    time.sleep(min(0.5 * 2**attempt, 5.0))
+                    self.timeouts.note_retry(down.jump.name, down.why)
+                    time.sleep(retrying.pause(attempt))
             self._clients[chain] = client
             return client
 

@@ -124,7 +124,10 @@ def connect(
     from operations import ssh_config
 
     timeouts = Timeouts(
-        connect=ssh.connect_timeout, command=ssh.command_timeout, retries=max(0, ssh.retries)
+        connect=ssh.connect_timeout,
+        command=ssh.command_timeout,
+        retries=max(0, ssh.retries),
+        retried=ssh.retried,
     )
     if ssh.connect:
         return ssh.connect(hosts, timeouts, pinned or {})

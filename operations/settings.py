@@ -6,8 +6,10 @@ reader and everything behind it (`sealer images` starts in a fraction of `sealer
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +26,27 @@ class StateRef:
     backend: Backend | None = None  # an open backend instead (embedding, tests)
 
 
+class RetryTally:
+    """The connection attempts a command tried again after a transient failure (a late
+    banner, a reset handshake): host -> reason -> count. Called from worker threads."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._reasons: dict[str, Counter] = {}
+
+    def __call__(self, host: str, reason: str) -> None:
+        with self._lock:
+            self._reasons.setdefault(host, Counter())[reason] += 1
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(sum(c.values()) for c in self._reasons.values())
+
+    def by_host(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {host: dict(c) for host, c in sorted(self._reasons.items())}
+
+
 @dataclass(frozen=True)
 class SSHSettings:
     connect_timeout: float = 10.0
@@ -34,3 +57,5 @@ class SSHSettings:
     # How hosts are reached: (hosts, timeouts, pinned keys) -> a driver. None: OpenSSH through
     # Fabric (executors.driver.Driver); tests give a recording double.
     connect: Callable | None = None
+    # Told of each connection attempt tried again (host, reason); the CLI shows the count.
+    retried: RetryTally = field(default_factory=RetryTally, compare=False)

@@ -7,6 +7,7 @@ Each handler returns the exit code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import json
 import os
@@ -71,6 +72,7 @@ def ssh_settings(args):
         command_timeout=parse_duration(args.command_timeout, "--command-timeout"),
         retries=getattr(args, "retries", 2),
         persist=parse_duration(args.ssh_persist, "--ssh-persist"),
+        retried=retry_tally(),
     )
 
 
@@ -759,4 +761,21 @@ HANDLERS = {
 
 
 def run_command(args) -> int:
-    return HANDLERS[args.command](args)
+    try:
+        return HANDLERS[args.command](args)
+    finally:
+        _report_retries()
+
+
+@functools.cache
+def retry_tally():
+    """This command's count of connection attempts tried again (one per process)."""
+    return settings.RetryTally()
+
+
+def _report_retries() -> None:
+    """Transient failures that were overcome are said once, at the end, on stderr: a run
+    that needed them is worth knowing about even when it succeeded."""
+    if not retry_tally.cache_info().currsize or not len(retry_tally()):
+        return
+    print(text.render_retries(retry_tally().by_host()), file=sys.stderr)

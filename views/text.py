@@ -282,6 +282,20 @@ def render_unread(hosts: dict[str, str], colour: bool) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def render_retries(by_host: dict[str, dict[str, int]]) -> str:
+    """The connection attempts tried again after transient failures, one line."""
+    count = sum(sum(reasons.values()) for reasons in by_host.values())
+    shown = []
+    for host, reasons in list(by_host.items())[:5]:
+        why = "; ".join(f"{n}x {reason}" if n > 1 else reason for reason, n in reasons.items())
+        shown.append(f"{host} ({why})")
+    more = f" and {len(by_host) - 5} more host(s)" if len(by_host) > 5 else ""
+    return (
+        f"Note: {count} SSH connection attempt(s) failed for a reason that may pass and "
+        f"were tried again: {', '.join(shown)}{more}"
+    )
+
+
 def unread_document(error) -> dict:
     """`plan --json` when hosts could not be read (cluster.errors.UnreadHosts)."""
     return {
