@@ -132,11 +132,11 @@ class Timeouts:
     connect: float = 10.0
     command: float = 600.0
     retries: int = 2  # more connection attempts after a failed one
-    # told of each attempt tried again (host, reason): the command counts them for its output
+    # told of each failed attempt that a later one overcame (host, reason): the command
+    # counts them for its output (those that were not overcome are the command's error)
     retried: Callable[[str, str], None] | None = field(default=None, compare=False)
 
-    def note_retry(self, host: str, message: str) -> None:
-        log.info("%s: %s; trying again", host, message)
+    def passed(self, host: str, message: str) -> None:
         if self.retried is not None:
             self.retried(host, retrying.short_reason(message))
 
@@ -297,11 +297,13 @@ class Remote:
     def _connect_with_retries(self):
         """A connection problem that may pass (no answer, a late banner, a reset handshake)
         is tried again after a growing, jittered pause, as long as the attempt can end
-        within the command deadline; a refused login or a changed key is final."""
+        within the command deadline; a refused login or a changed key is final. Failures
+        that passed are told to timeouts.retried; those that did not are the error."""
         deadline = time.monotonic() + self.timeouts.command
+        passed = []
         for attempt in range(self.timeouts.retries + 1):
             try:
-                return self._connect()
+                connection = self._connect()
             except HostError as e:
                 wait = retrying.pause(attempt)
                 last = attempt == self.timeouts.retries
@@ -311,8 +313,13 @@ class Remote:
                     or not retrying.room_for(deadline, wait, self.timeouts.connect)
                 ):
                     raise
-                self.timeouts.note_retry(self.ip, e.message)
+                log.info("%s: %s; trying again in %.1fs", self.ip, e.message, wait)
+                passed.append(e.message)
                 time.sleep(wait)
+            else:
+                for message in passed:
+                    self.timeouts.passed(self.ip, message)
+                return connection
         raise AssertionError("unreachable")
 
     def _check_pinned_key(self) -> None:
@@ -546,7 +553,9 @@ class Remote:
             try:
                 return self._upload_openssh(command, path, timeout or self.timeouts.command, route)
             except _NoSession as failed:  # the command never started: the open connection
-                self.timeouts.note_retry(self.ip, failed.message)  # takes the copy instead
+                copied = self.stream(command, _file_chunks(path), timeout)  # takes the copy
+                self.timeouts.passed(self.ip, failed.message)
+                return copied
         return self.stream(command, _file_chunks(path), timeout)
 
     def _openssh_route(self) -> list[str] | None:

@@ -74,6 +74,7 @@ class Gateways:
                 return client
             if chain in self._failed:
                 raise self._failed[chain]
+            passed = []
             for attempt in range(self.timeouts.retries + 1):
                 try:
                     client = self._login(chain)
@@ -83,8 +84,10 @@ class Gateways:
                     if down.refused or attempt == self.timeouts.retries:
                         self._failed[chain] = down
                         raise
-                    self.timeouts.note_retry(down.jump.name, down.why)
+                    passed.append(down.why)
                     time.sleep(retrying.pause(attempt))
+            for why in passed:
+                self.timeouts.passed(chain[-1].name, why)
             self._clients[chain] = client
             return client
 

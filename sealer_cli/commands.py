@@ -761,10 +761,7 @@ HANDLERS = {
 
 
 def run_command(args) -> int:
-    try:
-        return HANDLERS[args.command](args)
-    finally:
-        _report_retries()
+    return HANDLERS[args.command](args)
 
 
 @functools.cache
@@ -773,9 +770,9 @@ def retry_tally():
     return settings.RetryTally()
 
 
-def _report_retries() -> None:
-    """Transient failures that were overcome are said once, at the end, on stderr: a run
-    that needed them is worth knowing about even when it succeeded."""
+def report_retries() -> None:
+    """Transient failures that later attempts overcame are said once, at the end, on
+    stderr: a run that needed them is worth knowing about even when it succeeded."""
     if not retry_tally.cache_info().currsize or not len(retry_tally()):
         return
     print(text.render_retries(retry_tally().by_host()), file=sys.stderr)

@@ -29,7 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
-    from sealer_cli.commands import run_command  # late: `--help` loads no operation
+    from sealer_cli.commands import report_retries  # late: `--help` loads no operation
+
+    try:
+        return _run(args)
+    finally:
+        report_retries()  # after the command's own error, if any
+
+
+def _run(args) -> int:
+    """The command, with every error as one line on stderr and its exit code."""
+    from sealer_cli.commands import run_command
 
     try:
         return run_command(args)

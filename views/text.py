@@ -291,8 +291,8 @@ def render_retries(by_host: dict[str, dict[str, int]]) -> str:
         shown.append(f"{host} ({why})")
     more = f" and {len(by_host) - 5} more host(s)" if len(by_host) > 5 else ""
     return (
-        f"Note: {count} SSH connection attempt(s) failed for a reason that may pass and "
-        f"were tried again: {', '.join(shown)}{more}"
+        f"Note: {count} SSH connection attempt(s) failed for a reason that passed, and were "
+        f"tried again: {', '.join(shown)}{more}"
     )
 
 
