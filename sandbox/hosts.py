@@ -307,6 +307,23 @@ def stop_sshd(host: SandboxHost) -> None:
         time.sleep(0.02)
 
 
+def power_off(host: SandboxHost) -> None:
+    """The host dies whole, as a machine losing power: every process ends at once (the
+    kernel empties a PID namespace with its init); its disk stays for a power_on (up())."""
+    init = host.init_pid
+    if init is not None:
+        os.kill(init, signal.SIGKILL)
+        wait_gone(init)
+    _wait_unshare(host)
+
+
+def set_link(host: SandboxHost, up: bool) -> None:
+    """netns hosts: their cable, pulled or put back (this machine's end of the veth)."""
+    if not (host.folder / "netns").exists():
+        raise SandboxError(f"{host.name}: only netns hosts have a link to pull")
+    network.set_link(host.number, up)
+
+
 def start_sshd(host: SandboxHost, timeout: float = 30) -> None:
     from sandbox.init import sshd_command
 

@@ -100,6 +100,10 @@ def attach(number: int, pid: int) -> None:
     _ip("link", "set", ours, "master", BRIDGE, "up")
 
 
+def set_link(number: int, up: bool) -> None:
+    _ip("link", "set", link_name(number), "up" if up else "down")
+
+
 def configure_inside(address: str) -> None:
     """In the host's namespace, once eth0 is there: loopback and the host's address."""
     _ip("link", "set", "lo", "up")

@@ -89,6 +89,13 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def restart(self) -> None:
+        """Stop (every session ends, advisory locks with them) and start again, same port."""
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-m", "fast", "-l", str(self.folder / "log"), "-w",
+            "restart",
+        )  # fmt: skip
+
     def psql(self, sql: str) -> str:
         """Run SQL as the test's user; return psql's unaligned output."""
         return self._client("psql", "-d", DATABASE, "-Atc", sql)
