@@ -6,6 +6,10 @@
   ends, so a killed run frees it at once. Who holds it is in `sealer.locks`, keyed by the
   holder's backend pid, so a row left by a dead holder is never shown as the holder.
 - The schema is created on first use and versioned in `sealer.schema_version`.
+- A lost connection (the server restarted, a link flapped) is opened again for up to
+  RECONNECT_FOR seconds and the statement run again (every journal patch and every store is
+  idempotent). A run holding the lock takes it again on the new session, and stops with an
+  error when another run took it, or changed the state, while the connection was down.
 - Passwords come from libpq (PGPASSWORD, ~/.pgpass, PGSERVICEFILE); a URL carrying one is
   refused, so it never sits in shell history, `ps` or a log line.
 """
@@ -24,6 +28,10 @@ from state.document import apply_patch, new_document
 
 SCHEMA_VERSION = 1
 KEEP_VERSIONS = 10
+
+RECONNECT_FOR = 30.0  # seconds a restarting server is waited for
+
+_NOT_READ = object()
 
 # Taken (per transaction) while creating or migrating the schema, so two first users cannot race.
 _SCHEMA_LOCK_KEY = 0x5EA1E7_0000_0001
@@ -71,6 +79,10 @@ class PostgresBackend(BackendBase):
         self._conn = None
         self._guard = threading.Lock()  # apply records finished actions from several threads
         self._journal_pending = False
+        self._held: tuple[int, dict] | None = None  # (key, info) while this run holds the lock
+        # (lineage, serial) this run last read or wrote; None: nothing was stored
+        self._seen: tuple[str, int] | None | object = _NOT_READ
+        self._writing: tuple[str, int] | None = None  # what store() is writing now
 
     def describe(self) -> str:
         return f"{self.url} (cluster {self.cluster})"
@@ -106,45 +118,104 @@ class PostgresBackend(BackendBase):
             self._ensure_schema()
         return self._conn
 
-    def _execute(self, sql: str, params=()) -> list[tuple]:
+    def _execute(self, sql: str, params=(), reconnect: bool = True) -> list[tuple]:
+        def statement(cur):
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+        return self._run(statement, in_transaction=False, reconnect=reconnect)
+
+    def _in_transaction(self, work):
+        """work(cursor) in one transaction; on an error nothing of it is stored."""
+        return self._run(work, in_transaction=True)
+
+    def _run(self, work, in_transaction: bool, reconnect: bool = True):
         import psycopg
 
-        try:
-            with self._connection().cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall() if cur.description else []
-        except psycopg.Error as e:
-            raise StateError(f"{self.url}: {_first_line(e)}") from None
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                with contextlib.ExitStack() as stack:
+                    if in_transaction:
+                        stack.enter_context(conn.transaction())
+                    return work(stack.enter_context(conn.cursor()))
+            except psycopg.Error as e:
+                if reconnect and attempt == 1 and conn.broken:
+                    self._reconnect(e)
+                    continue
+                unchanged = "; the stored state is unchanged" if in_transaction else ""
+                raise StateError(f"{self.url}: {_first_line(e)}{unchanged}") from None
+        raise AssertionError("unreachable")
 
-    @contextlib.contextmanager
-    def _transaction(self):
-        import psycopg
+    def _reconnect(self, error: Exception) -> None:
+        """A new session after a lost one, waiting for the server to come back; the lock, if
+        this run held it, is taken again on it."""
+        self.close()
+        deadline = time.monotonic() + RECONNECT_FOR
+        delay = 0.2
+        while True:
+            try:
+                self._connection()
+                break
+            except StateError as e:
+                if time.monotonic() + delay > deadline:
+                    raise StateError(
+                        f"{self.url}: the connection was lost ({_first_line(error)}) and not "
+                        f"back within {RECONNECT_FOR:g} s: {str(e).split(': ', 1)[-1]}"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+        if self._held is not None:
+            self._take_lock_again()
 
-        conn = self._connection()
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                yield cur
-        except psycopg.Error as e:
+    def _take_lock_again(self) -> None:
+        key, info = self._held
+        once = {"reconnect": False}  # a connection lost again here ends the run
+        if not self._execute("SELECT pg_try_advisory_lock(%s)", (key,), **once)[0][0]:
+            self._held = None
+            raise LockError(
+                f"{self.describe()}: the lock was lost while the connection was down, and "
+                "another sealer run holds it now; what this run finished is in the journal"
+            )
+        self._record_holder(info, **once)
+        stored = self._execute(
+            "SELECT lineage, serial FROM sealer.states WHERE cluster = %s", (self.cluster,), **once
+        )
+        now = tuple(stored[0]) if stored else None
+        if self._seen is not _NOT_READ and now not in (self._seen, self._writing):
             raise StateError(
-                f"{self.url}: {_first_line(e)}; the stored state is unchanged"
-            ) from None
+                f"{self.describe()}: another sealer run changed the state while the connection "
+                "was down; this run stops here, and what it finished is in the journal"
+            )
 
     def _ensure_schema(self) -> None:
-        with self._transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-            cur.execute("CREATE SCHEMA IF NOT EXISTS sealer")
-            cur.execute("CREATE TABLE IF NOT EXISTS sealer.schema_version (version integer)")
-            cur.execute("SELECT max(version) FROM sealer.schema_version")
-            current = cur.fetchone()[0] or 0
-            if current > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.url}: the database holds sealer schema version {current}; this "
-                    f"sealer knows up to {SCHEMA_VERSION}: upgrade sealer"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version]:
-                    cur.execute(statement)
-                cur.execute("INSERT INTO sealer.schema_version VALUES (%s)", (version,))
+        import psycopg
+
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                self._migrate(cur)
+        except psycopg.Error as e:
+            self.close()
+            raise StateError(f"{self.url}: {_first_line(e)}") from None
+        except StateError:
+            self.close()
+            raise
+
+    def _migrate(self, cur) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        cur.execute("CREATE SCHEMA IF NOT EXISTS sealer")
+        cur.execute("CREATE TABLE IF NOT EXISTS sealer.schema_version (version integer)")
+        cur.execute("SELECT max(version) FROM sealer.schema_version")
+        current = cur.fetchone()[0] or 0
+        if current > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.url}: the database holds sealer schema version {current}; this "
+                f"sealer knows up to {SCHEMA_VERSION}: upgrade sealer"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version]:
+                cur.execute(statement)
+            cur.execute("INSERT INTO sealer.schema_version VALUES (%s)", (version,))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -163,14 +234,11 @@ class PostgresBackend(BackendBase):
             time.sleep(0.1)
         info = lock_info(operation, self.describe())
         try:
-            self._execute(
-                "INSERT INTO sealer.locks (cluster, backend_pid, info) "
-                "VALUES (%s, pg_backend_pid(), %s) ON CONFLICT (cluster) DO UPDATE "
-                "SET backend_pid = EXCLUDED.backend_pid, info = EXCLUDED.info",
-                (self.cluster, json.dumps(info)),
-            )
+            self._held = (key, info)
+            self._record_holder(info)
             yield info
         finally:
+            self._held = None
             with contextlib.suppress(StateError):
                 self._execute(
                     "DELETE FROM sealer.locks WHERE cluster = %s AND backend_pid = "
@@ -179,6 +247,15 @@ class PostgresBackend(BackendBase):
                 )
                 self._execute("SELECT pg_advisory_unlock(%s)", (key,))
             self.close()
+
+    def _record_holder(self, info: dict, reconnect: bool = True) -> None:
+        self._execute(
+            "INSERT INTO sealer.locks (cluster, backend_pid, info) "
+            "VALUES (%s, pg_backend_pid(), %s) ON CONFLICT (cluster) DO UPDATE "
+            "SET backend_pid = EXCLUDED.backend_pid, info = EXCLUDED.info",
+            (self.cluster, json.dumps(info)),
+            reconnect=reconnect,
+        )
 
     def _lock_held_message(self, key: int) -> str:
         unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
@@ -204,8 +281,10 @@ class PostgresBackend(BackendBase):
         if rows:
             text, patches = rows[0]
             doc = parse(text.encode(), self.describe(), cluster)
+            self._seen = (doc["lineage"], doc["serial"])
         else:  # nothing stored yet, but maybe a first apply was killed before its first write
             doc = new_document(cluster)
+            self._seen = None
             unwritten = self._execute(
                 "SELECT lineage, patch FROM sealer.journal WHERE cluster = %s AND serial = 0 "
                 "ORDER BY id",
@@ -255,13 +334,16 @@ class PostgresBackend(BackendBase):
 
     def store(self, doc: dict) -> None:
         """Make doc the cluster's state as it is (serial included), keeping the one it replaces."""
-        with self._guard, self._transaction() as cur:
-            cluster = doc["cluster"]
+        cluster = doc["cluster"]
+
+        # Run again after a lost connection, it must change nothing more: the copy kept is
+        # never of the document being written (the first run may have committed).
+        def replace(cur) -> None:
             cur.execute(
                 "INSERT INTO sealer.versions (cluster, lineage, serial, document) "
                 "SELECT cluster, lineage, serial, document FROM sealer.states "
-                "WHERE cluster = %s ON CONFLICT DO NOTHING",
-                (cluster,),
+                "WHERE cluster = %s AND (lineage, serial) <> (%s, %s) ON CONFLICT DO NOTHING",
+                (cluster, doc["lineage"], doc["serial"]),
             )
             cur.execute(
                 "INSERT INTO sealer.states (cluster, lineage, serial, document) "
@@ -277,6 +359,14 @@ class PostgresBackend(BackendBase):
                 "ORDER BY saved_at DESC, serial DESC LIMIT %s)",
                 (cluster, cluster, KEEP_VERSIONS),
             )
+
+        with self._guard:
+            self._writing = (doc["lineage"], doc["serial"])
+            try:
+                self._in_transaction(replace)
+            finally:
+                self._writing = None
+        self._seen = (doc["lineage"], doc["serial"])
         self._journal_pending = False
 
 

@@ -16,7 +16,7 @@ from state.document import set_host, update_host
 from state.local import LockError, StateError
 from state.postgres import KEEP_VERSIONS, SCHEMA_VERSION, PostgresBackend
 from tests.helpers import cluster_doc, make_image, sealer, write_clusterfile
-from tests.pg_server import free_port
+from tests.pg_server import PostgresServer, free_port
 
 # Nothing listens on these loopback addresses; no test here reaches a host.
 M = ["127.0.2.1"]
@@ -346,3 +346,83 @@ def test_journal_of_a_first_apply_killed_before_its_first_write_is_kept(pg_backe
     again = PostgresBackend(pg_backend, name).read(name)
     assert again["serial"] == 0 and again["lineage"] == doc["lineage"]
     assert "10.0.0.1" in again["hosts"]
+
+
+# ---- a lost connection (issue 33: the team's PostgreSQL restarts in the middle of an apply) ----
+
+
+def _end_session(postgres, backend: PostgresBackend) -> None:
+    """The server ends the backend's session, as a restart or a failover does."""
+    pid = backend._execute("SELECT pg_backend_pid()")[0][0]
+    assert postgres.psql(f"SELECT pg_terminate_backend({pid}, 10000)").strip() == "t"
+
+
+def test_a_restarted_server_is_waited_for_and_the_lock_taken_again(monkeypatch):
+    server = PostgresServer().start()
+    try:
+        monkeypatch.setenv("PGPASSWORD", server.password)
+        backend = PostgresBackend(server.url, "restarted")
+        with backend.lock("apply"):
+            first = backend.read("restarted")
+            doc = _changed(first, "10.0.0.1")
+            backend.write(doc, first)
+            server.restart()  # every session ends, the advisory lock with it
+            backend.append(doc, set_host("10.0.0.2", {"roles": ["node"], "status": "joined"}))
+            other = PostgresBackend(server.url, "restarted")
+            with pytest.raises(LockError), other.lock("plan"):
+                pass  # this run holds the lock again, on its new session
+            assert backend.write(copy.deepcopy(doc), backend.read("restarted"))
+        with other.lock("show"):
+            assert set(other.read("restarted")["hosts"]) == {"10.0.0.1", "10.0.0.2"}
+    finally:
+        server.stop()
+
+
+def test_a_server_not_back_in_time_is_one_line(monkeypatch):
+    server = PostgresServer().start()
+    try:
+        monkeypatch.setenv("PGPASSWORD", server.password)
+        monkeypatch.setattr("state.postgres.RECONNECT_FOR", 1.0)
+        backend = PostgresBackend(server.url, "gone")
+        with pytest.raises(StateError) as info, backend.lock("apply"):
+            doc = backend.read("gone")
+            server.stop()
+            backend.append(doc, update_host("10.0.0.1", status="joined"))
+        message = str(info.value)
+        assert "the connection was lost" in message and "not back within 1 s" in message
+        assert "\n" not in message and server.password not in message
+    finally:
+        server.stop()
+
+
+def test_the_lock_taken_by_another_run_while_disconnected_stops_this_one(
+    postgres, pg_backend, name
+):
+    backend = PostgresBackend(pg_backend, name)
+    other = PostgresBackend(pg_backend, name)
+    with backend.lock("apply"):
+        doc = backend.read(name)
+        _end_session(postgres, backend)
+        lost = "the lock was lost while the connection was down"
+        # The other run was waiting, and got there first.
+        with other.lock("apply"), pytest.raises(LockError, match=lost):
+            backend.append(doc, update_host("10.0.0.1", status="joined"))
+    with other.lock("show"):
+        assert other.read(name)["hosts"] == {}
+
+
+def test_the_state_changed_by_another_run_while_disconnected_stops_this_one(
+    postgres, pg_backend, name
+):
+    backend = PostgresBackend(pg_backend, name)
+    with backend.lock("apply"):
+        doc = backend.read(name)
+        _end_session(postgres, backend)
+        other = PostgresBackend(pg_backend, name)
+        with other.lock("apply"):  # took the lock, wrote, and let it go, all in the gap
+            theirs = other.read(name)
+            other.write(_changed(theirs, "10.0.0.9"), theirs)
+        with pytest.raises(StateError, match="another sealer run changed the state"):
+            backend.append(doc, update_host("10.0.0.1", status="joined"))
+    with other.lock("show"):
+        assert set(other.read(name)["hosts"]) == {"10.0.0.9"}
