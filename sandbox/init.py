@@ -1,7 +1,8 @@
 """PID 1 of one sandbox host, run by `unshare --mount --uts --pid --fork`.
 
 It builds the host's root (an overlay of the machine's / with the host's own upper folder),
-chroots into it, starts OpenSSH on the host's address, then reaps orphans until it is killed.
+chroots into it, starts OpenSSH on the host's address and the services enabled on the host (as
+systemd does at boot), then reaps orphans until it is killed.
 Killing it ends every process of the host (the kernel empties a PID namespace with its init).
 Usage: init.py HOST_DIR NAME ADDRESS AUTHORIZED_KEY [netns PREFIX]
 """
@@ -14,6 +15,8 @@ import sys
 import time
 
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"  # the only host key: made in milliseconds
+WANTS = "/etc/systemd/system/multi-user.target.wants"  # what `systemctl enable` links
+BOOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def sh(*args: str) -> None:
@@ -82,6 +85,31 @@ def start_sshd(address: str) -> None:
     sh(*sshd_command(address))  # sshd daemonizes; its orphans are reaped below
 
 
+def enabled_on_host(host_dir: str) -> list[str]:
+    """The services `systemctl enable` linked on this host: the links in its own upper layer
+    (the machine's own enabled units, seen through the overlay, are not the host's)."""
+    wants = os.path.join(host_dir, "upper", WANTS.lstrip("/"))
+    if not os.path.isdir(wants):
+        return []
+    return sorted(
+        u for u in os.listdir(wants) if u.endswith(".service") and os.path.islink(f"{wants}/{u}")
+    )
+
+
+def start_services(units: list[str]) -> None:
+    """A host that boots again starts what was enabled on it, through its own `systemctl`
+    (whatever the host has installed), as systemd would."""
+    env = {"PATH": BOOT_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
+    if not units or shutil.which("systemctl", path=env["PATH"]) is None:
+        return
+    with open("/var/log/sandbox-boot.log", "a") as log:
+        for unit in units:
+            subprocess.run(
+                ["systemctl", "start", unit], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, timeout=60, check=False,
+            )  # fmt: skip
+
+
 def join_network(address: str, prefix: str) -> None:
     """In a network namespace of its own: wait for the eth0 the parent moves in (one end of a
     veth pair on its bridge), then bring up loopback and the host's address."""
@@ -98,12 +126,14 @@ def main() -> None:
     host_dir, name, address, key = sys.argv[1:5]
     if len(sys.argv) > 5:  # netns PREFIX: the host has a network namespace of its own
         join_network(address, sys.argv[6])
+    enabled = enabled_on_host(host_dir)
     os.chroot(build_root(host_dir, name))
     os.chdir("/")
     prepare_ssh(key)
     # Nothing tells the stand-ins which address is the node's: like the real tools, they take
     # it from the flags and config files sealer gives them.
     start_sshd(address)
+    start_services(enabled)
     print("ready", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes pause() when an orphan arrives

@@ -8,7 +8,9 @@ apply --json` with the fault injected when the apply reaches a point drawn from 
 - the state reads, and every host its journal ever recorded is in it;
 - a plan that still lists a dead host exits 1 and names it;
 - one apply of the Clusterfile without the dead hosts converges (its duration is the row's
-  "time to converge"); drift is then clean and a plan has no changes;
+  "time to converge"); for f the dead master is powered on again instead (its services start
+  as at boot): a cluster of three that lost two masters' votes cannot remove one, as with
+  kubeadm; drift is then clean and a plan has no changes;
 - the state's serial, sampled all along, never went down;
 - every node registered with the API exactly once (the control plane's own history);
 - every live host's copy of the image is whole (nothing half-written was trusted).
@@ -415,12 +417,18 @@ class Run:
                 self.outcome.problems.append(
                     f"a plan with dead hosts exited {plan.returncode}, naming all but {unnamed}"
                 )
+        removed = ""
+        if self.dead and self.fault == "f":  # a master is brought back: etcd needs its vote
+            sandbox.up(self.count, net="netns")  # powered on, its disk as it was
+            removed = f", with {len(self.dead)} dead master restored"
+            self.dead = []
+        elif self.dead:
+            removed = f", removed {len(self.dead)} dead"
         live = [n for n in self.numbers if n not in self.dead]
         self.write_clusterfile(live)
         started = time.monotonic()
         applied = self.sealer("apply", "--auto-approve", "--ssh-timeout", "5s")
         self.outcome.converge_s = time.monotonic() - started
-        removed = f", removed {len(self.dead)} dead" if self.dead else ""
         if applied.returncode != 0:
             last = (applied.stderr.strip().splitlines() or [""])[-1][:200]
             self.outcome.next_apply = f"exit {applied.returncode}: {last}"

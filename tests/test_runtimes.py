@@ -140,6 +140,8 @@ def test_k3s_joins_with_the_server_token_on_stdin_and_a_yaml_config():
     runtime_for("k3s").join_worker(ops, W)
     install = next((c, stdin) for ip, c, stdin in ops.ran if ip == W and "k3s-agent" in c)
     assert "systemctl enable --now k3s-agent" in install[0]
+    # A unit without [Install] is started but never enabled: a rebooted node would stay down.
+    assert "[Install]\nWantedBy=multi-user.target" in install[0]
     config = install[1].decode()
     assert "token: K10secret::server:abc" in config
     assert "server: https://apiserver.cluster.local:6443" in config

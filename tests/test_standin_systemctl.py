@@ -70,3 +70,46 @@ def test_a_unit_whose_command_line_needs_quoting_is_started_by_the_python_stand_
     assert said["fds"].split() == ["0", "1", "2"]
     assert "free" in said["lock"]
     assert json.loads(said["log"])["argv"] == ["systemctl", "enable", "--now", "demo"]
+
+
+ENABLE = r"""
+set -e
+for dir in /etc/systemd/system /run /var/log; do mount -t tmpfs sandbox-test "$dir"; done
+printf '[Service]\nExecStart=%s\n%s' "$EXEC_START" "$INSTALL" > /etc/systemd/system/demo.service
+"$SYSTEMCTL" "$@"
+echo "link $(readlink /etc/systemd/system/multi-user.target.wants/demo.service || true)"
+echo "state $("$SYSTEMCTL" is-active demo || true)"
+"$SYSTEMCTL" disable --now demo
+echo "after $(ls /etc/systemd/system/multi-user.target.wants/ | tr '\n' ' ')"
+"""
+
+
+@pytest.mark.parametrize(
+    "exec_start", ["/bin/sleep 300", "/bin/sh -c 'exec sleep 300'"], ids=["sh", "python"]
+)
+@pytest.mark.parametrize("argv", [("enable", "demo"), ("enable", "--now", "demo")])
+@pytest.mark.parametrize("wanted", [True, False], ids=["wanted", "no-install-section"])
+def test_enable_links_a_wanted_unit_for_the_next_boot_and_disable_removes_it(
+    exec_start, argv, wanted
+):
+    """As systemd: `enable` links a unit with WantedBy=multi-user.target (what a sandbox host
+    starts when it boots again), warns about one without [Install], and starts only with --now."""
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", ENABLE, "sh", *argv],
+        env={
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "EXEC_START": exec_start,
+            "INSTALL": "[Install]\nWantedBy=multi-user.target\n" if wanted else "",
+            "SYSTEMCTL": str(SYSTEMCTL),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    said = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    expected = "/etc/systemd/system/demo.service" if wanted else ""
+    assert said["link"].strip() == expected
+    assert said["state"] == ("active" if "--now" in argv else "inactive")
+    assert said["after"].strip() == ""
+    assert ("no installation config" in done.stderr) is not wanted

@@ -76,14 +76,34 @@ if [ "$1" = is-active ] && [ $# -ge 2 ]; then  # one line per unit; 0 if one run
   done
   exit $code
 fi
-# `enable --now UNIT` and `start UNIT`, when the unit's ExecStart is plain words: the service
-# started here as sandbox-standin.py's start_unit would (logged the same way), which saves a
-# Python start per joining node. Anything else goes on to sandbox-standin.py.
-unit=; command=
-if [ $# -eq 3 ] && [ "$1" = enable ] && [ "$2" = --now ]; then unit=${3%.service}
+# `enable [--now] UNIT` and `start UNIT`, when the unit's ExecStart is plain words: the unit
+# enabled (the link systemd makes for WantedBy=multi-user.target, which the sandbox host's init
+# starts at boot) and the service started here as sandbox-standin.py's enable_unit and
+# start_unit would (logged the same way), which saves a Python start per joining node.
+# Anything else goes on to sandbox-standin.py.
+unit=; command=; enable=
+if [ $# -eq 3 ] && [ "$1" = enable ] && [ "$2" = --now ]; then unit=${3%.service}; enable=1
+elif [ $# -eq 2 ] && [ "$1" = enable ]; then unit=${2%.service}; enable=1
 elif [ $# -eq 2 ] && [ "$1" = start ]; then unit=${2%.service}
 fi
 case $unit in ''|*[!A-Za-z0-9@._-]*) unit= ;; esac
+wanted=
+if [ -n "$enable" ] && [ -n "$unit" ] && [ -f "/etc/systemd/system/$unit.service" ]; then
+  while IFS= read -r line; do
+    [ "$line" = WantedBy=multi-user.target ] && wanted=1
+  done < "/etc/systemd/system/$unit.service"
+fi
+[ -n "$enable" ] && [ -z "$wanted" ] && unit=  # left to sandbox-standin.py (its warning)
+if [ -n "$wanted" ]; then
+  wants=/etc/systemd/system/multi-user.target.wants
+  mkdir -p "$wants" && ln -sfn "/etc/systemd/system/$unit.service" "$wants/$unit.service"
+  if [ $# -eq 2 ]; then
+    mkdir -p /var/log/sandbox-standin
+    printf '{"time": %s, "argv": ["systemctl", "enable", "%s"], "read_only": false}\\n' \\
+      "$(date +%s.%N)" "$2" >> /var/log/sandbox-standin/commands.log
+    exit 0
+  fi
+fi
 if [ -n "$unit" ] && [ -z "$SANDBOX_SERVICE" ] && [ -f "/etc/systemd/system/$unit.service" ] \\
     && command -v setsid >/dev/null; then
   while IFS= read -r line; do
@@ -164,7 +184,10 @@ EXTRA_INIT = {
 cat > /etc/systemd/system/kubelet.service <<'UNIT'
 [Service]
 ExecStart=/usr/local/bin/kubelet --kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml
-UNIT""",
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl enable kubelet  # as sealer's base images do: kubeadm starts it, boots start it again""",
     "k3s": """install -d /etc/rancher/k3s /etc/systemd/system
 for kind in "" "-agent"; do
   cat > "/usr/local/bin/k3s${kind}-uninstall.sh" <<UNINSTALL
@@ -172,6 +195,7 @@ for kind in "" "-agent"; do
 # SANDBOX STAND-IN of the uninstall script the k3s installer writes.
 systemctl stop k3s${kind} || true
 rm -rf /etc/rancher/k3s /var/lib/rancher/k3s /var/lib/sandbox-apiserver /etc/systemd/system/k3s${kind}.service
+rm -f /etc/systemd/system/multi-user.target.wants/k3s${kind}.service
 rm -f /usr/local/bin/k3s-uninstall.sh /usr/local/bin/k3s-agent-uninstall.sh
 UNINSTALL
   chmod 0755 "/usr/local/bin/k3s${kind}-uninstall.sh"
@@ -181,13 +205,17 @@ done""",
 
 CLEAN_PATHS = {
     "kubernetes": "/etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/sandbox-apiserver "
-    "/etc/systemd/system/kubelet.service /root/.kube",
+    "/etc/systemd/system/kubelet.service "
+    "/etc/systemd/system/multi-user.target.wants/kubelet.service /root/.kube",
     "k3s": "/etc/rancher/k3s /var/lib/rancher/k3s /var/lib/sandbox-apiserver "
     "/etc/systemd/system/k3s.service /etc/systemd/system/k3s-agent.service "
+    "/etc/systemd/system/multi-user.target.wants/k3s.service "
+    "/etc/systemd/system/multi-user.target.wants/k3s-agent.service "
     "/usr/local/bin/k3s-uninstall.sh /usr/local/bin/k3s-agent-uninstall.sh /root/.kube",
     "k0s": "/etc/k0s /var/lib/k0s /var/lib/sandbox-apiserver "
     "/etc/systemd/system/k0scontroller.service /etc/systemd/system/k0sworker.service "
-    "/root/.kube",
+    "/etc/systemd/system/multi-user.target.wants/k0scontroller.service "
+    "/etc/systemd/system/multi-user.target.wants/k0sworker.service /root/.kube",
 }
 
 # The image's default kubeadm documents, as sealer's images keep them (etc/kubeadm.yml):

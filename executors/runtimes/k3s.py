@@ -53,6 +53,8 @@ class K3s(Runtime):
         unit_text = (
             f"[Unit]\nDescription=k3s {kind}\n[Service]\n"
             f"ExecStart=/usr/local/bin/k3s {kind}\nRestart=always\n"
+            # Without it `systemctl enable` enables nothing, and a rebooted node stays down.
+            "[Install]\nWantedBy=multi-user.target\n"
         )
         path = f"/etc/systemd/system/{unit}.service"
         installed = f"test -f {path}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import subprocess
 
 import pytest
@@ -81,3 +82,34 @@ def test_down_removes_the_bridge(tmp_path, monkeypatch):
     assert (
         subprocess.run(["ip", "link", "show", network.BRIDGE], capture_output=True).returncode != 0
     )
+
+
+BOOT = r"""
+mkdir -p /etc/systemd/system/multi-user.target.wants /usr/local/bin
+printf '[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n' \
+  > /etc/systemd/system/demo.service
+ln -s /etc/systemd/system/demo.service /etc/systemd/system/multi-user.target.wants/demo.service
+printf '#!/bin/sh\necho "$*" >> /var/log/systemctl-calls\n' > /usr/local/bin/systemctl
+chmod +x /usr/local/bin/systemctl
+"""
+
+
+def test_a_host_powered_on_again_starts_what_was_enabled_on_it(tmp_path, monkeypatch):
+    """As systemd at boot: the units linked into multi-user.target.wants on the host (by its
+    `systemctl enable`), started through the host's own systemctl; its link, pulled, put back."""
+    monkeypatch.setenv("SEALER_SANDBOX_DIR", str(tmp_path / "sandbox"))
+    try:
+        host = sandbox.up(1, net="netns")[0]
+        _in(host, BOOT)
+        assert _in(host, "cat /var/log/systemctl-calls 2>/dev/null; true") == ""
+        sandbox.power_off(host)
+        assert sandbox.hosts()[0].init_pid is None
+        host = sandbox.up(1, net="netns")[0]  # its disk as it was, a new boot
+        assert _in(host, "cat /var/log/systemctl-calls") == "start demo.service\n"
+        sandbox.set_link(host, False)
+        with pytest.raises(OSError):
+            socket.create_connection((host.address, 22), timeout=1).close()
+        sandbox.set_link(host, True)
+        socket.create_connection((host.address, 22), timeout=10).close()
+    finally:
+        sandbox.down()

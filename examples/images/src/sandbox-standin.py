@@ -43,6 +43,9 @@ ETCD_BIN = os.path.join(LIB, "etcd")
 ETCDCTL_BIN = os.path.join(LIB, "etcdctl")
 LOG_DIR = "/var/log/sandbox-standin"
 UNIT_DIR = "/etc/systemd/system"
+# What `systemctl enable` records (a unit's WantedBy=multi-user.target): the units the host
+# starts when it boots (the sandbox host's init reads it, as systemd does).
+WANTS_DIR = f"{UNIT_DIR}/multi-user.target.wants"
 RUN_DIR = "/run/sandbox-systemd"
 PORT = 6443
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
@@ -985,6 +988,30 @@ def start_unit(name):
         spawn(name, unit_command(name))
 
 
+def enable_unit(name):
+    if not os.path.exists(f"{UNIT_DIR}/{name}.service"):
+        fail(f"Failed to enable unit: Unit file {name}.service does not exist.")
+    with open(f"{UNIT_DIR}/{name}.service") as f:
+        if "WantedBy=multi-user.target" not in f.read().splitlines():
+            print(  # systemd's own warning: nothing is enabled
+                f"The unit files have no installation config (WantedBy=, ...) for {name}.service",
+                file=sys.stderr,
+            )
+            return
+    os.makedirs(WANTS_DIR, exist_ok=True)
+    link = f"{WANTS_DIR}/{name}.service"
+    if not os.path.islink(link):
+        os.symlink(f"{UNIT_DIR}/{name}.service", link)
+        print(f"Created symlink {link} \u2192 {UNIT_DIR}/{name}.service.", file=sys.stderr)
+
+
+def disable_unit(name):
+    link = f"{WANTS_DIR}/{name}.service"
+    if os.path.islink(link):
+        os.unlink(link)
+        print(f"Removed {link}.", file=sys.stderr)
+
+
 def tool_systemctl(version, argv):
     if argv == ["daemon-reload"]:
         return
@@ -994,7 +1021,11 @@ def tool_systemctl(version, argv):
         ]
         print("\n".join(states))
         sys.exit(0 if "active" in states else 3)
-    if len(argv) == 2 and argv[0] in ("start", "restart", "stop", "is-active", "enable"):
+    if len(argv) == 2 and argv[0] in ("enable", "disable"):
+        unit = argv[1].removesuffix(".service")
+        enable_unit(unit) if argv[0] == "enable" else disable_unit(unit)
+        return
+    if len(argv) == 2 and argv[0] in ("start", "restart", "stop", "is-active"):
         verb, unit = argv[0], argv[1].removesuffix(".service")
         if verb == "is-active":
             active = service_pid(unit) is not None
@@ -1007,7 +1038,12 @@ def tool_systemctl(version, argv):
         return
     if len(argv) == 3 and argv[0] in ("enable", "disable") and argv[1] == "--now":
         unit = argv[2].removesuffix(".service")
-        stop_service(unit) if argv[0] == "disable" else start_unit(unit)
+        if argv[0] == "disable":
+            disable_unit(unit)
+            stop_service(unit)
+        else:
+            enable_unit(unit)
+            start_unit(unit)
         return
     raise Refused
 
@@ -2284,15 +2320,19 @@ def tool_k0s(version, argv):
         extra = f" --token-file {token}" if token else ""
         write_file(
             f"{UNIT_DIR}/k0scontroller.service",
-            f"[Service]\nExecStart=/usr/local/bin/k0s controller -c {K0S_CONFIG}{extra}\n",
+            f"[Service]\nExecStart=/usr/local/bin/k0s controller -c {K0S_CONFIG}{extra}\n"
+            "[Install]\nWantedBy=multi-user.target\n",
         )
+        enable_unit("k0scontroller")  # k0s install enables the service it writes
         return
     if len(a) == 5 and a[:3] == ["install", "worker", "--token-file"]:
         k0s_worker_node_ip(a[4:])
         write_file(
             f"{UNIT_DIR}/k0sworker.service",
-            f"[Service]\nExecStart=/usr/local/bin/k0s worker --token-file {a[3]} {a[4]}\n",
+            f"[Service]\nExecStart=/usr/local/bin/k0s worker --token-file {a[3]} {a[4]}\n"
+            "[Install]\nWantedBy=multi-user.target\n",
         )
+        enable_unit("k0sworker")
         return
     if a in (["start"], ["stop"]):
         units = [
@@ -2315,6 +2355,8 @@ def tool_k0s(version, argv):
                 K0S_DATA,
                 f"{UNIT_DIR}/k0scontroller.service",
                 f"{UNIT_DIR}/k0sworker.service",
+                f"{WANTS_DIR}/k0scontroller.service",
+                f"{WANTS_DIR}/k0sworker.service",
                 "/etc/k0s/join-token",
             ],
             check=True,
