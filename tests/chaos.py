@@ -8,9 +8,9 @@ apply --json` with the fault injected when the apply reaches a point drawn from 
 - the state reads, and every host its journal ever recorded is in it;
 - a plan that still lists a dead host exits 1 and names it;
 - one apply of the Clusterfile without the dead hosts converges (its duration is the row's
-  "time to converge"); for f the dead master is powered on again instead (its services start
-  as at boot): a cluster of three that lost two masters' votes cannot remove one, as with
-  kubeadm; drift is then clean and a plan has no changes;
+  "time to converge"); a master that died before every master had joined is powered on again
+  instead (its services start as at boot): etcd already counted its vote, and without it there
+  is no quorum to remove it; drift is then clean and a plan has no changes;
 - the state's serial, sampled all along, never went down;
 - every node registered with the API exactly once (the control plane's own history);
 - every live host's copy of the image is whole (nothing half-written was trusted).
@@ -68,6 +68,7 @@ class Outcome:
     hosts: int
     hit: str = ""  # what the fault hit, and when
     first_apply: str = ""  # how the faulted apply ended
+    first_code: int | None = None  # its exit code (-9: killed)
     next_apply: str = ""  # what the apply after it did
     converge_s: float = 0.0  # how long the converging apply took
     problems: list[str] = field(default_factory=list)  # broken promises (empty: all held)
@@ -104,6 +105,7 @@ class Run:
         self.link_down = link_down
         self.postgres = postgres
         self.dead: list[int] = []
+        self.restore: list[int] = []  # dead masters powered on again before the next apply
         self.events: list[dict] = []
         self.serials: list[int] = []
         self.journaled: set[str] = set()
@@ -206,6 +208,7 @@ class Run:
                 proc.kill()
         reader.join(timeout=30)
         stderr = err_reader.result(timeout=30)
+        self.outcome.first_code = code
         failed = sum(e["type"] == "apply_errored" for e in self.events)
         done = sum(e["type"] == "apply_complete" for e in self.events)
         if code == -signal.SIGKILL:
@@ -351,8 +354,17 @@ class Run:
 
     def _power_off(self, n: int, when: str) -> None:
         self._snapshot_journal()
+        joined = {
+            e["hook"]["host"] for e in list(self.events)
+            if e.get("type") == "apply_complete"
+            and e["hook"]["kind"] in ("init_cluster", "join_master")
+        }  # fmt: skip
         sandbox.power_off(self._host(n))
         self.dead.append(n)
+        if n in self.masters and len(joined) < len(self.masters):
+            # While masters join, etcd counts the dead one's vote (kubeadm adds the member
+            # first): without it there is no quorum to remove it, so it must come back.
+            self.restore.append(n)
         role = "master" if n in self.masters else "worker"
         self._hit(f"{role} {_address(n)} died {when}")
 
@@ -418,12 +430,13 @@ class Run:
                     f"a plan with dead hosts exited {plan.returncode}, naming all but {unnamed}"
                 )
         removed = ""
-        if self.dead and self.fault == "f":  # a master is brought back: etcd needs its vote
-            sandbox.up(self.count, net="netns")  # powered on, its disk as it was
-            removed = f", with {len(self.dead)} dead master restored"
-            self.dead = []
-        elif self.dead:
-            removed = f", removed {len(self.dead)} dead"
+        if self.restore:  # powered on, their disks as they were: etcd needs their votes
+            sandbox.up(self.count, net="netns")
+            self._wait_for_control_plane()  # as an operator waits for `kubectl get nodes`
+            removed = f", {len(self.restore)} dead master(s) restored"
+            self.dead = [n for n in self.dead if n not in self.restore]
+        if self.dead:
+            removed += f", {len(self.dead)} dead removed"
         live = [n for n in self.numbers if n not in self.dead]
         self.write_clusterfile(live)
         started = time.monotonic()
@@ -443,6 +456,16 @@ class Run:
             self.outcome.problems.append(f"a plan after convergence: exit {plan.returncode}")
         self._check_registrations(live)
         self._check_copies(live)
+
+    def _wait_for_control_plane(self, timeout: float = 180) -> None:
+        url = f"http://{_address(self.masters[0])}:6443/history"  # read from etcd: a quorum
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=10) as answer:
+                if answer.status == 200:
+                    return
+            time.sleep(1)
+        self.outcome.problems.append(f"the control plane did not answer {timeout:g} s after")
 
     def _check_registrations(self, live: list[int]) -> None:
         master = next(n for n in self.masters if n in live)

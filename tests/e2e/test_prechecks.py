@@ -93,3 +93,19 @@ def test_a_running_node_is_checked_for_what_changes_its_system(hosts, tmp_path):
     )
     assert "memory" not in upgrade.stderr and "1 host check(s) failed" in upgrade.stderr
     assert cluster.sealer("plan", "--skip-check", "clock").returncode == 0
+
+
+def test_a_joining_host_that_does_not_answer_blocks_the_plan_until_skipped(hosts, tmp_path):
+    """As sealer, k0sctl and KubeKey: a host about to join that cannot be reached refuses the
+    plan before any host is touched; --skip-check reach lets the others go on."""
+    cluster = Cluster(tmp_path, "k3s", name="unreached")
+    cluster.write([1], [2, 3])
+    sandbox.stop_sshd(host(3))
+    refused = cluster.sealer("plan", "--detailed-exitcode")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"{ip(3)}: reach: found no answer (" in refused.stderr
+    assert "1 host check(s) failed" in refused.stderr
+    let_through = cluster.sealer("plan", "--detailed-exitcode", "--skip-check", "reach")
+    assert let_through.returncode == 2, let_through.stdout + let_through.stderr
+    assert f"{ip(3)}: reach: found no answer (" in let_through.stderr
+    assert "(let through: --skip-check reach)" in let_through.stderr
