@@ -106,7 +106,7 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             request.targets,
             request.replace,
         )
-        refreshed.check_readable(cluster, made)  # before any host is touched
+        refreshed.check_readable(cluster, made, joining.unread)  # before any host is touched
         if checking:
             checked = prechecks.evaluate(
                 cluster, locked.state, made, refreshed.checks, joining, skip

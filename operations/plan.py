@@ -91,7 +91,8 @@ def plan(request: PlanRequest, listener: Listener) -> PlanResult:
                 request.targets,
                 request.replace,
             )
-            refreshed.check_readable(cluster, made)  # never a plan about hosts not seen
+            # never a plan about hosts not seen
+            refreshed.check_readable(cluster, made, joining.unread)
         if checking:
             checked = prechecks.evaluate(
                 cluster, locked.state, made, refreshed.checks, joining, skip

@@ -165,11 +165,8 @@ def evaluate(
         others={ip: name for ip, name in others.items() if ip not in acted_on},
     )
     problems = prechecks.evaluate(subjects, context)
-    # A joining host that does not answer would fail its join: the plan is refused before
-    # any host is touched, as sealer, k0sctl and KubeKey refuse it (--skip-check reach: the
-    # apply joins the others, and that host's join fails on its own).
     problems += [
-        prechecks.Problem(ip, "reach", f"no answer ({why})", "an answer to sealer check", True)
+        prechecks.Problem(ip, "reach", f"no answer ({why})", "an answer to sealer check", False)
         for ip, why in sorted(joining.unread.items())
         if ip in acted_on
     ]

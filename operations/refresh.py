@@ -22,12 +22,13 @@ class Refreshed:
     jump_keys: dict[str, str] = field(default_factory=dict)  # bastions met unpinned -> key
     checks: dict[str, dict] = field(default_factory=dict)  # host -> {hostname, checks} read
 
-    def check_readable(self, cluster: Cluster, plan: Plan) -> None:
-        """Raise UnreadHosts when the plan needs a host the refresh could not read."""
+    def check_readable(self, cluster: Cluster, plan: Plan, joining_unread=None) -> None:
+        """Raise UnreadHosts when the plan needs a host the refresh could not read (naming
+        the hosts about to join that did not answer either, joining_unread: ip -> why)."""
         kept = frozenset() if plan.destroy else frozenset(cluster.hosts)  # destroy keeps none
         blocking = blocking_unread(kept, plan, self.unread)
         if blocking:
-            raise UnreadHosts(blocking, self.findings)
+            raise UnreadHosts(blocking, self.findings, joining_unread)
 
 
 def refresh_state(

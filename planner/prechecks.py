@@ -18,7 +18,7 @@ CLOCK_SKEW = 5.0  # seconds: certificates and etcd's leases tolerate little more
 
 CHECKS = (
     "swap", "ports", "hostname", "clock", "memory", "disk", "ip_forward", "br_netfilter",
-    "runtime", "reach",
+    "runtime",
 )  # fmt: skip
 
 # The TCP ports each runtime's node listens on, by role (the registry's port is added on the

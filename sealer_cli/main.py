@@ -51,7 +51,7 @@ def _run(args) -> int:
         if not getattr(args, "json", False):
             from views.text import render_unread, use_colour
 
-            sys.stdout.write(render_unread(e.hosts, use_colour()))
+            sys.stdout.write(render_unread(e.hosts, use_colour(), e.joining))
         print(f"Error: {e}", file=sys.stderr)
         return e.exit_code
     except SealerError as e:

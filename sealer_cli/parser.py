@@ -587,7 +587,7 @@ def checking(p) -> None:
         default=[],
         metavar="NAME",
         help="let this host check's errors through (repeatable): swap, ports, hostname, clock, "
-        "memory, disk, ip_forward, br_netfilter, runtime, reach",
+        "memory, disk, ip_forward, br_netfilter, runtime",
     )
 
 

@@ -239,13 +239,14 @@ class PostgresBackend(BackendBase):
             yield info
         finally:
             self._held = None
-            with contextlib.suppress(StateError):
+            with contextlib.suppress(StateError):  # a lost session took the lock with it
                 self._execute(
                     "DELETE FROM sealer.locks WHERE cluster = %s AND backend_pid = "
                     "pg_backend_pid()",
                     (self.cluster,),
+                    reconnect=False,
                 )
-                self._execute("SELECT pg_advisory_unlock(%s)", (key,))
+                self._execute("SELECT pg_advisory_unlock(%s)", (key,), reconnect=False)
             self.close()
 
     def _record_holder(self, info: dict, reconnect: bool = True) -> None:

@@ -274,11 +274,16 @@ def render_refresh_only(findings: list[Finding], colour: bool) -> str:
     )
 
 
-def render_unread(hosts: dict[str, str], colour: bool) -> str:
-    """The hosts a refresh could not read (cluster.errors.UnreadHosts), one line each."""
+def render_unread(hosts: dict[str, str], colour: bool, joining: dict | None = None) -> str:
+    """The hosts a refresh could not read (cluster.errors.UnreadHosts), one line each, and
+    the hosts about to join that did not answer either."""
     paint = Painter(colour)
     lines = [paint("Sealer could not read these hosts, so there is no plan:", "bold"), ""]
     lines += [f"  {paint('?', 'destroy')} {ip}: unknown — {why}" for ip, why in hosts.items()]
+    lines += [
+        f"  {paint('?', 'destroy')} {ip}: about to join, no answer — {why}"
+        for ip, why in (joining or {}).items()
+    ]
     return "\n".join(lines) + "\n\n"
 
 
@@ -301,7 +306,8 @@ def unread_document(error) -> dict:
     return {
         "format_version": "1",
         "error": str(error),
-        "unknown": [{"host": ip, "reason": why} for ip, why in error.hosts.items()],
+        "unknown": [{"host": ip, "reason": why} for ip, why in error.hosts.items()]
+        + [{"host": ip, "reason": why, "joining": True} for ip, why in error.joining.items()],
         "drift": [f.to_json() for f in error.findings],
     }
 

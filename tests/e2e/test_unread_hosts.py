@@ -61,12 +61,16 @@ def test_hosts_sealer_cannot_read_are_unknown_and_block_plan_and_apply(hosts, tm
     unknown = {u["host"]: u["reason"] for u in json.loads(as_json.stdout)["unknown"]}
     assert set(unknown) == {ip(2), ip(3), ip(4)}
 
-    # apply of a new worker: refused before any host is touched
-    _write(cluster, [2, 3, 4, 5, 6], wrong_password_for=3)
+    # apply of new workers: refused before any host is touched, naming every host to fix,
+    # the new one that does not answer too
+    sandbox.stop_sshd(host(7))
+    _write(cluster, [2, 3, 4, 5, 6, 7], wrong_password_for=3)
     serial = cluster.state()["serial"]
     refused = cluster.sealer("apply", "--auto-approve", "--ssh-timeout", "3s")
     assert refused.returncode == 1 and "cannot plan: 3 hosts" in refused.stderr
+    assert f"1 host(s) about to join did not answer either ({ip(7)})" in refused.stderr
     assert f"? {ip(4)}: unknown — down" in refused.stdout
+    assert f"? {ip(7)}: about to join, no answer — " in refused.stdout
     assert ssh(6, "test -e /var/lib/sealer", check=False).returncode == 1
     assert cluster.state()["serial"] == serial
 
