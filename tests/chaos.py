@@ -447,7 +447,8 @@ class Run:
         applied = self.sealer("apply", "--auto-approve", "--ssh-timeout", "5s")
         self.outcome.converge_s = time.monotonic() - started
         if applied.returncode != 0:
-            last = (applied.stderr.strip().splitlines() or [""])[-1][:200]
+            lines = applied.stderr.strip().splitlines() or [""]
+            last = next((x for x in lines if x.strip().startswith("failed:")), lines[-1])[:300]
             self.outcome.next_apply = f"exit {applied.returncode}: {last}"
             self.outcome.problems.append("the next apply did not converge")
             return

@@ -72,6 +72,9 @@ PROVIDERS = {
     "sudo": ("setup", "sudo"),  # on sandbox hosts: tests/e2e/test_sudo_user.py
     "mmdebstrap": ("fresh-check", "mmdebstrap"),  # scripts/fresh-check installs it itself
     "helm": ("optional", "sealer build warns without it: list a chart's images in imageList"),
+    # sandbox/init.py, inside a host that boots again: the host's own systemctl (a
+    # ClusterImage's init.sh installs it); a host without one starts nothing
+    "systemctl": ("optional", "a sandbox host's own, from the image it was given"),
     "sealer": ("project", "pip install -e . into .venv"),
 }
 

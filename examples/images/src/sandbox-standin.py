@@ -356,15 +356,17 @@ class Etcd:
         return self.call("/v3/cluster/member/list", {}).get("members") or []
 
     def add_member(self, peer_url, timeout=60):
-        """`member add`, retried while etcd refuses it as "unhealthy cluster": with its
-        strict reconfiguration check, etcd adds a member only when every member has been
-        connected for a few seconds (kubeadm retries the same way)."""
+        """`member add`, retried while etcd refuses it for now ("unhealthy cluster", "not
+        enough started members"): with its strict reconfiguration check, etcd adds a member
+        only when every member has been connected for a few seconds, and a member just back
+        from a reboot counts once it has (kubeadm retries the same way)."""
         deadline = time.time() + timeout
+        passing = ("unhealthy cluster", "not enough started members")
         while True:
             try:
                 return self.call("/v3/cluster/member/add", {"peerURLs": [peer_url]})
             except EtcdUnavailable as e:
-                if "unhealthy cluster" not in str(e) or time.time() > deadline:
+                if not any(p in str(e) for p in passing) or time.time() > deadline:
                     raise
                 time.sleep(0.5)
 
