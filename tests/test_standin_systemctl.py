@@ -1,7 +1,7 @@
 """The sandbox systemctl's sh fast path (`enable --now`, `start`), run for real in a mount
 namespace whose /etc/systemd/system, /run and /var/log are fresh tmpfs: the service it starts
-must be what sandbox-standin.py's start_unit makes (own session, pid file, logged command),
-and must not keep a caller's descriptors, such as the lock of sealer's `flock` steps."""
+must be what the stand-in's start_unit (src/sandbox_standin/systemctl.py) makes (own session,
+pid file, logged command), and must not keep a caller's descriptors, such as the lock of sealer's `flock` steps."""
 
 import json
 import shutil

@@ -1,7 +1,7 @@
 """Build the sandbox ClusterImages into examples/images/<runtime>-<version>/.
 
 Kubernetes binaries cannot be downloaded on the machines sealer is tested on, so these images
-carry SANDBOX STAND-INS (src/sandbox-standin.py) in place of kubeadm/kubelet/kubectl, k3s and
+carry SANDBOX STAND-INS (src/sandbox_standin/) in place of kubeadm/kubelet/kubectl, k3s and
 k0s. Everything else is a real ClusterImage rootfs: Metadata, bin/, scripts/init.sh,
 scripts/clean.sh, etc/, and bin/registry: Debian's registry (Distribution 2.8, unpacked into
 .vendor/registry by scripts/setup), which sealer runs on the masters to serve the images'
@@ -43,12 +43,13 @@ BINARIES = {
     "k0s": ("k0s", "kubectl", "systemctl", "helm"),
 }
 
-# The stand-in is imported as a module from the image's lib/ (not run as a script, which
+# The stand-in is imported as a package from the image's lib/ (not run as a script, which
 # Python compiles at every start): its bytecode, and PyYAML's, ship compiled in the image.
-STANDIN_MODULE = "sandbox_standin"
+STANDIN_PACKAGE = "sandbox_standin"
 PYTHON = "/usr/bin/python3"
 LOADER = (
-    f"import sys; sys.path.insert(0, sys.argv.pop(1)); from {STANDIN_MODULE} import main; main()"
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    f"from {STANDIN_PACKAGE}.main import main; main()"
 )
 WRAPPER = """#!/bin/sh
 # SANDBOX STAND-IN for {tool} {version}: not the real {tool}. See lib/sandbox-standin/.
@@ -57,7 +58,7 @@ exec {python} -S -c '{loader}' "$lib" {tool} {version} "$@"
 """
 
 # The questions a refresh asks every host (the version, whether the services run) answered
-# in sh, as sandbox-standin.py would: a Python start per host and question is what a drift of
+# in sh, as the stand-in would: a Python start per host and question is what a drift of
 # a thousand hosts sharing two cores would otherwise spend its time on. Read-only, so they are
 # not in the stand-in's command log (which tests read for the commands that change things).
 VERSION_ANSWER = """if [ "$*" = "{question}" ]; then echo "{answer}"; exit 0; fi
@@ -78,9 +79,9 @@ if [ "$1" = is-active ] && [ $# -ge 2 ]; then  # one line per unit; 0 if one run
 fi
 # `enable [--now] UNIT` and `start UNIT`, when the unit's ExecStart is plain words: the unit
 # enabled (the link systemd makes for WantedBy=multi-user.target, which the sandbox host's init
-# starts at boot) and the service started here as sandbox-standin.py's enable_unit and
+# starts at boot) and the service started here as the stand-in's enable_unit and
 # start_unit would (logged the same way), which saves a Python start per joining node.
-# Anything else goes on to sandbox-standin.py.
+# Anything else goes on to the stand-in.
 unit=; command=; enable=
 if [ $# -eq 3 ] && [ "$1" = enable ] && [ "$2" = --now ]; then unit=${3%.service}; enable=1
 elif [ $# -eq 2 ] && [ "$1" = enable ]; then unit=${2%.service}; enable=1
@@ -93,7 +94,7 @@ if [ -n "$enable" ] && [ -n "$unit" ] && [ -f "/etc/systemd/system/$unit.service
     [ "$line" = WantedBy=multi-user.target ] && wanted=1
   done < "/etc/systemd/system/$unit.service"
 fi
-[ -n "$enable" ] && [ -z "$wanted" ] && unit=  # left to sandbox-standin.py (its warning)
+[ -n "$enable" ] && [ -z "$wanted" ] && unit=  # left to the stand-in (its warning)
 if [ -n "$wanted" ]; then
   wants=/etc/systemd/system/multi-user.target.wants
   mkdir -p "$wants" && ln -sfn "/etc/systemd/system/$unit.service" "$wants/$unit.service"
@@ -285,9 +286,10 @@ def build(runtime: str, version: str, out: Path) -> Path:
         )
         (folder / "bin" / tool).write_text(wrapper)
     _carry_libraries(folder / "lib" / "sandbox-standin", runtime)
-    shutil.copy(
-        HERE / "src" / "sandbox-standin.py",
-        folder / "lib" / "sandbox-standin" / f"{STANDIN_MODULE}.py",
+    shutil.copytree(
+        HERE / "src" / STANDIN_PACKAGE,
+        folder / "lib" / "sandbox-standin" / STANDIN_PACKAGE,
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     _compile(folder / "lib" / "sandbox-standin")
     (folder / "scripts").mkdir()
