@@ -9,6 +9,10 @@ registry/ folder (sealer build fills it with the container images the manifests 
 The control plane underneath is real: each image carries Debian's etcd (scripts/setup unpacks
 it into .vendor/etcd), and the stand-ins read YAML with PyYAML's pure-Python parser, carried in
 lib/sandbox-standin/ so that the images need nothing on a host but Python 3.
+The container runtime of the kubernetes images is real too: Debian's containerd and runc
+(.vendor/containerd), which the stand-in kubelet asks to pull every pod's images, and the
+images kubeadm's control plane names (pause, etcd, kube-apiserver, ...) are tiny real OCI
+images made here, offline, and collected into registry/ as sealer build collects any other.
 The output is deterministic: the same source gives the same image digest.
 
     python examples/images/build.py            # all six images
@@ -21,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -42,6 +47,18 @@ BINARIES = {
     "k3s": ("k3s", "kubectl", "systemctl", "helm"),
     "k0s": ("k0s", "kubectl", "systemctl", "helm"),
 }
+
+# Real programs the kubernetes images carry in bin/ (init.sh installs them in /usr/local/bin).
+CONTAINERD_TOOLS = ("containerd", "containerd-shim-runc-v2", "ctr", "runc")
+REAL_BINARIES = {"kubernetes": CONTAINERD_TOOLS, "k3s": (), "k0s": ()}
+
+# kubeadm's images for each minor (its constants: pause, etcd and CoreDNS versions), under
+# their registry.k8s.io names; kubeadm pulls them as IMAGE_REPOSITORY/NAME:TAG.
+CONTROL_PLANE_IMAGES = {
+    "v1.25": {"pause": "3.8", "etcd": "3.5.4-0", "coredns/coredns": "v1.9.3"},
+    "v1.26": {"pause": "3.9", "etcd": "3.5.6-0", "coredns/coredns": "v1.9.3"},
+}
+KUBE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 
 # The stand-in is imported as a package from the image's lib/ (not run as a script, which
 # Python compiles at every start): its bytecode, and PyYAML's, ship compiled in the image.
@@ -175,9 +192,45 @@ echo "{runtime} {version} installed (SANDBOX STAND-IN binaries)"
 CLEAN = """#!/bin/bash
 # Undo scripts/init.sh: remove what it installed and what the runtime left on the host.
 set -uo pipefail
-for tool in {binaries}; do rm -f "/usr/local/bin/$tool"; done
+{stop}for tool in {binaries}; do rm -f "/usr/local/bin/$tool"; done
 rm -rf {paths} /usr/local/lib/sandbox-standin
 echo "host cleaned"
+"""
+
+# containerd as sealer's base images install it: a systemd unit, and a config.toml whose CRI
+# plugin reads registry hosts from /etc/containerd/certs.d (where sealer writes hosts.toml and
+# the registry's CA). The snapshotter is "native" (plain copies): a sandbox host's root is an
+# overlayfs, and the kernel refuses an overlayfs (containerd's default snapshotter) whose upper
+# layer is on another overlayfs; native works on any filesystem.
+CONTAINERD_INIT = """install -d /etc/containerd/certs.d /etc/systemd/system
+cat > /etc/containerd/config.toml <<'TOML'
+version = 2
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "sea.hub:5000/pause:{pause}"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "/etc/containerd/certs.d"
+TOML
+cat > /etc/systemd/system/containerd.service <<'UNIT'
+[Unit]
+Description=containerd container runtime
+After=network.target local-fs.target
+[Service]
+ExecStart=/usr/local/bin/containerd
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl enable --now containerd
+for _ in $(seq 100); do  # its socket answers within a second
+  ctr version >/dev/null 2>&1 && break
+  sleep 0.1
+done
+ctr version >/dev/null || {{ echo "containerd did not start" >&2; exit 1; }}
 """
 
 EXTRA_INIT = {
@@ -204,8 +257,19 @@ done""",
     "k0s": "install -d /etc/k0s",
 }
 
+# containerd stops before its files go (sealer's own files in /etc/containerd/certs.d are
+# taken away by sealer when the host leaves the cluster).
+CONTAINERD_STOP = """systemctl stop containerd 2>/dev/null || true
+"""
+CONTAINERD_PATHS = (
+    "/var/lib/containerd /run/containerd /etc/containerd/config.toml "
+    "/etc/systemd/system/containerd.service "
+    "/etc/systemd/system/multi-user.target.wants/containerd.service "
+)
+
 CLEAN_PATHS = {
-    "kubernetes": "/etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/sandbox-apiserver "
+    "kubernetes": CONTAINERD_PATHS
+    + "/etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/sandbox-apiserver "
     "/etc/systemd/system/kubelet.service "
     "/etc/systemd/system/multi-user.target.wants/kubelet.service /root/.kube",
     "k3s": "/etc/rancher/k3s /var/lib/rancher/k3s /var/lib/sandbox-apiserver "
@@ -293,11 +357,19 @@ def build(runtime: str, version: str, out: Path) -> Path:
     )
     _compile(folder / "lib" / "sandbox-standin")
     (folder / "scripts").mkdir()
+    extra = EXTRA_INIT[runtime]
+    if REAL_BINARIES[runtime]:
+        pause = CONTROL_PLANE_IMAGES[minor(version)]["pause"]
+        extra = CONTAINERD_INIT.format(pause=pause) + extra
     (folder / "scripts" / "init.sh").write_text(
-        INIT.format(runtime=runtime, version=version, extra=EXTRA_INIT[runtime])
+        INIT.format(runtime=runtime, version=version, extra=extra)
     )
     (folder / "scripts" / "clean.sh").write_text(
-        CLEAN.format(binaries=" ".join(BINARIES[runtime]), paths=CLEAN_PATHS[runtime])
+        CLEAN.format(
+            stop=CONTAINERD_STOP if REAL_BINARIES[runtime] else "",
+            binaries=" ".join(BINARIES[runtime] + REAL_BINARIES[runtime]),
+            paths=CLEAN_PATHS[runtime],
+        )
     )
     (folder / "etc").mkdir()
     name, text = ETC[runtime]
@@ -308,9 +380,62 @@ def build(runtime: str, version: str, out: Path) -> Path:
             f"build.py: {registry} is missing; run scripts/setup (it unpacks Debian's registry)"
         )
     shutil.copy(registry, folder / "bin" / "registry")
+    for tool in REAL_BINARIES[runtime]:
+        source = VENDOR / "containerd" / tool
+        if not source.exists():
+            sys.exit(f"build.py: {source} is missing; run scripts/setup (it unpacks containerd)")
+        shutil.copy(source, folder / "bin" / tool)
+    if runtime == "kubernetes":
+        metadata["containerImages"] = _control_plane_images(folder, version, registry)
+        (folder / "Metadata").write_text(json.dumps(metadata, indent=1) + "\n")
     for path in list((folder / "bin").iterdir()) + list((folder / "scripts").iterdir()):
         os.chmod(path, 0o755)
     return folder
+
+
+def minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def control_plane_sources(version: str) -> list[str]:
+    """kubeadm's images for this version, by their registry.k8s.io names."""
+    named = {component: version for component in KUBE_COMPONENTS}
+    named.update(CONTROL_PLANE_IMAGES[minor(version)])
+    return [f"registry.k8s.io/{name}:{tag}" for name, tag in named.items()]
+
+
+def _control_plane_images(folder: Path, version: str, registry_program: Path) -> list[dict]:
+    """Tiny real OCI images under the names kubeadm's control plane uses, made offline (one
+    layer: a file naming the image), listed in manifests/imageList as sealer's base images
+    list theirs, and copied into registry/ with skopeo through a registry serving that folder,
+    as sealer build collects images. Returns Metadata's containerImages."""
+    from imagebuild import containers, local_registry
+    from sandbox.oci import oci_image
+
+    sources = control_plane_sources(version)
+    (folder / "manifests").mkdir()
+    listed = "".join(f"{source}\n" for source in sources)
+    (folder / "manifests" / "imageList").write_text(
+        "# kubeadm's control-plane images (sandbox: tiny images, no binaries inside)\n" + listed
+    )
+    collected = []
+    with tempfile.TemporaryDirectory(prefix="sandbox-images-") as tmp:
+        layout = Path(tmp) / "oci"
+        with local_registry.running(folder / "registry", str(registry_program)) as address:
+            for number, source in enumerate(sources, start=2):
+                image = containers.parse(source, f"manifests/imageList:{number}")
+                note = f"{source}: a SANDBOX image (no binary inside)\n".encode()
+                digest = oci_image(layout, image.served_as, [{"sandbox-image": note}])
+                subprocess.run(
+                    ["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
+                     f"oci:{layout}:{image.served_as}", f"docker://{address}/{image.served_as}"],
+                    check=True, capture_output=True, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+                collected.append(
+                    {"name": image.served_as, "source": source, "digest": digest,
+                     "from": image.where}
+                )  # fmt: skip
+    return collected
 
 
 def _carry_libraries(lib: Path, runtime: str) -> None:
