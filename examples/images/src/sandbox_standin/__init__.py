@@ -18,7 +18,9 @@ images work on any Linux host with Python 3. Every invocation is logged to
 
 The images carry it as lib/sandbox-standin/sandbox_standin/, compiled; each tool's wrapper in
 bin/ imports sandbox_standin.main and calls main() with TOOL VERSION ARGS... One module per
-tool (kubeadm, kubelet, kubectl, helm, k3s, k0s, etcdctl, crictl, systemctl), the API server
-and its store, and the shared parts (common, cmdline, api_client, backoff, services, etcd, pki);
-main imports only the module of the tool it runs.  (standard library + PyYAML)
+tool (kubeadm, kubelet, kubectl, helm, k3s, k0s, etcdctl, crictl, systemctl), the API server,
+its store and its scheduler (where workloads' pods run), the kubelet's pods (kubelet_pods: their
+images pulled by the host's real containerd, through containerd.py), and the shared parts
+(common, cmdline, api_client, backoff, services, etcd, pki); main imports only the module of
+the tool it runs.  (standard library + PyYAML)
 """

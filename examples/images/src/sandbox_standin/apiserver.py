@@ -34,6 +34,12 @@ class ControlPlane:
             return 200, self.store.history()
         if method == "GET" and parts == ["objects"]:
             return 200, self.store.read().get("objects", {})
+        if method == "GET" and parts[:1] == ["pods"] and len(parts) <= 2:
+            return 200, self.pods(parts[1] if len(parts) == 2 else None)
+        if method == "POST" and len(parts) == 3 and parts[0] == "pods" and parts[2] == "status":
+            report = {group: body.get(group) or {} for group in ("pods", "static")}
+            self.store.report_pods(parts[1], report)
+            return 200, {}
         if method == "GET" and len(parts) == 2 and parts[0] == "nodes":
             node = self.store.node(parts[1])
             return (200, node) if node else (404, {"error": f'nodes "{parts[1]}" not found'})
@@ -51,6 +57,35 @@ class ControlPlane:
         if handler is None:
             return 404, {"error": f"the server could not find the requested resource ({path})"}
         return self.store.change(handler)
+
+    def pods(self, node=None):
+        """The pods the controllers and the scheduler place (scheduler.placements). For one
+        node (its kubelet asks): where they are and what they run. For all: with the status
+        each node's kubelet reported, and the mirror pods of its static pods."""
+        from .scheduler import placements
+
+        nodes = self.store.nodes()
+        placed = placements(self.store.read().get("objects", {}), nodes)
+        if node is not None:
+            return [p for p in placed if p["node"] == node]
+        reported = {n: s for n, s in self.store.pod_statuses().items() if n in nodes}
+        pods = []
+        for pod in placed:
+            statuses = reported.get(pod["node"], {}).get("pods") or {}
+            status = statuses.get(f"{pod['namespace']}/{pod['name']}")
+            pods.append({**pod, "status": status or pending_status(pod)})
+        for name, report in sorted(reported.items()):
+            for key, status in sorted((report.get("static") or {}).items()):
+                namespace, _, pod_name = key.partition("/")
+                containers = [
+                    {"name": c["name"], "image": c["image"]}
+                    for c in status.get("containerStatuses") or []
+                ]
+                pods.append(
+                    {"namespace": namespace, "name": pod_name, "node": name,
+                     "containers": containers, "owner": f"Node/{name}", "status": status}
+                )  # fmt: skip
+        return sorted(pods, key=lambda p: (p["namespace"], p["name"]))
 
     def change_node(self, method, parts, body):
         members = member_names(self.etcd.members())
@@ -274,6 +309,25 @@ def node_call(node, members, action, name, body):
     else:
         return 404, {"error": f"unknown node action {action}"}, None
     return 200, node, (node, events)
+
+
+def pending_status(pod):
+    """A pod no kubelet has reported on yet: not scheduled, or its containers being made."""
+    if not pod["node"]:
+        return {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+            "containerStatuses": [],
+        }
+    waiting = {"waiting": {"reason": "ContainerCreating"}}
+    return {
+        "phase": "Pending",
+        "containerStatuses": [
+            {"name": c["name"], "image": c["image"], "imageID": "", "ready": False,
+             "state": waiting}
+            for c in pod["containers"]
+        ],
+    }  # fmt: skip
 
 
 def make_api_server(address, etcd_endpoints):

@@ -7,12 +7,13 @@ import re
 import subprocess
 import sys
 
+from . import containerd
 from .api_client import admin_kubeconfig, admin_server, api, join_cluster
 from .apiserver import PORT, ControlPlane, init_cluster_data, wait_for_api
 from .cmdline import Refused
 from .common import BIN, RUN_DIR, fail, ip_address, load_yaml_documents, node_name, write_file
 from .etcd import ETCD_CLIENT_PORT, Etcd, EtcdUnavailable, etcd_command, etcd_url, wait_for_etcd
-from .kubelet import KUBE_DIR, KUBEADM_FLAGS, static_pod, static_pod_command
+from .kubelet import KUBE_DIR, KUBEADM_FLAGS, static_pod, static_pod_command, static_pod_image
 from .pki import apiserver_cert, ca_hash, make_ca, write_ca
 from .services import service_pid, stop_service
 from .systemctl import tool_systemctl
@@ -31,6 +32,42 @@ COMPONENT_API_VERSIONS = {
 }
 
 KUBEADM_KINDS = ("InitConfiguration", "ClusterConfiguration", "JoinConfiguration")
+
+
+# kubeadm's image tags for each minor (cmd/kubeadm/app/constants): pause and etcd.
+KUBEADM_IMAGE_TAGS = {25: ("3.8", "3.5.4-0"), 26: ("3.9", "3.5.6-0"), 27: ("3.9", "3.5.7-0")}
+DEFAULT_IMAGE_REPOSITORY = "registry.k8s.io"
+
+
+def control_plane_images(version, cluster_configuration):
+    """The images of the static pods kubeadm writes (and the sandbox's), as kubeadm names
+    them: ClusterConfiguration.imageRepository (registry.k8s.io by default)/NAME:TAG."""
+    repository = cluster_configuration.get("imageRepository") or DEFAULT_IMAGE_REPOSITORY
+    repository = str(repository).rstrip("/")
+    minor = minor_of(version)
+    known = KUBEADM_IMAGE_TAGS.get(minor) or KUBEADM_IMAGE_TAGS[max(KUBEADM_IMAGE_TAGS)]
+    pause, etcd = known
+    return {
+        "etcd": f"{repository}/etcd:{etcd}",
+        "kube-apiserver": f"{repository}/kube-apiserver:{version}",
+        "pause": f"{repository}/pause:{pause}",
+    }
+
+
+def pull_images(images):
+    """kubeadm's preflight pull: the images containerd lacks, through the CRI's registry
+    configuration; a failure stops kubeadm, naming the image and containerd's message."""
+    print("[preflight] Pulling images required for setting up a Kubernetes cluster")
+    have = containerd.images()
+    for image in images:
+        if containerd.normalize(image) in have:
+            continue
+        digest, message = containerd.pull(image)
+        if not digest:
+            fail(
+                f"[preflight] Some fatal errors occurred:\n\t[ERROR ImagePull]: failed to pull "
+                f"image {image}: output: {message}, error: exit status 1"
+            )
 
 
 def minor_of(version):
@@ -118,11 +155,15 @@ def start_control_plane(
 ):
     """kubeadm's stacked etcd member and kube-apiserver, as static pods. The first
     control-plane node (no initial_cluster) also writes the cluster's data."""
-    static_pod("etcd", etcd_command(node_name(), address, KUBEADM_ETCD_DATA, initial_cluster))
+    images = control_plane_images(version, cluster_configuration)
+    pull_images(images.values())
+    etcd = etcd_command(node_name(), address, KUBEADM_ETCD_DATA, initial_cluster)
+    static_pod("etcd", etcd, image=images["etcd"])
     wait_for_etcd(etcd_url(address, ETCD_CLIENT_PORT))
     if initial_cluster is None:
         init_cluster_data(address, "kubernetes", endpoint, extra=extra)
-    start_kube_apiserver(address, version, apiserver_extra_args(cluster_configuration))
+    extra_args = apiserver_extra_args(cluster_configuration)
+    start_kube_apiserver(address, version, extra_args, images["kube-apiserver"])
 
 
 def apiserver_extra_args(cluster_configuration):
@@ -132,7 +173,7 @@ def apiserver_extra_args(cluster_configuration):
     )
 
 
-def start_kube_apiserver(address, version="", extra_args=None):
+def start_kube_apiserver(address, version, extra_args, image):
     """kubeadm's kube-apiserver static pod: the image's binary installed now (an upgrade's new
     one), kubeadm's flags, then ClusterConfiguration's extraArgs."""
     static_pod(
@@ -144,6 +185,7 @@ def start_kube_apiserver(address, version="", extra_args=None):
             *(f"--{k}={v}" for k, v in sorted((extra_args or {}).items())),
         ],
         version,
+        image,
     )
     wait_for_api(f"{address}:{PORT}")
 
@@ -300,7 +342,9 @@ def tool_kubeadm(version, argv):
         config = read_kubeadm_config(a[4].split("=", 1)[1], version)
         address = advertised_address(config)
         cluster = config.get("ClusterConfiguration", {})
-        start_kube_apiserver(address, version, apiserver_extra_args(cluster))
+        image = control_plane_images(version, cluster)["kube-apiserver"]
+        pull_images([image])
+        start_kube_apiserver(address, version, apiserver_extra_args(cluster), image)
         print('[control-plane] Creating static Pod manifest for "kube-apiserver"')
         return
     if (
@@ -336,4 +380,8 @@ def upgrade_control_plane(version):
     flags = dict(f[2:].split("=", 1) for f in command if f.startswith("--") and "=" in f)
     address = flags.pop("advertise-address")
     flags.pop("etcd-servers", None)
-    start_kube_apiserver(address, version, flags)
+    old = static_pod_image("kube-apiserver")  # REPOSITORY/kube-apiserver:OLD
+    image = f"{old.rsplit(':', 1)[0]}:{version}" if old else ""
+    if image:
+        pull_images([image])
+    start_kube_apiserver(address, version, flags, image)

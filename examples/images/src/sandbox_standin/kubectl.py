@@ -27,6 +27,8 @@ def tool_kubectl(version, argv, server=None):
             )
             print(f"{name:<16}{status:<28}{','.join(n['roles']) or '<none>':<28}{n['version']}")
         return
+    if a[:2] in (["get", "pods"], ["get", "pod"], ["get", "po"]):
+        return kubectl_get_pods(server, a[2:])
     if a and a[0] == "apply":
         objects = [obj for path in apply_paths(a[1:]) for obj in manifest_objects(path)]
         namespace = apply_namespace(a[1:])
@@ -63,6 +65,63 @@ def tool_kubectl(version, argv, server=None):
         print(f"node/{a[2]} {a[0]}ed")
         return
     raise Refused
+
+
+def kubectl_get_pods(server, args):
+    """kubectl get pods [-A | -n NAMESPACE] [-o json|wide]: the pods the API server placed,
+    with the statuses their kubelets reported."""
+    namespace, output, every, i = "default", "", False, 0
+    while i < len(args):
+        if args[i] in ("-A", "--all-namespaces"):
+            every, i = True, i + 1
+        elif args[i] in ("-n", "--namespace") and i + 1 < len(args):
+            namespace, i = args[i + 1], i + 2
+        elif args[i] == "-o" and i + 1 < len(args) and args[i + 1] in ("json", "wide"):
+            output, i = args[i + 1], i + 2
+        else:
+            raise Refused
+    pods = [p for p in api(server, "GET", "/pods") if every or p["namespace"] == namespace]
+    if output == "json":
+        print(
+            json.dumps({"apiVersion": "v1", "kind": "List", "items": [pod_json(p) for p in pods]})
+        )
+        return
+    if not pods:
+        where = "" if every else f" in {namespace} namespace"
+        print(f"No resources found{where}.", file=sys.stderr)
+        return
+    head = f"{'NAMESPACE':<16}" if every else ""
+    print(f"{head}{'NAME':<40}{'READY':<8}{'STATUS':<20}RESTARTS" + ("   NODE" if output else ""))
+    for p in pods:
+        statuses = p["status"].get("containerStatuses") or []
+        ready = f"{sum(1 for c in statuses if c.get('ready'))}/{len(p['containers'])}"
+        line = f"{p['namespace']:<16}" if every else ""
+        line += f"{p['name']:<40}{ready:<8}{pod_phase(p['status']):<20}{0:<8}"
+        print(line + (f"   {p['node'] or '<none>'}" if output else ""))
+
+
+def pod_phase(status):
+    """kubectl's STATUS column: a waiting container's reason, else the pod's phase."""
+    for c in status.get("containerStatuses") or []:
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting:
+            return waiting.get("reason") or "Waiting"
+    return status.get("phase") or "Unknown"
+
+
+def pod_json(pod):
+    owner_kind, _, owner_name = pod["owner"].partition("/")
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod["name"],
+            "namespace": pod["namespace"],
+            "ownerReferences": [{"kind": owner_kind, "name": owner_name}],
+        },
+        "spec": {"nodeName": pod["node"], "containers": pod["containers"]},
+        "status": pod["status"],
+    }
 
 
 DRAIN_SWITCHES = ("--ignore-daemonsets", "--delete-emptydir-data", "--force", "--disable-eviction")

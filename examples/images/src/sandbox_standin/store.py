@@ -14,6 +14,8 @@ NODES_PREFIX = "/sandbox/nodes/"  # one key per node
 
 HISTORY_PREFIX = "/sandbox/history/"  # one key per event, in etcd's commit order
 
+PODS_PREFIX = "/sandbox/pods/"  # per node: the statuses its kubelet last reported
+
 
 class Conflict(Exception):
     pass
@@ -78,6 +80,17 @@ class ClusterStore:
                 return status, result
             backoff(attempt)
         raise Conflict("too many concurrent writers")
+
+    def pod_statuses(self):
+        """node -> {namespace/name: status}, as each node's kubelet last reported them."""
+        return {
+            key[len(PODS_PREFIX) :]: json.loads(value)
+            for key, value in self.etcd.prefixed(PODS_PREFIX)
+        }
+
+    def report_pods(self, name, statuses):
+        """A kubelet's report replaces its node's last one (only that kubelet writes it)."""
+        self.etcd.put_all({PODS_PREFIX + name: json.dumps(statuses)})
 
     def add_events(self, events):
         self.etcd.put_all(event_writes(events))
