@@ -315,6 +315,7 @@ DRIFT_KINDS = (
     "host_aliases_changed",
     "registry_unreachable",
     "registry_config_changed",
+    "image_pull_failed",
 )
 
 
@@ -379,3 +380,6 @@ class ClusterView:
     nodes: dict | None = None  # name -> {address, ready, version, labels, taints}
     etcd: frozenset | None = None  # member names
     error: str = ""
+    # The pods' containers that cannot get their image: ({pod, node, container, image, reason,
+    # message}, ...); None when the pods could not be listed.
+    pull_failures: tuple | None = None

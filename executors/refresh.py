@@ -1,7 +1,7 @@
 """Refresh: read each recorded host's facts and the cluster's own view, in parallel, read-only.
 
 Nothing here changes a host: every command only reads (hostname, a marker file, a version,
-`systemctl is-active`, `kubectl get nodes`, the etcd member list). A host that cannot be read
+`systemctl is-active`, `kubectl get nodes`, `kubectl get pods`, the etcd member list). A host that cannot be read
 (down, timed out, refused login, changed key) is a fact with its reason, not an error; the
 rest of the refresh completes, and the caller decides what an unread host blocks.
 """
@@ -93,7 +93,11 @@ def _view_from(source: str | None, driver: Driver, runtime: Runtime) -> ClusterV
         etcd = frozenset(runtime.etcd_members(ops))
     except (SealerError, ValueError, KeyError) as e:
         return ClusterView(source=None, error=f"{source}: {e}")
-    return ClusterView(source=source, nodes=nodes, etcd=etcd)
+    try:
+        pull_failures = tuple(runtime.image_pull_failures(ops))
+    except SealerError:  # the nodes were read: the pods are a detail, not the view
+        pull_failures = None
+    return ClusterView(source=source, nodes=nodes, etcd=etcd, pull_failures=pull_failures)
 
 
 def _cluster_view(

@@ -74,6 +74,11 @@ def find_drift(
     for name, node in sorted((nodes or {}).items()):
         if name not in known_names and node["address"] not in state.hosts:
             findings.append(Finding("unexpected_node", name, None, node["address"]))
+    for failure in view.pull_failures or ():  # on the node's host, by address when known
+        node = (nodes or {}).get(failure["node"]) or {}
+        host = _host_of(state, failure["node"], node.get("address", ""))
+        detail = {k: failure[k] for k in ("pod", "container", "image", "reason", "message")}
+        findings.append(Finding("image_pull_failed", host, "image pulled", detail))
     if view.etcd is not None:
         masters = {state.hosts[ip].hostname or ip: ip for ip in state.masters}
         for name, ip in sorted(masters.items()):
@@ -82,6 +87,14 @@ def find_drift(
         for member in sorted(view.etcd - set(masters)):
             findings.append(Finding("etcd_member_unexpected", member, None, member))
     return findings
+
+
+def _host_of(state: State, node_name: str, address: str) -> str:
+    """A node's host: its recorded IP (by hostname, then address), else its name."""
+    for ip, record in state.hosts.items():
+        if record.hostname and record.hostname == node_name:
+            return ip
+    return address if address in state.hosts else (node_name or address)
 
 
 def _unread_finding(ip: str, record: HostRecord, fact: HostFacts) -> Finding:

@@ -205,3 +205,25 @@ def test_an_unread_host_blocks_unless_it_leaves_or_a_target_plan_does_not_need_i
     on_master = {M: "authentication failed"}  # every join uses the bootstrap master's API
     assert blocking_unread(frozenset({M, W, other}), targeted, on_master) == on_master
     assert blocking_unread(frozenset({M, W}), _plan([], targets=[W]), on_master) == {}
+
+
+def test_a_container_that_cannot_get_its_image_is_a_finding_on_its_nodes_host():
+    failure = {
+        "pod": "default/web-1",
+        "node": "w1",
+        "container": "web",
+        "image": "docker.io/library/web:1",
+        "reason": "ErrImagePull",
+        "message": 'failed to pull and unpack image "docker.io/library/web:1": not found',
+    }
+    stranger = {**failure, "pod": "default/web-2", "node": "elsewhere"}
+    live = ClusterView(
+        source=M,
+        nodes={"m1": node(M), "w1": node(W, labels={"pool": "a"})},
+        etcd=frozenset({"m1"}),
+        pull_failures=(failure, stranger),
+    )
+    found = find_drift(state(), facts(), live)
+    assert kinds(found) == [("image_pull_failed", W), ("image_pull_failed", "elsewhere")]
+    assert found[0].actual == {k: v for k, v in failure.items() if k != "node"}
+    assert accept_drift(state(), found) == state()  # nothing for a plan to change

@@ -170,3 +170,37 @@ def test_the_drain_policy_is_given_at_construction():
     skipped = RecordingOps()
     runtime_for("k3s", DrainPolicy(skip=True)).delete_worker(skipped, W)
     assert not any("drain" in c for c in skipped.commands())
+
+
+def test_image_pull_failures_are_read_from_kubectls_pod_list():
+    from executors.runtimes.base import image_pull_failures
+
+    def pod(name, node, **states):
+        statuses = [
+            {"name": c, "image": f"reg/{c}:1", "state": state} for c, state in states.items()
+        ]
+        return {
+            "metadata": {"namespace": "apps", "name": name},
+            "spec": {"nodeName": node},
+            "status": {"containerStatuses": statuses},
+        }
+
+    back_off = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x"'}}
+    listed = {
+        "items": [
+            pod("ok", "n1", web={"running": {}}),
+            pod("creating", "n1", web={"waiting": {"reason": "ContainerCreating"}}),
+            pod("bad", "n2", web={"running": {}}, db=back_off),
+            {"metadata": {"name": "bare"}},  # no spec, no status: nothing to say
+        ]
+    }
+    assert image_pull_failures(json.dumps(listed)) == [
+        {
+            "pod": "apps/bad",
+            "node": "n2",
+            "container": "db",
+            "image": "reg/db:1",
+            "reason": "ImagePullBackOff",
+            "message": 'Back-off pulling image "x"',
+        }
+    ]

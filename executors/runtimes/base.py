@@ -116,6 +116,16 @@ class Runtime:
         command = f"{self.kubectl_command} {shlex.join(args)}"
         return ops.run(ops.bootstrap, command, check=check, timeout=timeout)
 
+    def image_pull_failures(self, ops: NodeOps) -> list[dict]:
+        """The pods' containers that cannot get their image (image_pull_failures)."""
+        out = self.kubectl(ops, "get", "pods", "-A", "-o", "json").stdout
+        try:
+            return image_pull_failures(out)
+        except (ValueError, AttributeError, TypeError) as e:
+            raise SealerError(
+                f"{ops.bootstrap}: unreadable `kubectl get pods -A -o json`: {e}"
+            ) from None
+
     def nodes(self, ops: NodeOps, newer_than: float | None = None) -> dict[str, dict]:
         """The cluster's nodes by name, from `kubectl get nodes -o json`.
 
@@ -321,6 +331,34 @@ class Runtime:
     def etcd_members(self, ops: NodeOps) -> set[str]:
         """Names of the etcd members, as the control plane reports them."""
         raise NotImplementedError
+
+
+# A container's waiting reasons that mean its image could not be had (the kubelet's).
+IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+
+
+def image_pull_failures(pods_json: str) -> list[dict]:
+    """The containers of `kubectl get pods -A -o json` that wait for an image they cannot
+    get: [{pod: NAMESPACE/NAME, node, container, image, reason, message}], sorted."""
+    failures = []
+    for pod in json.loads(pods_json).get("items") or []:
+        meta, spec, status = (pod.get(k) or {} for k in ("metadata", "spec", "status"))
+        for c in (status.get("initContainerStatuses") or []) + (
+            status.get("containerStatuses") or []
+        ):
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in IMAGE_PULL_REASONS:
+                failures.append(
+                    {
+                        "pod": f"{meta.get('namespace', '')}/{meta.get('name', '')}",
+                        "node": str(spec.get("nodeName") or ""),
+                        "container": str(c.get("name") or ""),
+                        "image": str(c.get("image") or ""),
+                        "reason": waiting["reason"],
+                        "message": str(waiting.get("message") or ""),
+                    }
+                )
+    return sorted(failures, key=lambda f: (f["pod"], f["container"]))
 
 
 def is_ready(node: dict) -> bool:
