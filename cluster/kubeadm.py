@@ -140,6 +140,20 @@ def merged_documents(defaults: list[dict], user: list[dict], version: str) -> di
     return by_kind
 
 
+def default_image_repository(documents: dict[str, dict], repository: str, version: str) -> None:
+    """As sealer does (kubeadm_config.go, NewKubeadmConfig): kubeadm pulls the control plane's
+    images, CoreDNS's under coredns/, from the cluster's registry, unless the documents name
+    another repository."""
+    cluster = documents.setdefault(
+        "ClusterConfiguration",
+        {"apiVersion": kubeadm_api_version(version), "kind": "ClusterConfiguration"},
+    )
+    cluster.setdefault("imageRepository", repository)
+    dns = cluster.setdefault("dns", {})
+    if isinstance(dns, dict):
+        dns.setdefault("imageRepository", f"{repository}/coredns")
+
+
 def endpoint_of(documents: dict[str, dict]) -> tuple[str, int]:
     """The control-plane endpoint name and port: the user's controlPlaneEndpoint, when it is
     a name, or sealer's apiserver.cluster.local:6443."""

@@ -42,11 +42,13 @@ class ApplyContext:
         inputs = None
         if self.image is not None:
             added = (state.control_plane or {}).get("cert_sans") or ""  # from `sealer cert`
+            registry = desired.registry if desired else None
             inputs = ImageInputs(
                 self.image.rootfs,
                 desired.kube_documents if desired else (),
                 self.image.version,
                 tuple(s for s in added.split(",") if s),
+                registry.endpoint if registry else "",
             )
         self.runtime: Runtime = runtime_for(
             self.image.runtime if self.image else state.runtime, drain, inputs

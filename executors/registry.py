@@ -227,14 +227,16 @@ def client_files(registry: Registry, runtime: str, cluster: str) -> dict[str, tu
         for trust in TRUST_FOLDERS:
             files[f"{trust}/{endpoint}/ca.crt"] = (ca_pem, 0o644)
         ca_path = f"{CONTAINERD_CERTS}/{endpoint}/ca.crt"
+    trust = f'ca = "{ca_path}"\n' if ca_path else ""
+    trust += "skip_verify = true\n" if registry.insecure else ""
     host_entry = f'[host."{scheme}://{endpoint}"]\n  capabilities = ["pull", "resolve"]\n'
-    if ca_path:
-        host_entry += f'  ca = "{ca_path}"\n'
-    if registry.insecure:
-        host_entry += "  skip_verify = true\n"
+    host_entry += "".join(f"  {line}\n" for line in trust.splitlines())
     header = f"{MARK}\n"
+    # The registry's own name: its trust at the top level, which is the server's (containerd
+    # gives a [host] entry's ca to that entry only; a server entry without one fails on the
+    # registry's certificate, and that error hides a plain "not found").
     files[f"{CONTAINERD_CERTS}/{endpoint}/hosts.toml"] = (
-        (header + f'server = "{scheme}://{endpoint}"\n\n' + host_entry).encode(),
+        (header + f'server = "{scheme}://{endpoint}"\n' + trust).encode(),
         0o644,
     )
     for source in registry.mirrored:  # the images' own names pull through the registry

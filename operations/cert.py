@@ -54,7 +54,9 @@ def add_alt_names(request: CertRequest, listener: Listener) -> CertResult:
         added = [n for n in (fixed.get("cert_sans") or "").split(",") if n]
         added = list(dict.fromkeys([*added, *names]))
         image = cluster.image
-        runtime = Kubeadm(image=ImageInputs(image.rootfs, cluster.kube_documents, image.version))
+        repository = cluster.registry.endpoint if cluster.registry else ""
+        inputs = ImageInputs(image.rootfs, cluster.kube_documents, image.version, (), repository)
+        runtime = Kubeadm(image=inputs)
         masters = [
             state.bootstrap_master,
             *(m for m in state.masters if m != state.bootstrap_master),

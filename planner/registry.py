@@ -4,7 +4,9 @@ pointed at it again.
 New hosts need no action of their own: their init or join sets the registry up while the host
 is prepared (the registry before kubeadm init, which pulls from it). Hosts that stay get:
 - serve_registry: a registry host whose content (a rebuilt image), settings or credentials
-  changed, or that starts serving (ha turned on); only the missing blobs travel;
+  changed, or that starts serving (ha turned on); only the missing blobs travel. During an
+  upgrade it comes first, with the registry program of the rootfs the host has, and every
+  upgrade waits for it: kubeadm pulls the new version's images from it;
 - stop_registry: a host that no longer serves (ha turned off, the registry dropped);
 - configure_registry: a host whose hosts-file line, runtime configuration or credentials
   change (another serving master, another endpoint, a new password).
@@ -21,6 +23,7 @@ from planner.graph import ActionGraph
 
 # What must be on a host before its registry serves: the rootfs carrying bin/registry.
 ROOTFS_STEPS = tuple(sorted(actions.kinds_where(lambda s: s.puts_rootfs)))
+UPGRADES = (Kind.UPGRADE_MASTER, Kind.UPGRADE_WORKER, Kind.UPGRADE_BATCH)
 
 
 def wanted(desired: Cluster, lineage: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -53,13 +56,20 @@ def plan(graph: ActionGraph, desired: Cluster, state: State, kept: list[str]) ->
     endpoint = desired.registry.endpoint if desired.registry else ""
     serve_ids = []
     planned = set(graph.ids())  # once: thousands of kept hosts look it up
+    upgrades = [i for i in planned if i.split(".", 1)[0] in UPGRADES]
     for ip in kept:
         record = state.hosts[ip]
         before = [action_id(k, ip) for k in ROOTFS_STEPS if action_id(k, ip) in planned]
         if served.get(ip) and record.registry_served != served[ip]:
             change = "content or settings changed" if record.registry_served else "starts serving"
             details = ServeRegistryDetails(endpoint, change)
-            serve_ids.append(graph.add(Kind.SERVE_REGISTRY, ip, roles[ip], before, details=details))
+            upgrading = record.registry_served and upgrades
+            serve_id = graph.add(
+                Kind.SERVE_REGISTRY, ip, roles[ip], [] if upgrading else before, details=details
+            )
+            serve_ids.append(serve_id)
+            for upgrade in upgrades if upgrading else ():
+                graph.depend(upgrade, serve_id)
         elif not served.get(ip) and record.registry_served:
             graph.add(Kind.STOP_REGISTRY, ip, roles[ip], before)
     for ip in kept:

@@ -284,7 +284,8 @@ CLEAN_PATHS = {
 }
 
 # The image's default kubeadm documents, as sealer's images keep them (etc/kubeadm.yml):
-# sealer merges the Clusterfile's documents over them, one document per kind.
+# sealer merges the Clusterfile's documents over them, one document per kind, and points
+# imageRepository at the cluster's registry (sea.hub:5000 by default) when none is named.
 KUBEADM_DEFAULTS = """apiVersion: kubeadm.k8s.io/v1beta3
 kind: InitConfiguration
 localAPIEndpoint:
@@ -296,7 +297,6 @@ apiVersion: kubeadm.k8s.io/v1beta3
 kind: ClusterConfiguration
 kubernetesVersion: {version}
 clusterName: kubernetes
-imageRepository: sea.hub:5000
 networking:
   dnsDomain: cluster.local
   podSubnet: 100.64.0.0/10

@@ -62,12 +62,14 @@ DEFAULT_DRAIN = DrainPolicy()  # frozen: one shared default
 class ImageInputs:
     """What a runtime reads once, when it is made: the image's rootfs (on this machine), the
     Clusterfile's documents for it, the version it installs, and the names `sealer cert`
-    added to the API server's certificate."""
+    added to the API server's certificate, and the cluster registry's endpoint (DOMAIN:PORT,
+    "" without one), where kubeadm pulls the control plane's images from."""
 
     rootfs: str
     documents: tuple = ()
     version: str = ""
     sans: tuple[str, ...] = ()
+    image_repository: str = ""
 
 
 class Runtime:

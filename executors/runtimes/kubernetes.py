@@ -53,6 +53,8 @@ class Kubeadm(Runtime):
         user = [d.body for d in image.documents]
         defaults = kubeadm.image_defaults(image.rootfs)
         merged = kubeadm.merged_documents(defaults, user, image.version)
+        if image.image_repository:
+            kubeadm.default_image_repository(merged, image.image_repository, image.version)
         self.documents = kubeadm.with_sans(merged, list(image.sans)) if image.sans else merged
 
     def reconfigure_master(self, ops: NodeOps, ip: str) -> None:
