@@ -1,9 +1,10 @@
 """Refresh: read each recorded host's facts and the cluster's own view, in parallel, read-only.
 
 Nothing here changes a host: every command only reads (hostname, a marker file, a version,
-`systemctl is-active`, `kubectl get nodes`, `kubectl get pods`, the etcd member list). A host that cannot be read
-(down, timed out, refused login, changed key) is a fact with its reason, not an error; the
-rest of the refresh completes, and the caller decides what an unread host blocks.
+`systemctl is-active`, `kubectl get nodes`, `kubectl get pods`, the etcd member list). A host
+that cannot be read (down, timed out, refused login, changed key) is a fact with its reason,
+not an error; the rest of the refresh completes, and the caller decides what an unread host
+blocks.
 """
 
 from __future__ import annotations

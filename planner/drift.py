@@ -74,9 +74,12 @@ def find_drift(
     for name, node in sorted((nodes or {}).items()):
         if name not in known_names and node["address"] not in state.hosts:
             findings.append(Finding("unexpected_node", name, None, node["address"]))
+    by_hostname = {r.hostname: ip for ip, r in state.hosts.items() if r.hostname}
     for failure in view.pull_failures or ():  # on the node's host, by address when known
-        node = (nodes or {}).get(failure["node"]) or {}
-        host = _host_of(state, failure["node"], node.get("address", ""))
+        address = ((nodes or {}).get(failure["node"]) or {}).get("address", "")
+        if address not in state.hosts:
+            address = ""
+        host = by_hostname.get(failure["node"]) or address or failure["node"]
         detail = {k: failure[k] for k in ("pod", "container", "image", "reason", "message")}
         findings.append(Finding("image_pull_failed", host, "image pulled", detail))
     if view.etcd is not None:
@@ -87,14 +90,6 @@ def find_drift(
         for member in sorted(view.etcd - set(masters)):
             findings.append(Finding("etcd_member_unexpected", member, None, member))
     return findings
-
-
-def _host_of(state: State, node_name: str, address: str) -> str:
-    """A node's host: its recorded IP (by hostname, then address), else its name."""
-    for ip, record in state.hosts.items():
-        if record.hostname and record.hostname == node_name:
-            return ip
-    return address if address in state.hosts else (node_name or address)
 
 
 def _unread_finding(ip: str, record: HostRecord, fact: HostFacts) -> Finding:

@@ -56,7 +56,7 @@ def plan(graph: ActionGraph, desired: Cluster, state: State, kept: list[str]) ->
     endpoint = desired.registry.endpoint if desired.registry else ""
     serve_ids = []
     planned = set(graph.ids())  # once: thousands of kept hosts look it up
-    upgrades = [i for i in planned if i.split(".", 1)[0] in UPGRADES]
+    upgrades = sorted(i for i in planned if i.split(".", 1)[0] in UPGRADES)
     for ip in kept:
         record = state.hosts[ip]
         before = [action_id(k, ip) for k in ROOTFS_STEPS if action_id(k, ip) in planned]

@@ -357,3 +357,22 @@ def test_turning_ha_on_serves_from_every_master_and_moves_every_host(tmp_path):
     # And back: the two stop serving, every host is pointed at the first master again.
     back = {a.id for a in make_plan(single, _running(load(True), "x")).actions}
     assert {"stop_registry.10.0.0.2", "stop_registry.10.0.0.3"} <= back
+
+
+def test_an_upgrade_waits_for_the_registry_to_serve_the_new_versions_images(tmp_path):
+    def load(version: str):
+        image = SANDBOX_IMAGES / f"kubernetes-{version}"
+        path = write_clusterfile(
+            tmp_path / "Clusterfile", cluster_doc(["10.0.0.1"], ["10.0.0.2"], image=str(image))
+        )
+        return clusterfile.load(str(path), environ={})[0]
+
+    old, new = load("v1.25.3"), load("v1.26.1")
+    assert old.registry and {c["name"] for c in new.image.container_images} >= {
+        "kube-apiserver:v1.26.1"
+    }
+    actions = {a.id: a for a in make_plan(new, _running(old, "x")).actions}
+    serve = actions["serve_registry.10.0.0.1"]
+    assert serve.depends_on == ()  # the registry program of the rootfs the host has
+    upgrades = [a for i, a in actions.items() if i.startswith("upgrade_")]
+    assert upgrades and all(serve.id in a.depends_on for a in upgrades)
