@@ -28,6 +28,7 @@ from operations.common import (
     write_state,
 )
 from operations.events import Listener
+from planner import registry as registry_rules
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,18 @@ def import_cluster(request: ImportRequest, listener: Listener) -> ImportResult:
             },
         )
         if request.running:
+            # The registry as the image and the Clusterfile say it is served and used: drift
+            # tells when a host does not (registry_unreachable, registry_config_changed).
+            served, client = registry_rules.wanted(cluster, lineage)
+            hosts = {
+                ip: record.with_fields(
+                    registry=client.get(ip, ""), registry_served=served.get(ip, "")
+                )
+                for ip, record in adopted.hosts.items()
+            }
             adopted = replace(
                 adopted,
+                hosts=hosts,
                 launch_digest=launch_digest(cluster.launch_cmds, cluster)
                 if cluster.launch_cmds
                 else None,
