@@ -76,6 +76,8 @@ PROVIDERS = {
     # ClusterImage's init.sh installs it); a host without one starts nothing
     "systemctl": ("optional", "a sandbox host's own, from the image it was given"),
     "sealer": ("project", "pip install -e . into .venv"),
+    # the stand-in kubelet's, on sandbox hosts: the kubernetes images carry it in bin/
+    "ctr": ("vendored", "containerd"),
 }
 
 
@@ -91,6 +93,14 @@ def setup_packages() -> set[str]:
     """The packages scripts/setup installs when a program of theirs is missing."""
     text = (programs.ROOT / "scripts/setup").read_text()
     return set(re.findall(r"missing\+=\(([\w.+-]+)\)", text))
+
+
+def vendored_packages() -> set[str]:
+    """The Debian packages scripts/setup downloads and unpacks for the sandbox images."""
+    text = (programs.ROOT / "scripts/setup").read_text()
+    return {
+        p for line in re.findall(r"apt-get download -qq ([\w .+-]+)", text) for p in line.split()
+    }
 
 
 def test_every_program_run_is_provided_for():
@@ -117,6 +127,8 @@ def test_each_provider_is_real():
             missing.append(f"{program}: scripts/setup does not install {package}")
         elif how == "fresh-check" and f"install -y -qq {package}" not in fresh_check:
             missing.append(f"{program}: scripts/fresh-check does not install {package}")
+        elif how == "vendored" and package not in vendored_packages():
+            missing.append(f"{program}: scripts/setup does not unpack {package}")
     assert not missing, missing
 
 
