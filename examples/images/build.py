@@ -332,14 +332,6 @@ def build(runtime: str, version: str, out: Path) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "bin").mkdir(parents=True)
-    metadata = {
-        "version": version,
-        "arch": "amd64",
-        "variant": "sandbox",
-        "kubeVersion": version,
-        "ClusterRuntime": runtime,
-    }
-    (folder / "Metadata").write_text(json.dumps(metadata, indent=1) + "\n")
     for tool in BINARIES[runtime]:
         wrapper = WRAPPER.format(
             tool=tool,
@@ -374,20 +366,20 @@ def build(runtime: str, version: str, out: Path) -> Path:
     (folder / "etc").mkdir()
     name, text = ETC[runtime]
     (folder / "etc" / name).write_text(text.format(version=version))
-    registry = VENDOR / "registry" / "registry"
-    if not registry.exists():
-        sys.exit(
-            f"build.py: {registry} is missing; run scripts/setup (it unpacks Debian's registry)"
-        )
+    registry = _vendored("registry", "registry")
     shutil.copy(registry, folder / "bin" / "registry")
     for tool in REAL_BINARIES[runtime]:
-        source = VENDOR / "containerd" / tool
-        if not source.exists():
-            sys.exit(f"build.py: {source} is missing; run scripts/setup (it unpacks containerd)")
-        shutil.copy(source, folder / "bin" / tool)
-    if runtime == "kubernetes":
+        shutil.copy(_vendored("containerd", tool), folder / "bin" / tool)
+    metadata = {
+        "version": version,
+        "arch": "amd64",
+        "variant": "sandbox",
+        "kubeVersion": version,
+        "ClusterRuntime": runtime,
+    }
+    if REAL_BINARIES[runtime]:  # a container runtime: the images kubeadm pulls, in registry/
         metadata["containerImages"] = _control_plane_images(folder, version, registry)
-        (folder / "Metadata").write_text(json.dumps(metadata, indent=1) + "\n")
+    (folder / "Metadata").write_text(json.dumps(metadata, indent=1) + "\n")
     for path in list((folder / "bin").iterdir()) + list((folder / "scripts").iterdir()):
         os.chmod(path, 0o755)
     return folder
@@ -438,16 +430,23 @@ def _control_plane_images(folder: Path, version: str, registry_program: Path) ->
     return collected
 
 
+def _vendored(package: str, program: str) -> Path:
+    """A program scripts/setup unpacked from Debian's PACKAGE into .vendor/PACKAGE/."""
+    source = VENDOR / package / program
+    if not source.exists():
+        sys.exit(
+            f"build.py: {source} is missing; run scripts/setup (it unpacks Debian's {package})"
+        )
+    return source
+
+
 def _carry_libraries(lib: Path, runtime: str) -> None:
     """The real etcd (and etcdctl where the distribution ships it) and PyYAML's pure-Python
     parser, for the stand-ins."""
     lib.mkdir(parents=True)
     tools = ("etcd", "etcdctl") if runtime == "kubernetes" else ("etcd",)
     for tool in tools:
-        source = VENDOR / "etcd" / tool
-        if not source.exists():
-            sys.exit(f"build.py: {source} is missing; run scripts/setup (it unpacks Debian's etcd)")
-        shutil.copy(source, lib / tool)
+        shutil.copy(_vendored("etcd", tool), lib / tool)
         os.chmod(lib / tool, 0o755)
     (lib / "yaml").mkdir()
     for module in sorted(Path(yaml.__file__).parent.glob("*.py")):
