@@ -17,7 +17,8 @@ def api(server, method, path, body=None, timeout=10):
 
 
 def call_api(server, method, path, body=None, timeout=10):
-    """api(), but an API server that does not answer raises Unreachable."""
+    """api(), but an API server that does not answer, or answers that it is busy, raises
+    Unreachable."""
     import urllib.error
     import urllib.request
 
@@ -36,6 +37,8 @@ def call_api(server, method, path, body=None, timeout=10):
             message = json.loads(e.read()).get("error", str(e))
         except ValueError:
             message = str(e)
+        if e.code in (429, 503):  # busy (etcd electing a leader): the callers that retry do
+            raise Unreachable(message) from None
         fail(message)
     except OSError as e:
         raise Unreachable(f"the connection to the server {server} was refused: {e}") from None

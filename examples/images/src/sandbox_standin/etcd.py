@@ -24,16 +24,25 @@ class Etcd:
         self.endpoints = list(endpoints)
         self.timeout = timeout
 
-    def call(self, path, body, attempts=2):
-        """One request, to the first member that answers. A request that timed out (a
-        leader election drops proposals in flight) is tried again, as etcd's clients do;
-        every write sealer's stand-in makes is a compare-and-swap, so a retry is safe."""
-        for attempt in range(attempts):
+    # What etcd answers while it elects a leader (a member just added or gone): worth
+    # another try, as etcd's own clients and the API server's give one.
+    TRANSIENT = ("timed out", "leader changed", "no leader")
+
+    def call(self, path, body, patience=10):
+        """One request, to the first member that answers. A request that met an election
+        (a proposal dropped in flight, a leader changed) is tried again for up to `patience`
+        seconds; every write sealer's stand-in makes is a compare-and-swap, so a retry that
+        follows a write which did land fails its compare and the caller reads again."""
+        deadline, delay = time.time() + patience, 0.1
+        while True:
             try:
                 return self._call_once(path, body)
             except EtcdUnavailable as e:
-                if "timed out" not in str(e) or attempt == attempts - 1:
+                transient = any(t in str(e) for t in self.TRANSIENT)
+                if not transient or time.time() + delay > deadline:
                     raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _call_once(self, path, body):
         import urllib.error
