@@ -31,6 +31,10 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "src"))
+# kubeadm's image tags, from the one table the kubeadm stand-in names and pulls them by
+from sandbox_standin.kubeadm_images import image_tags  # noqa: E402
+
 VENDOR = HERE / ".vendor"
 VERSIONS = ("v1.25.3", "v1.26.1")
 BINARIES = {
@@ -51,14 +55,6 @@ BINARIES = {
 # Real programs the kubernetes images carry in bin/ (init.sh installs them in /usr/local/bin).
 CONTAINERD_TOOLS = ("containerd", "containerd-shim-runc-v2", "ctr", "runc")
 REAL_BINARIES = {"kubernetes": CONTAINERD_TOOLS, "k3s": (), "k0s": ()}
-
-# kubeadm's images for each minor (its constants: pause, etcd and CoreDNS versions), under
-# their registry.k8s.io names; kubeadm pulls them as IMAGE_REPOSITORY/NAME:TAG.
-CONTROL_PLANE_IMAGES = {
-    "v1.25": {"pause": "3.8", "etcd": "3.5.4-0", "coredns/coredns": "v1.9.3"},
-    "v1.26": {"pause": "3.9", "etcd": "3.5.6-0", "coredns/coredns": "v1.9.3"},
-}
-KUBE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 
 # The stand-in is imported as a package from the image's lib/ (not run as a script, which
 # Python compiles at every start): its bytecode, and PyYAML's, ship compiled in the image.
@@ -351,7 +347,7 @@ def build(runtime: str, version: str, out: Path) -> Path:
     (folder / "scripts").mkdir()
     extra = EXTRA_INIT[runtime]
     if REAL_BINARIES[runtime]:
-        pause = CONTROL_PLANE_IMAGES[minor(version)]["pause"]
+        pause = image_tags(version)["pause"]
         extra = CONTAINERD_INIT.format(pause=pause) + extra
     (folder / "scripts" / "init.sh").write_text(
         INIT.format(runtime=runtime, version=version, extra=extra)
@@ -385,15 +381,9 @@ def build(runtime: str, version: str, out: Path) -> Path:
     return folder
 
 
-def minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
-
-
 def control_plane_sources(version: str) -> list[str]:
     """kubeadm's images for this version, by their registry.k8s.io names."""
-    named = {component: version for component in KUBE_COMPONENTS}
-    named.update(CONTROL_PLANE_IMAGES[minor(version)])
-    return [f"registry.k8s.io/{name}:{tag}" for name, tag in named.items()]
+    return [f"registry.k8s.io/{name}:{tag}" for name, tag in image_tags(version).items()]
 
 
 def _control_plane_images(folder: Path, version: str, registry_program: Path) -> list[dict]:

@@ -13,6 +13,7 @@ from .apiserver import PORT, ControlPlane, init_cluster_data, wait_for_api
 from .cmdline import Refused
 from .common import BIN, RUN_DIR, fail, ip_address, load_yaml_documents, node_name, write_file
 from .etcd import ETCD_CLIENT_PORT, Etcd, EtcdUnavailable, etcd_command, etcd_url, wait_for_etcd
+from .kubeadm_images import DEFAULT_IMAGE_REPOSITORY, image_tags, minor_of
 from .kubelet import KUBE_DIR, KUBEADM_FLAGS, static_pod, static_pod_command, static_pod_image
 from .pki import apiserver_cert, ca_hash, make_ca, write_ca
 from .services import service_pid, stop_service
@@ -34,23 +35,14 @@ COMPONENT_API_VERSIONS = {
 KUBEADM_KINDS = ("InitConfiguration", "ClusterConfiguration", "JoinConfiguration")
 
 
-# kubeadm's image tags for each minor (cmd/kubeadm/app/constants): pause and etcd.
-KUBEADM_IMAGE_TAGS = {25: ("3.8", "3.5.4-0"), 26: ("3.9", "3.5.6-0"), 27: ("3.9", "3.5.7-0")}
-DEFAULT_IMAGE_REPOSITORY = "registry.k8s.io"
-
-
 def control_plane_images(version, cluster_configuration):
     """The images of the static pods kubeadm writes (and the sandbox's), as kubeadm names
     them: ClusterConfiguration.imageRepository (registry.k8s.io by default)/NAME:TAG."""
     repository = cluster_configuration.get("imageRepository") or DEFAULT_IMAGE_REPOSITORY
     repository = str(repository).rstrip("/")
-    minor = minor_of(version)
-    known = KUBEADM_IMAGE_TAGS.get(minor) or KUBEADM_IMAGE_TAGS[max(KUBEADM_IMAGE_TAGS)]
-    pause, etcd = known
+    tags = image_tags(version)
     return {
-        "etcd": f"{repository}/etcd:{etcd}",
-        "kube-apiserver": f"{repository}/kube-apiserver:{version}",
-        "pause": f"{repository}/pause:{pause}",
+        name: f"{repository}/{name}:{tags[name]}" for name in ("etcd", "kube-apiserver", "pause")
     }
 
 
@@ -68,11 +60,6 @@ def pull_images(images):
                 f"[preflight] Some fatal errors occurred:\n\t[ERROR ImagePull]: failed to pull "
                 f"image {image}: output: {message}, error: exit status 1"
             )
-
-
-def minor_of(version):
-    m = re.match(r"v?1\.(\d+)\.\d+", str(version))
-    return int(m[1]) if m else None
 
 
 def read_kubeadm_config(path, version):
