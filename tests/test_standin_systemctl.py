@@ -113,3 +113,24 @@ def test_enable_links_a_wanted_unit_for_the_next_boot_and_disable_removes_it(
     assert said["state"] == ("active" if "--now" in argv else "inactive")
     assert said["after"].strip() == ""
     assert ("no installation config" in done.stderr) is not wanted
+
+
+def test_start_runs_a_wanted_unit_without_enabling_it():
+    """`start` is not `enable`: the unit runs now and is not linked for the next boot."""
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", ENABLE, "sh", "start"]
+        + ["demo"],
+        env={
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "EXEC_START": "/bin/sleep 300",
+            "INSTALL": "[Install]\nWantedBy=multi-user.target\n",
+            "SYSTEMCTL": str(SYSTEMCTL),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    said = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert said["link"].strip() == ""
+    assert said["state"] == "active"

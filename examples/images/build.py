@@ -102,13 +102,16 @@ elif [ $# -eq 2 ] && [ "$1" = start ]; then unit=${2%.service}
 fi
 case $unit in ''|*[!A-Za-z0-9@._-]*) unit= ;; esac
 wanted=
-if [ -n "$enable" ] && [ -n "$unit" ] && [ -f "/etc/systemd/system/$unit.service" ]; then
-  while IFS= read -r line; do
-    [ "$line" = WantedBy=multi-user.target ] && wanted=1
+if [ -n "$unit" ] && [ -f "/etc/systemd/system/$unit.service" ]; then
+  while IFS= read -r line; do  # one read: whether boot starts the unit, and what it runs
+    case $line in
+      WantedBy=multi-user.target) wanted=1 ;;
+      ExecStart=*) [ -n "$command" ] || command=${line#ExecStart=} ;;
+    esac
   done < "/etc/systemd/system/$unit.service"
 fi
 [ -n "$enable" ] && [ -z "$wanted" ] && unit=  # left to the stand-in (its warning)
-if [ -n "$wanted" ]; then
+if [ -n "$enable" ] && [ -n "$wanted" ]; then
   wants=/etc/systemd/system/multi-user.target.wants
   mkdir -p "$wants" && ln -sfn "/etc/systemd/system/$unit.service" "$wants/$unit.service"
   if [ $# -eq 2 ]; then
@@ -118,11 +121,10 @@ if [ -n "$wanted" ]; then
     exit 0
   fi
 fi
-if [ -n "$unit" ] && [ -z "$SANDBOX_SERVICE" ] && [ -f "/etc/systemd/system/$unit.service" ] \\
-    && command -v setsid >/dev/null; then
-  while IFS= read -r line; do
-    case $line in ExecStart=*) command=${line#ExecStart=}; break ;; esac
-  done < "/etc/systemd/system/$unit.service"
+if [ -z "$unit" ] || [ -n "$SANDBOX_SERVICE" ] || ! command -v setsid >/dev/null; then
+  command=
+fi
+if [ -n "$command" ]; then
   case $command in *[!A-Za-z0-9\\ /._=,:@-]*) command= ;; esac
   # The service inherits no descriptor of ours beyond 0-2 (a caller's `flock` lock would live
   # as long as the service): 3-9 are closed for it, higher ones (sh keeps this script open on
