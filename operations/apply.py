@@ -93,31 +93,45 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             return ApplyResult("apply", None, accepted=len(refreshed.findings))
         if refreshed.findings:
             listener.drift(refreshed.findings)
-        joining = prechecks.Joining()
-        if checking:
-            joining = prechecks.read_joining(cluster, locked.state, request.ssh)
-        machines = {**refreshed.machines, **joining.machines}
-        platforms.check(cluster, machines)
-        made = plan_for(
-            cluster,
-            refreshed.live,
-            False,
-            request.max_unavailable,
-            request.targets,
-            request.replace,
-        )
-        refreshed.check_readable(cluster, made, joining.unread)  # before any host is touched
-        if checking:
-            checked = prechecks.evaluate(
-                cluster, locked.state, made, refreshed.checks, joining, skip
+        # the joining hosts' connections serve the actions too: one handshake per host
+        driver = None
+        if checking and set(cluster.hosts) - set(locked.state.hosts):
+            driver = ssh_driver(cluster, locked.state, request.ssh, pin_keys=True)
+        try:
+            return _plan_and_execute(
+                request, listener, cluster, locked, refreshed, checking, skip, driver
             )
-            checked.raise_if_blocking(listener)  # before any host is touched
-            for line in checked.warnings:
-                listener.warning(line)
-        if made.empty and refreshed.jump_keys:  # nothing to do, but bastions met: pin them
-            pins = {**locked.state.jump_keys, **refreshed.jump_keys}
-            write_state(locked, replace(locked.state, jump_keys=pins))
-        return execute(request, listener, made, cluster, locked, refreshed.live, "apply")
+        finally:
+            if driver is not None:
+                driver.close()  # a plan refused or declined; after a run, already closed
+
+
+def _plan_and_execute(request, listener, cluster, locked, refreshed, checking, skip, driver):
+    """apply() once the hosts are refreshed: the joining hosts read, the plan made and
+    checked against them, then run."""
+    joining = prechecks.Joining()
+    if checking:
+        joining = prechecks.read_joining(cluster, locked.state, request.ssh, driver)
+    machines = {**refreshed.machines, **joining.machines}
+    platforms.check(cluster, machines)
+    made = plan_for(
+        cluster,
+        refreshed.live,
+        False,
+        request.max_unavailable,
+        request.targets,
+        request.replace,
+    )
+    refreshed.check_readable(cluster, made, joining.unread)  # before any host is touched
+    if checking:
+        checked = prechecks.evaluate(cluster, locked.state, made, refreshed.checks, joining, skip)
+        checked.raise_if_blocking(listener)  # before any host is touched
+        for line in checked.warnings:
+            listener.warning(line)
+    if made.empty and refreshed.jump_keys:  # nothing to do, but bastions met: pin them
+        pins = {**locked.state.jump_keys, **refreshed.jump_keys}
+        write_state(locked, replace(locked.state, jump_keys=pins))
+    return execute(request, listener, made, cluster, locked, refreshed.live, "apply", driver)
 
 
 def destroy(request: ApplyRequest, listener: Listener) -> ApplyResult:
@@ -173,8 +187,10 @@ def execute(
     locked: Locked,
     state: State,
     operation: str,
+    driver=None,
 ) -> ApplyResult:
-    """Show the plan, get it approved, run it. state: what the plan was made against."""
+    """Show the plan, get it approved, run it. state: what the plan was made against.
+    driver: connections the run already opened (None: opened here)."""
     listener.planned(plan)
     if plan.empty:
         if request.approved:
@@ -191,7 +207,7 @@ def execute(
         cluster,
         locked.backend,
         state,
-        ssh_driver(cluster, state, request.ssh, pin_keys=True),
+        driver or ssh_driver(cluster, state, request.ssh, pin_keys=True),
         listener,
         ApplyOptions(parallelism=request.parallelism, drain=request.drain),
         stop=request.stop,

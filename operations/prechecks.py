@@ -92,8 +92,10 @@ def data_root(cluster: Cluster, state: State) -> str:
     )
 
 
-def read_joining(cluster: Cluster, state: State, ssh: SSHSettings) -> Joining:
-    """The Clusterfile's hosts the state does not hold, asked in parallel, one command each."""
+def read_joining(cluster: Cluster, state: State, ssh: SSHSettings, driver=None) -> Joining:
+    """The Clusterfile's hosts the state does not hold, asked in parallel, one command each.
+    driver: the run's connections, kept open for the actions that follow (an apply: a
+    thousand joining hosts are a thousand handshakes, paid once); None: our own, closed."""
     from executors import distribute
     from executors import prechecks as probes
     from executors.driver import HostError
@@ -104,7 +106,9 @@ def read_joining(cluster: Cluster, state: State, ssh: SSHSettings) -> Joining:
         return Joining()
     root = data_root(cluster, state)
     fact = probes.joining(distribute.rootfs_dir(cluster.name, root), root)
-    driver = ssh_driver(cluster, state, ssh, pin_keys=True)
+    own = driver is None
+    if own:
+        driver = ssh_driver(cluster, state, ssh, pin_keys=True)
     found, unread = {}, {}
 
     def ask(ip: str) -> None:
@@ -117,7 +121,8 @@ def read_joining(cluster: Cluster, state: State, ssh: SSHSettings) -> Joining:
         with ThreadPoolExecutor(min(len(ips), 64)) as pool:
             list(pool.map(ask, ips))
     finally:
-        driver.close()
+        if own:
+            driver.close()
     return Joining(found, unread)
 
 

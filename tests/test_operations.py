@@ -269,3 +269,23 @@ def test_destroy_forgets_a_dead_host_without_resetting_it_and_resets_the_others(
     assert setup.backend.stored["hosts"] == {}
     assert [c for c in setup.fake.ran(W2) if c != "true"] == []  # only asked if it answers
     assert any("rm -rf" in c for c in setup.fake.ran(W1))  # the living are cleaned
+
+
+def test_a_first_apply_reads_and_joins_each_host_over_one_connection(setup):
+    """The host checks' read of the joining hosts and the actions share the run's connections
+    (a first apply paid two SSH handshakes per host), and they are closed however the apply
+    ends."""
+    drivers = []
+
+    def counting(hosts, timeouts, pinned):
+        drivers.append(setup.fake.connect(hosts, timeouts, pinned))
+        return drivers[-1]
+
+    setup.ssh = SSHSettings(connect=counting)
+    declined = setup.apply_request(setup.clusterfile(), refresh=True, auto_approve=False)
+    with pytest.raises(SealerError):
+        applying.apply(declined, Recorder(answer=False))
+    assert len(drivers) == 1 and drivers[0].closed
+    assert any("pc_swap_kb" in c for c in setup.fake.ran(W1))  # the checks read the host
+    result = applying.apply(setup.apply_request(setup.clusterfile(), refresh=True), Recorder())
+    assert result.ok and len(drivers) == 2 and drivers[1].closed
