@@ -28,11 +28,13 @@ class Etcd:
     # another try, as etcd's own clients and the API server's give one.
     TRANSIENT = ("timed out", "leader changed", "no leader")
 
-    def call(self, path, body, patience=10):
+    def call(self, path, body, patience=4):
         """One request, to the first member that answers. A request that met an election
         (a proposal dropped in flight, a leader changed) is tried again for up to `patience`
-        seconds; every write sealer's stand-in makes is a compare-and-swap, so a retry that
-        follows a write which did land fails its compare and the caller reads again."""
+        seconds: an election takes one or two; a cluster without quorum must still answer
+        within a client's timeout (kubectl's 10 s here), with etcd's error, not a hang-up.
+        Every write sealer's stand-in makes is a compare-and-swap, so a retry that follows a
+        write which did land fails its compare and the caller reads again."""
         deadline, delay = time.time() + patience, 0.1
         while True:
             try:
