@@ -27,6 +27,7 @@ from cluster.records import State, set_field, update_host
 from executors import preparation
 from executors.context import ApplyContext
 from executors.driver import Driver
+from executors.facts import Seen
 from executors.fanout import fan_out
 from executors.journal import Journal
 from executors.scheduler import Events, Outcome, run_dag
@@ -41,6 +42,10 @@ class ApplyOptions:
     parallelism: int = 10
     drain: DrainPolicy = DrainPolicy()
     relay: bool = os.environ.get("SEALER_RELAY", "1") != "0"  # executors/relay.py
+    # The joining hosts as the plan's host checks read them moments before (name, the marker
+    # of the rootfs at seen_rootfs, machine): the preparations do not ask them again.
+    seen: dict[str, Seen] = dataclasses.field(default_factory=dict)
+    seen_rootfs: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class Applier:
         self.options = options
         self.journal = Journal(backend, state)
         self.ctx = ApplyContext(plan, desired, self.journal, driver, events, options.drain, image)
+        if options.seen_rootfs == self.ctx.rootfs:  # the marker read is of this rootfs
+            self.ctx.seen = dict(options.seen)
         self.stop = stop or threading.Event()  # set: start no new action
 
     def run_plan(self) -> Outcome:

@@ -31,8 +31,10 @@ def relay_rootfs(ctx: ApplyContext, ips: list[str]) -> None:
     """Look at every host at once; send the image's tarball to those that need it through
     the hosts themselves (executors/relay.py). A host without a good receipt is sent the
     tarball directly by its preparation."""
-    with ThreadPoolExecutor(min(len(ips), 64)) as pool:
-        ctx.seen = dict(zip(ips, pool.map(ctx.name_and_marker, ips), strict=True))
+    unseen = [ip for ip in ips if ip not in ctx.seen]  # the host checks read the others
+    if unseen:
+        with ThreadPoolExecutor(min(len(unseen), 64)) as pool:
+            ctx.seen.update(zip(unseen, pool.map(ctx.name_and_marker, unseen), strict=True))
     # Hosts that hold an older rootfs get only what changed (executors/delta.py). The relay
     # carries one tarball: the instance of the most hosts' platform (a multi-arch image's
     # other instances go to their hosts directly).

@@ -131,7 +131,9 @@ def _plan_and_execute(request, listener, cluster, locked, refreshed, checking, s
     if made.empty and refreshed.jump_keys:  # nothing to do, but bastions met: pin them
         pins = {**locked.state.jump_keys, **refreshed.jump_keys}
         write_state(locked, replace(locked.state, jump_keys=pins))
-    return execute(request, listener, made, cluster, locked, refreshed.live, "apply", driver)
+    return execute(
+        request, listener, made, cluster, locked, refreshed.live, "apply", driver, joining
+    )
 
 
 def destroy(request: ApplyRequest, listener: Listener) -> ApplyResult:
@@ -188,9 +190,11 @@ def execute(
     state: State,
     operation: str,
     driver=None,
+    joining: prechecks.Joining | None = None,
 ) -> ApplyResult:
     """Show the plan, get it approved, run it. state: what the plan was made against.
-    driver: connections the run already opened (None: opened here)."""
+    driver: connections the run already opened (None: opened here); joining: what the host
+    checks read of the joining hosts (not asked again)."""
     listener.planned(plan)
     if plan.empty:
         if request.approved:
@@ -209,7 +213,12 @@ def execute(
         state,
         driver or ssh_driver(cluster, state, request.ssh, pin_keys=True),
         listener,
-        ApplyOptions(parallelism=request.parallelism, drain=request.drain),
+        ApplyOptions(
+            parallelism=request.parallelism,
+            drain=request.drain,
+            seen=joining.seen if joining else {},
+            seen_rootfs=joining.rootfs if joining else "",
+        ),
         stop=request.stop,
     )
     with listener.executing(plan):

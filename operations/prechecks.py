@@ -38,6 +38,18 @@ class Joining:
 
     found: dict[str, dict] = field(default_factory=dict)  # ip -> joining() facts
     unread: dict[str, str] = field(default_factory=dict)  # ip -> why
+    rootfs: str = ""  # the folder whose marker was read
+
+    @property
+    def seen(self) -> dict:
+        """ip -> executors.facts.Seen: what a preparation would ask the host first."""
+        from executors.facts import Seen
+
+        return {
+            ip: Seen(f["hostname"], f.get("marker", ""), f["machine"])
+            for ip, f in self.found.items()
+            if f.get("hostname") and f.get("machine")
+        }
 
     @property
     def machines(self) -> dict[str, str]:
@@ -105,7 +117,8 @@ def read_joining(cluster: Cluster, state: State, ssh: SSHSettings, driver=None) 
     if not ips:
         return Joining()
     root = data_root(cluster, state)
-    fact = probes.joining(distribute.rootfs_dir(cluster.name, root), root)
+    rootfs = distribute.rootfs_dir(cluster.name, root)
+    fact = probes.joining(rootfs, root)
     own = driver is None
     if own:
         driver = ssh_driver(cluster, state, ssh, pin_keys=True)
@@ -123,7 +136,7 @@ def read_joining(cluster: Cluster, state: State, ssh: SSHSettings, driver=None) 
     finally:
         if own:
             driver.close()
-    return Joining(found, unread)
+    return Joining(found, unread, rootfs)
 
 
 def evaluate(

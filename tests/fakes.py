@@ -45,6 +45,8 @@ class FakeCluster:
             return Result(
                 0, f"hostname={name}\nmarker=\nversion={self.version}\nservices=active\n", ""
             )
+        if "pc_swap_kb" in command:  # the host checks' read of a joining host (identity part)
+            return Result(0, f"hostname={name}\nmarker=\nmachine=x86_64\n", "")
         if command.startswith("hostname"):
             return Result(0, f"{name}\n", "")
         if "get nodes -o json" in command:

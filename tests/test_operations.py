@@ -289,3 +289,5 @@ def test_a_first_apply_reads_and_joins_each_host_over_one_connection(setup):
     assert any("pc_swap_kb" in c for c in setup.fake.ran(W1))  # the checks read the host
     result = applying.apply(setup.apply_request(setup.clusterfile(), refresh=True), Recorder())
     assert result.ok and len(drivers) == 2 and drivers[1].closed
+    # what the checks read (name, rootfs marker, machine), the preparations do not ask again
+    assert not [c for c in setup.fake.ran() if c.startswith("hostname; uname -m")]
