@@ -199,7 +199,7 @@ def test_host_that_accepts_tcp_but_never_speaks_ssh_times_out(hosts, tmp_path):
         assert f"failed:  join_worker.{ip(2)}: {ip(2)}: cannot connect over SSH" in result.stderr
         assert set(cluster.state()["hosts"]) == {ip(1)}
     finally:
-        for pid in frozen:  # a process named sshd that was between fork and exec may be gone
+        for pid in frozen:  # a session of an earlier connection (sshd too) may have ended
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
 
