@@ -84,6 +84,27 @@ echo "after $(ls /etc/systemd/system/multi-user.target.wants/ | tr '\n' ' ')"
 """
 
 
+WANTED = "[Install]\nWantedBy=multi-user.target\n"
+
+
+def run_enable_script(argv, exec_start, install):
+    """ENABLE for a demo unit with this ExecStart and [Install] section: (stderr, what it said)."""
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", ENABLE, "sh", *argv],
+        env={
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "EXEC_START": exec_start,
+            "INSTALL": install,
+            "SYSTEMCTL": str(SYSTEMCTL),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr, dict(line.split(" ", 1) for line in done.stdout.splitlines())
+
+
 @pytest.mark.parametrize(
     "exec_start", ["/bin/sleep 300", "/bin/sh -c 'exec sleep 300'"], ids=["sh", "python"]
 )
@@ -94,43 +115,16 @@ def test_enable_links_a_wanted_unit_for_the_next_boot_and_disable_removes_it(
 ):
     """As systemd: `enable` links a unit with WantedBy=multi-user.target (what a sandbox host
     starts when it boots again), warns about one without [Install], and starts only with --now."""
-    done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", ENABLE, "sh", *argv],
-        env={
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "EXEC_START": exec_start,
-            "INSTALL": "[Install]\nWantedBy=multi-user.target\n" if wanted else "",
-            "SYSTEMCTL": str(SYSTEMCTL),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    said = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    stderr, said = run_enable_script(argv, exec_start, WANTED if wanted else "")
     expected = "/etc/systemd/system/demo.service" if wanted else ""
     assert said["link"].strip() == expected
     assert said["state"] == ("active" if "--now" in argv else "inactive")
     assert said["after"].strip() == ""
-    assert ("no installation config" in done.stderr) is not wanted
+    assert ("no installation config" in stderr) is not wanted
 
 
 def test_start_runs_a_wanted_unit_without_enabling_it():
     """`start` is not `enable`: the unit runs now and is not linked for the next boot."""
-    done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", ENABLE, "sh", "start"]
-        + ["demo"],
-        env={
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "EXEC_START": "/bin/sleep 300",
-            "INSTALL": "[Install]\nWantedBy=multi-user.target\n",
-            "SYSTEMCTL": str(SYSTEMCTL),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    said = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    _, said = run_enable_script(("start", "demo"), "/bin/sleep 300", WANTED)
     assert said["link"].strip() == ""
     assert said["state"] == "active"
