@@ -95,7 +95,7 @@ def apply(request: ApplyRequest, listener: Listener) -> ApplyResult:
             listener.drift(refreshed.findings)
         # the joining hosts' connections serve the actions too: one handshake per host
         driver = None
-        if checking and set(cluster.hosts) - set(locked.state.hosts):
+        if checking and prechecks.joining_hosts(cluster, locked.state):
             driver = ssh_driver(cluster, locked.state, request.ssh, pin_keys=True)
         try:
             return _plan_and_execute(

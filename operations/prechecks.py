@@ -104,6 +104,11 @@ def data_root(cluster: Cluster, state: State) -> str:
     )
 
 
+def joining_hosts(cluster: Cluster, state: State) -> list[str]:
+    """The Clusterfile's hosts the state does not hold: the ones read_joining asks."""
+    return sorted(set(cluster.hosts) - set(state.hosts))
+
+
 def read_joining(cluster: Cluster, state: State, ssh: SSHSettings, driver=None) -> Joining:
     """The Clusterfile's hosts the state does not hold, asked in parallel, one command each.
     driver: the run's connections, kept open for the actions that follow (an apply: a
@@ -113,7 +118,7 @@ def read_joining(cluster: Cluster, state: State, ssh: SSHSettings, driver=None) 
     from executors.driver import HostError
     from executors.facts import read
 
-    ips = sorted(set(cluster.hosts) - set(state.hosts))
+    ips = joining_hosts(cluster, state)
     if not ips:
         return Joining()
     root = data_root(cluster, state)
